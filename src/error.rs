@@ -1,0 +1,128 @@
+//! The crate's one error type. Every variant maps onto one C status code
+//! (see `ffi::status`), and its `Display` text is what
+//! `adj_last_error_message()` returns: what was wrong, which argument, and
+//! the expected and found values.
+
+use crate::krylov::SolveReport;
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `adjunct`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// A required pointer argument was NULL (C ABI only).
+    NullArgument {
+        /// Name of the argument, as in the C header.
+        argument: &'static str,
+    },
+    /// An argument has an invalid value (NaN, negative size, unsorted indices, ...).
+    InvalidArgument {
+        /// Name of the argument.
+        argument: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Two sizes that must agree do not.
+    DimensionMismatch {
+        /// Name of the argument whose size is wrong.
+        argument: &'static str,
+        /// The size it must have.
+        expected: usize,
+        /// The size it has.
+        found: usize,
+    },
+    /// A matrix or preconditioner is not symmetric positive definite
+    /// (found while factoring it, before any solve).
+    NotSpd {
+        /// What was found.
+        message: String,
+    },
+    /// An iterative solve stopped without converging: it reached its
+    /// iteration limit, detected an indefinite operator or preconditioner,
+    /// produced NaN/Inf, or a callback failed. The report says which.
+    SolveFailed {
+        /// Name of the solver ("CG", ...).
+        solver: &'static str,
+        /// The state of the solve when it stopped.
+        report: Box<SolveReport>,
+        /// The underlying cause when a callback failed.
+        cause: Option<Box<Error>>,
+    },
+    /// A user callback returned a nonzero status.
+    Callback {
+        /// Which callback ("operator apply", "preconditioner", ...).
+        callback: &'static str,
+        /// The nonzero value it returned.
+        code: i32,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(argument: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            argument,
+            message: message.into(),
+        }
+    }
+
+    /// Checks `found == expected` for the length of `argument`.
+    pub fn check_len(argument: &'static str, expected: usize, found: usize) -> Result<()> {
+        if expected == found {
+            Ok(())
+        } else {
+            Err(Error::DimensionMismatch {
+                argument,
+                expected,
+                found,
+            })
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NullArgument { argument } => write!(f, "argument `{argument}` is NULL"),
+            Error::InvalidArgument { argument, message } => {
+                write!(f, "invalid argument `{argument}`: {message}")
+            }
+            Error::DimensionMismatch {
+                argument,
+                expected,
+                found,
+            } => write!(
+                f,
+                "dimension mismatch for `{argument}`: expected length {expected}, found {found}"
+            ),
+            Error::NotSpd { message } => {
+                write!(f, "not symmetric positive definite: {message}")
+            }
+            Error::SolveFailed {
+                solver,
+                report,
+                cause,
+            } => {
+                write!(
+                    f,
+                    "{solver} stopped after {} iterations: {} (residual norm {:.3e}, relative {:.3e})",
+                    report.iterations,
+                    report.reason.description(),
+                    report.residual_norm,
+                    report.relative_residual
+                )?;
+                if let Some(cause) = cause {
+                    write!(f, ": {cause}")?;
+                }
+                Ok(())
+            }
+            Error::Callback { callback, code } => {
+                write!(f, "the {callback} callback returned {code}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,75 @@
+//! Checked conversion of C pointer arguments.
+
+use crate::error::{Error, Result};
+
+/// The `len` elements at `ptr` as a slice; `argument` names it in errors.
+///
+/// # Safety
+/// When non-NULL, `ptr` must point to `len` readable, initialised elements
+/// that outlive the returned slice and are not written meanwhile.
+pub(crate) unsafe fn slice<'a, T>(
+    ptr: *const T,
+    len: usize,
+    argument: &'static str,
+) -> Result<&'a [T]> {
+    if ptr.is_null() {
+        return Err(Error::NullArgument { argument });
+    }
+    // SAFETY: non-NULL, and the caller guarantees `len` valid elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// The `len` elements at `ptr` as a mutable slice.
+///
+/// # Safety
+/// When non-NULL, `ptr` must point to `len` writable elements that outlive
+/// the returned slice and are not accessed otherwise meanwhile.
+pub(crate) unsafe fn slice_mut<'a, T>(
+    ptr: *mut T,
+    len: usize,
+    argument: &'static str,
+) -> Result<&'a mut [T]> {
+    if ptr.is_null() {
+        return Err(Error::NullArgument { argument });
+    }
+    // SAFETY: non-NULL, and the caller guarantees `len` valid elements.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
+/// The object behind a handle pointer.
+///
+/// # Safety
+/// When non-NULL, `ptr` must be a live handle returned by this library.
+pub(crate) unsafe fn handle<'a, T>(ptr: *const T, argument: &'static str) -> Result<&'a T> {
+    // SAFETY: the caller guarantees a live handle when non-NULL.
+    unsafe { ptr.as_ref() }.ok_or(Error::NullArgument { argument })
+}
+
+/// Checks that an output pointer is non-NULL before any work is done.
+pub(crate) fn out_ptr<T>(ptr: *mut T, argument: &'static str) -> Result<()> {
+    if ptr.is_null() {
+        Err(Error::NullArgument { argument })
+    } else {
+        Ok(())
+    }
+}
+
+/// Moves `value` into a new handle written to `*out`.
+///
+/// # Safety
+/// `out` must be valid for a write (checked non-NULL by [`out_ptr`]).
+pub(crate) unsafe fn emit_handle<T>(out: *mut *mut T, value: T) {
+    // SAFETY: the caller checked `out` and guarantees it is writable.
+    unsafe { *out = Box::into_raw(Box::new(value)) };
+}
+
+/// Releases a handle made by [`emit_handle`]; NULL is accepted.
+///
+/// # Safety
+/// `ptr` must be NULL or a live handle of type T, not used afterwards.
+pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: the caller guarantees a live handle made by `emit_handle`.
+        drop(unsafe { Box::from_raw(ptr) });
+    }
+}

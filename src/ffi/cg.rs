@@ -1,0 +1,198 @@
+//! `adj_cg_solve`: preconditioned conjugate gradient.
+
+use super::args::{handle, slice, slice_mut};
+use super::operator::adj_operator;
+use super::precond::adj_precond;
+use super::status::{adj_status, boundary};
+use crate::error::Error;
+use crate::krylov::{cg, CgOptions, Identity, Preconditioner, SolveReason, SolveReport};
+
+/// Why a solve stopped (`adj_solve_report.reason`), numbered as PETSc's
+/// `KSPConvergedReason`: positive converged, negative diverged.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum adj_solve_reason {
+    /// Converged: ‖r‖ ≤ rtol·‖b‖.
+    ADJ_CONVERGED_RTOL = 2,
+    /// Converged: ‖r‖ ≤ atol.
+    ADJ_CONVERGED_ATOL = 3,
+    /// Diverged: the iteration limit was reached.
+    ADJ_DIVERGED_MAX_ITERATIONS = -3,
+    /// Diverged: the preconditioner is not positive definite (rᵀM⁻¹r ≤ 0).
+    ADJ_DIVERGED_INDEFINITE_PRECONDITIONER = -8,
+    /// Diverged: NaN or infinity in the iteration.
+    ADJ_DIVERGED_NAN_OR_INF = -9,
+    /// Diverged: the operator is not positive definite (pᵀAp ≤ 0).
+    ADJ_DIVERGED_INDEFINITE_OPERATOR = -10,
+    /// Diverged: a callback returned nonzero.
+    ADJ_DIVERGED_CALLBACK = -100,
+}
+
+impl From<SolveReason> for adj_solve_reason {
+    fn from(reason: SolveReason) -> Self {
+        match reason {
+            SolveReason::ConvergedRtol => Self::ADJ_CONVERGED_RTOL,
+            SolveReason::ConvergedAtol => Self::ADJ_CONVERGED_ATOL,
+            SolveReason::DivergedMaxIterations => Self::ADJ_DIVERGED_MAX_ITERATIONS,
+            SolveReason::DivergedIndefinitePreconditioner => {
+                Self::ADJ_DIVERGED_INDEFINITE_PRECONDITIONER
+            }
+            SolveReason::DivergedNanOrInf => Self::ADJ_DIVERGED_NAN_OR_INF,
+            SolveReason::DivergedIndefiniteOperator => Self::ADJ_DIVERGED_INDEFINITE_OPERATOR,
+            SolveReason::DivergedCallback => Self::ADJ_DIVERGED_CALLBACK,
+        }
+    }
+}
+
+/// Options of `adj_cg_solve`. Start from `adj_cg_options_default()`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_cg_options {
+    /// Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
+    pub rtol: f64,
+    /// Absolute tolerance, in the units of b. Default 0.
+    pub atol: f64,
+    /// Iteration limit. Default 10000.
+    pub max_iterations: usize,
+    /// Nonzero: start from the x passed in; 0 (default): start from x = 0.
+    pub nonzero_initial_guess: i32,
+    /// Optional caller-owned buffer (NULL = none) receiving ‖r‖₂ after each
+    /// iteration, up to `residual_history_capacity` entries.
+    pub residual_history: *mut f64,
+    /// Capacity of `residual_history` in doubles.
+    pub residual_history_capacity: usize,
+}
+
+/// The outcome of a solve.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_solve_report {
+    /// Iterations performed.
+    pub iterations: usize,
+    /// ‖r‖₂ of the recursively updated residual at the end.
+    pub residual_norm: f64,
+    /// ‖b − A x‖₂ recomputed from the final x (NaN after a callback failure).
+    pub true_residual_norm: f64,
+    /// true_residual_norm / ‖b‖₂ (0 when b = 0).
+    pub relative_residual: f64,
+    /// ‖b − A x₀‖₂.
+    pub initial_residual_norm: f64,
+    /// Why the solve stopped.
+    pub reason: adj_solve_reason,
+    /// Entries written to `adj_cg_options.residual_history`.
+    pub residual_history_length: usize,
+}
+
+/// The default options: rtol 1e-8, atol 0, 10000 iterations, zero initial
+/// guess, no history.
+#[no_mangle]
+pub extern "C" fn adj_cg_options_default() -> adj_cg_options {
+    let d = CgOptions::default();
+    adj_cg_options {
+        rtol: d.rtol,
+        atol: d.atol,
+        max_iterations: d.max_iterations,
+        nonzero_initial_guess: 0,
+        residual_history: std::ptr::null_mut(),
+        residual_history_capacity: 0,
+    }
+}
+
+/// Solves A x = b by preconditioned conjugate gradient, for symmetric
+/// positive definite A (`op`) and M (`precond`, NULL = none), to
+/// ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). `b` and `x` hold `n` doubles,
+/// n = the operator's dimension. `options` may be NULL (defaults).
+///
+/// On success (`ADJ_OK`), x holds the solution. On any failure x is left
+/// unchanged. `report` (may be NULL) and the residual history are written on
+/// success and also when the iteration itself failed (`ADJ_ERR_NOT_CONVERGED`,
+/// `ADJ_ERR_NOT_SPD` from pᵀAp ≤ 0 or rᵀM⁻¹r ≤ 0, `ADJ_ERR_CALLBACK`), so
+/// the caller can see how far it got. A CSR matrix that is not symmetric
+/// gives `ADJ_ERR_NOT_SPD`; a right-hand side inconsistent with a singular
+/// grid operator (a fluid region without air) gives `ADJ_ERR_INVALID_ARGUMENT`.
+/// Callbacks run on the calling thread.
+#[no_mangle]
+pub unsafe extern "C" fn adj_cg_solve(
+    op: *const adj_operator,
+    precond: *const adj_precond,
+    b: *const f64,
+    x: *mut f64,
+    n: usize,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?.linear_operator();
+        Error::check_len("n", op.dim(), n)?;
+        // SAFETY: the caller passes n doubles in b and x.
+        let (b, x) = unsafe { (slice(b, n, "b")?, slice_mut(x, n, "x")?) };
+        // SAFETY: NULL (defaults) or a valid options struct.
+        let c_options = unsafe { options.as_ref() }
+            .copied()
+            .unwrap_or_else(|| adj_cg_options_default());
+        let history = if c_options.residual_history.is_null() {
+            None
+        } else {
+            // SAFETY: non-NULL; the caller passes the stated capacity.
+            Some(unsafe {
+                slice_mut(
+                    c_options.residual_history,
+                    c_options.residual_history_capacity,
+                    "residual_history",
+                )
+            }?)
+        };
+        let options = CgOptions {
+            rtol: c_options.rtol,
+            atol: c_options.atol,
+            max_iterations: c_options.max_iterations,
+            nonzero_initial_guess: c_options.nonzero_initial_guess != 0,
+            record_history: history.is_some(),
+        };
+        let identity = Identity { dim: n };
+        // SAFETY: NULL (no preconditioner) or a live handle.
+        let precond: &dyn Preconditioner = match unsafe { precond.as_ref() } {
+            Some(p) => &*p.inner,
+            None => &identity,
+        };
+        let mut work = x.to_vec();
+        let result = cg(op, precond, b, &mut work, &options);
+        let solve_report = match &result {
+            Ok(r) => Some(r),
+            Err(Error::SolveFailed { report, .. }) => Some(&**report),
+            Err(_) => None,
+        };
+        if let Some(r) = solve_report {
+            let written = history.map_or(0, |h| copy_history(r, h));
+            // SAFETY: NULL or a valid report struct.
+            if let Some(out) = unsafe { report.as_mut() } {
+                *out = c_report(r, written);
+            }
+        }
+        result?;
+        x.copy_from_slice(&work);
+        Ok(())
+    })
+}
+
+fn copy_history(report: &SolveReport, buffer: &mut [f64]) -> usize {
+    let k = report.residual_history.len().min(buffer.len());
+    buffer[..k].copy_from_slice(&report.residual_history[..k]);
+    k
+}
+
+fn c_report(r: &SolveReport, history_length: usize) -> adj_solve_report {
+    adj_solve_report {
+        iterations: r.iterations,
+        residual_norm: r.residual_norm,
+        true_residual_norm: r.true_residual_norm,
+        relative_residual: r.relative_residual,
+        initial_residual_norm: r.initial_residual_norm,
+        reason: r.reason.into(),
+        residual_history_length: history_length,
+    }
+}

@@ -1,0 +1,438 @@
+//! `adj_operator`: CSR matrices, grid Poisson stencils and callback operators.
+
+use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
+use super::status::{adj_status, boundary};
+use crate::error::{Error, Result};
+use crate::operator::{Cell, CsrIndex, CsrMatrix, FnOperator, GridPoisson, LinearOperator};
+use std::ffi::{c_int, c_void};
+
+/// Cell flag of a fluid cell (an unknown) in `adj_operator_new_grid_poisson`.
+pub const ADJ_CELL_FLUID: u8 = 0;
+/// Cell flag of a solid cell (a wall: Neumann, no coupling).
+pub const ADJ_CELL_SOLID: u8 = 1;
+/// Cell flag of an air cell (free surface: Dirichlet p = 0).
+pub const ADJ_CELL_AIR: u8 = 2;
+
+const _: () = assert!(ADJ_CELL_FLUID == Cell::Fluid as u8);
+const _: () = assert!(ADJ_CELL_SOLID == Cell::Solid as u8);
+const _: () = assert!(ADJ_CELL_AIR == Cell::Air as u8);
+
+/// A vector map `y = f(x)` given by the caller: a matrix-free operator
+/// (y = A x) or a preconditioner (y = M⁻¹ x). Receives the caller's `ctx`
+/// first; `x` and `y` hold `n` doubles and do not overlap. Returns 0 on
+/// success; any other value aborts the solve with `ADJ_ERR_CALLBACK`.
+/// Invoked only on the thread that called the solver.
+#[allow(non_camel_case_types)]
+pub type adj_apply_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, x: *const f64, y: *mut f64, n: usize) -> c_int>;
+
+/// A caller-owned context pointer passed back to a callback. The library
+/// never dereferences it.
+#[derive(Clone, Copy)]
+pub(crate) struct Context(pub(crate) *mut c_void);
+
+/// Wraps a C callback as a closure; `callback` names it in errors.
+pub(crate) fn callback_closure(
+    apply: unsafe extern "C" fn(*mut c_void, *const f64, *mut f64, usize) -> c_int,
+    ctx: Context,
+    callback: &'static str,
+) -> impl Fn(&[f64], &mut [f64]) -> Result<()> {
+    move |x, y| {
+        // SAFETY: the caller of the constructor promised a valid callback;
+        // x and y are valid slices of the operator's dimension.
+        let code = unsafe { apply(ctx.0, x.as_ptr(), y.as_mut_ptr(), x.len()) };
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Error::Callback { callback, code })
+        }
+    }
+}
+
+/// A boxed vector map y = f(x), as built from a C callback.
+pub(crate) type VectorMap = Box<dyn Fn(&[f64], &mut [f64]) -> Result<()>>;
+
+type CallbackOperator = FnOperator<VectorMap>;
+
+/// A square linear operator (opaque). Immutable after construction: one
+/// handle may be used by several threads at once, except a callback
+/// operator, which is as thread-safe as its callback.
+#[allow(non_camel_case_types)]
+pub struct adj_operator {
+    pub(crate) kind: OperatorKind,
+}
+
+pub(crate) enum OperatorKind {
+    Csr(CsrMatrix),
+    Grid(GridPoisson),
+    Callback(CallbackOperator),
+}
+
+impl adj_operator {
+    pub(crate) fn linear_operator(&self) -> &dyn LinearOperator {
+        match &self.kind {
+            OperatorKind::Csr(a) => a,
+            OperatorKind::Grid(a) => a,
+            OperatorKind::Callback(a) => a,
+        }
+    }
+
+    pub(crate) fn grid(&self) -> Result<&GridPoisson> {
+        match &self.kind {
+            OperatorKind::Grid(g) => Ok(g),
+            _ => Err(Error::invalid(
+                "op",
+                "this function needs a grid Poisson operator",
+            )),
+        }
+    }
+
+    /// The operator as a CSR matrix: itself, or the grid stencil's export.
+    pub(crate) fn to_csr(&self) -> Result<std::borrow::Cow<'_, CsrMatrix>> {
+        match &self.kind {
+            OperatorKind::Csr(a) => Ok(std::borrow::Cow::Borrowed(a)),
+            OperatorKind::Grid(g) => Ok(std::borrow::Cow::Owned(g.to_csr())),
+            OperatorKind::Callback(_) => Err(Error::invalid(
+                "op",
+                "a callback operator has no matrix entries (IC(0) and CSR export need a CSR or grid operator)",
+            )),
+        }
+    }
+}
+
+/// # Safety
+/// Pointers as documented on the exported functions.
+unsafe fn new_csr<I: CsrIndex>(
+    n_rows: usize,
+    n_cols: usize,
+    row_ptr: *const I,
+    col_idx: *const I,
+    values: *const f64,
+    out: *mut *mut adj_operator,
+) -> adj_status {
+    boundary(|| {
+        out_ptr(out, "out")?;
+        // SAFETY: the caller passes n_rows + 1 row pointers.
+        let ptr = unsafe { slice(row_ptr, n_rows.saturating_add(1), "row_ptr") }?;
+        // A negative row_ptr[n_rows] is reported by `from_parts`.
+        let nnz = ptr.last().and_then(|p| p.to_index()).unwrap_or(0);
+        if nnz > u32::MAX as usize {
+            return Err(Error::invalid(
+                "row_ptr",
+                format!("row_ptr[n_rows] = {nnz} exceeds the supported 2^32-1 nonzeros"),
+            ));
+        }
+        // SAFETY: the caller passes row_ptr[n_rows] column indices and values.
+        let (cols, vals) = unsafe {
+            (
+                slice(col_idx, nnz, "col_idx")?,
+                slice(values, nnz, "values")?,
+            )
+        };
+        let matrix = CsrMatrix::from_parts(n_rows, n_cols, ptr, cols, vals)?;
+        // SAFETY: `out` checked above.
+        unsafe {
+            emit_handle(
+                out,
+                adj_operator {
+                    kind: OperatorKind::Csr(matrix),
+                },
+            )
+        };
+        Ok(())
+    })
+}
+
+/// Creates a CSR matrix operator from 32-bit index arrays, copying them.
+///
+/// `row_ptr` has `n_rows + 1` entries starting at 0 and non-decreasing;
+/// row i holds `values[row_ptr[i] .. row_ptr[i+1]]` at columns
+/// `col_idx[...]`, strictly increasing within the row. The matrix must be
+/// square with finite values. CG additionally requires it symmetric
+/// positive definite (symmetry is checked when solving).
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_new_csr_i32(
+    n_rows: usize,
+    n_cols: usize,
+    row_ptr: *const i32,
+    col_idx: *const i32,
+    values: *const f64,
+    out: *mut *mut adj_operator,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { new_csr(n_rows, n_cols, row_ptr, col_idx, values, out) }
+}
+
+/// As `adj_operator_new_csr_i32`, with 64-bit index arrays.
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_new_csr_i64(
+    n_rows: usize,
+    n_cols: usize,
+    row_ptr: *const i64,
+    col_idx: *const i64,
+    values: *const f64,
+    out: *mut *mut adj_operator,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { new_csr(n_rows, n_cols, row_ptr, col_idx, values, out) }
+}
+
+/// Creates the pressure-projection Poisson operator on an `nx × ny × nz`
+/// grid (`nz = 1` for 2D, 5-point stencil; else 7-point).
+///
+/// - `cells`: `nx·ny·nz` flags `ADJ_CELL_FLUID / SOLID / AIR`, cell
+///   `c = i + nx·(j + ny·k)` (x fastest). Each fluid cell is one unknown,
+///   numbered in cell order; cells outside the grid act as solid walls.
+/// - `spacing`: NULL (all 1) or `ndim` grid spacings h (ndim = 3 when
+///   nz > 1, else 2).
+/// - `face_coefficients`: NULL (all 1) or `ndim·nx·ny·nz` values β ≥ 0;
+///   entry `a·ncells + c` weights the face between cell c and its +a
+///   neighbour (e.g. 1/ρ on the face).
+///
+/// (A p)_i = Σ_faces β/h_a² (p_i − p_nb), with p_nb = 0 for air and solid
+/// faces dropped: A = −∇·(β∇), SPD when every fluid region touches air.
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_new_grid_poisson(
+    nx: usize,
+    ny: usize,
+    nz: usize,
+    cells: *const u8,
+    spacing: *const f64,
+    face_coefficients: *const f64,
+    out: *mut *mut adj_operator,
+) -> adj_status {
+    boundary(|| {
+        out_ptr(out, "out")?;
+        let num_cells = nx
+            .checked_mul(ny)
+            .and_then(|v| v.checked_mul(nz))
+            .ok_or_else(|| {
+                Error::invalid("nz", format!("nx·ny·nz overflows for {nx}×{ny}×{nz}"))
+            })?;
+        let ndim = if nz > 1 { 3 } else { 2 };
+        // SAFETY: the caller passes nx·ny·nz flags.
+        let flags = unsafe { slice(cells, num_cells, "cells") }?;
+        let cells = flags
+            .iter()
+            .enumerate()
+            .map(|(c, &f)| {
+                Cell::from_code(f).ok_or_else(|| {
+                    Error::invalid(
+                        "cells",
+                        format!("cells[{c}] = {f} is not ADJ_CELL_FLUID (0), SOLID (1) or AIR (2)"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut builder = GridPoisson::builder([nx, ny, nz], &cells);
+        if !spacing.is_null() {
+            // SAFETY: non-NULL; the caller passes ndim spacings.
+            let h = unsafe { slice(spacing, ndim, "spacing") }?;
+            let mut h3 = [1.0; 3];
+            h3[..ndim].copy_from_slice(h);
+            builder = builder.spacing(h3);
+        }
+        let beta;
+        if !face_coefficients.is_null() {
+            // SAFETY: non-NULL; the caller passes ndim·ncells coefficients.
+            beta = unsafe { slice(face_coefficients, ndim * num_cells, "face_coefficients") }?;
+            builder = builder.face_coefficients(beta);
+        }
+        let grid = builder.build()?;
+        // SAFETY: `out` checked above.
+        unsafe {
+            emit_handle(
+                out,
+                adj_operator {
+                    kind: OperatorKind::Grid(grid),
+                },
+            )
+        };
+        Ok(())
+    })
+}
+
+/// Creates a matrix-free operator of dimension `n` whose product y = A x is
+/// computed by `apply(ctx, x, y, n)`. `ctx` is borrowed: it must stay valid
+/// while the operator is used. For CG, A must be symmetric positive definite.
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_new_callback(
+    n: usize,
+    apply: adj_apply_fn,
+    ctx: *mut c_void,
+    out: *mut *mut adj_operator,
+) -> adj_status {
+    boundary(|| {
+        out_ptr(out, "out")?;
+        let apply = apply.ok_or(Error::NullArgument { argument: "apply" })?;
+        if n == 0 {
+            return Err(Error::invalid("n", "the dimension must be at least 1"));
+        }
+        let f: VectorMap = Box::new(callback_closure(apply, Context(ctx), "operator apply"));
+        // SAFETY: `out` checked above.
+        unsafe {
+            emit_handle(
+                out,
+                adj_operator {
+                    kind: OperatorKind::Callback(FnOperator::new(n, f)),
+                },
+            )
+        };
+        Ok(())
+    })
+}
+
+/// Releases an operator. NULL is accepted.
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_free(op: *mut adj_operator) {
+    // SAFETY: the caller passes NULL or a live handle it no longer uses.
+    super::status::boundary_or((), || unsafe { free_handle(op) })
+}
+
+/// Writes the dimension n of the operator (the number of unknowns; for a
+/// grid, the number of fluid cells) to `*n`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_dim(op: *const adj_operator, n: *mut usize) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?;
+        out_ptr(n, "n")?;
+        // SAFETY: checked non-NULL.
+        unsafe { *n = op.linear_operator().dim() };
+        Ok(())
+    })
+}
+
+/// Computes y = A x; `x` and `y` hold `n` doubles (n = the operator's dimension).
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_apply(
+    op: *const adj_operator,
+    x: *const f64,
+    y: *mut f64,
+    n: usize,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?.linear_operator();
+        Error::check_len("n", op.dim(), n)?;
+        // SAFETY: the caller passes n doubles in each; they must not overlap.
+        let (x, y) = unsafe { (slice(x, n, "x")?, slice_mut(y, n, "y")?) };
+        op.apply(x, y)
+    })
+}
+
+/// Writes the number of stored entries of the operator's CSR form to
+/// `*nnz` (CSR and grid operators only).
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_csr_nnz(
+    op: *const adj_operator,
+    nnz: *mut usize,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?;
+        out_ptr(nnz, "nnz")?;
+        let count = op.to_csr()?.nnz();
+        // SAFETY: checked non-NULL.
+        unsafe { *nnz = count };
+        Ok(())
+    })
+}
+
+/// Exports the operator as a CSR matrix with 64-bit indices (CSR and grid
+/// operators): `row_ptr` receives n+1 entries, `col_idx` and `values`
+/// `nnz` entries (see `adj_operator_csr_nnz`), columns sorted in each row.
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_to_csr_i64(
+    op: *const adj_operator,
+    row_ptr: *mut i64,
+    col_idx: *mut i64,
+    values: *mut f64,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?;
+        let csr = op.to_csr()?;
+        let (n, nnz) = (csr.row_ptr().len() - 1, csr.nnz());
+        // SAFETY: the caller passes arrays of the documented sizes.
+        let (ptr, cols, vals) = unsafe {
+            (
+                slice_mut(row_ptr, n + 1, "row_ptr")?,
+                slice_mut(col_idx, nnz, "col_idx")?,
+                slice_mut(values, nnz, "values")?,
+            )
+        };
+        for (dst, &src) in ptr.iter_mut().zip(csr.row_ptr()) {
+            *dst = i64::from(src);
+        }
+        for (dst, &src) in cols.iter_mut().zip(csr.col_idx()) {
+            *dst = i64::from(src);
+        }
+        vals.copy_from_slice(csr.values());
+        Ok(())
+    })
+}
+
+/// Writes the number of cells nx·ny·nz of a grid operator to `*num_cells`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_num_cells(
+    op: *const adj_operator,
+    num_cells: *mut usize,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let grid = unsafe { handle(op, "op") }?.grid()?;
+        out_ptr(num_cells, "num_cells")?;
+        // SAFETY: checked non-NULL.
+        unsafe { *num_cells = grid.num_cells() };
+        Ok(())
+    })
+}
+
+/// Gathers the fluid cells of a per-cell field (`num_cells` doubles) into
+/// the unknowns vector (`n` doubles) of a grid operator.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_gather(
+    op: *const adj_operator,
+    field: *const f64,
+    num_cells: usize,
+    unknowns: *mut f64,
+    n: usize,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let grid = unsafe { handle(op, "op") }?.grid()?;
+        // SAFETY: the caller passes arrays of the given lengths.
+        let (field, unknowns) = unsafe {
+            (
+                slice(field, num_cells, "field")?,
+                slice_mut(unknowns, n, "unknowns")?,
+            )
+        };
+        grid.gather(field, unknowns)
+    })
+}
+
+/// Scatters the unknowns (`n` doubles) of a grid operator into a per-cell
+/// field (`num_cells` doubles); solid and air cells are set to 0.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_scatter(
+    op: *const adj_operator,
+    unknowns: *const f64,
+    n: usize,
+    field: *mut f64,
+    num_cells: usize,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let grid = unsafe { handle(op, "op") }?.grid()?;
+        // SAFETY: the caller passes arrays of the given lengths.
+        let (unknowns, field) = unsafe {
+            (
+                slice(unknowns, n, "unknowns")?,
+                slice_mut(field, num_cells, "field")?,
+            )
+        };
+        grid.scatter(unknowns, field)
+    })
+}

@@ -1,0 +1,106 @@
+//! `adj_precond`: preconditioners for CG.
+
+use super::args::{emit_handle, free_handle, handle, out_ptr, slice};
+use super::operator::{adj_apply_fn, adj_operator, callback_closure, Context, VectorMap};
+use super::status::{adj_status, boundary, boundary_or};
+use crate::error::Error;
+use crate::krylov::{FnPreconditioner, Ic0, Identity, Jacobi, Preconditioner};
+use std::ffi::c_void;
+
+/// No preconditioning (M = I); same as passing NULL to the solver.
+pub const ADJ_PRECOND_NONE: u32 = 0;
+/// Jacobi: M = diag(A).
+pub const ADJ_PRECOND_JACOBI: u32 = 1;
+/// Incomplete Cholesky with zero fill on the pattern of A (grid operators
+/// use their CSR form). Setup is serial; application is two serial
+/// triangular solves.
+pub const ADJ_PRECOND_IC0: u32 = 2;
+
+/// A preconditioner (opaque). Immutable after construction (a callback
+/// preconditioner is as thread-safe as its callback).
+#[allow(non_camel_case_types)]
+pub struct adj_precond {
+    pub(crate) inner: Box<dyn Preconditioner>,
+}
+
+fn emit(out: *mut *mut adj_precond, inner: Box<dyn Preconditioner>) {
+    // SAFETY: every caller checked `out` with `out_ptr` first.
+    unsafe { emit_handle(out, adj_precond { inner }) }
+}
+
+/// Creates a preconditioner of kind `ADJ_PRECOND_*` for the operator `op`
+/// (which is only read during this call). Jacobi needs a CSR or grid
+/// operator with a positive diagonal; IC(0) needs a CSR or grid operator
+/// and fails with `ADJ_ERR_NOT_SPD` when no diagonal shift makes it exist.
+#[no_mangle]
+pub unsafe extern "C" fn adj_precond_new(
+    op: *const adj_operator,
+    kind: u32,
+    out: *mut *mut adj_precond,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?;
+        out_ptr(out, "out")?;
+        let linear = op.linear_operator();
+        let inner: Box<dyn Preconditioner> = match kind {
+            ADJ_PRECOND_NONE => Box::new(Identity { dim: linear.dim() }),
+            ADJ_PRECOND_JACOBI => Box::new(Jacobi::new(&linear)?),
+            ADJ_PRECOND_IC0 => Box::new(Ic0::new(&*op.to_csr()?)?),
+            other => {
+                return Err(Error::invalid(
+                    "kind",
+                    format!("{other} is not ADJ_PRECOND_NONE (0), JACOBI (1) or IC0 (2)"),
+                ))
+            }
+        };
+        emit(out, inner);
+        Ok(())
+    })
+}
+
+/// Creates a Jacobi preconditioner M = diag(d) from `n` positive diagonal
+/// entries (for matrix-free operators).
+#[no_mangle]
+pub unsafe extern "C" fn adj_precond_new_jacobi(
+    diagonal: *const f64,
+    n: usize,
+    out: *mut *mut adj_precond,
+) -> adj_status {
+    boundary(|| {
+        out_ptr(out, "out")?;
+        // SAFETY: the caller passes n doubles.
+        let d = unsafe { slice(diagonal, n, "diagonal") }?;
+        emit(out, Box::new(Jacobi::from_diagonal(d)?));
+        Ok(())
+    })
+}
+
+/// Creates a preconditioner of dimension `n` applied by the caller:
+/// `apply(ctx, r, z, n)` must write z = M⁻¹ r for a symmetric positive
+/// definite M. `ctx` is borrowed and must outlive the preconditioner.
+#[no_mangle]
+pub unsafe extern "C" fn adj_precond_new_callback(
+    n: usize,
+    apply: adj_apply_fn,
+    ctx: *mut c_void,
+    out: *mut *mut adj_precond,
+) -> adj_status {
+    boundary(|| {
+        out_ptr(out, "out")?;
+        let apply = apply.ok_or(Error::NullArgument { argument: "apply" })?;
+        if n == 0 {
+            return Err(Error::invalid("n", "the dimension must be at least 1"));
+        }
+        let f: VectorMap = Box::new(callback_closure(apply, Context(ctx), "preconditioner"));
+        emit(out, Box::new(FnPreconditioner::new(n, f)));
+        Ok(())
+    })
+}
+
+/// Releases a preconditioner. NULL is accepted.
+#[no_mangle]
+pub unsafe extern "C" fn adj_precond_free(precond: *mut adj_precond) {
+    // SAFETY: the caller passes NULL or a live handle it no longer uses.
+    boundary_or((), || unsafe { free_handle(precond) })
+}

@@ -1,0 +1,280 @@
+//! Preconditioned conjugate gradient.
+
+use super::precond::Preconditioner;
+use super::report::{SolveReason, SolveReport};
+use super::vector;
+use crate::error::{Error, Result};
+use crate::operator::LinearOperator;
+
+/// Options of [`cg`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CgOptions {
+    /// Relative tolerance: stop when ‖r‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
+    pub rtol: f64,
+    /// Absolute tolerance, in the units of b. Default 0.
+    pub atol: f64,
+    /// Iteration limit. Default 10 000.
+    pub max_iterations: usize,
+    /// Start from the x passed in (`true`) or from x = 0 (`false`, default;
+    /// x is then overwritten without being read).
+    pub nonzero_initial_guess: bool,
+    /// Record ‖r‖₂ after every iteration in [`SolveReport::residual_history`].
+    pub record_history: bool,
+}
+
+impl Default for CgOptions {
+    fn default() -> Self {
+        Self {
+            rtol: 1e-8,
+            atol: 0.0,
+            max_iterations: 10_000,
+            nonzero_initial_guess: false,
+            record_history: false,
+        }
+    }
+}
+
+impl CgOptions {
+    fn validate(&self) -> Result<()> {
+        for (name, v) in [("rtol", self.rtol), ("atol", self.atol)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::invalid(
+                    name,
+                    format!("{name} = {v} must be finite and >= 0"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Solves A x = b for symmetric positive definite A with the
+/// preconditioned conjugate gradient method, to
+/// ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol).
+///
+/// Convergence is decided on the recursively updated residual and then
+/// confirmed on the true residual b − A x; when they disagree, CG restarts
+/// from the true residual (counting on towards `max_iterations`).
+///
+/// Returns the report when the solve converged. Every other outcome is an
+/// error: invalid input (dimensions, NaN/Inf in b or x₀, a nonsymmetric
+/// CSR matrix, a right-hand side inconsistent with a singular grid operator)
+/// before iterating, or [`Error::SolveFailed`] with the report and reason
+/// (iteration limit, pᵀAp ≤ 0, rᵀM⁻¹r ≤ 0, NaN/Inf, callback failure). In
+/// Rust, x holds the last iterate in every case.
+pub fn cg<A, M>(
+    op: &A,
+    precond: &M,
+    b: &[f64],
+    x: &mut [f64],
+    options: &CgOptions,
+) -> Result<SolveReport>
+where
+    A: LinearOperator + ?Sized,
+    M: Preconditioner + ?Sized,
+{
+    let n = op.dim();
+    Error::check_len("b", n, b.len())?;
+    Error::check_len("x", n, x.len())?;
+    Error::check_len("precond", n, precond.dim())?;
+    options.validate()?;
+    if let Some((i, v)) = vector::first_non_finite(b) {
+        return Err(Error::invalid("b", format!("b[{i}] is {v}")));
+    }
+    if options.nonzero_initial_guess {
+        if let Some((i, v)) = vector::first_non_finite(x) {
+            return Err(Error::invalid("x", format!("initial guess x[{i}] is {v}")));
+        }
+    }
+    let b_norm = vector::norm2(b);
+    let threshold = (options.rtol * b_norm).max(options.atol);
+    op.check_cg_solvable(b, threshold)?;
+    let converged = if options.rtol * b_norm >= options.atol {
+        SolveReason::ConvergedRtol
+    } else {
+        SolveReason::ConvergedAtol
+    };
+
+    let mut run = Run {
+        op,
+        precond,
+        b,
+        b_norm,
+        threshold,
+        max_iterations: options.max_iterations,
+        r: vec![0.0; n],
+        z: if precond.is_identity() {
+            Vec::new()
+        } else {
+            vec![0.0; n]
+        },
+        p: vec![0.0; n],
+        q: vec![0.0; n],
+        report: SolveReport {
+            iterations: 0,
+            residual_norm: 0.0,
+            true_residual_norm: f64::NAN,
+            relative_residual: f64::NAN,
+            initial_residual_norm: 0.0,
+            reason: converged,
+            residual_history: if options.record_history {
+                Vec::with_capacity(options.max_iterations.min(1 << 16))
+            } else {
+                Vec::new()
+            },
+        },
+        record_history: options.record_history,
+    };
+    let outcome = if options.nonzero_initial_guess {
+        run.true_residual(x)
+    } else {
+        x.fill(0.0);
+        vector::copy(b, &mut run.r);
+        run.report.true_residual_norm = b_norm;
+        Ok(b_norm)
+    }
+    .and_then(|r0| {
+        run.report.initial_residual_norm = r0;
+        run.iterate(x, r0, converged)
+    });
+    run.finish(x, outcome)
+}
+
+/// The state of one CG solve.
+struct Run<'a, A: ?Sized, M: ?Sized> {
+    op: &'a A,
+    precond: &'a M,
+    b: &'a [f64],
+    b_norm: f64,
+    threshold: f64,
+    max_iterations: usize,
+    r: Vec<f64>,
+    /// M⁻¹ r; empty when M = I (r is used instead).
+    z: Vec<f64>,
+    p: Vec<f64>,
+    q: Vec<f64>,
+    report: SolveReport,
+    record_history: bool,
+}
+
+/// How the iteration ended: a reason, or a callback error.
+type Outcome = Result<SolveReason>;
+
+impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
+    /// r ← b − A x; returns ‖r‖₂ and records it as the true residual.
+    fn true_residual(&mut self, x: &[f64]) -> Result<f64> {
+        self.op.apply(x, &mut self.r)?;
+        let norm = vector::residual_from_product(self.b, &mut self.r).sqrt();
+        self.report.true_residual_norm = norm;
+        Ok(norm)
+    }
+
+    /// z ← M⁻¹ r; returns rᵀz, or the reason to stop.
+    fn precondition(&mut self, r_norm: f64) -> Result<Result<f64, SolveReason>> {
+        let rz = if self.precond.is_identity() {
+            r_norm * r_norm
+        } else {
+            self.precond.apply_dot(&self.r, &mut self.z)?
+        };
+        Ok(if !rz.is_finite() {
+            Err(SolveReason::DivergedNanOrInf)
+        } else if rz <= 0.0 {
+            Err(SolveReason::DivergedIndefinitePreconditioner)
+        } else {
+            Ok(rz)
+        })
+    }
+
+    /// The preconditioned residual z = M⁻¹ r (r itself when M = I) and the
+    /// search direction p, borrowed together.
+    fn z_and_p(&mut self) -> (&[f64], &mut [f64]) {
+        let z = if self.precond.is_identity() {
+            &self.r
+        } else {
+            &self.z
+        };
+        (z, &mut self.p)
+    }
+
+    /// Runs CG from the residual in `self.r` (of norm `r_norm`), restarting
+    /// from the true residual whenever the recursive one converged alone.
+    fn iterate(&mut self, x: &mut [f64], mut r_norm: f64, converged: SolveReason) -> Outcome {
+        loop {
+            self.report.residual_norm = r_norm;
+            if r_norm <= self.threshold {
+                return Ok(converged);
+            }
+            let mut rz = match self.precondition(r_norm)? {
+                Ok(rz) => rz,
+                Err(reason) => return Ok(reason),
+            };
+            let (z, p) = self.z_and_p();
+            vector::copy(z, p);
+            loop {
+                if self.report.iterations >= self.max_iterations {
+                    return Ok(SolveReason::DivergedMaxIterations);
+                }
+                let pq = self.op.apply_dot(&self.p, &mut self.q)?;
+                if !pq.is_finite() {
+                    return Ok(SolveReason::DivergedNanOrInf);
+                }
+                if pq <= 0.0 {
+                    return Ok(SolveReason::DivergedIndefiniteOperator);
+                }
+                let alpha = rz / pq;
+                let rr = vector::cg_update(alpha, &self.p, &self.q, x, &mut self.r);
+                r_norm = rr.sqrt();
+                self.report.iterations += 1;
+                self.report.residual_norm = r_norm;
+                if self.record_history {
+                    self.report.residual_history.push(r_norm);
+                }
+                if !r_norm.is_finite() {
+                    return Ok(SolveReason::DivergedNanOrInf);
+                }
+                if r_norm <= self.threshold {
+                    r_norm = self.true_residual(x)?;
+                    break;
+                }
+                let rz_next = match self.precondition(r_norm)? {
+                    Ok(rz) => rz,
+                    Err(reason) => return Ok(reason),
+                };
+                let beta = rz_next / rz;
+                rz = rz_next;
+                let (z, p) = self.z_and_p();
+                vector::update_direction(z, beta, p);
+            }
+        }
+    }
+
+    fn finish(mut self, x: &[f64], outcome: Outcome) -> Result<SolveReport> {
+        let (reason, cause) = match outcome {
+            Ok(reason) => (reason, None),
+            Err(e @ Error::Callback { .. }) => (SolveReason::DivergedCallback, Some(Box::new(e))),
+            Err(e) => return Err(e),
+        };
+        self.report.reason = reason;
+        if !reason.converged() {
+            // Converged outcomes already hold the true residual of the final x.
+            self.report.true_residual_norm = match reason {
+                SolveReason::DivergedCallback => f64::NAN,
+                _ => self.true_residual(x).unwrap_or(f64::NAN),
+            };
+        }
+        self.report.relative_residual = if self.b_norm > 0.0 {
+            self.report.true_residual_norm / self.b_norm
+        } else {
+            0.0
+        };
+        if reason.converged() {
+            Ok(self.report)
+        } else {
+            Err(Error::SolveFailed {
+                solver: "CG",
+                report: Box::new(self.report),
+                cause,
+            })
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Preconditioners M ≈ A for CG: each applies z = M⁻¹ r.
+
+use super::vector;
+use crate::error::{Error, Result};
+use crate::operator::LinearOperator;
+
+/// A symmetric positive definite preconditioner, applied as z = M⁻¹ r.
+pub trait Preconditioner {
+    /// The dimension n.
+    fn dim(&self) -> usize;
+
+    /// z ← M⁻¹ r; returns rᵀz.
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64>;
+
+    /// `true` when M = I, so that solvers can skip z entirely.
+    fn is_identity(&self) -> bool {
+        false
+    }
+}
+
+impl<T: Preconditioner + ?Sized> Preconditioner for &T {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
+        (**self).apply_dot(r, z)
+    }
+    fn is_identity(&self) -> bool {
+        (**self).is_identity()
+    }
+}
+
+/// No preconditioning: M = I.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    /// The dimension n.
+    pub dim: usize,
+}
+
+impl Preconditioner for Identity {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
+        vector::copy(r, z);
+        Ok(vector::dot(r, z))
+    }
+    fn is_identity(&self) -> bool {
+        true
+    }
+}
+
+/// Jacobi (diagonal) preconditioner: M = diag(A).
+#[derive(Debug, Clone)]
+pub struct Jacobi {
+    inv_diag: Vec<f64>,
+}
+
+impl Jacobi {
+    /// Builds M = diag(A) from an operator that knows its diagonal.
+    pub fn new(op: &impl LinearOperator) -> Result<Self> {
+        let diag = op.diagonal().ok_or_else(|| {
+            Error::invalid(
+                "op",
+                "the operator does not know its diagonal (a matrix-free callback operator); use Jacobi::from_diagonal",
+            )
+        })?;
+        Self::from_diagonal(&diag)
+    }
+
+    /// Builds M = diag(d); every entry must be finite and > 0.
+    pub fn from_diagonal(diag: &[f64]) -> Result<Self> {
+        if diag.is_empty() {
+            return Err(Error::invalid(
+                "diagonal",
+                "the dimension must be at least 1",
+            ));
+        }
+        if let Some((i, d)) = diag
+            .iter()
+            .enumerate()
+            .find(|(_, d)| !(d.is_finite() && **d > 0.0))
+        {
+            return Err(Error::NotSpd {
+                message: format!(
+                    "Jacobi needs a positive diagonal, but diagonal entry {i} is {d:e}"
+                ),
+            });
+        }
+        Ok(Self {
+            inv_diag: diag.iter().map(|d| 1.0 / d).collect(),
+        })
+    }
+}
+
+impl Preconditioner for Jacobi {
+    fn dim(&self) -> usize {
+        self.inv_diag.len()
+    }
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
+        Ok(vector::scale_dot(&self.inv_diag, r, z))
+    }
+}
+
+/// A preconditioner given by a closure `apply(r, z)` writing z = M⁻¹ r
+/// (for example a C callback). M must be symmetric positive definite; CG
+/// detects rᵀz ≤ 0 but cannot check symmetry.
+pub struct FnPreconditioner<F> {
+    dim: usize,
+    apply: F,
+}
+
+impl<F> FnPreconditioner<F>
+where
+    F: Fn(&[f64], &mut [f64]) -> Result<()>,
+{
+    /// Wraps `apply` as an n×n preconditioner.
+    pub fn new(dim: usize, apply: F) -> Self {
+        Self { dim, apply }
+    }
+}
+
+impl<F> Preconditioner for FnPreconditioner<F>
+where
+    F: Fn(&[f64], &mut [f64]) -> Result<()>,
+{
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
+        (self.apply)(r, z)?;
+        Ok(vector::dot(r, z))
+    }
+}

@@ -1,0 +1,123 @@
+//! Bandwidth-bound vector kernels of the Krylov solvers, fused so that each
+//! iteration streams every vector as few times as possible. All of them cut
+//! the vectors into fixed blocks of [`BLOCK`] entries (see `crate::parallel`),
+//! so reductions do not depend on the thread count.
+
+use crate::parallel::{for_blocks, sum_blocks, DisjointSlice};
+use std::ops::Range;
+
+/// Entries per block of the vector kernels (64 KiB of f64).
+pub(crate) const BLOCK: usize = 8192;
+
+fn num_blocks(n: usize) -> usize {
+    n.div_ceil(BLOCK)
+}
+
+fn block(b: usize, n: usize) -> Range<usize> {
+    b * BLOCK..((b + 1) * BLOCK).min(n)
+}
+
+/// Returns xᵀy.
+pub fn dot(x: &[f64], y: &[f64]) -> f64 {
+    assert_eq!(x.len(), y.len());
+    let n = x.len();
+    sum_blocks(num_blocks(n), 2 * n, |b| {
+        let r = block(b, n);
+        x[r.clone()].iter().zip(&y[r]).map(|(a, b)| a * b).sum()
+    })
+}
+
+/// Returns ‖x‖₂.
+pub fn norm2(x: &[f64]) -> f64 {
+    dot(x, x).sqrt()
+}
+
+/// y ← x, in parallel.
+pub fn copy(x: &[f64], y: &mut [f64]) {
+    assert_eq!(x.len(), y.len());
+    let n = x.len();
+    let y = DisjointSlice::new(y);
+    for_blocks(num_blocks(n), 2 * n, |b| {
+        let r = block(b, n);
+        // SAFETY: blocks are disjoint.
+        unsafe { y.range(r.clone()) }.copy_from_slice(&x[r]);
+    });
+}
+
+/// y ← b − y (turns y = A x into the residual), returns ‖b − A x‖².
+pub fn residual_from_product(b: &[f64], y: &mut [f64]) -> f64 {
+    assert_eq!(b.len(), y.len());
+    let n = b.len();
+    let y = DisjointSlice::new(y);
+    sum_blocks(num_blocks(n), 2 * n, |blk| {
+        let r = block(blk, n);
+        // SAFETY: blocks are disjoint.
+        let y = unsafe { y.range(r.clone()) };
+        let mut s = 0.0;
+        for (yi, bi) in y.iter_mut().zip(&b[r]) {
+            *yi = bi - *yi;
+            s += *yi * *yi;
+        }
+        s
+    })
+}
+
+/// The CG update: x ← x + α p, r ← r − α q; returns ‖r‖² of the new r.
+pub fn cg_update(alpha: f64, p: &[f64], q: &[f64], x: &mut [f64], r: &mut [f64]) -> f64 {
+    let n = x.len();
+    assert!(p.len() == n && q.len() == n && r.len() == n);
+    let (x, r) = (DisjointSlice::new(x), DisjointSlice::new(r));
+    sum_blocks(num_blocks(n), 6 * n, |blk| {
+        let range = block(blk, n);
+        // SAFETY: blocks are disjoint.
+        let (x, r) = unsafe { (x.range(range.clone()), r.range(range.clone())) };
+        let (p, q) = (&p[range.clone()], &q[range]);
+        let mut s = 0.0;
+        for i in 0..x.len() {
+            x[i] += alpha * p[i];
+            let ri = r[i] - alpha * q[i];
+            r[i] = ri;
+            s += ri * ri;
+        }
+        s
+    })
+}
+
+/// p ← z + β p.
+pub fn update_direction(z: &[f64], beta: f64, p: &mut [f64]) {
+    let n = p.len();
+    assert_eq!(z.len(), n);
+    let p = DisjointSlice::new(p);
+    for_blocks(num_blocks(n), 3 * n, |blk| {
+        let range = block(blk, n);
+        // SAFETY: blocks are disjoint.
+        let p = unsafe { p.range(range.clone()) };
+        for (pi, zi) in p.iter_mut().zip(&z[range]) {
+            *pi = zi + beta * *pi;
+        }
+    });
+}
+
+/// z ← d ⊙ r (elementwise product); returns rᵀz.
+pub fn scale_dot(d: &[f64], r: &[f64], z: &mut [f64]) -> f64 {
+    let n = z.len();
+    assert!(d.len() == n && r.len() == n);
+    let z = DisjointSlice::new(z);
+    sum_blocks(num_blocks(n), 3 * n, |blk| {
+        let range = block(blk, n);
+        // SAFETY: blocks are disjoint.
+        let z = unsafe { z.range(range.clone()) };
+        let (d, r) = (&d[range.clone()], &r[range]);
+        let mut s = 0.0;
+        for i in 0..z.len() {
+            z[i] = d[i] * r[i];
+            s += r[i] * z[i];
+        }
+        s
+    })
+}
+
+/// Index and value of the first non-finite entry of `x`, if any.
+pub fn first_non_finite(x: &[f64]) -> Option<(usize, f64)> {
+    x.iter().copied().enumerate().find(|(_, v)| !v.is_finite())
+}

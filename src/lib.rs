@@ -1,0 +1,44 @@
+//! # adjunct
+//!
+//! Sparse symmetric positive definite solvers with a stable C ABI.
+//!
+//! - [`operator`]: linear operators — CSR matrices ([`CsrMatrix`]), the
+//!   pressure Poisson stencil of fluid simulators on 2D/3D grids
+//!   ([`GridPoisson`]) and matrix-free closures ([`FnOperator`]).
+//! - [`krylov`]: preconditioned conjugate gradient ([`cg`]) with identity,
+//!   Jacobi, IC(0) and user preconditioners, reporting PETSc-style reasons.
+//! - `ffi`: the C ABI declared in `include/adjunct.h`.
+//!
+//! ```
+//! use adjunct::{cg, Cell, CgOptions, GridPoisson, Jacobi, LinearOperator};
+//!
+//! // 2D 8×8 grid, air on the top row, walls elsewhere.
+//! let (nx, ny) = (8, 8);
+//! let cells: Vec<Cell> = (0..nx * ny)
+//!     .map(|c| if c / nx == ny - 1 { Cell::Air } else { Cell::Fluid })
+//!     .collect();
+//! let a = GridPoisson::builder([nx, ny, 1], &cells).build()?;
+//! let b = vec![1.0; a.dim()];
+//! let mut x = vec![0.0; a.dim()];
+//! let report = cg(&a, &Jacobi::new(&a)?, &b, &mut x, &CgOptions::default())?;
+//! assert!(report.relative_residual <= 1e-8);
+//! # Ok::<(), adjunct::Error>(())
+//! ```
+//!
+//! All solvers work in f64, run their bulk kernels on a rayon pool sized by
+//! [`set_num_threads`], and give bitwise-identical results for any thread
+//! count.
+
+pub mod error;
+pub mod ffi;
+pub mod krylov;
+pub mod operator;
+mod parallel;
+
+pub use error::{Error, Result};
+pub use krylov::{
+    cg, CgOptions, FnPreconditioner, Ic0, Identity, Jacobi, Preconditioner, SolveReason,
+    SolveReport,
+};
+pub use operator::{Cell, CsrMatrix, FnOperator, GridPoisson, LinearOperator};
+pub use parallel::{num_threads, set_num_threads};

@@ -1,0 +1,598 @@
+//! The pressure-projection Poisson operator of a fluid simulator on a
+//! regular 2D or 3D grid, applied matrix-free.
+//!
+//! Cells are numbered `c = i + nx·(j + ny·k)` (x fastest: the memory order
+//! of a C array `[nz][ny][nx]` or a Julia array `(nx, ny, nz)`). Every fluid
+//! cell is one unknown; unknowns are numbered in cell order. For a fluid
+//! cell i,
+//!
+//! (A p)_i = Σ_{faces f of i} β_f / h_a² · (p_i − p_nb(f)),
+//!
+//! where the neighbour across face f (normal to axis a) contributes
+//! - p_nb = its pressure when it is fluid,
+//! - p_nb = 0 when it is air (Dirichlet, free surface),
+//! - nothing (the face is dropped) when it is solid or outside the grid
+//!   (Neumann wall).
+//!
+//! A = −∇·(β∇) is symmetric; it is positive definite when every connected
+//! fluid region touches air, and singular (constants on the region) for a
+//! region enclosed by walls. β_f defaults to 1 (e.g. 1/ρ on the face for
+//! variable density), h_a to 1.
+
+use super::{CsrMatrix, LinearOperator};
+use crate::error::{Error, Result};
+use crate::parallel::{sum_blocks, DisjointSlice};
+use std::ops::Range;
+
+/// The kind of a grid cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Cell {
+    /// An unknown pressure.
+    Fluid = 0,
+    /// A wall: no flow through its faces (homogeneous Neumann).
+    Solid = 1,
+    /// Free surface: pressure fixed to 0 (homogeneous Dirichlet).
+    Air = 2,
+}
+
+impl Cell {
+    /// The cell kind of a C flag value (`ADJ_CELL_*`).
+    pub fn from_code(code: u8) -> Option<Cell> {
+        match code {
+            0 => Some(Cell::Fluid),
+            1 => Some(Cell::Solid),
+            2 => Some(Cell::Air),
+            _ => None,
+        }
+    }
+}
+
+const SOLID: u32 = u32::MAX;
+const AIR: u32 = u32::MAX - 1;
+
+/// Cells (fluid plus all) per block of the parallel apply.
+const BLOCK_WORK: usize = 16 * 1024;
+
+/// Options of a [`GridPoisson`] operator; see [`GridPoisson::builder`].
+#[derive(Debug, Clone)]
+pub struct GridPoissonBuilder<'a> {
+    dims: [usize; 3],
+    cells: &'a [Cell],
+    spacing: [f64; 3],
+    face_coefficients: Option<&'a [f64]>,
+}
+
+impl<'a> GridPoissonBuilder<'a> {
+    /// Grid spacing h_a per axis (only the first `ndim` are used); default 1.
+    pub fn spacing(mut self, spacing: [f64; 3]) -> Self {
+        self.spacing = spacing;
+        self
+    }
+
+    /// Per-face coefficients β ≥ 0, axis-major: entry `a·ncells + c` is the
+    /// face between cell c and its +a neighbour (entries of the last layer
+    /// along a are not used). Length `ndim·ncells`; default all 1.
+    pub fn face_coefficients(mut self, beta: &'a [f64]) -> Self {
+        self.face_coefficients = Some(beta);
+        self
+    }
+
+    /// Validates the grid and builds the operator.
+    pub fn build(self) -> Result<GridPoisson> {
+        GridPoisson::new(self)
+    }
+}
+
+/// Fluid regions enclosed by walls (no air): A is singular on each, with the
+/// constant vector on the region as null vector.
+#[derive(Debug, Clone)]
+struct FloatingRegions {
+    /// Region of each unknown, `u32::MAX` when its region touches air.
+    region: Vec<u32>,
+    /// Number of unknowns and first unknown of each floating region.
+    size: Vec<usize>,
+    first: Vec<usize>,
+}
+
+/// The grid Poisson operator; see the module documentation for the stencil.
+#[derive(Debug, Clone)]
+pub struct GridPoisson {
+    dims: [usize; 3],
+    inv_h2: [f64; 3],
+    /// Per cell: its unknown index when fluid, else `AIR` or `SOLID`.
+    unknown: Vec<u32>,
+    /// Cell index of each unknown.
+    cell_of_unknown: Vec<u32>,
+    face_coefficients: Option<Vec<f64>>,
+    /// First unknown of each grid row (j, k), and the total at the end.
+    row_start: Vec<usize>,
+    /// Row ranges of the parallel apply.
+    blocks: Vec<Range<usize>>,
+    floating: Option<FloatingRegions>,
+}
+
+/// Face weights β_f / h_a² as seen by the stencil kernel.
+trait FaceWeight {
+    fn weight(&self, axis: usize, lower_cell: usize) -> f64;
+}
+
+struct UniformWeight([f64; 3]);
+
+impl FaceWeight for UniformWeight {
+    #[inline(always)]
+    fn weight(&self, axis: usize, _: usize) -> f64 {
+        self.0[axis]
+    }
+}
+
+struct PerFaceWeight<'a> {
+    inv_h2: [f64; 3],
+    beta: &'a [f64],
+    num_cells: usize,
+}
+
+impl FaceWeight for PerFaceWeight<'_> {
+    #[inline(always)]
+    fn weight(&self, axis: usize, lower_cell: usize) -> f64 {
+        self.inv_h2[axis] * self.beta[axis * self.num_cells + lower_cell]
+    }
+}
+
+impl GridPoisson {
+    /// Starts building the operator for an `nx×ny×nz` grid (`nz = 1` for
+    /// 2D) with one [`Cell`] per cell, in cell order.
+    pub fn builder(dims: [usize; 3], cells: &[Cell]) -> GridPoissonBuilder<'_> {
+        GridPoissonBuilder {
+            dims,
+            cells,
+            spacing: [1.0; 3],
+            face_coefficients: None,
+        }
+    }
+
+    fn new(options: GridPoissonBuilder<'_>) -> Result<Self> {
+        let dims = options.dims;
+        for (a, name) in ["nx", "ny", "nz"].iter().enumerate() {
+            if dims[a] == 0 {
+                return Err(Error::invalid(name, "grid dimensions must be at least 1"));
+            }
+        }
+        let num_cells = dims[0]
+            .checked_mul(dims[1])
+            .and_then(|v| v.checked_mul(dims[2]))
+            .filter(|&v| v < AIR as usize)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "nz",
+                    format!("the grid {dims:?} has more than 2^32-2 cells"),
+                )
+            })?;
+        Error::check_len("cells", num_cells, options.cells.len())?;
+        let ndim = if dims[2] > 1 { 3 } else { 2 };
+        let mut inv_h2 = [0.0; 3];
+        for (a, (&h, w)) in options
+            .spacing
+            .iter()
+            .zip(&mut inv_h2)
+            .take(ndim)
+            .enumerate()
+        {
+            if !(h.is_finite() && h > 0.0) {
+                return Err(Error::invalid(
+                    "spacing",
+                    format!("spacing[{a}] = {h} must be finite and > 0"),
+                ));
+            }
+            *w = 1.0 / (h * h);
+        }
+        let face_coefficients = match options.face_coefficients {
+            None => None,
+            Some(beta) => {
+                Error::check_len("face_coefficients", ndim * num_cells, beta.len())?;
+                if let Some((k, v)) = beta
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+                {
+                    return Err(Error::invalid(
+                        "face_coefficients",
+                        format!("face_coefficients[{k}] = {v} must be finite and >= 0"),
+                    ));
+                }
+                Some(beta.to_vec())
+            }
+        };
+
+        let mut unknown = Vec::with_capacity(num_cells);
+        let mut cell_of_unknown = Vec::new();
+        for (c, cell) in options.cells.iter().enumerate() {
+            unknown.push(match cell {
+                Cell::Fluid => {
+                    cell_of_unknown.push(c as u32);
+                    (cell_of_unknown.len() - 1) as u32
+                }
+                Cell::Solid => SOLID,
+                Cell::Air => AIR,
+            });
+        }
+        if cell_of_unknown.is_empty() {
+            return Err(Error::invalid(
+                "cells",
+                "no fluid cell: the system has no unknowns",
+            ));
+        }
+
+        let num_rows = dims[1] * dims[2];
+        let mut row_start = Vec::with_capacity(num_rows + 1);
+        let mut count = 0;
+        for r in 0..num_rows {
+            row_start.push(count);
+            let row = &unknown[r * dims[0]..(r + 1) * dims[0]];
+            count += row.iter().filter(|&&u| u < AIR).count();
+        }
+        row_start.push(count);
+
+        let mut blocks = Vec::new();
+        let mut start = 0;
+        for r in 0..num_rows {
+            let work = (r + 1 - start) * dims[0] + row_start[r + 1] - row_start[start];
+            if work >= BLOCK_WORK {
+                blocks.push(start..r + 1);
+                start = r + 1;
+            }
+        }
+        if start < num_rows {
+            blocks.push(start..num_rows);
+        }
+
+        let mut grid = Self {
+            dims,
+            inv_h2,
+            unknown,
+            cell_of_unknown,
+            face_coefficients,
+            row_start,
+            blocks,
+            floating: None,
+        };
+        grid.floating = grid.find_floating_regions();
+        Ok(grid)
+    }
+
+    /// Grid size `[nx, ny, nz]`.
+    pub fn dims(&self) -> [usize; 3] {
+        self.dims
+    }
+
+    /// Number of cells nx·ny·nz.
+    pub fn num_cells(&self) -> usize {
+        self.unknown.len()
+    }
+
+    /// The unknown index of cell `c`, or `None` when it is not fluid.
+    pub fn unknown_of_cell(&self, c: usize) -> Option<usize> {
+        let u = self.unknown[c];
+        (u < AIR).then_some(u as usize)
+    }
+
+    /// `true` when some fluid region is enclosed by walls, so A is singular.
+    pub fn is_singular(&self) -> bool {
+        self.floating.is_some()
+    }
+
+    /// Gathers the fluid cells of a per-cell field into a vector of unknowns.
+    pub fn gather(&self, field: &[f64], unknowns: &mut [f64]) -> Result<()> {
+        Error::check_len("field", self.num_cells(), field.len())?;
+        Error::check_len("unknowns", self.dim(), unknowns.len())?;
+        for (u, &c) in unknowns.iter_mut().zip(&self.cell_of_unknown) {
+            *u = field[c as usize];
+        }
+        Ok(())
+    }
+
+    /// Scatters unknowns into a per-cell field; non-fluid cells are set to 0.
+    pub fn scatter(&self, unknowns: &[f64], field: &mut [f64]) -> Result<()> {
+        Error::check_len("unknowns", self.dim(), unknowns.len())?;
+        Error::check_len("field", self.num_cells(), field.len())?;
+        field.fill(0.0);
+        for (&u, &c) in unknowns.iter().zip(&self.cell_of_unknown) {
+            field[c as usize] = u;
+        }
+        Ok(())
+    }
+
+    fn coords(&self, c: usize) -> [usize; 3] {
+        let [nx, ny, _] = self.dims;
+        [c % nx, (c / nx) % ny, c / (nx * ny)]
+    }
+
+    /// Calls `f(neighbour_cell, weight)` for each in-grid neighbour of cell
+    /// `c` at `ijk`, in increasing cell order, with the `lower` flag telling
+    /// whether the neighbour precedes `c`.
+    #[inline(always)]
+    fn for_each_neighbour<W: FaceWeight>(
+        &self,
+        w: &W,
+        c: usize,
+        ijk: [usize; 3],
+        mut f: impl FnMut(usize, f64, bool),
+    ) {
+        let [nx, ny, nz] = self.dims;
+        let stride = [1, nx, nx * ny];
+        let size = [nx, ny, nz];
+        for a in (0..3).rev() {
+            if ijk[a] > 0 {
+                let nb = c - stride[a];
+                f(nb, w.weight(a, nb), true);
+            }
+        }
+        for a in 0..3 {
+            if ijk[a] + 1 < size[a] {
+                f(c + stride[a], w.weight(a, c), false);
+            }
+        }
+    }
+
+    /// One block of rows of y = A p; returns pᵀy over the block.
+    fn apply_rows<W: FaceWeight>(
+        &self,
+        w: &W,
+        rows: Range<usize>,
+        p: &[f64],
+        y: &mut [f64],
+    ) -> f64 {
+        let [nx, ny, _] = self.dims;
+        let mut dot = 0.0;
+        let mut out = 0;
+        for r in rows {
+            let (j, k) = (r % ny, r / ny);
+            let base = r * nx;
+            for i in 0..nx {
+                let c = base + i;
+                let u = self.unknown[c];
+                if u >= AIR {
+                    continue;
+                }
+                let mut diag = 0.0;
+                let mut off = 0.0;
+                self.for_each_neighbour(w, c, [i, j, k], |nb, wf, _| {
+                    let v = self.unknown[nb];
+                    if v != SOLID {
+                        diag += wf;
+                        if v != AIR {
+                            off += wf * p[v as usize];
+                        }
+                    }
+                });
+                let pu = p[u as usize];
+                let yu = diag * pu - off;
+                y[out] = yu;
+                out += 1;
+                dot += pu * yu;
+            }
+        }
+        dot
+    }
+
+    fn apply_all<W: FaceWeight + Sync>(&self, w: &W, p: &[f64], y: &mut [f64]) -> f64 {
+        let y = DisjointSlice::new(y);
+        let work = self.num_cells() + 2 * self.dim();
+        sum_blocks(self.blocks.len(), work, |b| {
+            let rows = self.blocks[b].clone();
+            let range = self.row_start[rows.start]..self.row_start[rows.end];
+            // SAFETY: the unknowns of disjoint row blocks are disjoint ranges.
+            let y = unsafe { y.range(range) };
+            self.apply_rows(w, rows, p, y)
+        })
+    }
+
+    /// Row u of A: its nonzeros in increasing column order, and whether
+    /// the cell has an air neighbour across a face with β > 0.
+    fn row(&self, u: usize) -> StencilRow {
+        let c = self.cell_of_unknown[u] as usize;
+        let mut row = StencilRow::default();
+        let mut diag = 0.0;
+        let mut diag_slot = None;
+        self.for_each_neighbour(self, c, self.coords(c), |nb, wf, lower| {
+            let v = self.unknown[nb];
+            if v == SOLID || wf == 0.0 {
+                return;
+            }
+            diag += wf;
+            if !lower && diag_slot.is_none() {
+                diag_slot = Some(row.push(u, 0.0));
+            }
+            if v == AIR {
+                row.touches_air = true;
+            } else {
+                row.push(v as usize, -wf);
+            }
+        });
+        let slot = diag_slot.unwrap_or_else(|| row.push(u, 0.0));
+        row.entries[slot].1 = diag;
+        row
+    }
+
+    /// The matrix of this operator in CSR form (for IC(0), direct solvers
+    /// and tests). Faces with β = 0 are not stored.
+    pub fn to_csr(&self) -> CsrMatrix {
+        let n = self.dim();
+        let mut row_ptr = Vec::with_capacity(n + 1);
+        let mut cols = Vec::with_capacity(7 * n);
+        let mut vals = Vec::with_capacity(7 * n);
+        row_ptr.push(0);
+        for u in 0..n {
+            for &(col, v) in self.row(u).entries() {
+                cols.push(col);
+                vals.push(v);
+            }
+            row_ptr.push(cols.len());
+        }
+        CsrMatrix::from_parts(n, n, &row_ptr, &cols, &vals)
+            .expect("the grid stencil is a valid CSR matrix")
+    }
+
+    /// Finds the connected fluid regions (cells coupled through faces with
+    /// β > 0) that touch no air cell.
+    fn find_floating_regions(&self) -> Option<FloatingRegions> {
+        let n = self.dim();
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        let mut root_touches_air = vec![false; n];
+        let mut rows_touching_air = Vec::new();
+        for u in 0..n {
+            let row = self.row(u);
+            if row.touches_air {
+                rows_touching_air.push(u);
+            }
+            for &(col, _) in row.entries() {
+                let (a, b) = (find_root(&mut parent, u), find_root(&mut parent, col));
+                parent[a.max(b)] = a.min(b) as u32;
+            }
+        }
+        for u in rows_touching_air {
+            let r = find_root(&mut parent, u);
+            root_touches_air[r] = true;
+        }
+        let mut region_of_root = vec![u32::MAX; n];
+        let mut region = vec![u32::MAX; n];
+        let (mut size, mut first) = (Vec::new(), Vec::new());
+        for (u, region_u) in region.iter_mut().enumerate() {
+            let r = find_root(&mut parent, u);
+            if root_touches_air[r] {
+                continue;
+            }
+            if region_of_root[r] == u32::MAX {
+                region_of_root[r] = size.len() as u32;
+                size.push(0);
+                first.push(u);
+            }
+            *region_u = region_of_root[r];
+            size[*region_u as usize] += 1;
+        }
+        (!size.is_empty()).then_some(FloatingRegions {
+            region,
+            size,
+            first,
+        })
+    }
+}
+
+/// The root of `u` in a union-find forest, with path halving.
+fn find_root(parent: &mut [u32], mut u: usize) -> usize {
+    while parent[u] as usize != u {
+        let grandparent = parent[parent[u] as usize];
+        parent[u] = grandparent;
+        u = grandparent as usize;
+    }
+    u
+}
+
+impl FaceWeight for GridPoisson {
+    fn weight(&self, axis: usize, lower_cell: usize) -> f64 {
+        let beta = self
+            .face_coefficients
+            .as_ref()
+            .map_or(1.0, |b| b[axis * self.num_cells() + lower_cell]);
+        self.inv_h2[axis] * beta
+    }
+}
+
+/// The nonzeros of one row of a grid operator (at most 7).
+#[derive(Default)]
+struct StencilRow {
+    entries: [(usize, f64); 7],
+    len: usize,
+    touches_air: bool,
+}
+
+impl StencilRow {
+    fn push(&mut self, col: usize, value: f64) -> usize {
+        self.entries[self.len] = (col, value);
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn entries(&self) -> &[(usize, f64)] {
+        &self.entries[..self.len]
+    }
+}
+
+impl LinearOperator for GridPoisson {
+    fn dim(&self) -> usize {
+        self.cell_of_unknown.len()
+    }
+
+    fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
+        self.apply_dot(x, y).map(|_| ())
+    }
+
+    fn apply_dot(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
+        Error::check_len("x", self.dim(), x.len())?;
+        Error::check_len("y", self.dim(), y.len())?;
+        Ok(match &self.face_coefficients {
+            None => self.apply_all(&UniformWeight(self.inv_h2), x, y),
+            Some(beta) => self.apply_all(
+                &PerFaceWeight {
+                    inv_h2: self.inv_h2,
+                    beta,
+                    num_cells: self.num_cells(),
+                },
+                x,
+                y,
+            ),
+        })
+    }
+
+    fn diagonal(&self) -> Option<Vec<f64>> {
+        Some(
+            (0..self.dim())
+                .map(|u| {
+                    self.row(u)
+                        .entries()
+                        .iter()
+                        .find(|e| e.0 == u)
+                        .map_or(0.0, |e| e.1)
+                })
+                .collect(),
+        )
+    }
+
+    fn check_cg_solvable(&self, b: &[f64], threshold: f64) -> Result<()> {
+        let Some(floating) = &self.floating else {
+            return Ok(());
+        };
+        let mut sums = vec![0.0; floating.size.len()];
+        for (&r, &bu) in floating.region.iter().zip(b) {
+            if r != u32::MAX {
+                sums[r as usize] += bu;
+            }
+        }
+        let norm2: f64 = sums
+            .iter()
+            .zip(&floating.size)
+            .map(|(s, &m)| s * s / m as f64)
+            .sum();
+        if norm2.sqrt() <= threshold {
+            return Ok(());
+        }
+        let worst = (0..sums.len())
+            .max_by(|&a, &b| {
+                (sums[a].abs() / (floating.size[a] as f64).sqrt())
+                    .total_cmp(&(sums[b].abs() / (floating.size[b] as f64).sqrt()))
+            })
+            .expect("at least one floating region");
+        let ijk = self.coords(self.cell_of_unknown[floating.first[worst]] as usize);
+        Err(Error::invalid(
+            "b",
+            format!(
+                "the right-hand side is inconsistent: the fluid region of {} cells containing cell {ijk:?} touches no air cell, \
+                 so A is singular there and the sum of b over it must be 0, but it is {:.6e}; the null-space component of b \
+                 has norm {:.3e} > the stopping threshold {threshold:.3e} (remove the mean of b over the region, or add an air cell)",
+                floating.size[worst],
+                sums[worst],
+                norm2.sqrt()
+            ),
+        ))
+    }
+}
