@@ -34,6 +34,7 @@ pub mod ffi;
 pub mod krylov;
 pub mod operator;
 mod parallel;
+pub mod scene;
 
 pub use error::{Error, Result};
 pub use krylov::{

@@ -1,0 +1,127 @@
+//! Helpers shared by the integration tests: a seeded random generator,
+//! random SPD matrices, small grid scenes and a faer direct solve as the
+//! independent reference.
+#![allow(dead_code)]
+
+use adjunct::{Cell, CsrMatrix};
+use faer::linalg::solvers::Solve;
+use faer::Side;
+
+/// A small deterministic generator (SplitMix64), so tests need no RNG crate.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.uniform()
+    }
+
+    pub fn vector(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.range(-1.0, 1.0)).collect()
+    }
+}
+
+/// A random sparse symmetric positive definite n×n matrix with about
+/// `per_row` off-diagonal entries per row: random symmetric off-diagonals
+/// and a diagonal slightly above the row's absolute sum times `dominance`
+/// (use dominance < 1 for a matrix that is still SPD but not diagonally
+/// dominant: the off-diagonals are then drawn nonpositive, an M-matrix).
+pub fn random_spd(n: usize, per_row: usize, seed: u64) -> CsrMatrix {
+    let mut rng = Rng::new(seed);
+    let mut rows: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+    for i in 0..n {
+        for _ in 0..per_row / 2 {
+            let j = (rng.next_u64() % n as u64) as usize;
+            if j != i && !rows[i].iter().any(|e| e.0 == j) {
+                let v = rng.range(-1.0, 1.0);
+                rows[i].push((j, v));
+                rows[j].push((i, v));
+            }
+        }
+    }
+    for (i, row) in rows.iter_mut().enumerate() {
+        let sum: f64 = row.iter().map(|e| e.1.abs()).sum();
+        row.push((i, sum + rng.range(0.01, 1.0)));
+        row.sort_by_key(|e| e.0);
+    }
+    csr_from_rows(&rows)
+}
+
+pub fn csr_from_rows(rows: &[Vec<(usize, f64)>]) -> CsrMatrix {
+    let mut row_ptr = vec![0usize];
+    let (mut cols, mut vals) = (Vec::new(), Vec::new());
+    for row in rows {
+        for &(j, v) in row {
+            cols.push(j);
+            vals.push(v);
+        }
+        row_ptr.push(cols.len());
+    }
+    CsrMatrix::from_parts(rows.len(), rows.len(), &row_ptr, &cols, &vals).expect("valid CSR")
+}
+
+/// Solves A x = b with faer's sparse Cholesky (the independent reference).
+pub fn direct_solve(a: &CsrMatrix, b: &[f64]) -> Vec<f64> {
+    let llt = a.as_faer().sp_cholesky(Side::Lower).expect("SPD matrix");
+    let rhs = faer::ColRef::from_slice(b);
+    let x = llt.solve(rhs);
+    x.iter().copied().collect()
+}
+
+/// ‖x − y‖₂ / ‖y‖₂.
+pub fn rel_diff(x: &[f64], y: &[f64]) -> f64 {
+    let num: f64 = x.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum();
+    let den: f64 = y.iter().map(|b| b * b).sum();
+    (num / den).sqrt()
+}
+
+/// ‖b − A x‖₂ computed entry by entry from the CSR arrays.
+pub fn residual_norm(a: &CsrMatrix, x: &[f64], b: &[f64]) -> f64 {
+    let (ptr, cols, vals) = (a.row_ptr(), a.col_idx(), a.values());
+    (0..b.len())
+        .map(|i| {
+            let ax: f64 = (ptr[i] as usize..ptr[i + 1] as usize)
+                .map(|k| vals[k] * x[cols[k] as usize])
+                .sum();
+            (b[i] - ax).powi(2)
+        })
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// A grid with random solid cells (probability `solid`), air cells on the
+/// top layer, and fluid elsewhere.
+pub fn random_cells(dims: [usize; 3], solid: f64, seed: u64) -> Vec<Cell> {
+    let mut rng = Rng::new(seed);
+    let [nx, ny, nz] = dims;
+    let up = if nz > 1 { 2 } else { 1 };
+    (0..nx * ny * nz)
+        .map(|c| {
+            let ijk = [c % nx, (c / nx) % ny, c / (nx * ny)];
+            if ijk[up] + 1 == dims[up] {
+                Cell::Air
+            } else if rng.uniform() < solid {
+                Cell::Solid
+            } else {
+                Cell::Fluid
+            }
+        })
+        .collect()
+}
