@@ -96,3 +96,21 @@ pub(crate) fn boundary(body: impl FnOnce() -> crate::Result<()>) -> adj_status {
 pub(crate) fn boundary_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn a_panic_becomes_a_status_and_message() {
+        let status = boundary(|| panic!("boom in a kernel"));
+        assert_eq!(status, adj_status::ADJ_ERR_PANIC);
+        // SAFETY: valid NUL-terminated string owned by this thread.
+        let message = unsafe { CStr::from_ptr(adj_last_error_message()) }
+            .to_str()
+            .unwrap();
+        assert!(message.contains("boom in a kernel"), "{message}");
+        assert_eq!(boundary_or(5, || panic!("boom")), 5);
+    }
+}

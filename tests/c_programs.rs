@@ -1,0 +1,126 @@
+//! Builds the C example against the static library with strict warnings and
+//! runs it; also checks that the header compiles as C++.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// System libraries the Rust static library needs on Linux
+/// (`cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs`).
+const NATIVE_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The static library built for this test run: cargo builds the library's
+/// crate types into the profile's `deps/` directory before running tests.
+fn static_library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps directory");
+    let candidates = [
+        deps.join("libadjunct.a"),
+        deps.parent()
+            .expect("profile directory")
+            .join("libadjunct.a"),
+    ];
+    candidates
+        .iter()
+        .filter(|p| p.exists())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .cloned()
+        .unwrap_or_else(|| panic!("libadjunct.a not found in {candidates:?}"))
+}
+
+fn tool_available(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn c_poisson_example_builds_and_runs() {
+    if !tool_available("cc") {
+        eprintln!("SKIPPED: no C compiler `cc` on PATH (.ci/run installs gcc)");
+        return;
+    }
+    let dir = tempdir("c_poisson");
+    let exe = dir.join("poisson");
+    let mut cc = Command::new("cc");
+    cc.args([
+        "-std=c11",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-O2",
+    ])
+    .arg("-I")
+    .arg(root().join("include"))
+    .arg(root().join("examples/c/poisson.c"))
+    .arg(static_library())
+    .args(NATIVE_LIBS)
+    .arg("-o")
+    .arg(&exe);
+    run(&mut cc);
+    let output = run(Command::new(&exe).arg("24"));
+    println!("{output}");
+    assert!(output.contains("all checks passed"), "{output}");
+    assert!(
+        output.contains("status -1: argument `b` is NULL"),
+        "{output}"
+    );
+}
+
+#[test]
+fn header_compiles_as_cpp() {
+    if !tool_available("g++") {
+        eprintln!("SKIPPED: no C++ compiler `g++` on PATH (.ci/run installs g++)");
+        return;
+    }
+    let dir = tempdir("cpp_header");
+    let src = dir.join("header.cpp");
+    std::fs::write(
+        &src,
+        "#include \"adjunct.h\"\nint main() { return adj_version() == nullptr; }\n",
+    )
+    .unwrap();
+    let mut gxx = Command::new("g++");
+    gxx.args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+        .arg("-I")
+        .arg(root().join("include"))
+        .arg(&src)
+        .arg(static_library())
+        .args(NATIVE_LIBS)
+        .arg("-o")
+        .arg(dir.join("header"));
+    run(&mut gxx);
+    run(&mut Command::new(dir.join("header")));
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
