@@ -90,8 +90,8 @@ pub fn smoke(dims: [usize; 3], air_layers: usize) -> Result<PressureProblem> {
     let stride = [1, nx, nx * ny];
     let is_solid = |c: Option<usize>| c.is_none_or(|c| cells[c] == Cell::Solid);
     let mut rhs = Vec::new();
-    for c in 0..cells.len() {
-        if cells[c] != Cell::Fluid {
+    for (c, &cell) in cells.iter().enumerate() {
+        if cell != Cell::Fluid {
             continue;
         }
         let ijk = [c % nx, (c / nx) % ny, c / (nx * ny)];
