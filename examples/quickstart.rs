@@ -23,7 +23,7 @@ fn main() -> Result<(), adjunct::Error> {
     );
 
     let options = CgOptions::default();
-    let mut run =
+    let run =
         |name: &str, setup: &dyn Fn() -> Result<Box<dyn Preconditioner>, adjunct::Error>| {
             let t0 = Instant::now();
             let m = setup()?;

@@ -138,7 +138,7 @@ fn csr_construction_errors_name_the_argument() {
 fn grid_and_precond_construction_errors() {
     use adj_status::*;
     let mut op = null_mut();
-    let mut cells = vec![ADJ_CELL_FLUID; 12];
+    let mut cells = [ADJ_CELL_FLUID; 12];
     cells[11] = ADJ_CELL_AIR;
     unsafe {
         cells[5] = 7;
