@@ -168,7 +168,8 @@ enum adj_status adj_cg_solve(const struct adj_operator *op,
 const char *adj_version(void);
 
 // Sets the number of worker threads of all kernels (0 = one per core).
-// Not to be called while a solve is running on another thread.
+// Thread-safe; a solve already running moves to the new pool at its next
+// kernel. Results do not depend on the thread count.
 enum adj_status adj_set_num_threads(size_t num_threads);
 
 // The number of worker threads the kernels use.

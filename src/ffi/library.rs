@@ -11,7 +11,8 @@ pub extern "C" fn adj_version() -> *const c_char {
 }
 
 /// Sets the number of worker threads of all kernels (0 = one per core).
-/// Not to be called while a solve is running on another thread.
+/// Thread-safe; a solve already running moves to the new pool at its next
+/// kernel. Results do not depend on the thread count.
 #[no_mangle]
 pub extern "C" fn adj_set_num_threads(num_threads: usize) -> adj_status {
     boundary(|| crate::set_num_threads(num_threads))

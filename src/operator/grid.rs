@@ -109,7 +109,32 @@ pub struct GridPoisson {
     row_start: Vec<usize>,
     /// Row ranges of the parallel apply.
     blocks: Vec<Range<usize>>,
+    /// Per grid row: how the stencil kernel may treat it.
+    row_plans: Vec<RowPlan>,
     floating: Option<FloatingRegions>,
+}
+
+/// A neighbouring grid row (y±1 or z±1) of an all-fluid row, when it is
+/// uniform: every cell of it couples the same way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NeighbourRow {
+    /// Outside the grid, or all solid: no coupling.
+    Wall,
+    /// All air: adds to the diagonal only.
+    Air,
+    /// All fluid, with the unknown index of its first cell.
+    Fluid(usize),
+}
+
+/// How the stencil kernel treats a grid row (fixed x range, given j, k).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RowPlan {
+    /// Cell by cell, looking up each neighbour's kind.
+    General,
+    /// The row is all fluid and its y−, y+, z−, z+ neighbour rows are
+    /// uniform: with uniform face weights the row is a vectorisable
+    /// 1D stencil plus up to four shifted vectors.
+    Uniform([NeighbourRow; 4]),
 }
 
 /// Face weights β_f / h_a² as seen by the stencil kernel.
@@ -246,6 +271,7 @@ impl GridPoisson {
             blocks.push(start..num_rows);
         }
 
+        let row_plans = row_plans(dims, &unknown, &row_start);
         let mut grid = Self {
             dims,
             inv_h2,
@@ -254,6 +280,7 @@ impl GridPoisson {
             face_coefficients,
             row_start,
             blocks,
+            row_plans,
             floating: None,
         };
         grid.floating = grid.find_floating_regions();
@@ -338,44 +365,104 @@ impl GridPoisson {
     fn apply_rows<W: FaceWeight>(
         &self,
         w: &W,
+        uniform: bool,
         rows: Range<usize>,
         p: &[f64],
         y: &mut [f64],
     ) -> f64 {
-        let [nx, ny, _] = self.dims;
+        let offset = self.row_start[rows.start];
         let mut dot = 0.0;
-        let mut out = 0;
         for r in rows {
-            let (j, k) = (r % ny, r / ny);
-            let base = r * nx;
-            for i in 0..nx {
-                let c = base + i;
-                let u = self.unknown[c];
-                if u >= AIR {
-                    continue;
+            let out = &mut y[self.row_start[r] - offset..self.row_start[r + 1] - offset];
+            dot += match self.row_plans[r] {
+                RowPlan::Uniform(neighbours) if uniform => {
+                    self.apply_uniform_row(r, neighbours, p, out)
                 }
-                let mut diag = 0.0;
-                let mut off = 0.0;
-                self.for_each_neighbour(w, c, [i, j, k], |nb, wf, _| {
-                    let v = self.unknown[nb];
-                    if v != SOLID {
-                        diag += wf;
-                        if v != AIR {
-                            off += wf * p[v as usize];
-                        }
-                    }
-                });
-                let pu = p[u as usize];
-                let yu = diag * pu - off;
-                y[out] = yu;
-                out += 1;
-                dot += pu * yu;
-            }
+                _ => self.apply_general_row(w, r, p, out),
+            };
         }
         dot
     }
 
-    fn apply_all<W: FaceWeight + Sync>(&self, w: &W, p: &[f64], y: &mut [f64]) -> f64 {
+    /// Row r of y = A p, cell by cell; returns pᵀy over the row.
+    fn apply_general_row<W: FaceWeight>(&self, w: &W, r: usize, p: &[f64], y: &mut [f64]) -> f64 {
+        let [nx, ny, _] = self.dims;
+        let (j, k) = (r % ny, r / ny);
+        let mut dot = 0.0;
+        let mut out = 0;
+        for i in 0..nx {
+            let c = r * nx + i;
+            let u = self.unknown[c];
+            if u >= AIR {
+                continue;
+            }
+            let mut diag = 0.0;
+            let mut off = 0.0;
+            self.for_each_neighbour(w, c, [i, j, k], |nb, wf, _| {
+                let v = self.unknown[nb];
+                if v != SOLID {
+                    diag += wf;
+                    if v != AIR {
+                        off += wf * p[v as usize];
+                    }
+                }
+            });
+            let pu = p[u as usize];
+            let yu = diag * pu - off;
+            y[out] = yu;
+            out += 1;
+            dot += pu * yu;
+        }
+        dot
+    }
+
+    /// Row r of y = A p for an all-fluid row with uniform neighbour rows and
+    /// uniform face weights; returns pᵀy over the row.
+    fn apply_uniform_row(
+        &self,
+        r: usize,
+        neighbours: [NeighbourRow; 4],
+        p: &[f64],
+        y: &mut [f64],
+    ) -> f64 {
+        let nx = self.dims[0];
+        let [wx, wy, wz] = self.inv_h2;
+        let start = self.row_start[r];
+        let pr = &p[start..start + nx];
+        let mut diag = 0.0;
+        for (nb, w) in neighbours.iter().zip([wy, wy, wz, wz]) {
+            if *nb != NeighbourRow::Wall {
+                diag += w;
+            }
+        }
+        // Along x: interior cells have two fluid neighbours, the ends one.
+        if nx == 1 {
+            y[0] = diag * pr[0];
+        } else {
+            y[0] = (diag + wx) * pr[0] - wx * pr[1];
+            y[nx - 1] = (diag + wx) * pr[nx - 1] - wx * pr[nx - 2];
+            let d = diag + 2.0 * wx;
+            for i in 1..nx - 1 {
+                y[i] = d * pr[i] - wx * (pr[i - 1] + pr[i + 1]);
+            }
+        }
+        for (nb, w) in neighbours.iter().zip([wy, wy, wz, wz]) {
+            if let NeighbourRow::Fluid(first) = *nb {
+                for (yi, pi) in y.iter_mut().zip(&p[first..first + nx]) {
+                    *yi -= w * pi;
+                }
+            }
+        }
+        y.iter().zip(pr).map(|(a, b)| a * b).sum()
+    }
+
+    fn apply_all<W: FaceWeight + Sync>(
+        &self,
+        w: &W,
+        uniform: bool,
+        p: &[f64],
+        y: &mut [f64],
+    ) -> f64 {
         let y = DisjointSlice::new(y);
         let work = self.num_cells() + 2 * self.dim();
         sum_blocks(self.blocks.len(), work, |b| {
@@ -383,7 +470,7 @@ impl GridPoisson {
             let range = self.row_start[rows.start]..self.row_start[rows.end];
             // SAFETY: the unknowns of disjoint row blocks are disjoint ranges.
             let y = unsafe { y.range(range) };
-            self.apply_rows(w, rows, p, y)
+            self.apply_rows(w, uniform, rows, p, y)
         })
     }
 
@@ -478,6 +565,45 @@ impl GridPoisson {
     }
 }
 
+/// Classifies every grid row for the stencil kernel (see [`RowPlan`]).
+fn row_plans(dims: [usize; 3], unknown: &[u32], row_start: &[usize]) -> Vec<RowPlan> {
+    let [nx, ny, nz] = dims;
+    let kind = |j: Option<usize>, k: Option<usize>| -> Option<NeighbourRow> {
+        let (Some(j), Some(k)) = (j.filter(|&j| j < ny), k.filter(|&k| k < nz)) else {
+            return Some(NeighbourRow::Wall);
+        };
+        let row = j + ny * k;
+        let cells = &unknown[row * nx..(row + 1) * nx];
+        if cells.iter().all(|&u| u < AIR) {
+            Some(NeighbourRow::Fluid(row_start[row]))
+        } else if cells.iter().all(|&u| u == AIR) {
+            Some(NeighbourRow::Air)
+        } else if cells.iter().all(|&u| u == SOLID) {
+            Some(NeighbourRow::Wall)
+        } else {
+            None
+        }
+    };
+    (0..ny * nz)
+        .map(|r| {
+            let (j, k) = (r % ny, r / ny);
+            if row_start[r + 1] - row_start[r] != nx {
+                return RowPlan::General;
+            }
+            let neighbours = [
+                kind(j.checked_sub(1), Some(k)),
+                kind(Some(j + 1), Some(k)),
+                kind(Some(j), k.checked_sub(1)),
+                kind(Some(j), Some(k + 1)),
+            ];
+            match neighbours {
+                [Some(a), Some(b), Some(c), Some(d)] => RowPlan::Uniform([a, b, c, d]),
+                _ => RowPlan::General,
+            }
+        })
+        .collect()
+}
+
 /// The root of `u` in a union-find forest, with path halving.
 fn find_root(parent: &mut [u32], mut u: usize) -> usize {
     while parent[u] as usize != u {
@@ -531,13 +657,14 @@ impl LinearOperator for GridPoisson {
         Error::check_len("x", self.dim(), x.len())?;
         Error::check_len("y", self.dim(), y.len())?;
         Ok(match &self.face_coefficients {
-            None => self.apply_all(&UniformWeight(self.inv_h2), x, y),
+            None => self.apply_all(&UniformWeight(self.inv_h2), true, x, y),
             Some(beta) => self.apply_all(
                 &PerFaceWeight {
                     inv_h2: self.inv_h2,
                     beta,
                     num_cells: self.num_cells(),
                 },
+                false,
                 x,
                 y,
             ),
