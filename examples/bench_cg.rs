@@ -9,6 +9,7 @@
 //! - adjunct CG on the same matrix in CSR form (all threads),
 //! - faer 0.24 `matrix_free::conjugate_gradient` on the CSR matrix
 //!   (`Par::Seq`, faer's fastest setting on 2 cores),
+//!
 //! and reports the median time per iteration (faer: over fixed-length runs,
 //! see `FAER_ITERATIONS`). The bandwidth ratio divides the bytes one stencil
 //! CG iteration streams (see `stencil_cg_bytes`) by the time per iteration,
@@ -159,7 +160,7 @@ fn bench(name: &str, g: &GridPoisson, b: &[f64], reps: usize) -> Row {
 
 fn main() -> Result<(), adjunct::Error> {
     let quick = std::env::args().any(|a| a == "--quick");
-    let reps = if quick { 1 } else { 5 };
+    let reps = if quick { 1 } else { 3 };
     let (n3, n2) = if quick { (64, 400) } else { (128, 1000) };
     let threads = adjunct::num_threads();
     let (triad_best, triad_median) = triad_bandwidth(1 << 25, 10);

@@ -26,11 +26,13 @@ pub fn faer_cg(
     // so pass a zeroed x with the default MaybeNonZero status.
     let mut x = Mat::<f64>::zeros(n, 1);
     let rhs = MatRef::from_column_major_slice(b, n, 1);
-    let mut params = CgParams::<f64>::default();
-    params.initial_guess = InitialGuessStatus::MaybeNonZero;
-    params.rel_tolerance = rtol;
-    params.abs_tolerance = 0.0;
-    params.max_iters = max_iterations;
+    let params = CgParams::<f64> {
+        initial_guess: InitialGuessStatus::MaybeNonZero,
+        rel_tolerance: rtol,
+        abs_tolerance: 0.0,
+        max_iters: max_iterations,
+        ..Default::default()
+    };
     let mut mem = MemBuffer::new(conjugate_gradient_scratch(precond, op, 1, par));
     let iterations = match conjugate_gradient(
         x.as_mut(),
