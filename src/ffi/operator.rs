@@ -29,15 +29,22 @@ pub type adj_apply_fn =
 /// A caller-owned context pointer passed back to a callback. The library
 /// never dereferences it.
 #[derive(Clone, Copy)]
-pub(crate) struct Context(pub(crate) *mut c_void);
+struct Context(*mut c_void);
 
-/// Wraps a C callback as a closure; `callback` names it in errors.
-pub(crate) fn callback_closure(
-    apply: unsafe extern "C" fn(*mut c_void, *const f64, *mut f64, usize) -> c_int,
-    ctx: Context,
+/// Checks a C callback of dimension `n` and wraps it as a closure;
+/// `callback` names it in errors.
+pub(crate) fn callback_map(
+    n: usize,
+    apply: adj_apply_fn,
+    ctx: *mut c_void,
     callback: &'static str,
-) -> impl Fn(&[f64], &mut [f64]) -> Result<()> {
-    move |x, y| {
+) -> Result<VectorMap> {
+    let apply = apply.ok_or(Error::NullArgument { argument: "apply" })?;
+    if n == 0 {
+        return Err(Error::invalid("n", "the dimension must be at least 1"));
+    }
+    let ctx = Context(ctx);
+    Ok(Box::new(move |x: &[f64], y: &mut [f64]| {
         // SAFETY: the caller of the constructor promised a valid callback;
         // x and y are valid slices of the operator's dimension.
         let code = unsafe { apply(ctx.0, x.as_ptr(), y.as_mut_ptr(), x.len()) };
@@ -46,7 +53,7 @@ pub(crate) fn callback_closure(
         } else {
             Err(Error::Callback { callback, code })
         }
-    }
+    }))
 }
 
 /// A boxed vector map y = f(x), as built from a C callback.
@@ -264,11 +271,7 @@ pub unsafe extern "C" fn adj_operator_new_callback(
 ) -> adj_status {
     boundary(|| {
         out_ptr(out, "out")?;
-        let apply = apply.ok_or(Error::NullArgument { argument: "apply" })?;
-        if n == 0 {
-            return Err(Error::invalid("n", "the dimension must be at least 1"));
-        }
-        let f: VectorMap = Box::new(callback_closure(apply, Context(ctx), "operator apply"));
+        let f = callback_map(n, apply, ctx, "operator apply")?;
         // SAFETY: `out` checked above.
         unsafe {
             emit_handle(

@@ -1,7 +1,7 @@
 //! `adj_precond`: preconditioners for CG.
 
 use super::args::{emit_handle, free_handle, handle, out_ptr, slice};
-use super::operator::{adj_apply_fn, adj_operator, callback_closure, Context, VectorMap};
+use super::operator::{adj_apply_fn, adj_operator, callback_map};
 use super::status::{adj_status, boundary, boundary_or};
 use crate::error::Error;
 use crate::krylov::{FnPreconditioner, Ic0, Identity, Jacobi, Preconditioner};
@@ -88,11 +88,7 @@ pub unsafe extern "C" fn adj_precond_new_callback(
 ) -> adj_status {
     boundary(|| {
         out_ptr(out, "out")?;
-        let apply = apply.ok_or(Error::NullArgument { argument: "apply" })?;
-        if n == 0 {
-            return Err(Error::invalid("n", "the dimension must be at least 1"));
-        }
-        let f: VectorMap = Box::new(callback_closure(apply, Context(ctx), "preconditioner"));
+        let f = callback_map(n, apply, ctx, "preconditioner")?;
         emit(out, Box::new(FnPreconditioner::new(n, f)));
         Ok(())
     })
