@@ -50,6 +50,12 @@ pub enum Error {
         /// The underlying cause when a callback failed.
         cause: Option<Box<Error>>,
     },
+    /// An iterative method other than a Krylov solve (for example entropic
+    /// OT) stopped before reaching its tolerance.
+    NotConverged {
+        /// What was reached, and the iteration counts.
+        message: String,
+    },
     /// A user callback returned a nonzero status.
     Callback {
         /// Which callback ("operator apply", "preconditioner", ...).
@@ -118,6 +124,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::NotConverged { message } => write!(f, "not converged: {message}"),
             Error::Callback { callback, code } => {
                 write!(f, "the {callback} callback returned {code}")
             }

@@ -33,6 +33,7 @@ pub mod error;
 pub mod ffi;
 pub mod krylov;
 pub mod operator;
+pub mod ot;
 mod parallel;
 pub mod scene;
 

@@ -133,3 +133,21 @@ impl<'a> DisjointSlice<'a> {
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }
     }
 }
+
+/// Returns `[f(0), …, f(num_blocks − 1)]`, computed on the pool when `work`
+/// is large enough. The order of the results never depends on the threads.
+pub(crate) fn map_blocks<T, F>(num_blocks: usize, work: usize, f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
+    use rayon::prelude::*;
+    if work < PARALLEL_MIN_WORK || num_blocks <= 1 {
+        return (0..num_blocks).map(f).collect();
+    }
+    let pool = pool();
+    if pool.current_num_threads() == 1 {
+        return (0..num_blocks).map(f).collect();
+    }
+    pool.install(|| (0..num_blocks).into_par_iter().map(&f).collect())
+}

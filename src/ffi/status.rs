@@ -40,6 +40,7 @@ impl adj_status {
             Error::DimensionMismatch { .. } => adj_status::ADJ_ERR_DIMENSION_MISMATCH,
             Error::NotSpd { .. } => adj_status::ADJ_ERR_NOT_SPD,
             Error::Callback { .. } => adj_status::ADJ_ERR_CALLBACK,
+            Error::NotConverged { .. } => adj_status::ADJ_ERR_NOT_CONVERGED,
             Error::SolveFailed { report, .. } => match report.reason {
                 SolveReason::DivergedIndefiniteOperator
                 | SolveReason::DivergedIndefinitePreconditioner => adj_status::ADJ_ERR_NOT_SPD,
