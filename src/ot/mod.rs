@@ -47,11 +47,14 @@ pub struct OtOptions {
     /// SNS: Sinkhorn iterations before the first Newton step, and after a
     /// failed Newton step. Default 20.
     pub warmup_iterations: usize,
-    /// SNS: Newton iteration limit. Default 200.
+    /// SNS: Newton iteration limit. Default 1000.
     pub max_newton_iterations: usize,
     /// SNS: entries of P kept per row in the sparsified Hessian (density
     /// λ = this / m; the diagonal blocks are kept exact). Default 4.
     pub hessian_entries_per_row: usize,
+    /// SNS: the most entries per row the Hessian may grow to when sparse
+    /// Newton steps stall (bounds its memory to O(this · (n + m))). Default 256.
+    pub max_hessian_entries_per_row: usize,
     /// SNS: relative tolerance of the Newton system's CG. Default 1e-10.
     pub cg_rtol: f64,
     /// SNS: CG iteration limit per Newton step. Default 1000.
@@ -66,8 +69,9 @@ impl Default for OtOptions {
             tol: 1e-9,
             max_sinkhorn_iterations: 100_000,
             warmup_iterations: 20,
-            max_newton_iterations: 200,
+            max_newton_iterations: 1000,
             hessian_entries_per_row: 4,
+            max_hessian_entries_per_row: 256,
             cg_rtol: 1e-10,
             cg_max_iterations: 1000,
         }

@@ -93,9 +93,9 @@ fn project_out_null(v: &mut [f64], n: usize) {
 
 /// Newton iterations from (f, g) until the marginal error is ≤ `tol`.
 /// The Hessian starts with `options.hessian_entries_per_row` entries of P
-/// per row and doubles them after a step that cut the marginal error by
-/// less than 4×, so that the method ends with (close to) exact Newton steps
-/// and quadratic convergence when the sparse ones stall.
+/// per row and doubles them (up to `options.max_hessian_entries_per_row`)
+/// after a step that cut the marginal error by less than 4× (once at the
+/// cap, only after an undamped such step).
 /// A step whose CG solve fails, or that the line search cannot make
 /// increase the dual (nor halve the marginal error), is replaced by
 /// `options.warmup_iterations` Sinkhorn iterations (counted as a fallback).
@@ -114,6 +114,7 @@ pub(crate) fn sinkhorn_newton(
     while run.error > options.tol && run.newton_iterations < options.max_newton_iterations {
         run.newton_iterations += 1;
         let previous_error = run.error;
+        let mut full_step = false;
         match newton_step(
             kernel,
             a,
@@ -125,9 +126,10 @@ pub(crate) fn sinkhorn_newton(
             entries_per_row,
             options,
         ) {
-            Ok((next, cg_iterations)) => {
+            Ok((next, cg_iterations, step_length)) => {
                 run.cg_iterations += cg_iterations;
                 marginals = next;
+                full_step = step_length == 1.0;
             }
             Err(cg_iterations) => {
                 run.cg_iterations += cg_iterations;
@@ -149,9 +151,13 @@ pub(crate) fn sinkhorn_newton(
         if run.error.is_nan() {
             break;
         }
-        if run.error > SLOW_PROGRESS * previous_error {
-            // The dropped entries of P limit the step: keep more of them.
-            entries_per_row = (2 * entries_per_row).min(g.len());
+        if run.error > SLOW_PROGRESS * previous_error
+            && (full_step || entries_per_row < options.max_hessian_entries_per_row)
+        {
+            // Slow progress: the dropped entries of P limit the step.
+            entries_per_row = (2 * entries_per_row)
+                .min(options.max_hessian_entries_per_row)
+                .min(g.len());
         }
     }
     run.max_entries_per_row = entries_per_row;
@@ -171,7 +177,7 @@ fn newton_step(
     error: f64,
     entries_per_row: usize,
     options: &OtOptions,
-) -> Result<(Marginals, usize), usize> {
+) -> Result<(Marginals, usize, f64), usize> {
     let n = f.len();
     let eps = kernel.eps;
     let gradient: Vec<f64> = a
@@ -218,7 +224,7 @@ fn newton_step(
         if trial_value >= value + ARMIJO * t * slope || trial.error(a, b) < 0.5 * error {
             f.copy_from_slice(&f_try);
             g.copy_from_slice(&g_try);
-            return Ok((trial, cg_iterations));
+            return Ok((trial, cg_iterations, t));
         }
         t *= 0.5;
     }
