@@ -173,7 +173,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(120.0);
     let mut rng = Rng(2024);
-    let problems = vec![
+    let problems = [
         random_assignment(500, &mut rng),
         densities(32, 2.0, &mut rng),
         densities(32, 1.0, &mut rng),

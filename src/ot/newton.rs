@@ -94,8 +94,7 @@ fn project_out_null(v: &mut [f64], n: usize) {
 /// Newton iterations from (f, g) until the marginal error is ≤ `tol`.
 /// The Hessian starts with `options.hessian_entries_per_row` entries of P
 /// per row and doubles them (up to `options.max_hessian_entries_per_row`)
-/// after a step that cut the marginal error by less than 4× (once at the
-/// cap, only after an undamped such step).
+/// after a step that cut the marginal error by less than 4×.
 /// A step whose CG solve fails, or that the line search cannot make
 /// increase the dual (nor halve the marginal error), is replaced by
 /// `options.warmup_iterations` Sinkhorn iterations (counted as a fallback).
@@ -114,7 +113,6 @@ pub(crate) fn sinkhorn_newton(
     while run.error > options.tol && run.newton_iterations < options.max_newton_iterations {
         run.newton_iterations += 1;
         let previous_error = run.error;
-        let mut full_step = false;
         match newton_step(
             kernel,
             a,
@@ -126,10 +124,9 @@ pub(crate) fn sinkhorn_newton(
             entries_per_row,
             options,
         ) {
-            Ok((next, cg_iterations, step_length)) => {
+            Ok((next, cg_iterations)) => {
                 run.cg_iterations += cg_iterations;
                 marginals = next;
-                full_step = step_length == 1.0;
             }
             Err(cg_iterations) => {
                 run.cg_iterations += cg_iterations;
@@ -177,7 +174,7 @@ fn newton_step(
     error: f64,
     entries_per_row: usize,
     options: &OtOptions,
-) -> Result<(Marginals, usize, f64), usize> {
+) -> Result<(Marginals, usize), usize> {
     let n = f.len();
     let eps = kernel.eps;
     let gradient: Vec<f64> = a
@@ -224,7 +221,7 @@ fn newton_step(
         if trial_value >= value + ARMIJO * t * slope || trial.error(a, b) < 0.5 * error {
             f.copy_from_slice(&f_try);
             g.copy_from_slice(&g_try);
-            return Ok((trial, cg_iterations, t));
+            return Ok((trial, cg_iterations));
         }
         t *= 0.5;
     }
