@@ -148,9 +148,7 @@ pub(crate) fn sinkhorn_newton(
         if run.error.is_nan() {
             break;
         }
-        if run.error > SLOW_PROGRESS * previous_error
-            && (full_step || entries_per_row < options.max_hessian_entries_per_row)
-        {
+        if run.error > SLOW_PROGRESS * previous_error {
             // Slow progress: the dropped entries of P limit the step.
             entries_per_row = (2 * entries_per_row)
                 .min(options.max_hessian_entries_per_row)
