@@ -243,16 +243,11 @@ fn main() {
                 format!("> {cap} (not converged)")
             },
             sk.seconds,
-            if sns.converged {
-                sns.iterations.clone()
-            } else {
-                sns.iterations.clone()
-            },
+            sns.iterations,
             sns.seconds,
             if sk.converged { "" } else { ">= " }
         );
         assert!(sns.converged, "SNS must reach the tolerance on {}", p.name);
-        println!("SNS {} converged in {:.3} s", p.name, sns.seconds);
     }
     std::fs::write(
         dir.join("manifest.json"),
