@@ -31,6 +31,13 @@
 // Cell flag of an air cell (free surface: Dirichlet p = 0).
 #define ADJ_CELL_AIR 2
 
+// `adj_ot_options.method`: log-domain Sinkhorn only.
+#define ADJ_OT_SINKHORN 0
+
+// `adj_ot_options.method`: Sinkhorn warm-up, then Newton steps with a
+// sparsified Hessian solved by CG (Sinkhorn-Newton-Sparse, default).
+#define ADJ_OT_SINKHORN_NEWTON_SPARSE 1
+
 // No preconditioning (M = I); same as passing NULL to the solver.
 #define ADJ_PRECOND_NONE 0
 
@@ -133,6 +140,50 @@ typedef struct adj_solve_report {
 // success; any other value aborts the solve with `ADJ_ERR_CALLBACK`.
 // Invoked only on the thread that called the solver.
 typedef int (*adj_apply_fn)(void *ctx, const double *x, double *y, size_t n);
+
+// Options of `adj_ot_solve`. Start from `adj_ot_options_default()`.
+typedef struct adj_ot_options {
+  // Entropic regularisation ε > 0, in the units of the cost. Default 0.05.
+  double eps;
+  // `ADJ_OT_SINKHORN` or `ADJ_OT_SINKHORN_NEWTON_SPARSE` (default).
+  uint32_t method;
+  // Stop when ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ ≤ tol. Default 1e-9.
+  double tol;
+  // Sinkhorn iteration limit (method Sinkhorn). Default 100000.
+  size_t max_sinkhorn_iterations;
+  // SNS: Sinkhorn iterations before Newton and after a failed Newton step. Default 20.
+  size_t warmup_iterations;
+  // SNS: Newton iteration limit. Default 1000.
+  size_t max_newton_iterations;
+  // SNS: entries of P kept per row of the sparsified Hessian at first. Default 4.
+  size_t hessian_entries_per_row;
+  // SNS: the most entries per row the Hessian grows to when Newton stalls. Default 256.
+  size_t max_hessian_entries_per_row;
+  // SNS: relative tolerance of each Newton system's CG. Default 1e-10.
+  double cg_rtol;
+  // SNS: CG iteration limit per Newton step. Default 1000.
+  size_t cg_max_iterations;
+} adj_ot_options;
+
+// What `adj_ot_solve` computed.
+typedef struct adj_ot_result {
+  // ⟨C, P⟩.
+  double transport_cost;
+  // ⟨C, P⟩ + ε Σ P_ij (log P_ij − 1).
+  double objective;
+  // ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ at the returned potentials.
+  double marginal_error;
+  // Sinkhorn iterations (warm-up and fallbacks included).
+  size_t sinkhorn_iterations;
+  // Newton iterations.
+  size_t newton_iterations;
+  // CG iterations over all Newton systems.
+  size_t cg_iterations;
+  // Newton steps replaced by Sinkhorn iterations.
+  size_t fallbacks;
+  // Entries per row of P in the last sparsified Hessian.
+  size_t hessian_entries_per_row;
+} adj_ot_result;
 
 #ifdef __cplusplus
 extern "C" {
@@ -270,6 +321,47 @@ enum adj_status adj_grid_scatter(const struct adj_operator *op,
                                  size_t n,
                                  double *field,
                                  size_t num_cells);
+
+// The default options (see `adj_ot_options`).
+struct adj_ot_options adj_ot_options_default(void);
+
+// Fills `cost` (n·m doubles, row-major) with C_ij = ‖x_i − y_j‖₂² for
+// points x (n·d doubles, row-major) and y (m·d doubles).
+enum adj_status adj_ot_cost_sqeuclidean(const double *x,
+                                        size_t n,
+                                        const double *y,
+                                        size_t m,
+                                        size_t d,
+                                        double *cost);
+
+// Fills `cost` (n·m doubles) with C_ij = Σ_k |x_ik − y_jk|^p, p ≥ 1
+// (p = 1: L1 distance).
+enum adj_status adj_ot_cost_pnorm(const double *x,
+                                  size_t n,
+                                  const double *y,
+                                  size_t m,
+                                  size_t d,
+                                  double p,
+                                  double *cost);
+
+// Solves the entropic OT problem between histograms `a` (n, > 0) and `b`
+// (m, > 0, same total mass) for the row-major n×m `cost`.
+//
+// On success writes the potentials f (n) and g (m), the plan (n·m,
+// row-major; pass NULL to skip) and `result` (may be NULL). Fails with
+// `ADJ_ERR_NOT_CONVERGED` when the marginal error did not reach `tol`
+// within the iteration limits. `options` may be NULL (defaults). Runs on
+// the library's threads; no callbacks.
+enum adj_status adj_ot_solve(const double *a,
+                             size_t n,
+                             const double *b,
+                             size_t m,
+                             const double *cost,
+                             const struct adj_ot_options *options,
+                             double *f,
+                             double *g,
+                             double *plan,
+                             struct adj_ot_result *result);
 
 // Creates a preconditioner of kind `ADJ_PRECOND_*` for the operator `op`
 // (which is only read during this call). Jacobi needs a CSR or grid

@@ -59,14 +59,15 @@ fn run(cmd: &mut Command) -> String {
     text
 }
 
-#[test]
-fn c_poisson_example_builds_and_runs() {
+/// Compiles `examples/c/{name}.c` with strict C11 warnings against the
+/// static library, runs it with `args`, and returns its output; `None`
+/// (after printing why) when there is no C compiler.
+fn build_and_run_c_example(name: &str, args: &[&str]) -> Option<String> {
     if !tool_available("cc") {
         eprintln!("SKIPPED: no C compiler `cc` on PATH (.ci/run installs gcc)");
-        return;
+        return None;
     }
-    let dir = tempdir("c_poisson");
-    let exe = dir.join("poisson");
+    let exe = tempdir(&format!("c_{name}")).join(name);
     let mut cc = Command::new("cc");
     cc.args([
         "-std=c11",
@@ -78,19 +79,33 @@ fn c_poisson_example_builds_and_runs() {
     ])
     .arg("-I")
     .arg(root().join("include"))
-    .arg(root().join("examples/c/poisson.c"))
+    .arg(root().join(format!("examples/c/{name}.c")))
     .arg(static_library())
     .args(NATIVE_LIBS)
     .arg("-o")
     .arg(&exe);
     run(&mut cc);
-    let output = run(Command::new(&exe).arg("24"));
+    let output = run(Command::new(&exe).args(args));
     println!("{output}");
-    assert!(output.contains("all checks passed"), "{output}");
-    assert!(
-        output.contains("status -1: argument `b` is NULL"),
-        "{output}"
-    );
+    Some(output)
+}
+
+#[test]
+fn c_poisson_example_builds_and_runs() {
+    if let Some(output) = build_and_run_c_example("poisson", &["24"]) {
+        assert!(output.contains("all checks passed"), "{output}");
+        assert!(
+            output.contains("status -1: argument `b` is NULL"),
+            "{output}"
+        );
+    }
+}
+
+#[test]
+fn c_transport_example_builds_and_runs() {
+    if let Some(output) = build_and_run_c_example("transport", &[]) {
+        assert!(output.contains("all checks passed"), "{output}");
+    }
 }
 
 #[test]

@@ -25,11 +25,13 @@ mod args;
 mod cg;
 mod library;
 mod operator;
+mod ot;
 mod precond;
 mod status;
 
 pub use cg::*;
 pub use library::*;
 pub use operator::*;
+pub use ot::*;
 pub use precond::*;
 pub use status::*;

@@ -1,0 +1,244 @@
+//! `adj_ot_*`: entropic optimal transport.
+//!
+//! Convention: P_ij = exp((f_i + g_j − C_ij)/ε) solves
+//! min_P ⟨C, P⟩ + ε Σ P_ij (log P_ij − 1) s.t. P1 = a, Pᵀ1 = b,
+//! with ε in the units of C (η = 1/ε in the Sinkhorn-Newton-Sparse paper).
+
+use super::args::{out_ptr, slice, slice_mut};
+use super::status::{adj_status, boundary};
+use crate::error::{Error, Result};
+use crate::ot::{self, CostMatrix, OtMethod, OtOptions};
+
+/// `adj_ot_options.method`: log-domain Sinkhorn only.
+pub const ADJ_OT_SINKHORN: u32 = 0;
+/// `adj_ot_options.method`: Sinkhorn warm-up, then Newton steps with a
+/// sparsified Hessian solved by CG (Sinkhorn-Newton-Sparse, default).
+pub const ADJ_OT_SINKHORN_NEWTON_SPARSE: u32 = 1;
+
+/// Options of `adj_ot_solve`. Start from `adj_ot_options_default()`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_ot_options {
+    /// Entropic regularisation ε > 0, in the units of the cost. Default 0.05.
+    pub eps: f64,
+    /// `ADJ_OT_SINKHORN` or `ADJ_OT_SINKHORN_NEWTON_SPARSE` (default).
+    pub method: u32,
+    /// Stop when ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ ≤ tol. Default 1e-9.
+    pub tol: f64,
+    /// Sinkhorn iteration limit (method Sinkhorn). Default 100000.
+    pub max_sinkhorn_iterations: usize,
+    /// SNS: Sinkhorn iterations before Newton and after a failed Newton step. Default 20.
+    pub warmup_iterations: usize,
+    /// SNS: Newton iteration limit. Default 1000.
+    pub max_newton_iterations: usize,
+    /// SNS: entries of P kept per row of the sparsified Hessian at first. Default 4.
+    pub hessian_entries_per_row: usize,
+    /// SNS: the most entries per row the Hessian grows to when Newton stalls. Default 256.
+    pub max_hessian_entries_per_row: usize,
+    /// SNS: relative tolerance of each Newton system's CG. Default 1e-10.
+    pub cg_rtol: f64,
+    /// SNS: CG iteration limit per Newton step. Default 1000.
+    pub cg_max_iterations: usize,
+}
+
+/// What `adj_ot_solve` computed.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_ot_result {
+    /// ⟨C, P⟩.
+    pub transport_cost: f64,
+    /// ⟨C, P⟩ + ε Σ P_ij (log P_ij − 1).
+    pub objective: f64,
+    /// ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ at the returned potentials.
+    pub marginal_error: f64,
+    /// Sinkhorn iterations (warm-up and fallbacks included).
+    pub sinkhorn_iterations: usize,
+    /// Newton iterations.
+    pub newton_iterations: usize,
+    /// CG iterations over all Newton systems.
+    pub cg_iterations: usize,
+    /// Newton steps replaced by Sinkhorn iterations.
+    pub fallbacks: usize,
+    /// Entries per row of P in the last sparsified Hessian.
+    pub hessian_entries_per_row: usize,
+}
+
+/// The default options (see `adj_ot_options`).
+#[no_mangle]
+pub extern "C" fn adj_ot_options_default() -> adj_ot_options {
+    let d = OtOptions::default();
+    adj_ot_options {
+        eps: d.eps,
+        method: ADJ_OT_SINKHORN_NEWTON_SPARSE,
+        tol: d.tol,
+        max_sinkhorn_iterations: d.max_sinkhorn_iterations,
+        warmup_iterations: d.warmup_iterations,
+        max_newton_iterations: d.max_newton_iterations,
+        hessian_entries_per_row: d.hessian_entries_per_row,
+        max_hessian_entries_per_row: d.max_hessian_entries_per_row,
+        cg_rtol: d.cg_rtol,
+        cg_max_iterations: d.cg_max_iterations,
+    }
+}
+
+fn rust_options(o: &adj_ot_options) -> Result<OtOptions> {
+    let method = match o.method {
+        ADJ_OT_SINKHORN => OtMethod::Sinkhorn,
+        ADJ_OT_SINKHORN_NEWTON_SPARSE => OtMethod::SinkhornNewtonSparse,
+        other => {
+            return Err(Error::invalid(
+                "method",
+                format!("{other} is not ADJ_OT_SINKHORN (0) or ADJ_OT_SINKHORN_NEWTON_SPARSE (1)"),
+            ))
+        }
+    };
+    Ok(OtOptions {
+        eps: o.eps,
+        method,
+        tol: o.tol,
+        max_sinkhorn_iterations: o.max_sinkhorn_iterations,
+        warmup_iterations: o.warmup_iterations,
+        max_newton_iterations: o.max_newton_iterations,
+        hessian_entries_per_row: o.hessian_entries_per_row,
+        max_hessian_entries_per_row: o.max_hessian_entries_per_row,
+        cg_rtol: o.cg_rtol,
+        cg_max_iterations: o.cg_max_iterations,
+    })
+}
+
+/// Fills `cost` (n·m doubles, row-major) with C_ij = ‖x_i − y_j‖₂² for
+/// points x (n·d doubles, row-major) and y (m·d doubles).
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_cost_sqeuclidean(
+    x: *const f64,
+    n: usize,
+    y: *const f64,
+    m: usize,
+    d: usize,
+    cost: *mut f64,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        write_cost(x, n, y, m, d, cost, |x, y| {
+            CostMatrix::squared_euclidean(x, y, d)
+        })
+    }
+}
+
+/// Fills `cost` (n·m doubles) with C_ij = Σ_k |x_ik − y_jk|^p, p ≥ 1
+/// (p = 1: L1 distance).
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_cost_pnorm(
+    x: *const f64,
+    n: usize,
+    y: *const f64,
+    m: usize,
+    d: usize,
+    p: f64,
+    cost: *mut f64,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { write_cost(x, n, y, m, d, cost, |x, y| CostMatrix::p_norm(x, y, d, p)) }
+}
+
+/// # Safety
+/// Pointers as documented on the exported cost functions.
+unsafe fn write_cost(
+    x: *const f64,
+    n: usize,
+    y: *const f64,
+    m: usize,
+    d: usize,
+    cost: *mut f64,
+    build: impl FnOnce(&[f64], &[f64]) -> Result<CostMatrix>,
+) -> adj_status {
+    boundary(|| {
+        let (xn, ym) = (n.checked_mul(d), m.checked_mul(d));
+        let (Some(xn), Some(ym), Some(nm)) = (xn, ym, n.checked_mul(m)) else {
+            return Err(Error::invalid("n", "n·d, m·d or n·m overflows"));
+        };
+        // SAFETY: the caller passes arrays of the documented sizes.
+        let (x, y, out) = unsafe {
+            (
+                slice(x, xn, "x")?,
+                slice(y, ym, "y")?,
+                slice_mut(cost, nm, "cost")?,
+            )
+        };
+        out.copy_from_slice(build(x, y)?.values());
+        Ok(())
+    })
+}
+
+/// Solves the entropic OT problem between histograms `a` (n, > 0) and `b`
+/// (m, > 0, same total mass) for the row-major n×m `cost`.
+///
+/// On success writes the potentials f (n) and g (m), the plan (n·m,
+/// row-major; pass NULL to skip) and `result` (may be NULL). Fails with
+/// `ADJ_ERR_NOT_CONVERGED` when the marginal error did not reach `tol`
+/// within the iteration limits. `options` may be NULL (defaults). Runs on
+/// the library's threads; no callbacks.
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_solve(
+    a: *const f64,
+    n: usize,
+    b: *const f64,
+    m: usize,
+    cost: *const f64,
+    options: *const adj_ot_options,
+    f: *mut f64,
+    g: *mut f64,
+    plan: *mut f64,
+    result: *mut adj_ot_result,
+) -> adj_status {
+    boundary(|| {
+        let nm = n
+            .checked_mul(m)
+            .ok_or_else(|| Error::invalid("m", "n·m overflows"))?;
+        // SAFETY: the caller passes arrays of the documented sizes.
+        let (a, b, c) = unsafe {
+            (
+                slice(a, n, "a")?,
+                slice(b, m, "b")?,
+                slice(cost, nm, "cost")?,
+            )
+        };
+        out_ptr(f, "f")?;
+        out_ptr(g, "g")?;
+        // SAFETY: NULL (defaults) or a valid options struct.
+        let options = rust_options(
+            &unsafe { options.as_ref() }
+                .copied()
+                .unwrap_or_else(|| adj_ot_options_default()),
+        )?;
+        let cost = CostMatrix::from_dense(n, m, c.to_vec())?;
+        let solution = ot::solve(a, b, &cost, &options)?;
+        // SAFETY: checked non-NULL; the caller passes n and m doubles.
+        let (f, g) = unsafe { (slice_mut(f, n, "f")?, slice_mut(g, m, "g")?) };
+        f.copy_from_slice(&solution.f);
+        g.copy_from_slice(&solution.g);
+        if !plan.is_null() {
+            // SAFETY: non-NULL; the caller passes n·m doubles.
+            ot::write_plan(&cost, options.eps, &solution.f, &solution.g, unsafe {
+                slice_mut(plan, nm, "plan")?
+            })?;
+        }
+        // SAFETY: NULL or a valid result struct.
+        if let Some(out) = unsafe { result.as_mut() } {
+            let r = &solution.report;
+            *out = adj_ot_result {
+                transport_cost: solution.transport_cost,
+                objective: solution.objective,
+                marginal_error: r.marginal_error,
+                sinkhorn_iterations: r.sinkhorn_iterations,
+                newton_iterations: r.newton_iterations,
+                cg_iterations: r.cg_iterations,
+                fallbacks: r.fallbacks,
+                hessian_entries_per_row: r.hessian_entries_per_row,
+            };
+        }
+        Ok(())
+    })
+}
