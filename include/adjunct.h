@@ -159,7 +159,8 @@ typedef struct adj_ot_options {
   size_t hessian_entries_per_row;
   // SNS: the most entries per row the Hessian grows to when Newton stalls. Default 256.
   size_t max_hessian_entries_per_row;
-  // SNS: relative tolerance of each Newton system's CG. Default 1e-10.
+  // SNS: the tightest relative tolerance of a Newton system's CG (each uses
+  // min(0.1, marginal error), not below this). Default 1e-10.
   double cg_rtol;
   // SNS: CG iteration limit per Newton step. Default 1000.
   size_t cg_max_iterations;
@@ -345,7 +346,13 @@ enum adj_status adj_ot_cost_pnorm(const double *x,
                                   double *cost);
 
 // Solves the entropic OT problem between histograms `a` (n, > 0) and `b`
-// (m, > 0, same total mass) for the row-major n×m `cost`.
+// (m, > 0, same total mass) for the row-major n×m `cost`:
+//
+// min_P ⟨C, P⟩ + ε Σ_ij P_ij (log P_ij − 1)  s.t.  P1 = a, Pᵀ1 = b,
+//
+// with ε = `options->eps` in the units of C (the Sinkhorn-Newton-Sparse
+// paper writes η = 1/ε). The solution is P_ij = exp((f_i + g_j − C_ij)/ε);
+// f and g are unique up to (f + c, g − c).
 //
 // On success writes the potentials f (n) and g (m), the plan (n·m,
 // row-major; pass NULL to skip) and `result` (may be NULL). Fails with

@@ -36,7 +36,8 @@ pub struct adj_ot_options {
     pub hessian_entries_per_row: usize,
     /// SNS: the most entries per row the Hessian grows to when Newton stalls. Default 256.
     pub max_hessian_entries_per_row: usize,
-    /// SNS: relative tolerance of each Newton system's CG. Default 1e-10.
+    /// SNS: the tightest relative tolerance of a Newton system's CG (each uses
+    /// min(0.1, marginal error), not below this). Default 1e-10.
     pub cg_rtol: f64,
     /// SNS: CG iteration limit per Newton step. Default 1000.
     pub cg_max_iterations: usize,
@@ -173,7 +174,13 @@ unsafe fn write_cost(
 }
 
 /// Solves the entropic OT problem between histograms `a` (n, > 0) and `b`
-/// (m, > 0, same total mass) for the row-major n×m `cost`.
+/// (m, > 0, same total mass) for the row-major n×m `cost`:
+///
+/// min_P ⟨C, P⟩ + ε Σ_ij P_ij (log P_ij − 1)  s.t.  P1 = a, Pᵀ1 = b,
+///
+/// with ε = `options->eps` in the units of C (the Sinkhorn-Newton-Sparse
+/// paper writes η = 1/ε). The solution is P_ij = exp((f_i + g_j − C_ij)/ε);
+/// f and g are unique up to (f + c, g − c).
 ///
 /// On success writes the potentials f (n) and g (m), the plan (n·m,
 /// row-major; pass NULL to skip) and `result` (may be NULL). Fails with

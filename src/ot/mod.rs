@@ -55,7 +55,8 @@ pub struct OtOptions {
     /// SNS: the most entries per row the Hessian may grow to when sparse
     /// Newton steps stall (bounds its memory to O(this · (n + m))). Default 256.
     pub max_hessian_entries_per_row: usize,
-    /// SNS: relative tolerance of the Newton system's CG. Default 1e-10.
+    /// SNS: the tightest relative tolerance of a Newton system's CG; each
+    /// solve uses min(0.1, marginal error), but not below this. Default 1e-10.
     pub cg_rtol: f64,
     /// SNS: CG iteration limit per Newton step. Default 1000.
     pub cg_max_iterations: usize,

@@ -8,6 +8,8 @@ use crate::error::{Error, Result};
 use crate::krylov::{cg, CgOptions, Jacobi};
 use crate::operator::CsrMatrix;
 
+/// Largest relative CG tolerance of a Newton system (far from the optimum).
+const FORCING: f64 = 0.1;
 /// Armijo sufficient-increase constant of the line search.
 const ARMIJO: f64 = 1e-4;
 /// Step halvings before a Newton step is declared failed.
@@ -186,8 +188,10 @@ fn newton_step(
     let mut rhs: Vec<f64> = gradient.iter().map(|v| eps * v).collect();
     project_out_null(&mut rhs, n);
     let mut step = vec![0.0; rhs.len()];
+    // Inexact Newton: solve only as accurately as the current marginal
+    // error warrants (forcing term), which keeps superlinear convergence.
     let cg_options = CgOptions {
-        rtol: options.cg_rtol,
+        rtol: FORCING.min(error).max(options.cg_rtol),
         max_iterations: options.cg_max_iterations,
         ..CgOptions::default()
     };
