@@ -181,6 +181,34 @@ fn sinkhorn_and_sns_agree_including_tiny_eps() {
 }
 
 #[test]
+fn stable_at_eps_1e4_times_max_cost() {
+    // exp(−C/ε) underflows for every C > 0.07 here; the log domain keeps
+    // the plan's mass exact and finite.
+    let (a, b, c) = random_problem(60, 45, 17);
+    let eps = 1e-4 * c.max_abs();
+    let s = ot::solve(
+        &a,
+        &b,
+        &c,
+        &options(OtMethod::SinkhornNewtonSparse, eps, 1e-9),
+    )
+    .unwrap();
+    let p = plan(&c, eps, &s);
+    assert!(p.iter().all(|v| v.is_finite() && *v >= 0.0));
+    let rows: Vec<f64> = p.chunks(45).map(|r| r.iter().sum()).collect();
+    let err: f64 = rows.iter().zip(&a).map(|(r, a)| (r - a).abs()).sum::<f64>()
+        + (0..45)
+            .map(|j| ((0..60).map(|i| p[i * 45 + j]).sum::<f64>() - b[j]).abs())
+            .sum::<f64>();
+    assert!(err <= 1e-9 * 1.001, "recomputed marginal error {err:e}");
+    assert!(
+        (p.iter().sum::<f64>() - 1.0).abs() < 1e-9,
+        "no loss of mass"
+    );
+    assert!(s.objective.is_finite() && s.transport_cost.is_finite());
+}
+
+#[test]
 fn cost_converges_to_exact_ot_as_eps_decreases() {
     let fx = fixtures()
         .into_iter()
