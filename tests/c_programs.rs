@@ -108,6 +108,65 @@ fn c_transport_example_builds_and_runs() {
     }
 }
 
+/// Compiles a C++ program against the header-only wrapper with strict
+/// warnings (plus `extra` flags), runs it, and returns its output.
+fn build_and_run_cpp(source: &str, label: &str, extra: &[&str]) -> Option<String> {
+    if !tool_available("g++") {
+        eprintln!("SKIPPED: no C++ compiler `g++` on PATH (.ci/run installs g++)");
+        return None;
+    }
+    let exe = tempdir(&format!("cpp_{label}")).join(label);
+    let mut gxx = Command::new("g++");
+    gxx.args([
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-O1",
+        "-g",
+    ])
+    .args(extra)
+    .arg("-I")
+    .arg(root().join("include"))
+    .arg("-I")
+    .arg(root().join("bindings/cpp"))
+    .arg(root().join(source))
+    .arg(static_library())
+    .args(NATIVE_LIBS)
+    .arg("-o")
+    .arg(&exe);
+    run(&mut gxx);
+    let output = run(Command::new(&exe).env("ASAN_OPTIONS", "detect_leaks=1"));
+    println!("{output}");
+    Some(output)
+}
+
+#[test]
+fn cpp_wrapper_tests_pass() {
+    if let Some(output) = build_and_run_cpp("tests/cpp/wrapper_test.cpp", "wrapper", &[]) {
+        assert!(output.contains("all checks passed"), "{output}");
+    }
+}
+
+#[test]
+fn cpp_wrapper_tests_pass_under_sanitizers() {
+    if let Some(output) = build_and_run_cpp(
+        "tests/cpp/wrapper_test.cpp",
+        "wrapper_asan",
+        &["-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
+    ) {
+        assert!(output.contains("all checks passed"), "{output}");
+    }
+}
+
+#[test]
+fn cpp_pressure_example_runs() {
+    if let Some(output) = build_and_run_cpp("examples/cpp/pressure.cpp", "pressure", &[]) {
+        assert!(output.contains("relative residual"), "{output}");
+    }
+}
+
 #[test]
 fn header_compiles_as_cpp() {
     if !tool_available("g++") {

@@ -1,0 +1,320 @@
+// adjunct.hpp: header-only C++17 wrapper over the adjunct C ABI (adjunct.h).
+//
+// - Move-only RAII classes own every handle (Operator, Preconditioner).
+// - Failures throw adjunct::Error carrying the adj_status and
+//   adj_last_error_message().
+// - Callbacks (matrix-free operators, preconditioners) accept any callable
+//   void(const double *x, double *y, std::size_t n). An exception thrown
+//   inside one is caught in the trampoline, reported to the library as a
+//   callback error (the solve stops), and rethrown to the caller when the
+//   solve returns. Callbacks run on the thread that called the solver.
+// - Vectors are taken as std::vector<double>, pointer + size, or std::span
+//   when the standard library has it.
+#ifndef ADJUNCT_HPP
+#define ADJUNCT_HPP
+
+#include "adjunct.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#if defined(__has_include)
+#if __has_include(<version>)
+#include <version>
+#endif
+#endif
+#if defined(__cpp_lib_span)
+#include <span>
+#endif
+
+namespace adjunct {
+
+/// A failed call: the status code and the library's message.
+class Error : public std::runtime_error {
+public:
+    Error(adj_status status, const std::string &message) : std::runtime_error(message), status_(status) {}
+    adj_status status() const noexcept { return status_; }
+
+private:
+    adj_status status_;
+};
+
+/// The loaded library's version, "MAJOR.MINOR.PATCH".
+inline std::string version() { return adj_version(); }
+
+/// Sets the number of worker threads (0 = one per core).
+inline void set_num_threads(std::size_t n);
+
+namespace detail {
+
+inline void check(adj_status status) {
+    if (status != ADJ_OK) throw Error(status, adj_last_error_message());
+}
+
+template <class T, void (*Free)(T *)>
+struct Deleter {
+    void operator()(T *p) const noexcept { Free(p); }
+};
+
+/// A callable given to the library as adj_apply_fn + ctx.
+struct Callback {
+    std::function<void(const double *, double *, std::size_t)> fn;
+    std::exception_ptr error;
+
+    static int trampoline(void *ctx, const double *x, double *y, std::size_t n) noexcept {
+        auto *self = static_cast<Callback *>(ctx);
+        try {
+            self->fn(x, y, n);
+            return 0;
+        } catch (...) {
+            self->error = std::current_exception();
+            return -1;
+        }
+    }
+
+    /// Rethrows (once) an exception a callback threw during the last call.
+    void rethrow_if_failed() {
+        if (error) {
+            std::exception_ptr e = std::exchange(error, nullptr);
+            std::rethrow_exception(e);
+        }
+    }
+};
+
+template <class F>
+std::unique_ptr<Callback> make_callback(F &&f) {
+    auto cb = std::make_unique<Callback>();
+    cb->fn = std::forward<F>(f);
+    return cb;
+}
+
+inline void require_size(std::size_t got, std::size_t expected, const char *what) {
+    if (got != expected)
+        throw Error(ADJ_ERR_DIMENSION_MISMATCH, std::string("dimension mismatch for `") + what + "`: expected length " +
+                                                    std::to_string(expected) + ", found " + std::to_string(got));
+}
+
+}  // namespace detail
+
+inline void set_num_threads(std::size_t n) { detail::check(adj_set_num_threads(n)); }
+
+/// A square linear operator: CSR matrix, grid Poisson stencil or callback.
+class Operator {
+public:
+    /// CSR with 32-bit indices (copied); see adj_operator_new_csr_i32.
+    static Operator csr(std::size_t n_rows, std::size_t n_cols, const std::vector<int32_t> &row_ptr,
+                        const std::vector<int32_t> &col_idx, const std::vector<double> &values) {
+        detail::require_size(row_ptr.size(), n_rows + 1, "row_ptr");
+        adj_operator *h = nullptr;
+        detail::check(adj_operator_new_csr_i32(n_rows, n_cols, row_ptr.data(), col_idx.data(), values.data(), &h));
+        return Operator(h);
+    }
+
+    /// CSR with 64-bit indices (copied); see adj_operator_new_csr_i64.
+    static Operator csr(std::size_t n_rows, std::size_t n_cols, const std::vector<int64_t> &row_ptr,
+                        const std::vector<int64_t> &col_idx, const std::vector<double> &values) {
+        detail::require_size(row_ptr.size(), n_rows + 1, "row_ptr");
+        adj_operator *h = nullptr;
+        detail::check(adj_operator_new_csr_i64(n_rows, n_cols, row_ptr.data(), col_idx.data(), values.data(), &h));
+        return Operator(h);
+    }
+
+    /// Grid pressure Poisson operator; `spacing` (ndim values) and
+    /// `face_coefficients` (ndim·cells values) may be empty for defaults.
+    static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, const std::vector<uint8_t> &cells,
+                                 const std::vector<double> &spacing = {},
+                                 const std::vector<double> &face_coefficients = {}) {
+        detail::require_size(cells.size(), nx * ny * nz, "cells");
+        const std::size_t ndim = nz > 1 ? 3 : 2;
+        if (!spacing.empty()) detail::require_size(spacing.size(), ndim, "spacing");
+        if (!face_coefficients.empty()) detail::require_size(face_coefficients.size(), ndim * cells.size(), "face_coefficients");
+        adj_operator *h = nullptr;
+        detail::check(adj_operator_new_grid_poisson(nx, ny, nz, cells.data(), spacing.empty() ? nullptr : spacing.data(),
+                                                    face_coefficients.empty() ? nullptr : face_coefficients.data(), &h));
+        return Operator(h);
+    }
+
+    /// Matrix-free operator: `apply(x, y, n)` writes y = A x.
+    template <class F>
+    static Operator from_callable(std::size_t n, F &&apply) {
+        auto cb = detail::make_callback(std::forward<F>(apply));
+        adj_operator *h = nullptr;
+        detail::check(adj_operator_new_callback(n, &detail::Callback::trampoline, cb.get(), &h));
+        Operator op(h);
+        op.callback_ = std::move(cb);
+        return op;
+    }
+
+    /// The dimension (number of unknowns).
+    std::size_t dim() const {
+        std::size_t n = 0;
+        detail::check(adj_operator_dim(get(), &n));
+        return n;
+    }
+
+    /// y = A x.
+    void apply(const double *x, double *y, std::size_t n) const {
+        const adj_status status = adj_operator_apply(get(), x, y, n);
+        rethrow_callback_error();
+        detail::check(status);
+    }
+
+    std::vector<double> apply(const std::vector<double> &x) const {
+        std::vector<double> y(x.size());
+        apply(x.data(), y.data(), x.size());
+        return y;
+    }
+
+    /// Grid operators: number of cells, and field <-> unknowns conversion.
+    std::size_t num_cells() const {
+        std::size_t n = 0;
+        detail::check(adj_grid_num_cells(get(), &n));
+        return n;
+    }
+
+    std::vector<double> gather(const std::vector<double> &field) const {
+        std::vector<double> unknowns(dim());
+        detail::check(adj_grid_gather(get(), field.data(), field.size(), unknowns.data(), unknowns.size()));
+        return unknowns;
+    }
+
+    std::vector<double> scatter(const std::vector<double> &unknowns) const {
+        std::vector<double> field(num_cells());
+        detail::check(adj_grid_scatter(get(), unknowns.data(), unknowns.size(), field.data(), field.size()));
+        return field;
+    }
+
+    const adj_operator *get() const noexcept { return handle_.get(); }
+
+    /// Rethrows an exception thrown by this operator's callback during the last call.
+    void rethrow_callback_error() const {
+        if (callback_) callback_->rethrow_if_failed();
+    }
+
+private:
+    explicit Operator(adj_operator *h) : handle_(h) {}
+    std::unique_ptr<adj_operator, detail::Deleter<adj_operator, adj_operator_free>> handle_;
+    std::unique_ptr<detail::Callback> callback_;
+};
+
+/// A preconditioner M ≈ A for CG.
+class Preconditioner {
+public:
+    /// Jacobi (ADJ_PRECOND_JACOBI) or IC(0) (ADJ_PRECOND_IC0) for a CSR or grid operator.
+    static Preconditioner of_kind(const Operator &op, uint32_t kind) {
+        adj_precond *h = nullptr;
+        detail::check(adj_precond_new(op.get(), kind, &h));
+        return Preconditioner(h);
+    }
+    static Preconditioner jacobi(const Operator &op) { return of_kind(op, ADJ_PRECOND_JACOBI); }
+    static Preconditioner ic0(const Operator &op) { return of_kind(op, ADJ_PRECOND_IC0); }
+
+    /// Jacobi from an explicit positive diagonal.
+    static Preconditioner jacobi(const std::vector<double> &diagonal) {
+        adj_precond *h = nullptr;
+        detail::check(adj_precond_new_jacobi(diagonal.data(), diagonal.size(), &h));
+        return Preconditioner(h);
+    }
+
+    /// User preconditioner: `apply(r, z, n)` writes z = M⁻¹ r.
+    template <class F>
+    static Preconditioner from_callable(std::size_t n, F &&apply) {
+        auto cb = detail::make_callback(std::forward<F>(apply));
+        adj_precond *h = nullptr;
+        detail::check(adj_precond_new_callback(n, &detail::Callback::trampoline, cb.get(), &h));
+        Preconditioner pc(h);
+        pc.callback_ = std::move(cb);
+        return pc;
+    }
+
+    const adj_precond *get() const noexcept { return handle_.get(); }
+
+    void rethrow_callback_error() const {
+        if (callback_) callback_->rethrow_if_failed();
+    }
+
+private:
+    explicit Preconditioner(adj_precond *h) : handle_(h) {}
+    std::unique_ptr<adj_precond, detail::Deleter<adj_precond, adj_precond_free>> handle_;
+    std::unique_ptr<detail::Callback> callback_;
+};
+
+/// CG options with the library's defaults (rtol 1e-8, atol 0, 10000 iterations).
+inline adj_cg_options cg_options() { return adj_cg_options_default(); }
+
+/// Solves A x = b by preconditioned CG (`precond` may be nullptr). Throws
+/// adjunct::Error on failure (x unchanged), or rethrows an exception thrown
+/// by a callback. Returns the report.
+inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, const double *b, double *x, std::size_t n,
+                           const adj_cg_options &options = cg_options()) {
+    adj_solve_report report{};
+    const adj_status status = adj_cg_solve(op.get(), precond ? precond->get() : nullptr, b, x, n, &options, &report);
+    op.rethrow_callback_error();
+    if (precond) precond->rethrow_callback_error();
+    detail::check(status);
+    return report;
+}
+
+inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, const std::vector<double> &b,
+                           std::vector<double> &x, const adj_cg_options &options = cg_options()) {
+    detail::require_size(x.size(), b.size(), "x");
+    return cg(op, precond, b.data(), x.data(), b.size(), options);
+}
+
+#if defined(__cpp_lib_span)
+inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, std::span<const double> b,
+                           std::span<double> x, const adj_cg_options &options = cg_options()) {
+    detail::require_size(x.size(), b.size(), "x");
+    return cg(op, precond, b.data(), x.data(), b.size(), options);
+}
+#endif
+
+/// Entropic OT options with the library's defaults.
+inline adj_ot_options ot_options() { return adj_ot_options_default(); }
+
+/// A solved entropic OT problem.
+struct OtSolution {
+    std::vector<double> f, g;
+    std::vector<double> plan;  // n·m row-major, empty unless requested
+    adj_ot_result result{};
+};
+
+/// Row-major n×m cost C_ij = ‖x_i − y_j‖² for points x (n·d) and y (m·d).
+inline std::vector<double> cost_sqeuclidean(const std::vector<double> &x, const std::vector<double> &y, std::size_t d) {
+    if (d == 0 || x.size() % d || y.size() % d) throw Error(ADJ_ERR_INVALID_ARGUMENT, "point arrays must be n·d and m·d long");
+    std::vector<double> c((x.size() / d) * (y.size() / d));
+    detail::check(adj_ot_cost_sqeuclidean(x.data(), x.size() / d, y.data(), y.size() / d, d, c.data()));
+    return c;
+}
+
+/// Row-major n×m cost C_ij = Σ_k |x_ik − y_jk|^p, p ≥ 1.
+inline std::vector<double> cost_pnorm(const std::vector<double> &x, const std::vector<double> &y, std::size_t d, double p) {
+    if (d == 0 || x.size() % d || y.size() % d) throw Error(ADJ_ERR_INVALID_ARGUMENT, "point arrays must be n·d and m·d long");
+    std::vector<double> c((x.size() / d) * (y.size() / d));
+    detail::check(adj_ot_cost_pnorm(x.data(), x.size() / d, y.data(), y.size() / d, d, p, c.data()));
+    return c;
+}
+
+/// Solves entropic OT between a (n) and b (m) for the row-major n×m cost.
+inline OtSolution ot_solve(const std::vector<double> &a, const std::vector<double> &b, const std::vector<double> &cost,
+                           const adj_ot_options &options = ot_options(), bool want_plan = false) {
+    detail::require_size(cost.size(), a.size() * b.size(), "cost");
+    OtSolution s;
+    s.f.resize(a.size());
+    s.g.resize(b.size());
+    if (want_plan) s.plan.resize(cost.size());
+    detail::check(adj_ot_solve(a.data(), a.size(), b.data(), b.size(), cost.data(), &options, s.f.data(), s.g.data(),
+                               want_plan ? s.plan.data() : nullptr, &s.result));
+    return s;
+}
+
+}  // namespace adjunct
+
+#endif  // ADJUNCT_HPP
