@@ -7,6 +7,11 @@ fn main() {
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let version = std::env::var("CARGO_PKG_VERSION").expect("cargo sets CARGO_PKG_VERSION");
     println!("cargo:rerun-if-changed=src");
+    // The shared library's SONAME carries the major version (libadjunct.so.MAJOR).
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets CARGO_PKG_VERSION_MAJOR");
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libadjunct.so.{major}");
+    }
     println!("cargo:rerun-if-changed=cbindgen.toml");
     match generate_header(Path::new(&crate_dir), &version) {
         Ok(header) => {
