@@ -10,12 +10,21 @@ fn root() -> &'static Path {
 }
 
 fn tool_available(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
@@ -46,7 +55,10 @@ fn header_version_matches_cargo_toml() {
         ("ADJ_VERSION_MINOR", env!("CARGO_PKG_VERSION_MINOR")),
         ("ADJ_VERSION_PATCH", env!("CARGO_PKG_VERSION_PATCH")),
     ] {
-        assert!(header.contains(&format!("#define {macro_name} {value}\n")), "{macro_name} != {value}");
+        assert!(
+            header.contains(&format!("#define {macro_name} {value}\n")),
+            "{macro_name} != {value}"
+        );
     }
 }
 
@@ -59,7 +71,10 @@ fn install_then_build_with_pkg_config_and_cmake() {
         }
     }
     let prefix = fresh_dir("install_prefix");
-    run(Command::new("bash").arg(root().join("bindings/install.sh")).arg(&prefix).arg(built_libraries()));
+    run(Command::new("bash")
+        .arg(root().join("bindings/install.sh"))
+        .arg(&prefix)
+        .arg(built_libraries()));
     let version = env!("CARGO_PKG_VERSION");
     let major = env!("CARGO_PKG_VERSION_MAJOR");
     for file in [
@@ -76,11 +91,19 @@ fn install_then_build_with_pkg_config_and_cmake() {
         assert!(prefix.join(&file).exists(), "{file} not installed");
     }
     let soname = needed_libraries(&prefix.join(format!("lib/libadjunct.so.{version}")));
-    assert!(soname.contains(&format!("Library soname: [libadjunct.so.{major}]")), "{soname}");
+    assert!(
+        soname.contains(&format!("Library soname: [libadjunct.so.{major}]")),
+        "{soname}"
+    );
 
     // pkg-config: version, private libraries.
     let pc_path = prefix.join("lib/pkgconfig");
-    let pkg = |args: &[&str]| run(Command::new("pkg-config").env("PKG_CONFIG_PATH", &pc_path).args(args).arg("adjunct"));
+    let pkg = |args: &[&str]| {
+        run(Command::new("pkg-config")
+            .env("PKG_CONFIG_PATH", &pc_path)
+            .args(args)
+            .arg("adjunct"))
+    };
     assert_eq!(pkg(&["--modversion"]).trim(), version);
     assert!(pkg(&["--libs", "--static"]).contains("-lpthread"));
 
@@ -110,7 +133,16 @@ fn install_then_build_with_pkg_config_and_cmake() {
 /// Runs the example and checks whether it links the shared library.
 fn check_example(exe: &Path, shared: bool) {
     let output = run(Command::new(exe).arg("16"));
-    assert!(output.contains("all checks passed"), "{}: {output}", exe.display());
+    assert!(
+        output.contains("all checks passed"),
+        "{}: {output}",
+        exe.display()
+    );
     let dynamic = needed_libraries(exe);
-    assert_eq!(dynamic.contains("libadjunct.so"), shared, "{}: {dynamic}", exe.display());
+    assert_eq!(
+        dynamic.contains("libadjunct.so"),
+        shared,
+        "{}: {dynamic}",
+        exe.display()
+    );
 }

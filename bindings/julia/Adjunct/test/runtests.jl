@@ -1,0 +1,119 @@
+# Test suite of the Julia bindings; run with the shared library built:
+#   cargo build --release
+#   ADJUNCT_LIB=$PWD/target/release/libadjunct.so julia --project=bindings/julia/Adjunct -e 'using Pkg; Pkg.test()'
+using Adjunct
+using LinearAlgebra
+using SparseArrays
+using Test
+
+function laplacian_1d(n)
+    return spdiagm(-1 => fill(-1.0, n - 1), 0 => fill(2.0, n), 1 => fill(-1.0, n - 1))
+end
+
+@testset "Adjunct" begin
+    @testset "library" begin
+        @test Adjunct.version() >= v"0.1.0"
+        Adjunct.set_num_threads(1)
+        @test Adjunct.num_threads() == 1
+        Adjunct.set_num_threads(0)
+        @test Adjunct.num_threads() >= 1
+    end
+
+    @testset "CG on sparse matrices" begin
+        n = 300
+        A = laplacian_1d(n) + 0.01I
+        b = sin.(0.1 .* (1:n))
+        xref = Matrix(A) \ b
+        for precond in (nothing, :jacobi, :ic0)
+            x, report = cg(A, b; rtol=1e-12, precond=precond, history=true)
+            @test norm(x - xref) / norm(xref) < 1e-9
+            @test report.reason == 2
+            @test length(report.history) == report.iterations
+            @test report.relative_residual <= 1e-12
+        end
+        # 32-bit CSR arrays, 0-based, as C passes them.
+        At = sparse(transpose(A))
+        op = csr_operator(n, n, Int32.(At.colptr .- 1), Int32.(At.rowval .- 1), At.nzval)
+        @test dim(op) == n
+        @test apply(op, b) ≈ A * b
+        @test to_csr(op) ≈ A
+        x, _ = cg(op, b; precond=jacobi_preconditioner(diag(A)), rtol=1e-12)
+        @test x ≈ xref rtol=1e-9
+        # Warm start.
+        x2, r2 = cg(op, b; x0=xref, rtol=1e-12)
+        @test r2.iterations <= 1
+    end
+
+    @testset "Julia functions as operator and preconditioner" begin
+        n = 100
+        A = laplacian_1d(n)
+        b = ones(n)
+        op = callback_operator((y, x) -> mul!(y, A, x), n)
+        pc = callback_preconditioner((z, r) -> (z .= r ./ 2), n)
+        x, _ = cg(op, b; precond=pc, rtol=1e-12)
+        @test x ≈ Matrix(A) \ b rtol=1e-9
+        # An exception inside the callback is rethrown after the solve.
+        calls = Ref(0)
+        bad = callback_operator((y, x) -> (calls[] += 1; calls[] > 3 && error("boom"); mul!(y, A, x)), n)
+        @test_throws CapturedException cg(bad, b)
+    end
+
+    @testset "errors" begin
+        e = try
+            csr_operator(2, 2, Int32[0, 1, 2], Int32[0, 5], [1.0, 1.0])
+            nothing
+        catch err
+            err
+        end
+        @test e isa AdjunctError
+        @test e.status == Adjunct.ADJ_ERR_INVALID_ARGUMENT
+        @test occursin("col_idx", e.message)
+        A = laplacian_1d(50)
+        e2 = try
+            cg(A, ones(50); maxiter=2)
+            nothing
+        catch err
+            err
+        end
+        @test e2 isa AdjunctError && e2.status == Adjunct.ADJ_ERR_NOT_CONVERGED
+        @test_throws AdjunctError cg(-A, ones(50))
+    end
+
+    @testset "grid Poisson" begin
+        nx, ny, nz = 10, 9, 8
+        cells = fill(CELL_FLUID, nx, ny, nz)
+        cells[:, :, nz] .= CELL_AIR
+        cells[4, 4, 3] = CELL_SOLID
+        h = 1 / nx
+        A = grid_poisson(cells; spacing=[h, h, h])
+        @test num_cells(A) == nx * ny * nz
+        @test dim(A) == count(==(CELL_FLUID), cells)
+        field = rand(nx, ny, nz)
+        b = gather(A, field)
+        x, report = cg(A, b; precond=:ic0, rtol=1e-10)
+        M = to_csr(A)
+        @test M ≈ M'
+        @test x ≈ M \ b rtol=1e-8
+        p = scatter(A, x)
+        @test length(p) == nx * ny * nz
+        @test p[4 + nx * (3 + ny * 2)] == 0.0  # the solid cell (4, 4, 3)
+    end
+
+    @testset "optimal transport" begin
+        X = rand(2, 30)
+        Y = rand(2, 20) .+ 0.3
+        C = cost_sqeuclidean(X, Y)
+        @test C[3, 5] ≈ sum(abs2, X[:, 3] - Y[:, 5])
+        @test cost_pnorm(X, Y, 1.0)[2, 7] ≈ sum(abs, X[:, 2] - Y[:, 7])
+        C ./= maximum(C)
+        a, b = fill(1 / 30, 30), fill(1 / 20, 20)
+        for method in (:sns, :sinkhorn)
+            f, g, P, info = sinkhorn(a, b, C; eps=0.02, method=method)
+            @test size(P) == (30, 20)
+            @test norm(vec(sum(P; dims=2)) - a, 1) + norm(vec(sum(P; dims=1)) - b, 1) <= 1e-9 * 1.01
+            @test P[4, 6] ≈ exp((f[4] + g[6] - C[4, 6]) / 0.02)
+            @test info.transport_cost ≈ sum(C .* P)
+        end
+        @test_throws AdjunctError sinkhorn(a, fill(1 / 10, 20), C; eps=0.02)
+    end
+end
