@@ -168,6 +168,13 @@ fn cpp_pressure_example_runs() {
 }
 
 #[test]
+fn cpp_transport_example_runs() {
+    if let Some(output) = build_and_run_cpp("examples/cpp/transport.cpp", "transport", &[]) {
+        assert!(output.contains("row marginal error"), "{output}");
+    }
+}
+
+#[test]
 fn header_compiles_as_cpp() {
     if !tool_available("g++") {
         eprintln!("SKIPPED: no C++ compiler `g++` on PATH (.ci/run installs g++)");
