@@ -5,7 +5,7 @@
 
 mod common;
 
-use adjunct::{cg, scene, CgOptions, Identity, LinearOperator};
+use adjunct::{cg, scene, Identity, KrylovOptions, LinearOperator};
 use common::faer_cg::faer_cg;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
@@ -17,10 +17,10 @@ fn cg_iterations(c: &mut Criterion) {
     let grid = problem.operator().expect("operator");
     let csr = grid.to_csr();
     let b = &problem.rhs;
-    let options = CgOptions {
+    let options = KrylovOptions {
         rtol: 0.0,
         max_iterations: ITERATIONS,
-        ..CgOptions::default()
+        ..KrylovOptions::default()
     };
     let mut group = c.benchmark_group("cg_20_iterations_smoke_64");
     group.sample_size(20);

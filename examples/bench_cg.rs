@@ -21,7 +21,7 @@
 #[path = "../benches/common/faer_cg.rs"]
 mod faer_cg;
 
-use adjunct::{cg, scene, CgOptions, GridPoisson, Identity, LinearOperator};
+use adjunct::{cg, scene, GridPoisson, Identity, KrylovOptions, LinearOperator};
 use faer::Par;
 use rayon::prelude::*;
 use std::time::Instant;
@@ -68,7 +68,7 @@ struct Timing {
 }
 
 fn time_adjunct(op: &dyn LinearOperator, b: &[f64], reps: usize) -> Timing {
-    let options = CgOptions::default();
+    let options = KrylovOptions::default();
     let mut times = Vec::new();
     let mut iterations = 0;
     for _ in 0..reps {
@@ -116,10 +116,10 @@ fn relative_residual(a: &dyn LinearOperator, x: &[f64], b: &[f64]) -> f64 {
 
 /// adjunct's relative residual after `FAER_ITERATIONS` iterations.
 fn adjunct_residual_after(op: &dyn LinearOperator, b: &[f64], iterations: usize) -> f64 {
-    let options = CgOptions {
+    let options = KrylovOptions {
         rtol: 0.0,
         max_iterations: iterations,
-        ..CgOptions::default()
+        ..KrylovOptions::default()
     };
     let mut x = vec![0.0; b.len()];
     let _ = cg(op, &Identity { dim: b.len() }, b, &mut x, &options); // stops at the limit by design

@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release --example quickstart`
 
-use adjunct::{cg, scene, CgOptions, Ic0, Identity, Jacobi, LinearOperator, Preconditioner};
+use adjunct::{cg, scene, Ic0, Identity, Jacobi, KrylovOptions, LinearOperator, Preconditioner};
 use std::time::Instant;
 
 fn main() -> Result<(), adjunct::Error> {
@@ -22,7 +22,7 @@ fn main() -> Result<(), adjunct::Error> {
         "precond", "setup s", "solve s", "iters", "true rel res"
     );
 
-    let options = CgOptions::default();
+    let options = KrylovOptions::default();
     let run = |name: &str, setup: &dyn Fn() -> Result<Box<dyn Preconditioner>, adjunct::Error>| {
         let t0 = Instant::now();
         let m = setup()?;

@@ -80,6 +80,8 @@ typedef enum adj_solve_reason {
   ADJ_CONVERGED_ATOL = 3,
   // Diverged: the iteration limit was reached.
   ADJ_DIVERGED_MAX_ITERATIONS = -3,
+  // Diverged: the Krylov method broke down (nonsymmetric solvers).
+  ADJ_DIVERGED_BREAKDOWN = -5,
   // Diverged: the preconditioner is not positive definite (rᵀM⁻¹r ≤ 0).
   ADJ_DIVERGED_INDEFINITE_PRECONDITIONER = -8,
   // Diverged: NaN or infinity in the iteration.

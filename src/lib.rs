@@ -10,7 +10,7 @@
 //! - `ffi`: the C ABI declared in `include/adjunct.h`.
 //!
 //! ```
-//! use adjunct::{cg, Cell, CgOptions, GridPoisson, Jacobi, LinearOperator};
+//! use adjunct::{cg, Cell, KrylovOptions, GridPoisson, Jacobi, LinearOperator};
 //!
 //! // 2D 8×8 grid, air on the top row, walls elsewhere.
 //! let (nx, ny) = (8, 8);
@@ -20,7 +20,7 @@
 //! let a = GridPoisson::builder([nx, ny, 1], &cells).build()?;
 //! let b = vec![1.0; a.dim()];
 //! let mut x = vec![0.0; a.dim()];
-//! let report = cg(&a, &Jacobi::new(&a)?, &b, &mut x, &CgOptions::default())?;
+//! let report = cg(&a, &Jacobi::new(&a)?, &b, &mut x, &KrylovOptions::default())?;
 //! assert!(report.relative_residual <= 1e-8);
 //! # Ok::<(), adjunct::Error>(())
 //! ```
@@ -39,8 +39,8 @@ pub mod scene;
 
 pub use error::{Error, Result};
 pub use krylov::{
-    cg, CgOptions, FnPreconditioner, Ic0, Identity, Jacobi, Preconditioner, SolveReason,
-    SolveReport,
+    bicgstab, cg, gmres, FnPreconditioner, Ic0, Identity, Jacobi, KrylovOptions, Preconditioner,
+    SolveReason, SolveReport,
 };
 pub use operator::{Cell, CsrMatrix, FnOperator, GridPoisson, LinearOperator};
 pub use parallel::{num_threads, set_num_threads};

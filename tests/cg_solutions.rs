@@ -3,16 +3,16 @@
 mod common;
 
 use adjunct::{
-    cg, scene, CgOptions, FnOperator, FnPreconditioner, GridPoisson, Ic0, Identity, Jacobi,
+    cg, scene, FnOperator, FnPreconditioner, GridPoisson, Ic0, Identity, Jacobi, KrylovOptions,
     LinearOperator, Preconditioner, SolveReason,
 };
 use common::*;
 
-fn tight() -> CgOptions {
-    CgOptions {
+fn tight() -> KrylovOptions {
+    KrylovOptions {
         rtol: 1e-12,
         record_history: true,
-        ..CgOptions::default()
+        ..KrylovOptions::default()
     }
 }
 
@@ -147,7 +147,7 @@ fn nonzero_initial_guess_is_used() {
     let b = Rng::new(32).vector(500);
     let reference = direct_solve(&a, &b);
     let mut x: Vec<f64> = reference.iter().map(|v| v * (1.0 + 1e-6)).collect();
-    let options = CgOptions {
+    let options = KrylovOptions {
         nonzero_initial_guess: true,
         ..tight()
     };
@@ -179,16 +179,16 @@ fn atol_and_zero_rhs() {
         &Identity { dim: 100 },
         &[0.0; 100],
         &mut x,
-        &CgOptions::default(),
+        &KrylovOptions::default(),
     )
     .unwrap();
     assert_eq!(report.iterations, 0);
     assert!(x.iter().all(|&v| v == 0.0), "b = 0 gives x = 0");
     let b = Rng::new(42).vector(100);
-    let options = CgOptions {
+    let options = KrylovOptions {
         rtol: 0.0,
         atol: 1e-6,
-        ..CgOptions::default()
+        ..KrylovOptions::default()
     };
     let report = cg(&a, &Identity { dim: 100 }, &b, &mut x, &options).unwrap();
     assert_eq!(report.reason, SolveReason::ConvergedAtol);
@@ -207,7 +207,7 @@ fn results_do_not_depend_on_thread_count() {
             &Jacobi::new(&g).unwrap(),
             &problem.rhs,
             &mut x,
-            &CgOptions::default(),
+            &KrylovOptions::default(),
         )
         .unwrap();
         (x, report.iterations)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use adjunct::{cg, Cell, CgOptions, Error, GridPoisson, Identity, Jacobi, LinearOperator};
+use adjunct::{cg, Cell, Error, GridPoisson, Identity, Jacobi, KrylovOptions, LinearOperator};
 use common::*;
 use faer::{Mat, Side};
 
@@ -270,9 +270,9 @@ fn all_neumann_region_is_singular_and_checked() {
         &Jacobi::new(&g).unwrap(),
         &b,
         &mut x,
-        &CgOptions {
+        &KrylovOptions {
             rtol: 1e-10,
-            ..CgOptions::default()
+            ..KrylovOptions::default()
         },
     )
     .unwrap();
@@ -291,7 +291,7 @@ fn all_neumann_region_is_singular_and_checked() {
         &Identity { dim: g.dim() },
         &b,
         &mut x,
-        &CgOptions::default(),
+        &KrylovOptions::default(),
     )
     .unwrap_err();
     match &err {

@@ -5,7 +5,7 @@ use super::operator::adj_operator;
 use super::precond::adj_precond;
 use super::status::{adj_status, boundary};
 use crate::error::Error;
-use crate::krylov::{cg, CgOptions, Identity, Preconditioner, SolveReason, SolveReport};
+use crate::krylov::{cg, Identity, KrylovOptions, Preconditioner, SolveReason, SolveReport};
 
 /// Why a solve stopped (`adj_solve_report.reason`), numbered as PETSc's
 /// `KSPConvergedReason`: positive converged, negative diverged.
@@ -19,6 +19,8 @@ pub enum adj_solve_reason {
     ADJ_CONVERGED_ATOL = 3,
     /// Diverged: the iteration limit was reached.
     ADJ_DIVERGED_MAX_ITERATIONS = -3,
+    /// Diverged: the Krylov method broke down (nonsymmetric solvers).
+    ADJ_DIVERGED_BREAKDOWN = -5,
     /// Diverged: the preconditioner is not positive definite (rᵀM⁻¹r ≤ 0).
     ADJ_DIVERGED_INDEFINITE_PRECONDITIONER = -8,
     /// Diverged: NaN or infinity in the iteration.
@@ -35,6 +37,7 @@ impl From<SolveReason> for adj_solve_reason {
             SolveReason::ConvergedRtol => Self::ADJ_CONVERGED_RTOL,
             SolveReason::ConvergedAtol => Self::ADJ_CONVERGED_ATOL,
             SolveReason::DivergedMaxIterations => Self::ADJ_DIVERGED_MAX_ITERATIONS,
+            SolveReason::DivergedBreakdown => Self::ADJ_DIVERGED_BREAKDOWN,
             SolveReason::DivergedIndefinitePreconditioner => {
                 Self::ADJ_DIVERGED_INDEFINITE_PRECONDITIONER
             }
@@ -90,7 +93,7 @@ pub struct adj_solve_report {
 /// guess, no history.
 #[no_mangle]
 pub extern "C" fn adj_cg_options_default() -> adj_cg_options {
-    let d = CgOptions::default();
+    let d = KrylovOptions::default();
     adj_cg_options {
         rtol: d.rtol,
         atol: d.atol,
@@ -146,7 +149,7 @@ pub unsafe extern "C" fn adj_cg_solve(
                 )
             }?)
         };
-        let options = CgOptions {
+        let options = KrylovOptions {
             rtol: c_options.rtol,
             atol: c_options.atol,
             max_iterations: c_options.max_iterations,

@@ -1,52 +1,11 @@
 //! Preconditioned conjugate gradient.
 
+use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::Preconditioner;
 use super::report::{SolveReason, SolveReport};
 use super::vector;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::operator::LinearOperator;
-
-/// Options of [`cg`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct CgOptions {
-    /// Relative tolerance: stop when ‖r‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
-    pub rtol: f64,
-    /// Absolute tolerance, in the units of b. Default 0.
-    pub atol: f64,
-    /// Iteration limit. Default 10 000.
-    pub max_iterations: usize,
-    /// Start from the x passed in (`true`) or from x = 0 (`false`, default;
-    /// x is then overwritten without being read).
-    pub nonzero_initial_guess: bool,
-    /// Record ‖r‖₂ after every iteration in [`SolveReport::residual_history`].
-    pub record_history: bool,
-}
-
-impl Default for CgOptions {
-    fn default() -> Self {
-        Self {
-            rtol: 1e-8,
-            atol: 0.0,
-            max_iterations: 10_000,
-            nonzero_initial_guess: false,
-            record_history: false,
-        }
-    }
-}
-
-impl CgOptions {
-    fn validate(&self) -> Result<()> {
-        for (name, v) in [("rtol", self.rtol), ("atol", self.atol)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(Error::invalid(
-                    name,
-                    format!("{name} = {v} must be finite and >= 0"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Solves A x = b for symmetric positive definite A with the
 /// preconditioned conjugate gradient method, to
@@ -67,33 +26,17 @@ pub fn cg<A, M>(
     precond: &M,
     b: &[f64],
     x: &mut [f64],
-    options: &CgOptions,
+    options: &KrylovOptions,
 ) -> Result<SolveReport>
 where
     A: LinearOperator + ?Sized,
     M: Preconditioner + ?Sized,
 {
     let n = op.dim();
-    Error::check_len("b", n, b.len())?;
-    Error::check_len("x", n, x.len())?;
-    Error::check_len("precond", n, precond.dim())?;
-    options.validate()?;
-    if let Some((i, v)) = vector::first_non_finite(b) {
-        return Err(Error::invalid("b", format!("b[{i}] is {v}")));
-    }
-    if options.nonzero_initial_guess {
-        if let Some((i, v)) = vector::first_non_finite(x) {
-            return Err(Error::invalid("x", format!("initial guess x[{i}] is {v}")));
-        }
-    }
-    let b_norm = vector::norm2(b);
-    let threshold = (options.rtol * b_norm).max(options.atol);
-    op.check_cg_solvable(b, threshold)?;
-    let converged = if options.rtol * b_norm >= options.atol {
-        SolveReason::ConvergedRtol
-    } else {
-        SolveReason::ConvergedAtol
-    };
+    let setup = options.setup(n, precond.dim(), b, x)?;
+    op.check_cg_solvable(b, setup.threshold)?;
+    let converged = setup.converged;
+    let (b_norm, threshold) = (setup.b_norm, setup.threshold);
 
     let mut run = Run {
         op,
@@ -110,19 +53,7 @@ where
         },
         p: vec![0.0; n],
         q: vec![0.0; n],
-        report: SolveReport {
-            iterations: 0,
-            residual_norm: 0.0,
-            true_residual_norm: f64::NAN,
-            relative_residual: f64::NAN,
-            initial_residual_norm: 0.0,
-            reason: converged,
-            residual_history: if options.record_history {
-                Vec::with_capacity(options.max_iterations.min(1 << 16))
-            } else {
-                Vec::new()
-            },
-        },
+        report: options.new_report(converged),
         record_history: options.record_history,
     };
     let outcome = if options.nonzero_initial_guess {
@@ -163,8 +94,7 @@ type Outcome = Result<SolveReason>;
 impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
     /// r ← b − A x; returns ‖r‖₂ and records it as the true residual.
     fn true_residual(&mut self, x: &[f64]) -> Result<f64> {
-        self.op.apply(x, &mut self.r)?;
-        let norm = vector::residual_from_product(self.b, &mut self.r).sqrt();
+        let norm = true_residual(self.op, self.b, x, &mut self.r)?;
         self.report.true_residual_norm = norm;
         Ok(norm)
     }
@@ -248,33 +178,17 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         }
     }
 
-    fn finish(mut self, x: &[f64], outcome: Outcome) -> Result<SolveReport> {
-        let (reason, cause) = match outcome {
-            Ok(reason) => (reason, None),
-            Err(e @ Error::Callback { .. }) => (SolveReason::DivergedCallback, Some(Box::new(e))),
-            Err(e) => return Err(e),
-        };
-        self.report.reason = reason;
-        if !reason.converged() {
-            // Converged outcomes already hold the true residual of the final x.
-            self.report.true_residual_norm = match reason {
-                SolveReason::DivergedCallback => f64::NAN,
-                _ => self.true_residual(x).unwrap_or(f64::NAN),
-            };
-        }
-        self.report.relative_residual = if self.b_norm > 0.0 {
-            self.report.true_residual_norm / self.b_norm
-        } else {
-            0.0
-        };
-        if reason.converged() {
-            Ok(self.report)
-        } else {
-            Err(Error::SolveFailed {
-                solver: "CG",
-                report: Box::new(self.report),
-                cause,
-            })
-        }
+    fn finish(self, x: &[f64], outcome: Outcome) -> Result<SolveReport> {
+        let Run {
+            op,
+            b,
+            mut r,
+            report,
+            b_norm,
+            ..
+        } = self;
+        conclude("CG", report, b_norm, outcome, || {
+            true_residual(op, b, x, &mut r)
+        })
     }
 }

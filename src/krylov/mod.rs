@@ -1,13 +1,20 @@
-//! Krylov solvers: preconditioned conjugate gradient, preconditioners and
-//! solve reports.
+//! Krylov solvers: preconditioned conjugate gradient for SPD systems,
+//! restarted GMRES and BiCGStab for general ones, preconditioners and solve
+//! reports.
 
+mod bicgstab;
 mod cg;
+mod gmres;
 mod ic0;
+mod options;
 mod precond;
 mod report;
 pub mod vector;
 
-pub use cg::{cg, CgOptions};
+pub use bicgstab::bicgstab;
+pub use cg::cg;
+pub use gmres::gmres;
 pub use ic0::Ic0;
+pub use options::KrylovOptions;
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};
 pub use report::{SolveReason, SolveReport};

@@ -11,6 +11,8 @@ pub enum SolveReason {
     ConvergedAtol = 3,
     /// The iteration limit was reached first.
     DivergedMaxIterations = -3,
+    /// A Krylov method broke down (GMRES, BiCGStab: a vanishing inner product).
+    DivergedBreakdown = -5,
     /// The preconditioner is not positive definite (rᵀM⁻¹r ≤ 0).
     DivergedIndefinitePreconditioner = -8,
     /// A NaN or infinity appeared in the iteration.
@@ -33,6 +35,9 @@ impl SolveReason {
             SolveReason::ConvergedRtol => "converged (relative tolerance)",
             SolveReason::ConvergedAtol => "converged (absolute tolerance)",
             SolveReason::DivergedMaxIterations => "reached the maximum number of iterations",
+            SolveReason::DivergedBreakdown => {
+                "the Krylov method broke down (a vanishing inner product)"
+            }
             SolveReason::DivergedIndefinitePreconditioner => {
                 "the preconditioner is not positive definite (r^T M^-1 r <= 0)"
             }

@@ -121,3 +121,18 @@ pub fn scale_dot(d: &[f64], r: &[f64], z: &mut [f64]) -> f64 {
 pub fn first_non_finite(x: &[f64]) -> Option<(usize, f64)> {
     x.iter().copied().enumerate().find(|(_, v)| !v.is_finite())
 }
+
+/// y ← y + α x.
+pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+    let n = y.len();
+    assert_eq!(x.len(), n);
+    let y = DisjointSlice::new(y);
+    for_blocks(num_blocks(n), 3 * n, |blk| {
+        let range = block(blk, n);
+        // SAFETY: blocks are disjoint.
+        let y = unsafe { y.range(range.clone()) };
+        for (yi, xi) in y.iter_mut().zip(&x[range]) {
+            *yi += alpha * xi;
+        }
+    });
+}

@@ -5,7 +5,7 @@ use super::dual::{dot, Kernel, Marginals};
 use super::sinkhorn::sinkhorn;
 use super::OtOptions;
 use crate::error::{Error, Result};
-use crate::krylov::{cg, CgOptions, Jacobi};
+use crate::krylov::{cg, Jacobi, KrylovOptions};
 use crate::operator::CsrMatrix;
 
 /// Largest relative CG tolerance of a Newton system (far from the optimum).
@@ -190,10 +190,10 @@ fn newton_step(
     let mut step = vec![0.0; rhs.len()];
     // Inexact Newton: solve only as accurately as the current marginal
     // error warrants (forcing term), which keeps superlinear convergence.
-    let cg_options = CgOptions {
+    let cg_options = KrylovOptions {
         rtol: FORCING.min(error).max(options.cg_rtol),
         max_iterations: options.cg_max_iterations,
-        ..CgOptions::default()
+        ..KrylovOptions::default()
     };
     let jacobi = Jacobi::new(&hessian).map_err(|_| 0usize)?;
     let cg_iterations = match cg(&hessian, &jacobi, &rhs, &mut step, &cg_options) {
