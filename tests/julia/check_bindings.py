@@ -38,7 +38,7 @@ SCALARS = {
 }
 # C struct name -> Julia mirror type name.
 STRUCTS = {
-    "adj_cg_options": "KrylovOptions",
+    "adj_cg_options": "CgOptions",
     "adj_solve_report": "SolveReport",
     "adj_ot_options": "OtOptions",
     "adj_ot_result": "OtResult",
