@@ -31,6 +31,7 @@
 
 pub mod error;
 pub mod ffi;
+pub mod implicit;
 pub mod krylov;
 pub mod operator;
 pub mod ot;

@@ -1,0 +1,15 @@
+//! Implicit differentiation via linear solves (Blondel et al., "Efficient
+//! and Modular Implicit Differentiation", NeurIPS 2022).
+//!
+//! For a solution x*(θ) of F(x, θ) = 0 with A = ∂F/∂x (n×n) and
+//! B = ∂F/∂θ (n×p) at the solution, the implicit function theorem gives
+//! ∂x*/∂θ = −A⁻¹B, so
+//! - a vector-Jacobian product is Bᵀu with Aᵀu = −v̄ ([`vjp`]),
+//! - a Jacobian-vector product is ẋ with A ẋ = −B θ̇ ([`jvp`]).
+//!
+//! The caller provides the products with A, Aᵀ, B and Bᵀ (closures, or C
+//! callbacks through the C ABI).
+
+mod root;
+
+pub use root::{jvp, vjp, ImplicitOptions, JacobianKind, LinearSolver, RootProblem, VectorMap};

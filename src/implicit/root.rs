@@ -1,0 +1,286 @@
+//! Vector-Jacobian and Jacobian-vector products of the solution of a root
+//! problem F(x, θ) = 0.
+
+use crate::error::{Error, Result};
+use crate::krylov::{
+    bicgstab, cg, gmres, Identity, KrylovOptions, Preconditioner, SolveReason, SolveReport,
+};
+use crate::operator::{FnOperator, LinearOperator};
+
+/// A product y = M v with one of the Jacobians, written into its output.
+pub type VectorMap<'a> = &'a dyn Fn(&[f64], &mut [f64]) -> Result<()>;
+
+/// What the products with A describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JacobianKind {
+    /// A = ∂F/∂x given directly; Aᵀ products are needed for VJPs.
+    General,
+    /// F is a gradient, A a (symmetric) Hessian: Aᵀ = A, only A·v is needed.
+    Symmetric,
+    /// F(x, θ) = T(x, θ) − x: the products given are with ∂T/∂x (and its
+    /// transpose) and ∂T/∂θ; A = ∂T/∂x − I, B = ∂T/∂θ.
+    FixedPoint,
+}
+
+/// The Jacobian products of a root problem at its solution.
+pub struct RootProblem<'a> {
+    /// n: the number of unknowns x.
+    pub dim: usize,
+    /// p: the number of parameters θ.
+    pub num_params: usize,
+    /// How to read `a` and `a_t`.
+    pub kind: JacobianKind,
+    /// v ↦ A v (∂T/∂x v for a fixed point).
+    pub a: VectorMap<'a>,
+    /// u ↦ Aᵀ u (needed for VJPs unless `kind` is `Symmetric`).
+    pub a_t: Option<VectorMap<'a>>,
+    /// θ̇ ↦ B θ̇ (length p → n); needed for JVPs.
+    pub b: Option<VectorMap<'a>>,
+    /// u ↦ Bᵀ u (length n → p); needed for VJPs.
+    pub b_t: Option<VectorMap<'a>>,
+}
+
+/// The linear solver of the adjoint or tangent system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinearSolver {
+    /// Conjugate gradient (A symmetric positive definite).
+    Cg,
+    /// Restarted GMRES with the given restart length.
+    Gmres(usize),
+    /// BiCGStab.
+    Bicgstab,
+    /// CG on the normal equations MᵀM u = Mᵀ r (any nonsingular A; needs
+    /// products with A and Aᵀ).
+    NormalCg,
+    /// Dense LU with partial pivoting (faer) of the system matrix, built
+    /// column by column: for small n only (at most 4096).
+    DenseLu,
+}
+
+/// Options of [`vjp`] and [`jvp`], independent of the forward solve.
+pub struct ImplicitOptions<'a> {
+    /// The linear solver. Default GMRES(30).
+    pub solver: LinearSolver,
+    /// Tolerances and iteration limit of the linear solve (rtol relative to
+    /// the right-hand side). Default rtol 1e-10.
+    pub krylov: KrylovOptions,
+    /// Ridge ρ ≥ 0: solve with A + ρI (Aᵀ + ρI) instead. Default 0.
+    pub ridge: f64,
+    /// Warm start for the solution of the linear system (u or ẋ).
+    pub warm_start: Option<&'a [f64]>,
+    /// Preconditioner of the linear system (Krylov solvers only).
+    pub precond: Option<&'a dyn Preconditioner>,
+}
+
+impl Default for ImplicitOptions<'_> {
+    fn default() -> Self {
+        Self {
+            solver: LinearSolver::Gmres(30),
+            krylov: KrylovOptions {
+                rtol: 1e-10,
+                ..KrylovOptions::default()
+            },
+            ridge: 0.0,
+            warm_start: None,
+            precond: None,
+        }
+    }
+}
+
+/// Largest n for [`LinearSolver::DenseLu`].
+const DENSE_LU_MAX: usize = 4096;
+
+impl RootProblem<'_> {
+    /// y ← (A + ρI) v, or (Aᵀ + ρI) v when `transpose`.
+    fn system_product(&self, transpose: bool, ridge: f64, v: &[f64], y: &mut [f64]) -> Result<()> {
+        let map = if transpose && self.kind != JacobianKind::Symmetric {
+            self.a_t.ok_or_else(|| {
+                Error::invalid(
+                    "a_t",
+                    "products with Aᵀ are required (the Jacobian is not declared symmetric)",
+                )
+            })?
+        } else {
+            self.a
+        };
+        map(v, y)?;
+        let shift = ridge
+            - if self.kind == JacobianKind::FixedPoint {
+                1.0
+            } else {
+                0.0
+            };
+        if shift != 0.0 {
+            for (yi, vi) in y.iter_mut().zip(v) {
+                *yi += shift * vi;
+            }
+        }
+        Ok(())
+    }
+
+    /// Solves (A + ρI) z = rhs (or the transposed system) with the chosen solver.
+    fn solve(
+        &self,
+        transpose: bool,
+        rhs: &[f64],
+        options: &ImplicitOptions<'_>,
+    ) -> Result<(Vec<f64>, SolveReport)> {
+        let n = self.dim;
+        if !(options.ridge.is_finite() && options.ridge >= 0.0) {
+            return Err(Error::invalid(
+                "ridge",
+                format!("ridge = {} must be finite and >= 0", options.ridge),
+            ));
+        }
+        let product =
+            |v: &[f64], y: &mut [f64]| self.system_product(transpose, options.ridge, v, y);
+        let op = FnOperator::new(n, product);
+        let mut z = vec![0.0; n];
+        let mut krylov = options.krylov.clone();
+        if let Some(start) = options.warm_start {
+            Error::check_len("warm_start", n, start.len())?;
+            z.copy_from_slice(start);
+            krylov.nonzero_initial_guess = true;
+        }
+        let identity = Identity { dim: n };
+        let precond: &dyn Preconditioner = options.precond.unwrap_or(&identity);
+        let report = match options.solver {
+            LinearSolver::Cg => cg(&op, precond, rhs, &mut z, &krylov)?,
+            LinearSolver::Gmres(restart) => gmres(&op, precond, rhs, &mut z, &krylov, restart)?,
+            LinearSolver::Bicgstab => bicgstab(&op, precond, rhs, &mut z, &krylov)?,
+            LinearSolver::NormalCg => {
+                let adjoint =
+                    |v: &[f64], y: &mut [f64]| self.system_product(!transpose, options.ridge, v, y);
+                let mut tmp = vec![0.0; n];
+                let mut normal_rhs = vec![0.0; n];
+                adjoint(rhs, &mut normal_rhs)?;
+                let scratch = std::cell::RefCell::new(vec![0.0; n]);
+                let normal = FnOperator::new(n, |v: &[f64], y: &mut [f64]| {
+                    let mut t = scratch.borrow_mut();
+                    product(v, &mut t)?;
+                    adjoint(&t, y)
+                });
+                let inner = cg(&normal, precond, &normal_rhs, &mut z, &krylov)?;
+                // Report the residual of the original system.
+                op.apply(&z, &mut tmp)?;
+                let residual = tmp
+                    .iter()
+                    .zip(rhs)
+                    .map(|(a, b)| (b - a).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
+                SolveReport {
+                    true_residual_norm: residual,
+                    relative_residual: residual
+                        / rhs
+                            .iter()
+                            .map(|v| v * v)
+                            .sum::<f64>()
+                            .sqrt()
+                            .max(f64::MIN_POSITIVE),
+                    ..inner
+                }
+            }
+            LinearSolver::DenseLu => dense_lu_solve(&op, rhs, &mut z)?,
+        };
+        Ok((z, report))
+    }
+}
+
+/// Builds the n×n matrix of `op` from its products with unit vectors and
+/// solves with faer's partial-pivoting LU; reports the true residual.
+fn dense_lu_solve(op: &dyn LinearOperator, rhs: &[f64], z: &mut [f64]) -> Result<SolveReport> {
+    use faer::linalg::solvers::Solve;
+    let n = op.dim();
+    if n > DENSE_LU_MAX {
+        return Err(Error::invalid(
+            "solver",
+            format!("dense LU is for n <= {DENSE_LU_MAX}, got n = {n}"),
+        ));
+    }
+    let mut matrix = faer::Mat::<f64>::zeros(n, n);
+    let (mut e, mut column) = (vec![0.0; n], vec![0.0; n]);
+    for j in 0..n {
+        e[j] = 1.0;
+        op.apply(&e, &mut column)?;
+        e[j] = 0.0;
+        for (i, v) in column.iter().enumerate() {
+            matrix[(i, j)] = *v;
+        }
+    }
+    let solution = matrix.partial_piv_lu().solve(faer::ColRef::from_slice(rhs));
+    for (zi, si) in z.iter_mut().zip(solution.iter()) {
+        *zi = *si;
+    }
+    op.apply(z, &mut column)?;
+    let residual = column
+        .iter()
+        .zip(rhs)
+        .map(|(a, b)| (b - a).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let rhs_norm = rhs.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let reason = if residual.is_finite() && residual <= 1e-8 * rhs_norm.max(f64::MIN_POSITIVE) {
+        SolveReason::ConvergedRtol
+    } else {
+        SolveReason::DivergedNanOrInf
+    };
+    let report = SolveReport {
+        iterations: 0,
+        residual_norm: residual,
+        true_residual_norm: residual,
+        relative_residual: if rhs_norm > 0.0 {
+            residual / rhs_norm
+        } else {
+            0.0
+        },
+        initial_residual_norm: rhs_norm,
+        reason,
+        residual_history: Vec::new(),
+    };
+    if reason.converged() {
+        Ok(report)
+    } else {
+        Err(Error::SolveFailed {
+            solver: "dense LU",
+            report: Box::new(report),
+            cause: None,
+        })
+    }
+}
+
+/// Vector-Jacobian product: for a cotangent v̄ ∈ ℝⁿ of x*, returns
+/// (∂x*/∂θ)ᵀ v̄ = Bᵀu with (Aᵀ + ρI) u = −v̄, and the report of that solve.
+/// A failed or unconverged solve is an error, never a silently wrong gradient.
+pub fn vjp(
+    problem: &RootProblem<'_>,
+    cotangent: &[f64],
+    options: &ImplicitOptions<'_>,
+) -> Result<(Vec<f64>, SolveReport)> {
+    Error::check_len("cotangent", problem.dim, cotangent.len())?;
+    let b_t = problem
+        .b_t
+        .ok_or_else(|| Error::invalid("b_t", "products with Bᵀ are required for a VJP"))?;
+    let rhs: Vec<f64> = cotangent.iter().map(|v| -v).collect();
+    let (u, report) = problem.solve(true, &rhs, options)?;
+    let mut out = vec![0.0; problem.num_params];
+    b_t(&u, &mut out)?;
+    Ok((out, report))
+}
+
+/// Jacobian-vector product: for a tangent θ̇ ∈ ℝᵖ, returns
+/// ẋ = (∂x*/∂θ) θ̇ with (A + ρI) ẋ = −B θ̇, and the report of that solve.
+pub fn jvp(
+    problem: &RootProblem<'_>,
+    tangent: &[f64],
+    options: &ImplicitOptions<'_>,
+) -> Result<(Vec<f64>, SolveReport)> {
+    Error::check_len("tangent", problem.num_params, tangent.len())?;
+    let b = problem
+        .b
+        .ok_or_else(|| Error::invalid("b", "products with B are required for a JVP"))?;
+    let mut rhs = vec![0.0; problem.dim];
+    b(tangent, &mut rhs)?;
+    rhs.iter_mut().for_each(|v| *v = -*v);
+    problem.solve(false, &rhs, options)
+}
