@@ -8,8 +8,11 @@
 //! - a Jacobian-vector product is ẋ with A ẋ = −B θ̇ ([`jvp`]).
 //!
 //! The caller provides the products with A, Aᵀ, B and Bᵀ (closures, or C
-//! callbacks through the C ABI).
+//! callbacks through the C ABI). Linear solves x = A⁻¹b with a CSR or grid
+//! operator have ready-made gradients ([`csr_solve_vjp`], [`grid_solve_vjp`]).
 
+mod linear;
 mod root;
 
+pub use linear::{csr_solve_vjp, grid_solve_vjp, LinearSolveGradient};
 pub use root::{jvp, vjp, ImplicitOptions, JacobianKind, LinearSolver, RootProblem, VectorMap};

@@ -197,6 +197,32 @@ impl CsrMatrix {
         }
     }
 
+    /// Aᵀ as a new CSR matrix.
+    pub fn transpose(&self) -> CsrMatrix {
+        let n = self.dim();
+        let (ptr, cols, vals) = (self.row_ptr(), self.col_idx(), self.values());
+        let mut count = vec![0usize; n + 1];
+        for &j in cols {
+            count[j as usize + 1] += 1;
+        }
+        for j in 0..n {
+            count[j + 1] += count[j];
+        }
+        let row_ptr = count.clone();
+        let mut next = count;
+        let (mut t_cols, mut t_vals) = (vec![0usize; cols.len()], vec![0.0; cols.len()]);
+        for i in 0..n {
+            for k in ptr[i] as usize..ptr[i + 1] as usize {
+                let slot = &mut next[cols[k] as usize];
+                t_cols[*slot] = i;
+                t_vals[*slot] = vals[k];
+                *slot += 1;
+            }
+        }
+        CsrMatrix::from_parts(n, n, &row_ptr, &t_cols, &t_vals)
+            .expect("the transpose of a valid CSR matrix is valid")
+    }
+
     fn entry(&self, i: usize, j: usize) -> f64 {
         let (ptr, cols) = (self.row_ptr(), self.col_idx());
         let range = ptr[i] as usize..ptr[i + 1] as usize;
