@@ -37,12 +37,14 @@ fn adjoint_solve(
         LinearSolver::Cg => cg(op, precond, x_bar, &mut lambda, options)?,
         LinearSolver::Gmres(restart) => gmres(op, precond, x_bar, &mut lambda, options, restart)?,
         LinearSolver::Bicgstab => bicgstab(op, precond, x_bar, &mut lambda, options)?,
-        other => return Err(Error::invalid(
-            "solver",
-            format!(
+        other => {
+            return Err(Error::invalid(
+                "solver",
+                format!(
                 "{other:?} is not available for linear-solve gradients (use Cg, Gmres or Bicgstab)"
             ),
-        )),
+            ))
+        }
     };
     Ok((lambda, report))
 }

@@ -13,6 +13,8 @@
 
 mod linear;
 mod root;
+mod transport;
 
 pub use linear::{csr_solve_vjp, grid_solve_vjp, LinearSolveGradient};
 pub use root::{jvp, vjp, ImplicitOptions, JacobianKind, LinearSolver, RootProblem, VectorMap};
+pub use transport::{OtCostGradient, OtPoint, PlanVjp};
