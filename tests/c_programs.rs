@@ -1,8 +1,11 @@
 //! Builds the C example against the static library with strict warnings and
 //! runs it; also checks that the header compiles as C++.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
+
+mod common;
+use common::{root, run, tool_available};
 
 /// System libraries the Rust static library needs on Linux
 /// (`cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs`).
@@ -15,10 +18,6 @@ const NATIVE_LIBS: &[&str] = &[
     "-ldl",
     "-lc",
 ];
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The static library built for this test run: cargo builds the library's
 /// crate types into the profile's `deps/` directory before running tests.
@@ -37,26 +36,6 @@ fn static_library() -> PathBuf {
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
         .cloned()
         .unwrap_or_else(|| panic!("libadjunct.a not found in {candidates:?}"))
-}
-
-fn tool_available(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
 }
 
 /// Compiles `examples/c/{name}.c` with strict C11 warnings against the

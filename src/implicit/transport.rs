@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::krylov::{cg, Jacobi, KrylovOptions, SolveReport};
 use crate::operator::FnOperator;
-use crate::ot::{self, CostMatrix};
+use crate::ot::{self, project_out_null, CostMatrix};
 
 /// Diagonal shift of H relative to its largest diagonal entry (keeps it
 /// definite; far below the solve tolerance).
@@ -216,12 +216,4 @@ impl OtPoint<'_> {
         }
         Ok((plan_dot, report))
     }
-}
-
-/// Removes the component of v = (v_f, v_g) along (1, −1).
-fn project_out_null(v: &mut [f64], n: usize) {
-    let (vf, vg) = v.split_at_mut(n);
-    let c = (vf.iter().sum::<f64>() - vg.iter().sum::<f64>()) / (vf.len() + vg.len()) as f64;
-    vf.iter_mut().for_each(|x| *x -= c);
-    vg.iter_mut().for_each(|x| *x += c);
 }

@@ -209,3 +209,12 @@ impl Kernel<'_> {
 pub(crate) fn dot(x: &[f64], y: &[f64]) -> f64 {
     x.iter().zip(y).map(|(x, y)| x * y).sum()
 }
+
+/// Removes from v = (v_f, v_g) (v_f of length n) its component along the
+/// null direction (1, −1) of the dual Hessian.
+pub(crate) fn project_out_null(v: &mut [f64], n: usize) {
+    let (vf, vg) = v.split_at_mut(n);
+    let c = (vf.iter().sum::<f64>() - vg.iter().sum::<f64>()) / (vf.len() + vg.len()) as f64;
+    vf.iter_mut().for_each(|x| *x -= c);
+    vg.iter_mut().for_each(|x| *x += c);
+}

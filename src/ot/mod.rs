@@ -16,6 +16,7 @@ mod newton;
 mod sinkhorn;
 
 pub use cost::CostMatrix;
+pub(crate) use dual::project_out_null;
 
 use crate::error::{Error, Result};
 use crate::krylov::SolveReason;

@@ -1,7 +1,7 @@
 //! Sinkhorn-Newton-Sparse (Tang et al., ICLR 2024): Newton steps on the
 //! concave dual with a sparsified Hessian, solved by the crate's CG.
 
-use super::dual::{dot, Kernel, Marginals};
+use super::dual::{dot, project_out_null, Kernel, Marginals};
 use super::sinkhorn::sinkhorn;
 use super::OtOptions;
 use crate::error::{Error, Result};
@@ -83,14 +83,6 @@ fn sparsified_hessian(
         row_ptr.push(cols.len());
     }
     CsrMatrix::from_parts(n + m, n + m, &row_ptr, &cols, &vals)
-}
-
-/// Removes the component along the null direction (1, −1) of the Hessian.
-fn project_out_null(v: &mut [f64], n: usize) {
-    let (vf, vg) = v.split_at_mut(n);
-    let c = (vf.iter().sum::<f64>() - vg.iter().sum::<f64>()) / (vf.len() + vg.len()) as f64;
-    vf.iter_mut().for_each(|x| *x -= c);
-    vg.iter_mut().for_each(|x| *x += c);
 }
 
 /// Newton iterations from (f, g) until the marginal error is ≤ `tol`.

@@ -6,6 +6,8 @@
 use adjunct::{Cell, CsrMatrix};
 use faer::linalg::solvers::Solve;
 use faer::Side;
+use std::path::Path;
+use std::process::Command;
 
 /// A small deterministic generator (SplitMix64), so tests need no RNG crate.
 pub struct Rng(u64);
@@ -124,4 +126,31 @@ pub fn random_cells(dims: [usize; 3], solid: f64, seed: u64) -> Vec<Cell> {
             }
         })
         .collect()
+}
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `true` when `tool --version` runs and succeeds.
+pub fn tool_available(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `cmd`, asserts success, and returns its stdout and stderr.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
 }
