@@ -1,21 +1,11 @@
 //! BiCGStab for general (nonsymmetric) systems.
 
 use super::options::{conclude, true_residual, KrylovOptions};
-use super::precond::Preconditioner;
+use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
 use super::vector;
 use crate::error::Result;
 use crate::operator::LinearOperator;
-
-/// z ← M⁻¹ r (z ← r when M = I).
-fn precondition<M: Preconditioner + ?Sized>(precond: &M, r: &[f64], z: &mut [f64]) -> Result<()> {
-    if precond.is_identity() {
-        vector::copy(r, z);
-    } else {
-        precond.apply_dot(r, z)?;
-    }
-    Ok(())
-}
 
 /// Solves A x = b for a general square A with right-preconditioned
 /// BiCGStab (van der Vorst), to ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). One
@@ -78,7 +68,7 @@ where
                 for ((pi, ri), vi) in p.iter_mut().zip(&r).zip(&v) {
                     *pi = ri + beta * (*pi - omega * vi);
                 }
-                precondition(precond, &p, &mut p_hat)?;
+                apply_inverse(precond, &p, &mut p_hat)?;
                 op.apply(&p_hat, &mut v)?;
                 report.iterations += 1;
                 let r_hat_v = vector::dot(&r_hat, &v);
@@ -98,7 +88,7 @@ where
                     report.true_residual_norm = r_norm;
                     break;
                 }
-                precondition(precond, &r, &mut s_hat)?;
+                apply_inverse(precond, &r, &mut s_hat)?;
                 op.apply(&s_hat, &mut t)?;
                 let tt = vector::dot(&t, &t);
                 if tt == 0.0 || !tt.is_finite() {

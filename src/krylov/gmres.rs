@@ -1,7 +1,7 @@
 //! Restarted GMRES for general (nonsymmetric) systems.
 
 use super::options::{conclude, true_residual, KrylovOptions};
-use super::precond::Preconditioner;
+use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
 use super::vector;
 use crate::error::{Error, Result};
@@ -42,11 +42,7 @@ where
     }
     let mut basis: Vec<Vec<f64>> = (0..=m).map(|_| vec![0.0; n]).collect();
     let mut w = vec![0.0; n];
-    let mut z = if precond.is_identity() {
-        Vec::new()
-    } else {
-        vec![0.0; n]
-    };
+    let mut z = vec![0.0; n];
     // Hessenberg matrix, column-major with leading dimension m + 1.
     let ld = m + 1;
     let mut h = vec![0.0; ld * m];
@@ -79,12 +75,8 @@ where
                     break;
                 }
                 // w = A M⁻¹ v_j
-                if precond.is_identity() {
-                    op.apply(&basis[j], &mut w)?;
-                } else {
-                    precond.apply_dot(&basis[j], &mut z)?;
-                    op.apply(&z, &mut w)?;
-                }
+                apply_inverse(precond, &basis[j], &mut z)?;
+                op.apply(&z, &mut w)?;
                 report.iterations += 1;
                 for (i, v) in basis.iter().enumerate().take(j + 1) {
                     let hij = vector::dot(&w, v);
@@ -125,22 +117,18 @@ where
                     *v = wi / w_norm;
                 }
             }
-            // Solve the k×k triangular system H y = g, then x += M⁻¹ V y.
-            let mut y = g[..k].to_vec();
+            // Solve the k×k triangular system H y = g in place (g is reset
+            // at the next cycle), then x += M⁻¹ V y.
             for i in (0..k).rev() {
-                let s: f64 = ((i + 1)..k).map(|l| h[i + ld * l] * y[l]).sum();
-                y[i] = (y[i] - s) / h[i + ld * i];
+                let s: f64 = ((i + 1)..k).map(|l| h[i + ld * l] * g[l]).sum();
+                g[i] = (g[i] - s) / h[i + ld * i];
             }
             w.fill(0.0);
-            for (v, yi) in basis.iter().zip(&y) {
+            for (v, yi) in basis.iter().zip(&g[..k]) {
                 vector::axpy(*yi, v, &mut w);
             }
-            if precond.is_identity() {
-                vector::axpy(1.0, &w, x);
-            } else {
-                precond.apply_dot(&w, &mut z)?;
-                vector::axpy(1.0, &z, x);
-            }
+            apply_inverse(precond, &w, &mut z)?;
+            vector::axpy(1.0, &z, x);
         }
     })();
     conclude("GMRES", report, setup.b_norm, outcome, || {

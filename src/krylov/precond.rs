@@ -30,6 +30,20 @@ impl<T: Preconditioner + ?Sized> Preconditioner for &T {
     }
 }
 
+/// z ← M⁻¹ r (a copy of r when M = I), for solvers that do not need rᵀz.
+pub(crate) fn apply_inverse<M: Preconditioner + ?Sized>(
+    precond: &M,
+    r: &[f64],
+    z: &mut [f64],
+) -> Result<()> {
+    if precond.is_identity() {
+        vector::copy(r, z);
+    } else {
+        precond.apply_dot(r, z)?;
+    }
+    Ok(())
+}
+
 /// No preconditioning: M = I.
 #[derive(Debug, Clone, Copy)]
 pub struct Identity {
