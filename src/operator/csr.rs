@@ -160,6 +160,13 @@ impl CsrMatrix {
         }
     }
 
+    /// Marks a matrix built symmetric by construction, so that CG skips the
+    /// O(nnz log) symmetry check.
+    pub(crate) fn known_symmetric(self) -> Self {
+        let _ = self.asymmetry.set(None);
+        self
+    }
+
     /// The matrix as a faer sparse view (for direct solvers and conversions).
     pub fn as_faer(&self) -> SparseRowMatRef<'_, u32, f64> {
         self.mat.as_ref()

@@ -8,8 +8,12 @@
 use super::CostMatrix;
 use crate::parallel::map_blocks;
 
-/// Rows per block of the row-parallel passes.
-const ROWS_PER_BLOCK: usize = 16;
+/// The row-parallel passes cut the rows into at most this many blocks; the
+/// passes that reduce over columns keep one m-vector of partial sums per
+/// block, so this bounds their scratch to `MAX_ROW_BLOCKS · m` per pass.
+const MAX_ROW_BLOCKS: usize = 32;
+/// Fewest rows per block.
+const MIN_ROWS_PER_BLOCK: usize = 8;
 
 /// The plan's marginals and mass at some (f, g).
 #[derive(Debug, Clone)]
@@ -53,12 +57,18 @@ impl Kernel<'_> {
         &self.cost.values()[i * m..(i + 1) * m]
     }
 
+    /// Depends on n only, so reductions do not depend on the thread count.
+    fn rows_per_block(&self) -> usize {
+        self.n().div_ceil(MAX_ROW_BLOCKS).max(MIN_ROWS_PER_BLOCK)
+    }
+
     fn row_blocks(&self) -> usize {
-        self.n().div_ceil(ROWS_PER_BLOCK)
+        self.n().div_ceil(self.rows_per_block())
     }
 
     fn block_rows(&self, block: usize) -> std::ops::Range<usize> {
-        block * ROWS_PER_BLOCK..((block + 1) * ROWS_PER_BLOCK).min(self.n())
+        let rows = self.rows_per_block();
+        block * rows..((block + 1) * rows).min(self.n())
     }
 
     /// LSE_j((g_j − C_ij)/ε) for every row i.
@@ -188,21 +198,30 @@ impl Kernel<'_> {
         }
     }
 
-    /// The `k` largest entries of row i of P at (f, g), as (column, value)
-    /// sorted by column.
-    pub fn largest_in_row(&self, i: usize, f: f64, g: &[f64], k: usize) -> Vec<(usize, f64)> {
-        let mut entries: Vec<(usize, f64)> = g
-            .iter()
-            .zip(self.row(i))
-            .map(|(gj, c)| (f + gj - c) / self.eps)
-            .enumerate()
-            .collect();
-        if k < entries.len() {
-            entries.select_nth_unstable_by(k, |x, y| y.1.total_cmp(&x.1));
-            entries.truncate(k);
-        }
-        entries.sort_by_key(|e| e.0);
-        entries.iter().map(|&(j, logp)| (j, logp.exp())).collect()
+    /// For every row i, the `k` largest entries of row i of P at (f, g), as
+    /// (column, value) sorted by column. One selection buffer per row block.
+    pub fn largest_per_row(&self, f: &[f64], g: &[f64], k: usize) -> Vec<Vec<(usize, f64)>> {
+        let blocks = map_blocks(self.row_blocks(), self.n() * self.m(), |blk| {
+            let mut entries: Vec<(usize, f64)> = Vec::with_capacity(self.m());
+            self.block_rows(blk)
+                .map(|i| {
+                    entries.clear();
+                    entries.extend(
+                        g.iter()
+                            .zip(self.row(i))
+                            .map(|(gj, c)| (f[i] + gj - c) / self.eps)
+                            .enumerate(),
+                    );
+                    if k < entries.len() {
+                        entries.select_nth_unstable_by(k, |x, y| y.1.total_cmp(&x.1));
+                        entries.truncate(k);
+                    }
+                    entries.sort_by_key(|e| e.0);
+                    entries.iter().map(|&(j, log_p)| (j, log_p.exp())).collect()
+                })
+                .collect::<Vec<Vec<(usize, f64)>>>()
+        });
+        blocks.concat()
     }
 }
 

@@ -44,7 +44,7 @@ fn sparsified_hessian(
     k: usize,
 ) -> Result<CsrMatrix> {
     let (n, m) = (f.len(), g.len());
-    let kept = crate::parallel::map_blocks(n, n * m, |i| kernel.largest_in_row(i, f[i], g, k));
+    let kept = kernel.largest_per_row(f, g, k);
     let shift = RELATIVE_SHIFT
         * marginals
             .rows
@@ -82,7 +82,8 @@ fn sparsified_hessian(
         vals.push(marginals.cols[j] + shift);
         row_ptr.push(cols.len());
     }
-    CsrMatrix::from_parts(n + m, n + m, &row_ptr, &cols, &vals)
+    // Symmetric by construction: P̃ and P̃ᵀ are the same kept entries.
+    Ok(CsrMatrix::from_parts(n + m, n + m, &row_ptr, &cols, &vals)?.known_symmetric())
 }
 
 /// Newton iterations from (f, g) until the marginal error is ≤ `tol`.
