@@ -16,5 +16,7 @@ mod root;
 mod transport;
 
 pub use linear::{csr_solve_vjp, grid_solve_vjp, LinearSolveGradient};
-pub use root::{jvp, vjp, ImplicitOptions, JacobianKind, LinearSolver, RootProblem, VectorMap};
+pub use root::{
+    jvp, vjp, ImplicitOptions, JacobianKind, JacobianProduct, LinearSolver, RootProblem,
+};
 pub use transport::{OtCostGradient, OtPoint, PlanVjp};

@@ -3,12 +3,13 @@
 
 use crate::error::{Error, Result};
 use crate::krylov::{
-    bicgstab, cg, gmres, Identity, KrylovOptions, Preconditioner, SolveReason, SolveReport,
+    bicgstab, cg, conclude, gmres, true_residual, vector, Identity, KrylovOptions, Preconditioner,
+    SolveReason, SolveReport,
 };
 use crate::operator::{FnOperator, LinearOperator};
 
 /// A product y = M v with one of the Jacobians, written into its output.
-pub type VectorMap<'a> = &'a dyn Fn(&[f64], &mut [f64]) -> Result<()>;
+pub type JacobianProduct<'a> = &'a dyn Fn(&[f64], &mut [f64]) -> Result<()>;
 
 /// What the products with A describe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,13 +32,13 @@ pub struct RootProblem<'a> {
     /// How to read `a` and `a_t`.
     pub kind: JacobianKind,
     /// v ↦ A v (∂T/∂x v for a fixed point).
-    pub a: VectorMap<'a>,
+    pub a: JacobianProduct<'a>,
     /// u ↦ Aᵀ u (needed for VJPs unless `kind` is `Symmetric`).
-    pub a_t: Option<VectorMap<'a>>,
+    pub a_t: Option<JacobianProduct<'a>>,
     /// θ̇ ↦ B θ̇ (length p → n); needed for JVPs.
-    pub b: Option<VectorMap<'a>>,
+    pub b: Option<JacobianProduct<'a>>,
     /// u ↦ Bᵀ u (length n → p); needed for VJPs.
-    pub b_t: Option<VectorMap<'a>>,
+    pub b_t: Option<JacobianProduct<'a>>,
 }
 
 /// The linear solver of the adjoint or tangent system.
@@ -162,34 +163,34 @@ impl RootProblem<'_> {
                 });
                 let inner = cg(&normal, precond, &normal_rhs, &mut z, &krylov)?;
                 // Report the residual of the original system.
-                op.apply(&z, &mut tmp)?;
-                let residual = tmp
-                    .iter()
-                    .zip(rhs)
-                    .map(|(a, b)| (b - a).powi(2))
-                    .sum::<f64>()
-                    .sqrt();
+                let residual = true_residual(&op, rhs, &z, &mut tmp)?;
+                let rhs_norm = vector::norm2(rhs);
                 SolveReport {
                     true_residual_norm: residual,
-                    relative_residual: residual
-                        / rhs
-                            .iter()
-                            .map(|v| v * v)
-                            .sum::<f64>()
-                            .sqrt()
-                            .max(f64::MIN_POSITIVE),
+                    relative_residual: if rhs_norm > 0.0 {
+                        residual / rhs_norm
+                    } else {
+                        0.0
+                    },
                     ..inner
                 }
             }
-            LinearSolver::DenseLu => dense_lu_solve(&op, rhs, &mut z)?,
+            LinearSolver::DenseLu => dense_lu_solve(&op, rhs, &mut z, &krylov)?,
         };
         Ok((z, report))
     }
 }
 
 /// Builds the n×n matrix of `op` from its products with unit vectors and
-/// solves with faer's partial-pivoting LU; reports the true residual.
-fn dense_lu_solve(op: &dyn LinearOperator, rhs: &[f64], z: &mut [f64]) -> Result<SolveReport> {
+/// solves with faer's partial-pivoting LU. The true residual must meet the
+/// options' tolerance max(rtol‖rhs‖, atol), else the matrix is taken as
+/// numerically singular ([`SolveReason::DivergedBreakdown`]).
+fn dense_lu_solve(
+    op: &dyn LinearOperator,
+    rhs: &[f64],
+    z: &mut [f64],
+    options: &KrylovOptions,
+) -> Result<SolveReport> {
     use faer::linalg::solvers::Solve;
     let n = op.dim();
     if n > DENSE_LU_MAX {
@@ -198,6 +199,7 @@ fn dense_lu_solve(op: &dyn LinearOperator, rhs: &[f64], z: &mut [f64]) -> Result
             format!("dense LU is for n <= {DENSE_LU_MAX}, got n = {n}"),
         ));
     }
+    let setup = options.setup(n, n, rhs, z)?;
     let mut matrix = faer::Mat::<f64>::zeros(n, n);
     let (mut e, mut column) = (vec![0.0; n], vec![0.0; n]);
     for j in 0..n {
@@ -212,41 +214,21 @@ fn dense_lu_solve(op: &dyn LinearOperator, rhs: &[f64], z: &mut [f64]) -> Result
     for (zi, si) in z.iter_mut().zip(solution.iter()) {
         *zi = *si;
     }
-    op.apply(z, &mut column)?;
-    let residual = column
-        .iter()
-        .zip(rhs)
-        .map(|(a, b)| (b - a).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let rhs_norm = rhs.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let reason = if residual.is_finite() && residual <= 1e-8 * rhs_norm.max(f64::MIN_POSITIVE) {
-        SolveReason::ConvergedRtol
-    } else {
+    let residual = true_residual(op, rhs, z, &mut column)?;
+    let mut report = options.new_report(setup.converged);
+    report.residual_norm = residual;
+    report.true_residual_norm = residual;
+    report.initial_residual_norm = setup.b_norm;
+    let reason = if !residual.is_finite() {
         SolveReason::DivergedNanOrInf
-    };
-    let report = SolveReport {
-        iterations: 0,
-        residual_norm: residual,
-        true_residual_norm: residual,
-        relative_residual: if rhs_norm > 0.0 {
-            residual / rhs_norm
-        } else {
-            0.0
-        },
-        initial_residual_norm: rhs_norm,
-        reason,
-        residual_history: Vec::new(),
-    };
-    if reason.converged() {
-        Ok(report)
+    } else if residual <= setup.threshold {
+        setup.converged
     } else {
-        Err(Error::SolveFailed {
-            solver: "dense LU",
-            report: Box::new(report),
-            cause: None,
-        })
-    }
+        SolveReason::DivergedBreakdown
+    };
+    conclude("dense LU", report, setup.b_norm, Ok(reason), || {
+        Ok(residual)
+    })
 }
 
 /// Vector-Jacobian product: for a cotangent v̄ ∈ ℝⁿ of x*, returns

@@ -16,5 +16,6 @@ pub use cg::cg;
 pub use gmres::gmres;
 pub use ic0::Ic0;
 pub use options::KrylovOptions;
+pub(crate) use options::{conclude, true_residual};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};
 pub use report::{SolveReason, SolveReport};
