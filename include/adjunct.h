@@ -22,6 +22,34 @@
 #define ADJ_VERSION_PATCH 0
 #define ADJ_VERSION_STRING "0.1.0"
 
+// `adj_implicit_options.solver`: conjugate gradient (A symmetric positive definite).
+#define ADJ_SOLVER_CG 0
+
+// `adj_implicit_options.solver`: restarted GMRES (`gmres_restart`).
+#define ADJ_SOLVER_GMRES 1
+
+// `adj_implicit_options.solver`: BiCGStab.
+#define ADJ_SOLVER_BICGSTAB 2
+
+// `adj_implicit_options.solver`: CG on the normal equations (any
+// nonsingular A; needs products with A and Aᵀ).
+#define ADJ_SOLVER_NORMAL_CG 3
+
+// `adj_implicit_options.solver`: dense LU (faer) of A built from n
+// products, for n ≤ 4096.
+#define ADJ_SOLVER_DENSE_LU 4
+
+// `adj_root_problem.kind`: `a`/`a_t` give A = ∂F/∂x and Aᵀ.
+#define ADJ_JACOBIAN_GENERAL 0
+
+// `adj_root_problem.kind`: F is a gradient and A a symmetric Hessian;
+// only `a` is used (also for Aᵀ).
+#define ADJ_JACOBIAN_SYMMETRIC 1
+
+// `adj_root_problem.kind`: F(x, θ) = T(x, θ) − x; `a`/`a_t` give ∂T/∂x
+// and its transpose, `b`/`b_t` give ∂T/∂θ; A = ∂T/∂x − I.
+#define ADJ_JACOBIAN_FIXED_POINT 2
+
 // Cell flag of a fluid cell (an unknown) in `adj_operator_new_grid_poisson`.
 #define ADJ_CELL_FLUID 0
 
@@ -136,6 +164,54 @@ typedef struct adj_solve_report {
   size_t residual_history_length;
 } adj_solve_report;
 
+// Options of the linear solve inside a VJP or JVP, independent of the
+// forward solve. Start from `adj_implicit_options_default()`.
+typedef struct adj_implicit_options {
+  // `ADJ_SOLVER_*`. Default `ADJ_SOLVER_GMRES`.
+  uint32_t solver;
+  // Restart length of GMRES. Default 30.
+  size_t gmres_restart;
+  // Stop at ‖rhs − M z‖₂ ≤ max(rtol·‖rhs‖₂, atol). Default 1e-10.
+  double rtol;
+  // Absolute tolerance. Default 0.
+  double atol;
+  // Iteration limit. Default 10000.
+  size_t max_iterations;
+  // Ridge ρ ≥ 0: solve with A + ρI (Aᵀ + ρI). Default 0.
+  double ridge;
+  // Initial guess for the solution (n doubles), or NULL (zero).
+  const double *warm_start;
+  // Preconditioner of the system (borrowed), or NULL (none).
+  const struct adj_precond *precond;
+} adj_implicit_options;
+
+// A Jacobian product y = M v supplied by the caller: `v` holds `v_len`
+// doubles and `y` receives `y_len` doubles (they do not overlap). Receives
+// the root problem's `ctx` first. Returns 0 on success; any other value
+// aborts with `ADJ_ERR_CALLBACK`. Invoked only on the calling thread.
+typedef int (*adj_jacobian_fn)(void *ctx, const double *v, size_t v_len, double *y, size_t y_len);
+
+// The Jacobians of F(x, θ) = 0 at a solution x* ∈ ℝⁿ, θ ∈ ℝᵖ, as
+// products: A = ∂F/∂x (n×n), B = ∂F/∂θ (n×p). Unused products may be NULL.
+typedef struct adj_root_problem {
+  // n: the number of unknowns (≥ 1).
+  size_t n;
+  // p: the number of parameters (≥ 1).
+  size_t p;
+  // `ADJ_JACOBIAN_GENERAL`, `_SYMMETRIC` or `_FIXED_POINT`.
+  uint32_t kind;
+  // Passed first to every product; borrowed, never dereferenced.
+  void *ctx;
+  // v (n) ↦ A v (n); required.
+  adj_jacobian_fn a;
+  // u (n) ↦ Aᵀ u (n); required for VJPs unless `kind` is symmetric.
+  adj_jacobian_fn a_t;
+  // θ̇ (p) ↦ B θ̇ (n); required for JVPs.
+  adj_jacobian_fn b;
+  // u (n) ↦ Bᵀ u (p); required for VJPs.
+  adj_jacobian_fn b_t;
+} adj_root_problem;
+
 // A vector map `y = f(x)` given by the caller: a matrix-free operator
 // (y = A x) or a preconditioner (y = M⁻¹ x). Receives the caller's `ctx`
 // first; `x` and `y` hold `n` doubles and do not overlap. Returns 0 on
@@ -216,6 +292,60 @@ enum adj_status adj_cg_solve(const struct adj_operator *op,
                              size_t n,
                              const struct adj_cg_options *options,
                              struct adj_solve_report *report);
+
+// The default options: GMRES(30), rtol 1e-10, atol 0, 10000 iterations,
+// no ridge, no warm start, no preconditioner.
+struct adj_implicit_options adj_implicit_options_default(void);
+
+// Vector-Jacobian product of the solution x*(θ) of F(x, θ) = 0: for a
+// cotangent v̄ (`cotangent`, n doubles) writes (∂x*/∂θ)ᵀ v̄ = Bᵀu to `out`
+// (p doubles), where (Aᵀ + ρI) u = −v̄ is solved as set in `options` (NULL
+// = defaults). Needs the products `a` (or `a_t`) and `b_t`.
+//
+// `out` is written only on success. `report` (may be NULL) is written when
+// the linear solve ran, also when it failed: an unconverged solve is
+// `ADJ_ERR_NOT_CONVERGED` (a singular A shows as a breakdown or the
+// iteration limit), never a silently wrong gradient. A product returning
+// nonzero gives `ADJ_ERR_CALLBACK`.
+enum adj_status adj_implicit_vjp(const struct adj_root_problem *problem,
+                                 const double *cotangent,
+                                 size_t n,
+                                 const struct adj_implicit_options *options,
+                                 double *out,
+                                 size_t p,
+                                 struct adj_solve_report *report);
+
+// Jacobian-vector product of the solution x*(θ) of F(x, θ) = 0: for a
+// tangent θ̇ (`tangent`, p doubles) writes ẋ = (∂x*/∂θ) θ̇ to `out` (n
+// doubles), solving (A + ρI) ẋ = −B θ̇. Needs the products `a` and `b`.
+// Statuses and `report` as for `adj_implicit_vjp`.
+enum adj_status adj_implicit_jvp(const struct adj_root_problem *problem,
+                                 const double *tangent,
+                                 size_t p,
+                                 const struct adj_implicit_options *options,
+                                 double *out,
+                                 size_t n,
+                                 struct adj_solve_report *report);
+
+// Gradients of a loss L through x = A⁻¹ b for a CSR or grid operator `op`
+// (n unknowns, nnz stored entries; for a grid those of its CSR export):
+// given the forward solution `x` and x̄ = ∂L/∂x (`x_bar`), solves
+// Aᵀλ = x̄ and writes ∂L/∂b = λ to `grad_b` (n) and ∂L/∂A_k = −λ_i x_j for
+// each stored entry k = (i, j), in CSR order, to `grad_values` (nnz; NULL
+// to skip). `options->precond` is the forward preconditioner (reused; NULL
+// = none); the solver is CG (required for grid operators), GMRES or
+// BiCGStab (on Aᵀ when a CSR matrix is not symmetric); `ridge` must be 0
+// and `warm_start` NULL. Outputs are written only on success; `report` as
+// for `adj_implicit_vjp`.
+enum adj_status adj_linear_solve_vjp(const struct adj_operator *op,
+                                     const double *x,
+                                     const double *x_bar,
+                                     size_t n,
+                                     const struct adj_implicit_options *options,
+                                     double *grad_b,
+                                     double *grad_values,
+                                     size_t nnz,
+                                     struct adj_solve_report *report);
 
 // The version of the loaded library as "MAJOR.MINOR.PATCH" (static string).
 // Compare with the `ADJ_VERSION_*` macros of the header you compiled with.
@@ -371,6 +501,66 @@ enum adj_status adj_ot_solve(const double *a,
                              double *g,
                              double *plan,
                              struct adj_ot_result *result);
+
+// Gradient of the regularised cost OT_ε(C, a, b) = ⟨C, P⟩ + ε Σ P(log P − 1)
+// at a converged solution (potentials `f`, `g` from `adj_ot_solve` with the
+// same `cost`, n×m row-major, and `eps`): writes ∂OT_ε/∂C = P to
+// `grad_cost` (n·m; NULL to skip), ∂OT_ε/∂a = f − mean(f) to `grad_a` (n)
+// and ∂OT_ε/∂b = g + mean(f) to `grad_b` (m). (a and b keep equal mass, so
+// the gradient wrt (a, b) is defined up to (c, −c); this is the choice
+// with Σ grad_a = 0.) Outputs are written only on success.
+enum adj_status adj_ot_cost_gradient(const double *cost,
+                                     size_t n,
+                                     size_t m,
+                                     double eps,
+                                     const double *f,
+                                     const double *g,
+                                     double *grad_cost,
+                                     double *grad_a,
+                                     double *grad_b);
+
+// Vector-Jacobian product of the plan P at a converged solution (arguments
+// as `adj_ot_cost_gradient`): for P̄ (`plan_bar`, n·m) writes the gradients
+// of ⟨P̄, P⟩ wrt C (`grad_cost`, n·m; NULL to skip), a (`grad_a`, n,
+// centred) and b (`grad_b`, m). With Q = P̄ ⊙ P/ε and u = (u_f, u_g) the
+// solution of H u = ε (Q1, Qᵀ1), H = [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]
+// (null direction (1, −1) projected out):
+// grad_a = u_f, grad_b = u_g, grad_cost_ij = P_ij (u_f,i + u_g,j)/ε − Q_ij.
+// The system is solved by CG preconditioned with diag(H) to the tolerances
+// of `options` (NULL = defaults; `nonzero_initial_guess` is ignored).
+// Outputs only on success; `report` (may be NULL) as for `adj_cg_solve`.
+enum adj_status adj_ot_plan_vjp(const double *cost,
+                                size_t n,
+                                size_t m,
+                                double eps,
+                                const double *f,
+                                const double *g,
+                                const double *plan_bar,
+                                const struct adj_cg_options *options,
+                                double *grad_cost,
+                                double *grad_a,
+                                double *grad_b,
+                                struct adj_solve_report *report);
+
+// Jacobian-vector product of the plan P at a converged solution (arguments
+// as `adj_ot_cost_gradient`): for tangents Ċ (`cost_dot`, n·m), ȧ
+// (`a_dot`, n) and ḃ (`b_dot`, m) with Σȧ = Σḃ, writes
+// Ṗ_ij = P_ij (ḟ_i + ġ_j − Ċ_ij)/ε to `plan_dot` (n·m), where
+// H (ḟ, ġ) = ε (ȧ, ḃ) + ((P⊙Ċ)1, (P⊙Ċ)ᵀ1). Solver, `options` and
+// `report` as for `adj_ot_plan_vjp`; unequal tangent masses are
+// `ADJ_ERR_INVALID_ARGUMENT`.
+enum adj_status adj_ot_plan_jvp(const double *cost,
+                                size_t n,
+                                size_t m,
+                                double eps,
+                                const double *f,
+                                const double *g,
+                                const double *cost_dot,
+                                const double *a_dot,
+                                const double *b_dot,
+                                const struct adj_cg_options *options,
+                                double *plan_dot,
+                                struct adj_solve_report *report);
 
 // Creates a preconditioner of kind `ADJ_PRECOND_*` for the operator `op`
 // (which is only read during this call). Jacobi needs a CSR or grid

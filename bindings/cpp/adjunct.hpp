@@ -4,7 +4,9 @@
 // - Failures throw adjunct::Error carrying the adj_status and
 //   adj_last_error_message().
 // - Callbacks (matrix-free operators, preconditioners) accept any callable
-//   void(const double *x, double *y, std::size_t n). An exception thrown
+//   void(const double *x, double *y, std::size_t n); Jacobian products of
+//   root problems any callable void(const double *v, std::size_t v_len,
+//   double *y, std::size_t y_len). An exception thrown
 //   inside one is caught in the trampoline, reported to the library as a
 //   callback error (the solve stops), and rethrown to the caller when the
 //   solve returns. Callbacks run on the thread that called the solver.
@@ -313,6 +315,182 @@ inline OtSolution ot_solve(const std::vector<double> &a, const std::vector<doubl
     detail::check(adj_ot_solve(a.data(), a.size(), b.data(), b.size(), cost.data(), &options, s.f.data(), s.g.data(),
                                want_plan ? s.plan.data() : nullptr, &s.result));
     return s;
+}
+
+// ------------------------------------------------------------ implicit differentiation
+
+/// Options of the linear solve inside a VJP/JVP (GMRES(30), rtol 1e-10 by default).
+inline adj_implicit_options implicit_options() { return adj_implicit_options_default(); }
+
+/// A vector result of a gradient computation and the report of its linear solve.
+struct Gradient {
+    std::vector<double> value;
+    adj_solve_report report{};
+};
+
+/// The Jacobians of F(x, θ) = 0 at a solution (x ∈ ℝⁿ, θ ∈ ℝᵖ) as products
+/// `f(v, v_len, y, y_len)` writing y = M v: a (A = ∂F/∂x), a_t (Aᵀ), b
+/// (B = ∂F/∂θ, p → n), b_t (Bᵀ, n → p). Unset products are passed as NULL.
+/// `kind` is ADJ_JACOBIAN_GENERAL, _SYMMETRIC or _FIXED_POINT.
+class RootProblem {
+public:
+    using Product = std::function<void(const double *, std::size_t, double *, std::size_t)>;
+
+    RootProblem(std::size_t n, std::size_t p, uint32_t kind = ADJ_JACOBIAN_GENERAL) : n_(n), p_(p), kind_(kind) {}
+    RootProblem(const RootProblem &) = delete;
+    RootProblem &operator=(const RootProblem &) = delete;
+
+    RootProblem &a(Product f) { return set(0, std::move(f)); }
+    RootProblem &a_t(Product f) { return set(1, std::move(f)); }
+    RootProblem &b(Product f) { return set(2, std::move(f)); }
+    RootProblem &b_t(Product f) { return set(3, std::move(f)); }
+
+    std::size_t n() const noexcept { return n_; }
+    std::size_t p() const noexcept { return p_; }
+
+    /// The C description; valid while this object lives.
+    adj_root_problem c_problem() const {
+        adj_root_problem c{};
+        c.n = n_;
+        c.p = p_;
+        c.kind = kind_;
+        c.ctx = const_cast<RootProblem *>(this);
+        c.a = products_[0] ? &trampoline<0> : nullptr;
+        c.a_t = products_[1] ? &trampoline<1> : nullptr;
+        c.b = products_[2] ? &trampoline<2> : nullptr;
+        c.b_t = products_[3] ? &trampoline<3> : nullptr;
+        return c;
+    }
+
+    /// Rethrows (once) an exception a product threw during the last call.
+    void rethrow_if_failed() const {
+        if (error_) {
+            std::exception_ptr e = std::exchange(error_, nullptr);
+            std::rethrow_exception(e);
+        }
+    }
+
+private:
+    RootProblem &set(int k, Product f) {
+        products_[k] = std::move(f);
+        return *this;
+    }
+
+    template <int K>
+    static int trampoline(void *ctx, const double *v, std::size_t v_len, double *y, std::size_t y_len) noexcept {
+        auto *self = static_cast<RootProblem *>(ctx);
+        try {
+            self->products_[K](v, v_len, y, y_len);
+            return 0;
+        } catch (...) {
+            self->error_ = std::current_exception();
+            return -1;
+        }
+    }
+
+    std::size_t n_, p_;
+    uint32_t kind_;
+    Product products_[4];
+    mutable std::exception_ptr error_;
+};
+
+/// (∂x*/∂θ)ᵀ v̄ = Bᵀu with (Aᵀ + ρI) u = −v̄. Throws adjunct::Error when the
+/// linear solve fails, or rethrows a product's exception.
+inline Gradient implicit_vjp(const RootProblem &problem, const std::vector<double> &cotangent,
+                             const adj_implicit_options &options = implicit_options()) {
+    Gradient out;
+    out.value.resize(problem.p());
+    const adj_root_problem c = problem.c_problem();
+    const adj_status status = adj_implicit_vjp(&c, cotangent.data(), cotangent.size(), &options, out.value.data(),
+                                               out.value.size(), &out.report);
+    problem.rethrow_if_failed();
+    detail::check(status);
+    return out;
+}
+
+/// ẋ = (∂x*/∂θ) θ̇ with (A + ρI) ẋ = −B θ̇.
+inline Gradient implicit_jvp(const RootProblem &problem, const std::vector<double> &tangent,
+                             const adj_implicit_options &options = implicit_options()) {
+    Gradient out;
+    out.value.resize(problem.n());
+    const adj_root_problem c = problem.c_problem();
+    const adj_status status = adj_implicit_jvp(&c, tangent.data(), tangent.size(), &options, out.value.data(),
+                                               out.value.size(), &out.report);
+    problem.rethrow_if_failed();
+    detail::check(status);
+    return out;
+}
+
+/// Gradients of a loss through x = A⁻¹ b: ∂L/∂b and ∂L/∂A on the stored
+/// entries of A (CSR order).
+struct LinearSolveGradient {
+    std::vector<double> b, values;
+    adj_solve_report report{};
+};
+
+/// Gradients through x = A⁻¹ b for a CSR or grid operator, given x and
+/// x̄ = ∂L/∂x; `precond` is the forward preconditioner (may be nullptr).
+inline LinearSolveGradient linear_solve_vjp(const Operator &op, const Preconditioner *precond,
+                                            const std::vector<double> &x, const std::vector<double> &x_bar,
+                                            adj_implicit_options options = implicit_options()) {
+    detail::require_size(x_bar.size(), x.size(), "x_bar");
+    std::size_t nnz = 0;
+    detail::check(adj_operator_csr_nnz(op.get(), &nnz));
+    options.precond = precond ? precond->get() : nullptr;
+    LinearSolveGradient out;
+    out.b.resize(x.size());
+    out.values.resize(nnz);
+    detail::check(adj_linear_solve_vjp(op.get(), x.data(), x_bar.data(), x.size(), &options, out.b.data(),
+                                       out.values.data(), nnz, &out.report));
+    return out;
+}
+
+/// Gradients of an OT quantity wrt the cost C (n·m row-major), a and b.
+struct OtGradient {
+    std::vector<double> cost, a, b;
+    adj_solve_report report{};  // of the adjoint solve (plan VJP only)
+};
+
+/// Gradient of the regularised cost ⟨C,P⟩ + ε Σ P(log P − 1) at a solution
+/// of `ot_solve` with the same cost and `eps`: (P, f − mean f, g + mean f).
+inline OtGradient ot_cost_gradient(const std::vector<double> &cost, const OtSolution &s, double eps) {
+    detail::require_size(cost.size(), s.f.size() * s.g.size(), "cost");
+    OtGradient out;
+    out.cost.resize(cost.size());
+    out.a.resize(s.f.size());
+    out.b.resize(s.g.size());
+    detail::check(adj_ot_cost_gradient(cost.data(), s.f.size(), s.g.size(), eps, s.f.data(), s.g.data(),
+                                       out.cost.data(), out.a.data(), out.b.data()));
+    return out;
+}
+
+/// Gradients of ⟨P̄, P⟩ wrt C, a and b (one CG solve with the dual Hessian).
+inline OtGradient ot_plan_vjp(const std::vector<double> &cost, const OtSolution &s, double eps,
+                              const std::vector<double> &plan_bar, const adj_cg_options &options = cg_options()) {
+    detail::require_size(cost.size(), s.f.size() * s.g.size(), "cost");
+    detail::require_size(plan_bar.size(), cost.size(), "plan_bar");
+    OtGradient out;
+    out.cost.resize(cost.size());
+    out.a.resize(s.f.size());
+    out.b.resize(s.g.size());
+    detail::check(adj_ot_plan_vjp(cost.data(), s.f.size(), s.g.size(), eps, s.f.data(), s.g.data(), plan_bar.data(),
+                                  &options, out.cost.data(), out.a.data(), out.b.data(), &out.report));
+    return out;
+}
+
+/// The plan's derivative Ṗ along tangents Ċ, ȧ, ḃ (Σȧ = Σḃ).
+inline Gradient ot_plan_jvp(const std::vector<double> &cost, const OtSolution &s, double eps,
+                            const std::vector<double> &cost_dot, const std::vector<double> &a_dot,
+                            const std::vector<double> &b_dot, const adj_cg_options &options = cg_options()) {
+    detail::require_size(cost.size(), s.f.size() * s.g.size(), "cost");
+    detail::require_size(cost_dot.size(), cost.size(), "cost_dot");
+    detail::require_size(a_dot.size(), s.f.size(), "a_dot");
+    detail::require_size(b_dot.size(), s.g.size(), "b_dot");
+    Gradient out;
+    out.value.resize(cost.size());
+    detail::check(adj_ot_plan_jvp(cost.data(), s.f.size(), s.g.size(), eps, s.f.data(), s.g.data(), cost_dot.data(),
+                                  a_dot.data(), b_dot.data(), &options, out.value.data(), &out.report));
+    return out;
 }
 
 }  // namespace adjunct

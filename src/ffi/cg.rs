@@ -133,29 +133,8 @@ pub unsafe extern "C" fn adj_cg_solve(
         Error::check_len("n", op.dim(), n)?;
         // SAFETY: the caller passes n doubles in b and x.
         let (b, x) = unsafe { (slice(b, n, "b")?, slice_mut(x, n, "x")?) };
-        // SAFETY: NULL (defaults) or a valid options struct.
-        let c_options = unsafe { options.as_ref() }
-            .copied()
-            .unwrap_or_else(|| adj_cg_options_default());
-        let history = if c_options.residual_history.is_null() {
-            None
-        } else {
-            // SAFETY: non-NULL; the caller passes the stated capacity.
-            Some(unsafe {
-                slice_mut(
-                    c_options.residual_history,
-                    c_options.residual_history_capacity,
-                    "residual_history",
-                )
-            }?)
-        };
-        let options = KrylovOptions {
-            rtol: c_options.rtol,
-            atol: c_options.atol,
-            max_iterations: c_options.max_iterations,
-            nonzero_initial_guess: c_options.nonzero_initial_guess != 0,
-            record_history: history.is_some(),
-        };
+        // SAFETY: NULL (defaults) or a valid options struct with a valid history buffer.
+        let (options, history) = unsafe { krylov_options(options) }?;
         let identity = Identity { dim: n };
         // SAFETY: NULL (no preconditioner) or a live handle.
         let precond: &dyn Preconditioner = match unsafe { precond.as_ref() } {
@@ -164,22 +143,68 @@ pub unsafe extern "C" fn adj_cg_solve(
         };
         let mut work = x.to_vec();
         let result = cg(op, precond, b, &mut work, &options);
-        let solve_report = match &result {
-            Ok(r) => Some(r),
-            Err(Error::SolveFailed { report, .. }) => Some(&**report),
-            Err(_) => None,
-        };
-        if let Some(r) = solve_report {
-            let written = history.map_or(0, |h| copy_history(r, h));
-            // SAFETY: NULL or a valid report struct.
-            if let Some(out) = unsafe { report.as_mut() } {
-                *out = c_report(r, written);
-            }
-        }
+        // SAFETY: NULL or a valid report struct.
+        unsafe { write_report(result.as_ref(), history, report) };
         result?;
         x.copy_from_slice(&work);
         Ok(())
     })
+}
+
+/// The Krylov options described by `options` (NULL = defaults) and the
+/// caller's residual-history buffer, if any.
+///
+/// # Safety
+/// `options` is NULL or valid, and its history buffer holds its capacity.
+pub(crate) unsafe fn krylov_options<'a>(
+    options: *const adj_cg_options,
+) -> crate::Result<(KrylovOptions, Option<&'a mut [f64]>)> {
+    // SAFETY: NULL (defaults) or a valid options struct.
+    let c = unsafe { options.as_ref() }
+        .copied()
+        .unwrap_or_else(|| adj_cg_options_default());
+    let history = if c.residual_history.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL; the caller passes the stated capacity.
+        Some(unsafe {
+            slice_mut(
+                c.residual_history,
+                c.residual_history_capacity,
+                "residual_history",
+            )
+        }?)
+    };
+    let options = KrylovOptions {
+        rtol: c.rtol,
+        atol: c.atol,
+        max_iterations: c.max_iterations,
+        nonzero_initial_guess: c.nonzero_initial_guess != 0,
+        record_history: history.is_some(),
+    };
+    Ok((options, history))
+}
+
+/// Writes the report of a finished solve (and its residual history) when
+/// the solve ran: on success and when the iteration itself failed.
+///
+/// # Safety
+/// `report` is NULL or valid for a write.
+pub(crate) unsafe fn write_report(
+    result: std::result::Result<&SolveReport, &Error>,
+    history: Option<&mut [f64]>,
+    report: *mut adj_solve_report,
+) {
+    let solve_report = match result {
+        Ok(r) => r,
+        Err(Error::SolveFailed { report, .. }) => report,
+        Err(_) => return,
+    };
+    let written = history.map_or(0, |h| copy_history(solve_report, h));
+    // SAFETY: NULL or a valid report struct.
+    if let Some(out) = unsafe { report.as_mut() } {
+        *out = c_report(solve_report, written);
+    }
 }
 
 fn copy_history(report: &SolveReport, buffer: &mut [f64]) -> usize {

@@ -23,6 +23,7 @@
 
 mod args;
 mod cg;
+mod implicit;
 mod library;
 mod operator;
 mod ot;
@@ -30,6 +31,7 @@ mod precond;
 mod status;
 
 pub use cg::*;
+pub use implicit::*;
 pub use library::*;
 pub use operator::*;
 pub use ot::*;

@@ -5,8 +5,10 @@
 //! with ε in the units of C (η = 1/ε in the Sinkhorn-Newton-Sparse paper).
 
 use super::args::{out_ptr, slice, slice_mut};
+use super::cg::{adj_cg_options, adj_solve_report, krylov_options, write_report};
 use super::status::{adj_status, boundary};
 use crate::error::{Error, Result};
+use crate::implicit::OtPoint;
 use crate::ot::{self, CostMatrix, OtMethod, OtOptions};
 
 /// `adj_ot_options.method`: log-domain Sinkhorn only.
@@ -246,6 +248,192 @@ pub unsafe extern "C" fn adj_ot_solve(
                 hessian_entries_per_row: r.hessian_entries_per_row,
             };
         }
+        Ok(())
+    })
+}
+
+/// The converged solution (cost, potentials) that the OT gradients read.
+struct SolvedOt<'a> {
+    cost: CostMatrix,
+    f: &'a [f64],
+    g: &'a [f64],
+    eps: f64,
+}
+
+impl SolvedOt<'_> {
+    fn point(&self) -> OtPoint<'_> {
+        OtPoint {
+            cost: &self.cost,
+            eps: self.eps,
+            f: self.f,
+            g: self.g,
+        }
+    }
+}
+
+/// # Safety
+/// `cost` holds n·m doubles, `f` n and `g` m (or NULL, reported).
+unsafe fn solved_ot<'a>(
+    cost: *const f64,
+    n: usize,
+    m: usize,
+    eps: f64,
+    f: *const f64,
+    g: *const f64,
+) -> Result<SolvedOt<'a>> {
+    let nm = n
+        .checked_mul(m)
+        .ok_or_else(|| Error::invalid("m", "n·m overflows"))?;
+    // SAFETY: the caller passes arrays of the documented sizes.
+    let (c, f, g) = unsafe {
+        (
+            slice(cost, nm, "cost")?,
+            slice(f, n, "f")?,
+            slice(g, m, "g")?,
+        )
+    };
+    Ok(SolvedOt {
+        cost: CostMatrix::from_dense(n, m, c.to_vec())?,
+        f,
+        g,
+        eps,
+    })
+}
+
+/// Gradient of the regularised cost OT_ε(C, a, b) = ⟨C, P⟩ + ε Σ P(log P − 1)
+/// at a converged solution (potentials `f`, `g` from `adj_ot_solve` with the
+/// same `cost`, n×m row-major, and `eps`): writes ∂OT_ε/∂C = P to
+/// `grad_cost` (n·m; NULL to skip), ∂OT_ε/∂a = f − mean(f) to `grad_a` (n)
+/// and ∂OT_ε/∂b = g + mean(f) to `grad_b` (m). (a and b keep equal mass, so
+/// the gradient wrt (a, b) is defined up to (c, −c); this is the choice
+/// with Σ grad_a = 0.) Outputs are written only on success.
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_cost_gradient(
+    cost: *const f64,
+    n: usize,
+    m: usize,
+    eps: f64,
+    f: *const f64,
+    g: *const f64,
+    grad_cost: *mut f64,
+    grad_a: *mut f64,
+    grad_b: *mut f64,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let solved = unsafe { solved_ot(cost, n, m, eps, f, g) }?;
+        // SAFETY: the caller passes n and m doubles.
+        let (ga, gb) = unsafe {
+            (
+                slice_mut(grad_a, n, "grad_a")?,
+                slice_mut(grad_b, m, "grad_b")?,
+            )
+        };
+        let gradient = solved.point().cost_gradient()?;
+        if !grad_cost.is_null() {
+            // SAFETY: non-NULL; the caller passes n·m doubles.
+            unsafe { slice_mut(grad_cost, n * m, "grad_cost") }?.copy_from_slice(&gradient.cost);
+        }
+        ga.copy_from_slice(&gradient.a);
+        gb.copy_from_slice(&gradient.b);
+        Ok(())
+    })
+}
+
+/// Vector-Jacobian product of the plan P at a converged solution (arguments
+/// as `adj_ot_cost_gradient`): for P̄ (`plan_bar`, n·m) writes the gradients
+/// of ⟨P̄, P⟩ wrt C (`grad_cost`, n·m; NULL to skip), a (`grad_a`, n,
+/// centred) and b (`grad_b`, m). With Q = P̄ ⊙ P/ε and u = (u_f, u_g) the
+/// solution of H u = ε (Q1, Qᵀ1), H = [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]
+/// (null direction (1, −1) projected out):
+/// grad_a = u_f, grad_b = u_g, grad_cost_ij = P_ij (u_f,i + u_g,j)/ε − Q_ij.
+/// The system is solved by CG preconditioned with diag(H) to the tolerances
+/// of `options` (NULL = defaults; `nonzero_initial_guess` is ignored).
+/// Outputs only on success; `report` (may be NULL) as for `adj_cg_solve`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_plan_vjp(
+    cost: *const f64,
+    n: usize,
+    m: usize,
+    eps: f64,
+    f: *const f64,
+    g: *const f64,
+    plan_bar: *const f64,
+    options: *const adj_cg_options,
+    grad_cost: *mut f64,
+    grad_a: *mut f64,
+    grad_b: *mut f64,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let solved = unsafe { solved_ot(cost, n, m, eps, f, g) }?;
+        // SAFETY: the caller passes the documented sizes.
+        let (plan_bar, ga, gb) = unsafe {
+            (
+                slice(plan_bar, n * m, "plan_bar")?,
+                slice_mut(grad_a, n, "grad_a")?,
+                slice_mut(grad_b, m, "grad_b")?,
+            )
+        };
+        // SAFETY: NULL or a valid options struct.
+        let (mut krylov, history) = unsafe { krylov_options(options) }?;
+        krylov.nonzero_initial_guess = false;
+        let result = solved.point().plan_vjp(plan_bar, &krylov);
+        // SAFETY: NULL or a valid report struct.
+        unsafe { write_report(result.as_ref().map(|v| &v.report), history, report) };
+        let vjp = result?;
+        if !grad_cost.is_null() {
+            // SAFETY: non-NULL; the caller passes n·m doubles.
+            unsafe { slice_mut(grad_cost, n * m, "grad_cost") }?.copy_from_slice(&vjp.cost);
+        }
+        ga.copy_from_slice(&vjp.a);
+        gb.copy_from_slice(&vjp.b);
+        Ok(())
+    })
+}
+
+/// Jacobian-vector product of the plan P at a converged solution (arguments
+/// as `adj_ot_cost_gradient`): for tangents Ċ (`cost_dot`, n·m), ȧ
+/// (`a_dot`, n) and ḃ (`b_dot`, m) with Σȧ = Σḃ, writes
+/// Ṗ_ij = P_ij (ḟ_i + ġ_j − Ċ_ij)/ε to `plan_dot` (n·m), where
+/// H (ḟ, ġ) = ε (ȧ, ḃ) + ((P⊙Ċ)1, (P⊙Ċ)ᵀ1). Solver, `options` and
+/// `report` as for `adj_ot_plan_vjp`; unequal tangent masses are
+/// `ADJ_ERR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_plan_jvp(
+    cost: *const f64,
+    n: usize,
+    m: usize,
+    eps: f64,
+    f: *const f64,
+    g: *const f64,
+    cost_dot: *const f64,
+    a_dot: *const f64,
+    b_dot: *const f64,
+    options: *const adj_cg_options,
+    plan_dot: *mut f64,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let solved = unsafe { solved_ot(cost, n, m, eps, f, g) }?;
+        // SAFETY: the caller passes the documented sizes.
+        let (cost_dot, a_dot, b_dot, out) = unsafe {
+            (
+                slice(cost_dot, n * m, "cost_dot")?,
+                slice(a_dot, n, "a_dot")?,
+                slice(b_dot, m, "b_dot")?,
+                slice_mut(plan_dot, n * m, "plan_dot")?,
+            )
+        };
+        // SAFETY: NULL or a valid options struct.
+        let (mut krylov, history) = unsafe { krylov_options(options) }?;
+        krylov.nonzero_initial_guess = false;
+        let result = solved.point().plan_jvp(cost_dot, a_dot, b_dot, &krylov);
+        // SAFETY: NULL or a valid report struct.
+        unsafe { write_report(result.as_ref().map(|(_, r)| r), history, report) };
+        out.copy_from_slice(&result?.0);
         Ok(())
     })
 }

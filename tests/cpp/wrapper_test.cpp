@@ -148,6 +148,64 @@ int main() {
     }
     EXPECT(err < 1e-9 && s.result.marginal_error <= 1e-9);
 
+    // OT gradients: the plan VJP against the JVP (adjoint identity).
+    adjunct::OtGradient dcost = adjunct::ot_cost_gradient(cost, s, ot.eps);
+    EXPECT(max_diff(dcost.cost, s.plan) == 0.0);
+    std::vector<double> pbar(cost.size()), cdot(cost.size());
+    for (std::size_t k = 0; k < cost.size(); ++k) {
+        pbar[k] = std::sin(0.37 * k);
+        cdot[k] = std::cos(0.11 * k);
+    }
+    adjunct::OtGradient vjp = adjunct::ot_plan_vjp(cost, s, ot.eps, pbar);
+    adjunct::Gradient jvp = adjunct::ot_plan_jvp(cost, s, ot.eps, cdot, std::vector<double>(20, 0.0),
+                                                 std::vector<double>(15, 0.0));
+    double lhs = 0.0, rhs_dot = 0.0;
+    for (std::size_t k = 0; k < cost.size(); ++k) {
+        lhs += pbar[k] * jvp.value[k];
+        rhs_dot += vjp.cost[k] * cdot[k];
+    }
+    EXPECT(std::fabs(lhs - rhs_dot) <= 1e-8 * std::fmax(1.0, std::fabs(lhs)));
+
+    // Implicit differentiation of F(x, θ) = L x − θ (L the Laplacian): x* = L⁻¹θ,
+    // so the VJP is L⁻ᵀ v̄ = L⁻¹ v̄, checked against CG.
+    adjunct::RootProblem root(n, n, ADJ_JACOBIAN_SYMMETRIC);
+    root.a([](const double *v, std::size_t, double *y, std::size_t len) { apply_laplacian(v, y, len); })
+        .b_t([](const double *v, std::size_t len, double *y, std::size_t) {
+            for (std::size_t i = 0; i < len; ++i) y[i] = -v[i];
+        });
+    adj_implicit_options io = adjunct::implicit_options();
+    io.solver = ADJ_SOLVER_CG;
+    io.rtol = 1e-12;
+    std::vector<double> xs(n, 0.0);
+    adjunct::cg(moved, &jacobi, b, xs, options);
+    double scale = 0.0;
+    for (double v : xs) scale = std::fmax(scale, std::fabs(v));
+    adjunct::Gradient g = adjunct::implicit_vjp(root, b, io);
+    EXPECT(g.report.reason == ADJ_CONVERGED_RTOL);
+    EXPECT(max_diff(g.value, xs) < 1e-7 * scale);
+    // A missing product is an Error; a throwing product is rethrown.
+    bool threw = false;
+    try {
+        adjunct::implicit_jvp(root, b, io);
+    } catch (const adjunct::Error &e) {
+        threw = e.status() == ADJ_ERR_INVALID_ARGUMENT;
+    }
+    EXPECT(threw);
+    root.a([](const double *, std::size_t, double *, std::size_t) { throw std::runtime_error("product failed"); });
+    threw = false;
+    try {
+        adjunct::implicit_vjp(root, b, io);
+    } catch (const std::runtime_error &e) {
+        threw = std::string(e.what()) == "product failed";
+    }
+    EXPECT(threw);
+
+    // Linear-solve gradient: ∂L/∂b = L⁻ᵀ x̄ with the forward preconditioner.
+    adjunct::LinearSolveGradient lg = adjunct::linear_solve_vjp(moved, &jacobi, xs, b, io);
+    EXPECT(max_diff(lg.b, xs) < 1e-7 * scale);
+    EXPECT(lg.values.size() == static_cast<std::size_t>(3 * n - 2));
+    EXPECT(std::fabs(lg.values[0] + lg.b[0] * xs[0]) <= 1e-12 * scale * scale);
+
     EXPECT(adjunct::version() == ADJ_VERSION_STRING);
     std::printf("%s (%d failures)\n", failures ? "FAILED" : "all checks passed", failures);
     return failures ? 1 : 0;

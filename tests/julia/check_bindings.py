@@ -34,6 +34,7 @@ SCALARS = {
     "void": {"Cvoid", "Nothing"},
     "const char *": {"Cstring", "Ptr{UInt8}", "Ptr{Cchar}"},
     "adj_apply_fn": {"Ptr{Cvoid}"},
+    "adj_jacobian_fn": {"Ptr{Cvoid}"},
     "void *": {"Ptr{Cvoid}"},
 }
 # C struct name -> Julia mirror type name.
@@ -42,6 +43,8 @@ STRUCTS = {
     "adj_solve_report": "SolveReport",
     "adj_ot_options": "OtOptions",
     "adj_ot_result": "OtResult",
+    "adj_implicit_options": "ImplicitOptions",
+    "adj_root_problem": "CRootProblem",
 }
 HANDLES = {"adj_operator", "adj_precond"}
 

@@ -3,7 +3,9 @@
 
 Julia bindings of the adjunct C library: preconditioned conjugate gradient
 on sparse matrices, fluid-pressure grid stencils and Julia functions, and
-entropic optimal transport (Sinkhorn, Sinkhorn-Newton-Sparse).
+entropic optimal transport (Sinkhorn, Sinkhorn-Newton-Sparse), and
+implicit differentiation (root problems given by Julia functions, linear
+solves, optimal transport).
 
 The shared library is `ENV["ADJUNCT_LIB"]` (a path to `libadjunct.so`), or
 `lib/libadjunct.so` under `ENV["ADJUNCT_PREFIX"]` (default `/usr/local`, the
@@ -19,6 +21,7 @@ export AdjunctError, Operator, Preconditioner
 export csr_operator, grid_poisson, callback_operator, jacobi_preconditioner, callback_preconditioner
 export cg, apply, dim, num_cells, gather, scatter, to_csr
 export sinkhorn, cost_sqeuclidean, cost_pnorm
+export RootProblem, implicit_vjp, implicit_jvp, linear_solve_vjp, ot_cost_gradient, ot_plan_vjp, ot_plan_jvp
 export CELL_FLUID, CELL_SOLID, CELL_AIR
 
 # ---------------------------------------------------------------- library
@@ -100,11 +103,40 @@ end
 
 const _TRAMPOLINE = Ref{Ptr{Cvoid}}(C_NULL)
 
-function __init__()
-    _TRAMPOLINE[] = @cfunction(_trampoline, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t))
+# Jacobian products of a root problem: four C entry points sharing one
+# context, each calling its own Julia function f!(y, v).
+mutable struct _Products
+    f::Vector{Any}  # [A!, At!, B!, Bt!], `nothing` where not given
+    error::Any
 end
 
-function _rethrow(cb::Union{Nothing,_Callback})
+function _product(ctx::Ptr{Cvoid}, k::Int, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint
+    products = unsafe_pointer_to_objref(ctx)::_Products
+    try
+        products.f[k](unsafe_wrap(Array, y, Int(yl)), unsafe_wrap(Array, v, Int(vl)))
+        return Cint(0)
+    catch e
+        products.error = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+_product_a(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 1, v, vl, y, yl)
+_product_at(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 2, v, vl, y, yl)
+_product_b(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 3, v, vl, y, yl)
+_product_bt(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 4, v, vl, y, yl)
+
+const _PRODUCTS = [Ref{Ptr{Cvoid}}(C_NULL) for _ in 1:4]
+
+function __init__()
+    _TRAMPOLINE[] = @cfunction(_trampoline, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t))
+    _PRODUCTS[1][] = @cfunction(_product_a, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
+    _PRODUCTS[2][] = @cfunction(_product_at, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
+    _PRODUCTS[3][] = @cfunction(_product_b, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
+    _PRODUCTS[4][] = @cfunction(_product_bt, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
+end
+
+function _rethrow(cb::Union{Nothing,_Callback,_Products})
     if cb !== nothing && cb.error !== nothing
         e = cb.error
         cb.error = nothing
@@ -366,11 +398,15 @@ function cg(A::Operator, b::AbstractVector{<:Real}; rtol::Real=1e-8, atol::Real=
     _rethrow(A.callback)
     pc === nothing || _rethrow(pc.callback)
     _check(status)
-    r = report[]
-    return x, (iterations=Int(r.iterations), residual_norm=r.residual_norm,
-               true_residual_norm=r.true_residual_norm, relative_residual=r.relative_residual,
-               initial_residual_norm=r.initial_residual_norm, reason=Int(r.reason),
-               history=hist[1:Int(r.residual_history_length)])
+    return x, _report(report[], hist)
+end
+
+"""A `SolveReport` as a named tuple; `history` is the caller's residual buffer."""
+function _report(r::SolveReport, history::Vector{Float64}=Float64[])
+    return (iterations=Int(r.iterations), residual_norm=r.residual_norm,
+            true_residual_norm=r.true_residual_norm, relative_residual=r.relative_residual,
+            initial_residual_norm=r.initial_residual_norm, reason=Int(r.reason),
+            history=history[1:Int(r.residual_history_length)])
 end
 
 cg(A::SparseMatrixCSC, b::AbstractVector{<:Real}; kwargs...) = cg(csr_operator(A), b; kwargs...)
@@ -469,6 +505,232 @@ function sinkhorn(a::AbstractVector{<:Real}, b::AbstractVector{<:Real}, C::Abstr
             sinkhorn_iterations=Int(r.sinkhorn_iterations), newton_iterations=Int(r.newton_iterations),
             cg_iterations=Int(r.cg_iterations), fallbacks=Int(r.fallbacks))
     return f, g, (P === nothing ? nothing : permutedims(P)), info
+end
+
+
+# ---------------------------------------------------------------- implicit differentiation
+
+"""Mirror of `adj_implicit_options`."""
+struct ImplicitOptions
+    solver::UInt32
+    gmres_restart::Csize_t
+    rtol::Cdouble
+    atol::Cdouble
+    max_iterations::Csize_t
+    ridge::Cdouble
+    warm_start::Ptr{Cdouble}
+    precond::Ptr{Cvoid}
+end
+
+"""Mirror of `adj_root_problem`."""
+struct CRootProblem
+    n::Csize_t
+    p::Csize_t
+    kind::UInt32
+    ctx::Ptr{Cvoid}
+    a::Ptr{Cvoid}
+    a_t::Ptr{Cvoid}
+    b::Ptr{Cvoid}
+    b_t::Ptr{Cvoid}
+end
+
+implicit_options_default() = ccall((:adj_implicit_options_default, libadjunct()), ImplicitOptions, ())
+
+const _SOLVERS = Dict(:cg => UInt32(0), :gmres => UInt32(1), :bicgstab => UInt32(2), :normal_cg => UInt32(3),
+                      :dense_lu => UInt32(4))
+const _JACOBIAN_KINDS = Dict(:general => UInt32(0), :symmetric => UInt32(1), :fixed_point => UInt32(2))
+
+function _implicit_options(solver::Symbol, restart, rtol, atol, maxiter, ridge, warm_start, precond)
+    haskey(_SOLVERS, solver) || throw(ArgumentError("solver must be one of $(sort(collect(keys(_SOLVERS))))"))
+    ws = warm_start === nothing ? Ptr{Cdouble}(C_NULL) : pointer(warm_start)
+    pc = precond === nothing ? C_NULL : precond.ptr
+    return ImplicitOptions(_SOLVERS[solver], restart, rtol, atol, maxiter, ridge, ws, pc)
+end
+
+"""
+    RootProblem(n, p; A!, At! = nothing, B! = nothing, Bt! = nothing, kind = :general)
+
+The Jacobians of F(x, θ) = 0 at a solution x* ∈ ℝⁿ, θ ∈ ℝᵖ as in-place
+products `f!(y, v)`: `A!` (y = ∂F/∂x v), `At!` (y = (∂F/∂x)ᵀ v; for VJPs
+unless `kind = :symmetric`), `B!` (y = ∂F/∂θ v, v ∈ ℝᵖ; for JVPs), `Bt!`
+(y = (∂F/∂θ)ᵀ v ∈ ℝᵖ; for VJPs). `kind = :fixed_point` means
+F(x, θ) = T(x, θ) − x with the products given for T.
+"""
+struct RootProblem
+    n::Int
+    p::Int
+    kind::Symbol
+    products::_Products
+end
+
+function RootProblem(n::Integer, p::Integer; A!, At! = nothing, B! = nothing, Bt! = nothing, kind::Symbol=:general)
+    haskey(_JACOBIAN_KINDS, kind) || throw(ArgumentError("kind must be :general, :symmetric or :fixed_point"))
+    return RootProblem(n, p, kind, _Products(Any[A!, At!, B!, Bt!], nothing))
+end
+
+function _c_problem(problem::RootProblem)
+    f = problem.products.f
+    ptr(k) = f[k] === nothing ? C_NULL : _PRODUCTS[k][]
+    return CRootProblem(problem.n, problem.p, _JACOBIAN_KINDS[problem.kind], pointer_from_objref(problem.products),
+                        ptr(1), ptr(2), ptr(3), ptr(4))
+end
+
+"""
+    g, report = implicit_vjp(problem, v̄; solver=:gmres, restart=30, rtol=1e-10, atol=0.0, maxiter=10_000,
+                             ridge=0.0, warm_start=nothing, precond=nothing)
+
+(∂x*/∂θ)ᵀ v̄ = Bᵀu with (Aᵀ + ridge·I) u = −v̄. `solver` is `:cg`, `:gmres`,
+`:bicgstab`, `:normal_cg` or `:dense_lu`. Throws `AdjunctError` when the
+linear solve does not converge (never a silently wrong gradient).
+"""
+function implicit_vjp(problem::RootProblem, cotangent::AbstractVector{<:Real}; solver::Symbol=:gmres,
+                      restart::Integer=30, rtol::Real=1e-10, atol::Real=0.0, maxiter::Integer=10_000,
+                      ridge::Real=0.0, warm_start=nothing, precond=nothing)
+    v = Vector{Float64}(cotangent)
+    ws = warm_start === nothing ? nothing : Vector{Float64}(warm_start)
+    out = zeros(problem.p)
+    report = Ref{SolveReport}()
+    status = GC.@preserve problem ws precond begin
+        options = _implicit_options(solver, restart, rtol, atol, maxiter, ridge, ws, precond)
+        ccall((:adj_implicit_vjp, libadjunct()), Cint,
+              (Ref{CRootProblem}, Ptr{Cdouble}, Csize_t, Ref{ImplicitOptions}, Ptr{Cdouble}, Csize_t,
+               Ref{SolveReport}),
+              _c_problem(problem), v, length(v), options, out, length(out), report)
+    end
+    _rethrow(problem.products)
+    _check(status)
+    return out, _report(report[])
+end
+
+"""
+    ẋ, report = implicit_jvp(problem, θ̇; keywords as implicit_vjp)
+
+(∂x*/∂θ) θ̇ = ẋ with (A + ridge·I) ẋ = −B θ̇.
+"""
+function implicit_jvp(problem::RootProblem, tangent::AbstractVector{<:Real}; solver::Symbol=:gmres,
+                      restart::Integer=30, rtol::Real=1e-10, atol::Real=0.0, maxiter::Integer=10_000,
+                      ridge::Real=0.0, warm_start=nothing, precond=nothing)
+    t = Vector{Float64}(tangent)
+    ws = warm_start === nothing ? nothing : Vector{Float64}(warm_start)
+    out = zeros(problem.n)
+    report = Ref{SolveReport}()
+    status = GC.@preserve problem ws precond begin
+        options = _implicit_options(solver, restart, rtol, atol, maxiter, ridge, ws, precond)
+        ccall((:adj_implicit_jvp, libadjunct()), Cint,
+              (Ref{CRootProblem}, Ptr{Cdouble}, Csize_t, Ref{ImplicitOptions}, Ptr{Cdouble}, Csize_t,
+               Ref{SolveReport}),
+              _c_problem(problem), t, length(t), options, out, length(out), report)
+    end
+    _rethrow(problem.products)
+    _check(status)
+    return out, _report(report[])
+end
+
+"""
+    ∂b, ∂A, report = linear_solve_vjp(A, x, x̄; solver=:cg, precond=nothing, rtol=1e-10, atol=0.0,
+                                      maxiter=10_000, restart=30)
+
+Gradients of a loss through x = A⁻¹b (A a CSR or grid `Operator`, or a
+`SparseMatrixCSC`) given x and x̄ = ∂L/∂x: ∂b = λ with Aᵀλ = x̄, and
+∂A = −λ xᵀ on the sparsity pattern of A, returned as a `SparseMatrixCSC`
+with the pattern of `to_csr(A)`. `precond` (a `Preconditioner`, `:jacobi`
+or `:ic0`) is reused from the forward solve.
+"""
+function linear_solve_vjp(A::Operator, x::AbstractVector{<:Real}, x_bar::AbstractVector{<:Real};
+                          solver::Symbol=:cg, precond=nothing, rtol::Real=1e-10, atol::Real=0.0,
+                          maxiter::Integer=10_000, restart::Integer=30)
+    pc = precond isa Symbol ? Preconditioner(A, precond) : precond
+    M = to_csr(A)
+    xx, xb = Vector{Float64}(x), Vector{Float64}(x_bar)
+    n = length(xx)
+    nnz = Ref{Csize_t}(0)
+    _check(ccall((:adj_operator_csr_nnz, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A.ptr, nnz))
+    grad_b, grad_values = zeros(n), zeros(nnz[])
+    report = Ref{SolveReport}()
+    status = GC.@preserve A pc begin
+        options = _implicit_options(solver, restart, rtol, atol, maxiter, 0.0, nothing, pc)
+        ccall((:adj_linear_solve_vjp, libadjunct()), Cint,
+              (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{ImplicitOptions}, Ptr{Cdouble}, Ptr{Cdouble},
+               Csize_t, Ref{SolveReport}),
+              A.ptr, xx, xb, n, options, grad_b, grad_values, nnz[], report)
+    end
+    _check(status)
+    # grad_values follows the CSR order of A, i.e. the CSC order of Aᵀ.
+    Mt = sparse(transpose(M))
+    gradient = sparse(transpose(SparseMatrixCSC(n, n, Mt.colptr, Mt.rowval, grad_values)))
+    return grad_b, gradient, _report(report[])
+end
+
+linear_solve_vjp(A::SparseMatrixCSC, x, x_bar; kwargs...) = linear_solve_vjp(csr_operator(A), x, x_bar; kwargs...)
+
+_rowmajor(C::AbstractMatrix{<:Real}) = permutedims(Matrix{Float64}(C))  # m×n column-major = n×m row-major
+
+"""
+    ∂C, ∂a, ∂b = ot_cost_gradient(C, f, g; eps)
+
+Gradient of OT_ε(C, a, b) = ⟨C,P⟩ + eps Σ P(log P − 1) at the solution with
+potentials `f`, `g` from `sinkhorn(a, b, C; eps)`: ∂C = P, ∂a = f − mean(f),
+∂b = g + mean(f) (defined up to (c, −c) since a and b keep equal mass).
+"""
+function ot_cost_gradient(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, g::AbstractVector{<:Real};
+                          eps::Real)
+    n, m = size(C)
+    ff, gg = Vector{Float64}(f), Vector{Float64}(g)
+    dC, da, db = Matrix{Float64}(undef, m, n), zeros(n), zeros(m)
+    _check(ccall((:adj_ot_cost_gradient, libadjunct()), Cint,
+                 (Ptr{Cdouble}, Csize_t, Csize_t, Cdouble, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble},
+                  Ptr{Cdouble}),
+                 _rowmajor(C), n, m, eps, ff, gg, dC, da, db))
+    return permutedims(dC), da, db
+end
+
+function _cg_options(rtol, atol, maxiter)
+    return CgOptions(rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0)
+end
+
+"""
+    ∂C, ∂a, ∂b, report = ot_plan_vjp(C, f, g, P̄; eps, rtol=1e-10, atol=0.0, maxiter=10_000)
+
+Gradients of ⟨P̄, P⟩ wrt C, a and b (∂a centred) at the solution with
+potentials `f`, `g`, through one CG solve with the dual Hessian.
+"""
+function ot_plan_vjp(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, g::AbstractVector{<:Real},
+                     plan_bar::AbstractMatrix{<:Real}; eps::Real, rtol::Real=1e-10, atol::Real=0.0,
+                     maxiter::Integer=10_000)
+    n, m = size(C)
+    size(plan_bar) == (n, m) || throw(DimensionMismatch("P̄ must be $(n)×$(m)"))
+    ff, gg = Vector{Float64}(f), Vector{Float64}(g)
+    dC, da, db = Matrix{Float64}(undef, m, n), zeros(n), zeros(m)
+    report = Ref{SolveReport}()
+    _check(ccall((:adj_ot_plan_vjp, libadjunct()), Cint,
+                 (Ptr{Cdouble}, Csize_t, Csize_t, Cdouble, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{CgOptions},
+                  Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{SolveReport}),
+                 _rowmajor(C), n, m, eps, ff, gg, _rowmajor(plan_bar), _cg_options(rtol, atol, maxiter), dC, da, db,
+                 report))
+    return permutedims(dC), da, db, _report(report[])
+end
+
+"""
+    Ṗ, report = ot_plan_jvp(C, f, g, Ċ, ȧ, ḃ; eps, rtol=1e-10, atol=0.0, maxiter=10_000)
+
+Derivative of the plan P along tangents Ċ (n×m), ȧ (n), ḃ (m) with
+sum(ȧ) = sum(ḃ), at the solution with potentials `f`, `g`.
+"""
+function ot_plan_jvp(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, g::AbstractVector{<:Real},
+                     cost_dot::AbstractMatrix{<:Real}, a_dot::AbstractVector{<:Real}, b_dot::AbstractVector{<:Real};
+                     eps::Real, rtol::Real=1e-10, atol::Real=0.0, maxiter::Integer=10_000)
+    n, m = size(C)
+    size(cost_dot) == (n, m) || throw(DimensionMismatch("Ċ must be $(n)×$(m)"))
+    ff, gg = Vector{Float64}(f), Vector{Float64}(g)
+    ad, bd = Vector{Float64}(a_dot), Vector{Float64}(b_dot)
+    dP = Matrix{Float64}(undef, m, n)
+    report = Ref{SolveReport}()
+    _check(ccall((:adj_ot_plan_jvp, libadjunct()), Cint,
+                 (Ptr{Cdouble}, Csize_t, Csize_t, Cdouble, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble},
+                  Ptr{Cdouble}, Ref{CgOptions}, Ptr{Cdouble}, Ref{SolveReport}),
+                 _rowmajor(C), n, m, eps, ff, gg, _rowmajor(cost_dot), ad, bd, _cg_options(rtol, atol, maxiter), dP,
+                 report))
+    return permutedims(dP), _report(report[])
 end
 
 end # module

@@ -116,4 +116,66 @@ end
         end
         @test_throws AdjunctError sinkhorn(a, fill(1 / 10, 20), C; eps=0.02)
     end
+
+    @testset "implicit differentiation: root problems" begin
+        # F(x, θ) = M x − N θ, so x*(θ) = M⁻¹ N θ.
+        n, p = 20, 4
+        M = Matrix(2.0I, n, n) + rand(n, n) ./ n
+        N = rand(n, p)
+        J = M \ N
+        problem = RootProblem(n, p; A! = (y, v) -> mul!(y, M, v), At! = (y, v) -> mul!(y, M', v),
+                              B! = (y, v) -> mul!(y, -N, v), Bt! = (y, v) -> mul!(y, -N', v))
+        v̄, θ̇ = rand(n), rand(p)
+        for solver in (:gmres, :bicgstab, :normal_cg, :dense_lu)
+            g, report = implicit_vjp(problem, v̄; solver=solver, rtol=1e-13)
+            @test g ≈ J' * v̄ rtol=1e-10
+            ẋ, _ = implicit_jvp(problem, θ̇; solver=solver, rtol=1e-13)
+            @test ẋ ≈ J * θ̇ rtol=1e-10
+            @test dot(v̄, ẋ) ≈ dot(g, θ̇) rtol=1e-10
+        end
+        # A Julia exception inside a product is rethrown after the call.
+        bad = RootProblem(n, p; A! = (y, v) -> error("boom"), At! = (y, v) -> error("boom"), Bt! = (y, v) -> nothing)
+        @test_throws CapturedException implicit_vjp(bad, v̄)
+        # Missing Bᵀ for a VJP is an AdjunctError naming it.
+        e = try
+            implicit_vjp(RootProblem(n, p; A! = (y, v) -> mul!(y, M, v), kind=:symmetric), v̄)
+            nothing
+        catch err
+            err
+        end
+        @test e isa AdjunctError && occursin("b_t", e.message)
+    end
+
+    @testset "implicit differentiation: linear solves" begin
+        n = 60
+        A = laplacian_1d(n) + 0.1I
+        b = rand(n)
+        x = A \ b
+        x̄ = rand(n)
+        ∂b, ∂A, report = linear_solve_vjp(A, x, x̄; precond=:ic0, rtol=1e-13)
+        λ = A' \ x̄
+        @test ∂b ≈ λ rtol=1e-10
+        @test ∂A ≈ (-λ * x') .* (A .!= 0) rtol=1e-10
+        @test report.relative_residual <= 1e-13
+    end
+
+    @testset "implicit differentiation: optimal transport" begin
+        X, Y = rand(2, 8), rand(2, 6)
+        C = cost_sqeuclidean(X, Y)
+        a, b = fill(1 / 8, 8), fill(1 / 6, 6)
+        eps = 0.1
+        f, g, P, _ = sinkhorn(a, b, C; eps=eps, tol=1e-13)
+        ∂C, ∂a, ∂b = ot_cost_gradient(C, f, g; eps=eps)
+        @test ∂C ≈ P
+        @test abs(sum(∂a)) < 1e-12
+        # ⟨P̄, P⟩ gradient wrt C against central differences.
+        P̄ = rand(8, 6)
+        gC, _, _, _ = ot_plan_vjp(C, f, g, P̄; eps=eps, rtol=1e-13)
+        D = rand(8, 6)
+        h = 1e-5
+        loss(Cx) = sum(P̄ .* sinkhorn(a, b, Cx; eps=eps, tol=1e-13)[3])
+        @test (loss(C + h * D) - loss(C - h * D)) / (2h) ≈ sum(gC .* D) rtol=1e-6
+        Ṗ, _ = ot_plan_jvp(C, f, g, D, zeros(8), zeros(6); eps=eps, rtol=1e-13)
+        @test sum(P̄ .* Ṗ) ≈ sum(gC .* D) rtol=1e-10
+    end
 end

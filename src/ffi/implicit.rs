@@ -1,0 +1,380 @@
+//! `adj_implicit_*`: implicit differentiation of root problems given by
+//! callbacks, and gradients through linear solves.
+
+use super::args::{handle, slice, slice_mut};
+use super::cg::{adj_solve_report, write_report};
+use super::precond::adj_precond;
+use super::status::{adj_status, boundary};
+use crate::error::{Error, Result};
+use crate::implicit::{
+    self, csr_solve_vjp, grid_solve_vjp, ImplicitOptions, JacobianKind, LinearSolver, RootProblem,
+};
+use crate::krylov::{Identity, KrylovOptions, Preconditioner};
+use std::ffi::{c_int, c_void};
+
+/// `adj_implicit_options.solver`: conjugate gradient (A symmetric positive definite).
+pub const ADJ_SOLVER_CG: u32 = 0;
+/// `adj_implicit_options.solver`: restarted GMRES (`gmres_restart`).
+pub const ADJ_SOLVER_GMRES: u32 = 1;
+/// `adj_implicit_options.solver`: BiCGStab.
+pub const ADJ_SOLVER_BICGSTAB: u32 = 2;
+/// `adj_implicit_options.solver`: CG on the normal equations (any
+/// nonsingular A; needs products with A and Aᵀ).
+pub const ADJ_SOLVER_NORMAL_CG: u32 = 3;
+/// `adj_implicit_options.solver`: dense LU (faer) of A built from n
+/// products, for n ≤ 4096.
+pub const ADJ_SOLVER_DENSE_LU: u32 = 4;
+
+/// `adj_root_problem.kind`: `a`/`a_t` give A = ∂F/∂x and Aᵀ.
+pub const ADJ_JACOBIAN_GENERAL: u32 = 0;
+/// `adj_root_problem.kind`: F is a gradient and A a symmetric Hessian;
+/// only `a` is used (also for Aᵀ).
+pub const ADJ_JACOBIAN_SYMMETRIC: u32 = 1;
+/// `adj_root_problem.kind`: F(x, θ) = T(x, θ) − x; `a`/`a_t` give ∂T/∂x
+/// and its transpose, `b`/`b_t` give ∂T/∂θ; A = ∂T/∂x − I.
+pub const ADJ_JACOBIAN_FIXED_POINT: u32 = 2;
+
+/// A Jacobian product y = M v supplied by the caller: `v` holds `v_len`
+/// doubles and `y` receives `y_len` doubles (they do not overlap). Receives
+/// the root problem's `ctx` first. Returns 0 on success; any other value
+/// aborts with `ADJ_ERR_CALLBACK`. Invoked only on the calling thread.
+#[allow(non_camel_case_types)]
+pub type adj_jacobian_fn = Option<
+    unsafe extern "C" fn(
+        ctx: *mut c_void,
+        v: *const f64,
+        v_len: usize,
+        y: *mut f64,
+        y_len: usize,
+    ) -> c_int,
+>;
+
+/// The Jacobians of F(x, θ) = 0 at a solution x* ∈ ℝⁿ, θ ∈ ℝᵖ, as
+/// products: A = ∂F/∂x (n×n), B = ∂F/∂θ (n×p). Unused products may be NULL.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_root_problem {
+    /// n: the number of unknowns (≥ 1).
+    pub n: usize,
+    /// p: the number of parameters (≥ 1).
+    pub p: usize,
+    /// `ADJ_JACOBIAN_GENERAL`, `_SYMMETRIC` or `_FIXED_POINT`.
+    pub kind: u32,
+    /// Passed first to every product; borrowed, never dereferenced.
+    pub ctx: *mut c_void,
+    /// v (n) ↦ A v (n); required.
+    pub a: adj_jacobian_fn,
+    /// u (n) ↦ Aᵀ u (n); required for VJPs unless `kind` is symmetric.
+    pub a_t: adj_jacobian_fn,
+    /// θ̇ (p) ↦ B θ̇ (n); required for JVPs.
+    pub b: adj_jacobian_fn,
+    /// u (n) ↦ Bᵀ u (p); required for VJPs.
+    pub b_t: adj_jacobian_fn,
+}
+
+/// Options of the linear solve inside a VJP or JVP, independent of the
+/// forward solve. Start from `adj_implicit_options_default()`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_implicit_options {
+    /// `ADJ_SOLVER_*`. Default `ADJ_SOLVER_GMRES`.
+    pub solver: u32,
+    /// Restart length of GMRES. Default 30.
+    pub gmres_restart: usize,
+    /// Stop at ‖rhs − M z‖₂ ≤ max(rtol·‖rhs‖₂, atol). Default 1e-10.
+    pub rtol: f64,
+    /// Absolute tolerance. Default 0.
+    pub atol: f64,
+    /// Iteration limit. Default 10000.
+    pub max_iterations: usize,
+    /// Ridge ρ ≥ 0: solve with A + ρI (Aᵀ + ρI). Default 0.
+    pub ridge: f64,
+    /// Initial guess for the solution (n doubles), or NULL (zero).
+    pub warm_start: *const f64,
+    /// Preconditioner of the system (borrowed), or NULL (none).
+    pub precond: *const adj_precond,
+}
+
+/// The default options: GMRES(30), rtol 1e-10, atol 0, 10000 iterations,
+/// no ridge, no warm start, no preconditioner.
+#[no_mangle]
+pub extern "C" fn adj_implicit_options_default() -> adj_implicit_options {
+    let d = ImplicitOptions::default();
+    adj_implicit_options {
+        solver: ADJ_SOLVER_GMRES,
+        gmres_restart: 30,
+        rtol: d.krylov.rtol,
+        atol: d.krylov.atol,
+        max_iterations: d.krylov.max_iterations,
+        ridge: d.ridge,
+        warm_start: std::ptr::null(),
+        precond: std::ptr::null(),
+    }
+}
+
+fn linear_solver(o: &adj_implicit_options) -> Result<LinearSolver> {
+    Ok(match o.solver {
+        ADJ_SOLVER_CG => LinearSolver::Cg,
+        ADJ_SOLVER_GMRES => LinearSolver::Gmres(o.gmres_restart),
+        ADJ_SOLVER_BICGSTAB => LinearSolver::Bicgstab,
+        ADJ_SOLVER_NORMAL_CG => LinearSolver::NormalCg,
+        ADJ_SOLVER_DENSE_LU => LinearSolver::DenseLu,
+        other => {
+            return Err(Error::invalid(
+                "solver",
+                format!("{other} is not one of ADJ_SOLVER_CG (0), GMRES (1), BICGSTAB (2), NORMAL_CG (3), DENSE_LU (4)"),
+            ))
+        }
+    })
+}
+
+/// The Rust options described by `options` (NULL = defaults), for systems of
+/// dimension n.
+///
+/// # Safety
+/// `options` is NULL or valid; its warm start holds n doubles and its
+/// preconditioner is NULL or live.
+unsafe fn rust_options<'a>(
+    options: *const adj_implicit_options,
+    n: usize,
+) -> Result<ImplicitOptions<'a>> {
+    // SAFETY: NULL (defaults) or a valid options struct.
+    let o = unsafe { options.as_ref() }
+        .copied()
+        .unwrap_or_else(|| adj_implicit_options_default());
+    let warm_start = if o.warm_start.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL; the caller passes n doubles.
+        Some(unsafe { slice(o.warm_start, n, "warm_start") }?)
+    };
+    // SAFETY: NULL or a live handle.
+    let precond = unsafe { o.precond.as_ref() }.map(|p| &*p.inner);
+    if let Some(p) = precond {
+        Error::check_len("precond", n, p.dim())?;
+    }
+    Ok(ImplicitOptions {
+        solver: linear_solver(&o)?,
+        krylov: KrylovOptions {
+            rtol: o.rtol,
+            atol: o.atol,
+            max_iterations: o.max_iterations,
+            ..KrylovOptions::default()
+        },
+        ridge: o.ridge,
+        warm_start,
+        precond,
+    })
+}
+
+/// A caller-owned context pointer passed back to the products.
+#[derive(Clone, Copy)]
+struct Context(*mut c_void);
+
+/// The closure calling product `f` of a root problem; `name` names it in
+/// errors.
+fn product(
+    f: unsafe extern "C" fn(*mut c_void, *const f64, usize, *mut f64, usize) -> c_int,
+    ctx: Context,
+    name: &'static str,
+) -> impl Fn(&[f64], &mut [f64]) -> Result<()> {
+    move |v: &[f64], y: &mut [f64]| {
+        // SAFETY: the caller promised valid products; v and y are valid
+        // slices of the lengths passed.
+        let code = unsafe { f(ctx.0, v.as_ptr(), v.len(), y.as_mut_ptr(), y.len()) };
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Error::Callback {
+                callback: name,
+                code,
+            })
+        }
+    }
+}
+
+/// Runs `body` with the Rust view of a C root problem.
+fn with_problem<T>(
+    c: &adj_root_problem,
+    body: impl FnOnce(&RootProblem<'_>) -> Result<T>,
+) -> Result<T> {
+    let kind = match c.kind {
+        ADJ_JACOBIAN_GENERAL => JacobianKind::General,
+        ADJ_JACOBIAN_SYMMETRIC => JacobianKind::Symmetric,
+        ADJ_JACOBIAN_FIXED_POINT => JacobianKind::FixedPoint,
+        other => {
+            return Err(Error::invalid(
+                "kind",
+                format!(
+                    "{other} is not ADJ_JACOBIAN_GENERAL (0), SYMMETRIC (1) or FIXED_POINT (2)"
+                ),
+            ))
+        }
+    };
+    if c.n == 0 || c.p == 0 {
+        return Err(Error::invalid(
+            "problem",
+            format!("n = {} and p = {} must both be at least 1", c.n, c.p),
+        ));
+    }
+    let ctx = Context(c.ctx);
+    let a = product(c.a.ok_or(Error::NullArgument { argument: "a" })?, ctx, "a");
+    let a_t = c.a_t.map(|f| product(f, ctx, "a_t"));
+    let b = c.b.map(|f| product(f, ctx, "b"));
+    let b_t = c.b_t.map(|f| product(f, ctx, "b_t"));
+    let problem = RootProblem {
+        dim: c.n,
+        num_params: c.p,
+        kind,
+        a: &a,
+        a_t: a_t.as_ref().map(|f| f as _),
+        b: b.as_ref().map(|f| f as _),
+        b_t: b_t.as_ref().map(|f| f as _),
+    };
+    body(&problem)
+}
+
+/// Vector-Jacobian product of the solution x*(θ) of F(x, θ) = 0: for a
+/// cotangent v̄ (`cotangent`, n doubles) writes (∂x*/∂θ)ᵀ v̄ = Bᵀu to `out`
+/// (p doubles), where (Aᵀ + ρI) u = −v̄ is solved as set in `options` (NULL
+/// = defaults). Needs the products `a` (or `a_t`) and `b_t`.
+///
+/// `out` is written only on success. `report` (may be NULL) is written when
+/// the linear solve ran, also when it failed: an unconverged solve is
+/// `ADJ_ERR_NOT_CONVERGED` (a singular A shows as a breakdown or the
+/// iteration limit), never a silently wrong gradient. A product returning
+/// nonzero gives `ADJ_ERR_CALLBACK`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_implicit_vjp(
+    problem: *const adj_root_problem,
+    cotangent: *const f64,
+    n: usize,
+    options: *const adj_implicit_options,
+    out: *mut f64,
+    p: usize,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a valid struct.
+        let c = unsafe { handle(problem, "problem") }?;
+        Error::check_len("n", c.n, n)?;
+        Error::check_len("p", c.p, p)?;
+        // SAFETY: the caller passes n and p doubles.
+        let (v, out) = unsafe { (slice(cotangent, n, "cotangent")?, slice_mut(out, p, "out")?) };
+        // SAFETY: forwarded contract.
+        let options = unsafe { rust_options(options, n) }?;
+        let result = with_problem(c, |problem| implicit::vjp(problem, v, &options));
+        // SAFETY: NULL or a valid report struct.
+        unsafe { write_report(result.as_ref().map(|(_, r)| r), None, report) };
+        out.copy_from_slice(&result?.0);
+        Ok(())
+    })
+}
+
+/// Jacobian-vector product of the solution x*(θ) of F(x, θ) = 0: for a
+/// tangent θ̇ (`tangent`, p doubles) writes ẋ = (∂x*/∂θ) θ̇ to `out` (n
+/// doubles), solving (A + ρI) ẋ = −B θ̇. Needs the products `a` and `b`.
+/// Statuses and `report` as for `adj_implicit_vjp`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_implicit_jvp(
+    problem: *const adj_root_problem,
+    tangent: *const f64,
+    p: usize,
+    options: *const adj_implicit_options,
+    out: *mut f64,
+    n: usize,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a valid struct.
+        let c = unsafe { handle(problem, "problem") }?;
+        Error::check_len("n", c.n, n)?;
+        Error::check_len("p", c.p, p)?;
+        // SAFETY: the caller passes p and n doubles.
+        let (t, out) = unsafe { (slice(tangent, p, "tangent")?, slice_mut(out, n, "out")?) };
+        // SAFETY: forwarded contract.
+        let options = unsafe { rust_options(options, n) }?;
+        let result = with_problem(c, |problem| implicit::jvp(problem, t, &options));
+        // SAFETY: NULL or a valid report struct.
+        unsafe { write_report(result.as_ref().map(|(_, r)| r), None, report) };
+        out.copy_from_slice(&result?.0);
+        Ok(())
+    })
+}
+
+/// Gradients of a loss L through x = A⁻¹ b for a CSR or grid operator `op`
+/// (n unknowns, nnz stored entries; for a grid those of its CSR export):
+/// given the forward solution `x` and x̄ = ∂L/∂x (`x_bar`), solves
+/// Aᵀλ = x̄ and writes ∂L/∂b = λ to `grad_b` (n) and ∂L/∂A_k = −λ_i x_j for
+/// each stored entry k = (i, j), in CSR order, to `grad_values` (nnz; NULL
+/// to skip). `options->precond` is the forward preconditioner (reused; NULL
+/// = none); the solver is CG (required for grid operators), GMRES or
+/// BiCGStab (on Aᵀ when a CSR matrix is not symmetric); `ridge` must be 0
+/// and `warm_start` NULL. Outputs are written only on success; `report` as
+/// for `adj_implicit_vjp`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_linear_solve_vjp(
+    op: *const super::operator::adj_operator,
+    x: *const f64,
+    x_bar: *const f64,
+    n: usize,
+    options: *const adj_implicit_options,
+    grad_b: *mut f64,
+    grad_values: *mut f64,
+    nnz: usize,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    use super::operator::OperatorKind;
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?;
+        Error::check_len("n", op.linear_operator().dim(), n)?;
+        // SAFETY: the caller passes n doubles in x, x_bar and grad_b.
+        let (x, x_bar, grad_b) = unsafe {
+            (
+                slice(x, n, "x")?,
+                slice(x_bar, n, "x_bar")?,
+                slice_mut(grad_b, n, "grad_b")?,
+            )
+        };
+        // SAFETY: forwarded contract.
+        let options = unsafe { rust_options(options, n) }?;
+        if options.ridge != 0.0 || options.warm_start.is_some() {
+            return Err(Error::invalid(
+                "options",
+                "ridge must be 0 and warm_start NULL for a linear-solve gradient",
+            ));
+        }
+        let identity = Identity { dim: n };
+        let precond: &dyn Preconditioner = options.precond.unwrap_or(&identity);
+        let result = match &op.kind {
+            OperatorKind::Csr(a) => {
+                csr_solve_vjp(a, precond, x, x_bar, options.solver, &options.krylov)
+            }
+            OperatorKind::Grid(g) if options.solver == LinearSolver::Cg => {
+                grid_solve_vjp(g, precond, x, x_bar, &options.krylov)
+            }
+            OperatorKind::Grid(_) => Err(Error::invalid(
+                "solver",
+                "a grid Poisson operator is symmetric positive definite: use ADJ_SOLVER_CG",
+            )),
+            OperatorKind::Callback(_) => Err(Error::invalid(
+                "op",
+                "a callback operator has no stored entries: use adj_implicit_vjp with its products",
+            )),
+        };
+        // SAFETY: NULL or a valid report struct.
+        unsafe { write_report(result.as_ref().map(|g| &g.report), None, report) };
+        let gradient = result?;
+        if !grad_values.is_null() {
+            Error::check_len("nnz", gradient.values.len(), nnz)?;
+            // SAFETY: non-NULL; the caller passes nnz doubles.
+            unsafe { slice_mut(grad_values, nnz, "grad_values") }?
+                .copy_from_slice(&gradient.values);
+        }
+        grad_b.copy_from_slice(&gradient.b);
+        Ok(())
+    })
+}
