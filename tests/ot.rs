@@ -4,8 +4,7 @@
 mod common;
 
 use adjunct::ot::{self, CostMatrix, OtMethod, OtOptions, OtSolution};
-use common::Rng;
-use serde_json::Value;
+use common::{json_numbers as numbers, Rng};
 
 struct Fixture {
     name: String,
@@ -22,21 +21,8 @@ struct Fixture {
     emd2: f64,
 }
 
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("array")
-        .iter()
-        .map(|x| x.as_f64().expect("number"))
-        .collect()
-}
-
 fn fixtures() -> Vec<Fixture> {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/ot_pot.json"
-    ))
-    .expect("fixture file");
-    let all: Value = serde_json::from_str(&text).expect("valid JSON");
+    let all = common::fixture("ot_pot.json");
     all.as_array()
         .expect("list of fixtures")
         .iter()

@@ -154,3 +154,20 @@ pub fn run(cmd: &mut Command) -> String {
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
 }
+
+/// The JSON fixture tests/fixtures/`name` (written by the script beside it).
+pub fn fixture(name: &str) -> serde_json::Value {
+    let path = root().join("tests/fixtures").join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("fixture {} ({e}); run the script beside it", path.display()));
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// A JSON array of numbers.
+pub fn json_numbers(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
