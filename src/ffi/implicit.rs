@@ -7,7 +7,8 @@ use super::precond::adj_precond;
 use super::status::{adj_status, boundary};
 use crate::error::{Error, Result};
 use crate::implicit::{
-    self, csr_solve_vjp, grid_solve_vjp, ImplicitOptions, JacobianKind, LinearSolver, RootProblem,
+    self, csr_solve_vjp, grid_solve_vjp, matrix_gradient, ImplicitOptions, JacobianKind,
+    LinearSolver, RootProblem,
 };
 use crate::krylov::{Identity, KrylovOptions, Preconditioner};
 use std::ffi::{c_int, c_void};
@@ -369,10 +370,10 @@ pub unsafe extern "C" fn adj_linear_solve_vjp(
         unsafe { write_report(result.as_ref().map(|g| &g.report), None, report) };
         let gradient = result?;
         if !grad_values.is_null() {
-            Error::check_len("nnz", gradient.values.len(), nnz)?;
+            let values = matrix_gradient(&*op.to_csr()?, &gradient.b, x)?;
+            Error::check_len("nnz", values.len(), nnz)?;
             // SAFETY: non-NULL; the caller passes nnz doubles.
-            unsafe { slice_mut(grad_values, nnz, "grad_values") }?
-                .copy_from_slice(&gradient.values);
+            unsafe { slice_mut(grad_values, nnz, "grad_values") }?.copy_from_slice(&values);
         }
         grad_b.copy_from_slice(&gradient.b);
         Ok(())

@@ -8,21 +8,19 @@ use crate::error::{Error, Result};
 use crate::krylov::{bicgstab, cg, gmres, KrylovOptions, Preconditioner, SolveReport};
 use crate::operator::{CsrMatrix, GridPoisson, LinearOperator};
 
-/// Gradients of a loss through x = A⁻¹ b.
+/// The gradient of a loss wrt b through x = A⁻¹ b; the gradient wrt the
+/// entries of A follows from it by [`matrix_gradient`].
 #[derive(Debug, Clone)]
 pub struct LinearSolveGradient {
     /// ∂L/∂b = λ = A⁻ᵀ x̄.
     pub b: Vec<f64>,
-    /// ∂L/∂A_k = −λ_i x_j for each stored entry k = (i, j) of A, in CSR
-    /// order (for a grid operator: the order of [`GridPoisson::to_csr`]).
-    pub values: Vec<f64>,
     /// The report of the adjoint solve.
     pub report: SolveReport,
 }
 
-fn check_inputs(n: usize, x: &[f64], x_bar: &[f64]) -> Result<()> {
+fn check_inputs(n: usize, x: &[f64], other: &[f64]) -> Result<()> {
     Error::check_len("x", n, x.len())?;
-    Error::check_len("x_bar", n, x_bar.len())
+    Error::check_len("x_bar", n, other.len())
 }
 
 fn adjoint_solve(
@@ -49,8 +47,11 @@ fn adjoint_solve(
     Ok((lambda, report))
 }
 
-/// −λ_i x_j over the stored entries of `a`.
-fn values_gradient(a: &CsrMatrix, lambda: &[f64], x: &[f64]) -> Vec<f64> {
+/// ∂L/∂A_k = −λ_i x_j for each stored entry k = (i, j) of `a`, in CSR order,
+/// from λ = ∂L/∂b ([`LinearSolveGradient::b`]) and the forward solution x
+/// (for a grid operator pass [`GridPoisson::to_csr`]).
+pub fn matrix_gradient(a: &CsrMatrix, lambda: &[f64], x: &[f64]) -> Result<Vec<f64>> {
+    check_inputs(a.dim(), x, lambda)?;
     let (ptr, cols) = (a.row_ptr(), a.col_idx());
     let mut out = Vec::with_capacity(a.nnz());
     for i in 0..a.dim() {
@@ -58,7 +59,7 @@ fn values_gradient(a: &CsrMatrix, lambda: &[f64], x: &[f64]) -> Vec<f64> {
             out.push(-lambda[i] * x[j as usize]);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Gradients through x = A⁻¹ b for a CSR matrix, given the forward solution
@@ -80,17 +81,12 @@ pub fn csr_solve_vjp(
     } else {
         adjoint_solve(&a.transpose(), precond, x_bar, solver, options)?
     };
-    let values = values_gradient(a, &lambda, x);
-    Ok(LinearSolveGradient {
-        b: lambda,
-        values,
-        report,
-    })
+    Ok(LinearSolveGradient { b: lambda, report })
 }
 
 /// Gradients through x = A⁻¹ b for a grid Poisson operator (symmetric, so
-/// the adjoint solve is CG with the forward preconditioner); `values`
-/// follows the entries of [`GridPoisson::to_csr`].
+/// the adjoint solve is CG with the forward preconditioner); the gradient
+/// wrt its entries is `matrix_gradient(&a.to_csr(), &gradient.b, x)`.
 pub fn grid_solve_vjp(
     a: &GridPoisson,
     precond: &dyn Preconditioner,
@@ -100,10 +96,5 @@ pub fn grid_solve_vjp(
 ) -> Result<LinearSolveGradient> {
     check_inputs(a.dim(), x, x_bar)?;
     let (lambda, report) = adjoint_solve(a, precond, x_bar, LinearSolver::Cg, options)?;
-    let values = values_gradient(&a.to_csr(), &lambda, x);
-    Ok(LinearSolveGradient {
-        b: lambda,
-        values,
-        report,
-    })
+    Ok(LinearSolveGradient { b: lambda, report })
 }

@@ -15,7 +15,7 @@ mod linear;
 mod root;
 mod transport;
 
-pub use linear::{csr_solve_vjp, grid_solve_vjp, LinearSolveGradient};
+pub use linear::{csr_solve_vjp, grid_solve_vjp, matrix_gradient, LinearSolveGradient};
 pub use root::{
     jvp, vjp, ImplicitOptions, JacobianKind, JacobianProduct, LinearSolver, RootProblem,
 };

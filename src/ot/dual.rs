@@ -5,6 +5,7 @@
 //! and the (concave) dual objective is
 //! L(f, g) = ⟨a, f⟩ + ⟨b, g⟩ − ε Σ_ij P_ij.
 
+use super::fast_exp::exp;
 use super::CostMatrix;
 use crate::parallel::map_blocks;
 
@@ -73,21 +74,14 @@ impl Kernel<'_> {
 
     /// LSE_j((g_j − C_ij)/ε) for every row i.
     pub fn row_log_sum_exp(&self, g: &[f64]) -> Vec<f64> {
-        let eps = self.eps;
+        let inv_eps = 1.0 / self.eps;
         let blocks = map_blocks(self.row_blocks(), self.n() * self.m(), |blk| {
             self.block_rows(blk)
                 .map(|i| {
                     let c = self.row(i);
-                    let max = g
-                        .iter()
-                        .zip(c)
-                        .fold(f64::NEG_INFINITY, |acc, (g, c)| acc.max(g - c));
-                    let sum: f64 = g
-                        .iter()
-                        .zip(c)
-                        .map(|(g, c)| ((g - c - max) / eps).exp())
-                        .sum();
-                    max / eps + sum.ln()
+                    let max = lane_max(g, c, |g, c| g - c);
+                    let sum = lane_sum(g, c, |g, c| exp((g - c - max) * inv_eps));
+                    max * inv_eps + sum.ln()
                 })
                 .collect::<Vec<f64>>()
         });
@@ -97,7 +91,7 @@ impl Kernel<'_> {
     /// LSE_i((f_i − C_ij)/ε) for every column j (two passes over C: the
     /// column maxima, then the shifted sums).
     pub fn col_log_sum_exp(&self, f: &[f64]) -> Vec<f64> {
-        let (m, eps) = (self.m(), self.eps);
+        let (m, inv_eps) = (self.m(), 1.0 / self.eps);
         let work = self.n() * m;
         let max = self.reduce_cols(
             map_blocks(self.row_blocks(), work, |blk| {
@@ -116,7 +110,7 @@ impl Kernel<'_> {
                 let mut acc = vec![0.0; m];
                 for i in self.block_rows(blk) {
                     for ((acc, c), mx) in acc.iter_mut().zip(self.row(i)).zip(&max) {
-                        *acc += ((f[i] - c - mx) / eps).exp();
+                        *acc += exp((f[i] - c - mx) * inv_eps);
                     }
                 }
                 acc
@@ -125,7 +119,7 @@ impl Kernel<'_> {
         );
         max.iter()
             .zip(&sum)
-            .map(|(mx, s)| mx / eps + s.ln())
+            .map(|(mx, s)| mx * inv_eps + s.ln())
             .collect()
     }
 
@@ -143,23 +137,21 @@ impl Kernel<'_> {
 
     /// P1, Pᵀ1 and Σ P at (f, g), in one pass.
     pub fn marginals(&self, f: &[f64], g: &[f64]) -> Marginals {
-        let (m, eps) = (self.m(), self.eps);
-        let blocks = map_blocks(self.row_blocks(), self.n() * m, |blk| {
-            let mut cols = vec![0.0; m];
-            let rows: Vec<f64> = self
-                .block_rows(blk)
-                .map(|i| {
-                    let mut s = 0.0;
-                    for ((col, gj), c) in cols.iter_mut().zip(g).zip(self.row(i)) {
-                        let p = ((f[i] + gj - c) / eps).exp();
-                        *col += p;
-                        s += p;
-                    }
-                    s
-                })
-                .collect();
-            (rows, cols)
-        });
+        let (m, inv_eps) = (self.m(), 1.0 / self.eps);
+        let blocks =
+            map_blocks(self.row_blocks(), self.n() * m, |blk| {
+                let mut cols = vec![0.0; m];
+                let rows: Vec<f64> =
+                    self.block_rows(blk)
+                        .map(|i| {
+                            let fi = f[i];
+                            lane_sum_into(&mut cols, g, self.row(i), |g, c| {
+                                exp((fi + g - c) * inv_eps)
+                            })
+                        })
+                        .collect();
+                (rows, cols)
+            });
         let rows: Vec<f64> = blocks.iter().flat_map(|(r, _)| r.iter().copied()).collect();
         let cols = self.reduce_cols(blocks.into_iter().map(|(_, c)| c).collect(), |a, b| a + b);
         let mass = rows.iter().sum();
@@ -173,14 +165,12 @@ impl Kernel<'_> {
 
     /// ⟨C, P⟩ at (f, g).
     pub fn transport_cost(&self, f: &[f64], g: &[f64]) -> f64 {
-        let eps = self.eps;
+        let inv_eps = 1.0 / self.eps;
         map_blocks(self.row_blocks(), self.n() * self.m(), |blk| {
             self.block_rows(blk)
                 .map(|i| {
-                    g.iter()
-                        .zip(self.row(i))
-                        .map(|(gj, c)| c * ((f[i] + gj - c) / eps).exp())
-                        .sum::<f64>()
+                    let fi = f[i];
+                    lane_sum(g, self.row(i), |g, c| c * exp((fi + g - c) * inv_eps))
                 })
                 .sum::<f64>()
         })
@@ -190,39 +180,130 @@ impl Kernel<'_> {
 
     /// Writes P (row-major n×m) at (f, g).
     pub fn plan(&self, f: &[f64], g: &[f64], out: &mut [f64]) {
-        let m = self.m();
+        let (m, inv_eps) = (self.m(), 1.0 / self.eps);
         for (i, row) in out.chunks_exact_mut(m).enumerate() {
             for ((p, gj), c) in row.iter_mut().zip(g).zip(self.row(i)) {
-                *p = ((f[i] + gj - c) / self.eps).exp();
+                *p = exp((f[i] + gj - c) * inv_eps);
             }
         }
     }
 
     /// For every row i, the `k` largest entries of row i of P at (f, g), as
-    /// (column, value) sorted by column. One selection buffer per row block.
+    /// (column, value) sorted by column (ties at the k-th value broken by
+    /// column). Two row-sized buffers per row block.
     pub fn largest_per_row(&self, f: &[f64], g: &[f64], k: usize) -> Vec<Vec<(usize, f64)>> {
-        let blocks = map_blocks(self.row_blocks(), self.n() * self.m(), |blk| {
-            let mut entries: Vec<(usize, f64)> = Vec::with_capacity(self.m());
+        let (m, inv_eps) = (self.m(), 1.0 / self.eps);
+        let k = k.min(m);
+        let blocks = map_blocks(self.row_blocks(), self.n() * m, |blk| {
+            let (mut logs, mut scratch) = (vec![0.0; m], vec![0.0; m]);
             self.block_rows(blk)
                 .map(|i| {
-                    entries.clear();
-                    entries.extend(
-                        g.iter()
-                            .zip(self.row(i))
-                            .map(|(gj, c)| (f[i] + gj - c) / self.eps)
-                            .enumerate(),
-                    );
-                    if k < entries.len() {
-                        entries.select_nth_unstable_by(k, |x, y| y.1.total_cmp(&x.1));
-                        entries.truncate(k);
+                    let fi = f[i];
+                    for ((l, gj), c) in logs.iter_mut().zip(g).zip(self.row(i)) {
+                        *l = (fi + gj - c) * inv_eps;
                     }
-                    entries.sort_by_key(|e| e.0);
-                    entries.iter().map(|&(j, log_p)| (j, log_p.exp())).collect()
+                    if k == 0 {
+                        return Vec::new();
+                    }
+                    // The k-th largest log-value, then the entries above it
+                    // and as many equal to it as fit, in column order.
+                    scratch.copy_from_slice(&logs);
+                    let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |x, y| y.total_cmp(x));
+                    let threshold = *kth;
+                    let above = logs.iter().filter(|&&l| l > threshold).count();
+                    let mut ties = k - above;
+                    let mut kept = Vec::with_capacity(k);
+                    for (j, &l) in logs.iter().enumerate() {
+                        if l > threshold || (l == threshold && ties > 0) {
+                            if l == threshold {
+                                ties -= 1;
+                            }
+                            kept.push((j, exp(l)));
+                        }
+                    }
+                    kept
                 })
                 .collect::<Vec<Vec<(usize, f64)>>>()
         });
         blocks.concat()
     }
+}
+
+/// Interleaved partial results per row pass: the inner loops keep this many
+/// independent accumulators, so they vectorise (a single running f64 sum is
+/// a serial dependency the compiler may not reorder). The combination order
+/// is fixed, so results do not depend on the thread count.
+const LANES: usize = 8;
+
+/// Combines the lanes in a fixed tree.
+#[inline(always)]
+fn combine(acc: [f64; LANES], op: impl Fn(f64, f64) -> f64) -> f64 {
+    op(
+        op(op(acc[0], acc[4]), op(acc[2], acc[6])),
+        op(op(acc[1], acc[5]), op(acc[3], acc[7])),
+    )
+}
+
+/// max_j term(g_j, c_j).
+#[inline(always)]
+fn lane_max(g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [f64::NEG_INFINITY; LANES];
+    let split = g.len() / LANES * LANES;
+    for (gs, cs) in g[..split]
+        .chunks_exact(LANES)
+        .zip(c[..split].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            acc[l] = acc[l].max(term(gs[l], cs[l]));
+        }
+    }
+    for (gj, cj) in g[split..].iter().zip(&c[split..]) {
+        acc[0] = acc[0].max(term(*gj, *cj));
+    }
+    combine(acc, f64::max)
+}
+
+/// Σ_j term(g_j, c_j).
+#[inline(always)]
+fn lane_sum(g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [0.0; LANES];
+    let split = g.len() / LANES * LANES;
+    for (gs, cs) in g[..split]
+        .chunks_exact(LANES)
+        .zip(c[..split].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            acc[l] += term(gs[l], cs[l]);
+        }
+    }
+    for (gj, cj) in g[split..].iter().zip(&c[split..]) {
+        acc[0] += term(*gj, *cj);
+    }
+    combine(acc, |a, b| a + b)
+}
+
+/// Adds t_j = term(g_j, c_j) to `cols[j]` and returns Σ_j t_j.
+#[inline(always)]
+fn lane_sum_into(cols: &mut [f64], g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
+    let mut acc = [0.0; LANES];
+    let split = g.len() / LANES * LANES;
+    for ((ks, gs), cs) in cols[..split]
+        .chunks_exact_mut(LANES)
+        .zip(g[..split].chunks_exact(LANES))
+        .zip(c[..split].chunks_exact(LANES))
+    {
+        for l in 0..LANES {
+            let t = term(gs[l], cs[l]);
+            ks[l] += t;
+            acc[l] += t;
+        }
+    }
+    for ((k, gj), cj) in cols[split..].iter_mut().zip(&g[split..]).zip(&c[split..]) {
+        let t = term(*gj, *cj);
+        *k += t;
+        acc[0] += t;
+    }
+    combine(acc, |a, b| a + b)
 }
 
 pub(crate) fn dot(x: &[f64], y: &[f64]) -> f64 {

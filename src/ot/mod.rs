@@ -12,6 +12,7 @@
 
 mod cost;
 mod dual;
+mod fast_exp;
 mod newton;
 mod sinkhorn;
 

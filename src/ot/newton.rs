@@ -51,13 +51,24 @@ fn sparsified_hessian(
             .iter()
             .chain(&marginals.cols)
             .fold(0.0f64, |a, &b| a.max(b));
-    let mut by_col: Vec<Vec<(usize, f64)>> = vec![Vec::new(); m];
+    // P̃ᵀ by a counting sort on the columns: entries of column j in row order.
+    let mut col_start = vec![0usize; m + 1];
+    for &(j, _) in kept.iter().flatten() {
+        col_start[j + 1] += 1;
+    }
+    for j in 0..m {
+        col_start[j + 1] += col_start[j];
+    }
+    let kept_total = col_start[m];
+    let mut transposed = vec![(0usize, 0.0f64); kept_total];
+    let mut next = col_start.clone();
     for (i, row) in kept.iter().enumerate() {
         for &(j, p) in row {
-            by_col[j].push((i, p));
+            transposed[next[j]] = (i, p);
+            next[j] += 1;
         }
     }
-    let nnz = n + m + 2 * kept.iter().map(Vec::len).sum::<usize>();
+    let nnz = n + m + 2 * kept_total;
     let (mut row_ptr, mut cols, mut vals) = (
         Vec::with_capacity(n + m + 1),
         Vec::with_capacity(nnz),
@@ -73,8 +84,8 @@ fn sparsified_hessian(
         }
         row_ptr.push(cols.len());
     }
-    for (j, col) in by_col.iter().enumerate() {
-        for &(i, p) in col {
+    for j in 0..m {
+        for &(i, p) in &transposed[col_start[j]..col_start[j + 1]] {
             cols.push(i);
             vals.push(p);
         }
