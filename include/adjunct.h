@@ -77,6 +77,12 @@
 // triangular solves.
 #define ADJ_PRECOND_IC0 2
 
+// Geometric multigrid V-cycle (grid Poisson operators only): 2 damped-Jacobi
+// sweeps before and after each coarse correction, coarsening by 2 until at
+// most 1000 unknowns, dense Cholesky there; symmetric positive definite.
+// Setup is a few grid applications; each application costs about 6 of them.
+#define ADJ_PRECOND_MULTIGRID 3
+
 // Status returned by every fallible function: 0 on success, a negative
 // code on failure, with details in `adj_last_error_message()`.
 typedef enum adj_status {
@@ -565,7 +571,8 @@ enum adj_status adj_ot_plan_jvp(const double *cost,
 // Creates a preconditioner of kind `ADJ_PRECOND_*` for the operator `op`
 // (which is only read during this call). Jacobi needs a CSR or grid
 // operator with a positive diagonal; IC(0) needs a CSR or grid operator
-// and fails with `ADJ_ERR_NOT_SPD` when no diagonal shift makes it exist.
+// and fails with `ADJ_ERR_NOT_SPD` when no diagonal shift makes it exist;
+// multigrid needs a grid operator.
 enum adj_status adj_precond_new(const struct adj_operator *op,
                                 uint32_t kind,
                                 struct adj_precond **out);

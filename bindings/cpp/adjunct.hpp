@@ -209,7 +209,8 @@ private:
 /// A preconditioner M ≈ A for CG.
 class Preconditioner {
 public:
-    /// Jacobi (ADJ_PRECOND_JACOBI) or IC(0) (ADJ_PRECOND_IC0) for a CSR or grid operator.
+    /// Jacobi (ADJ_PRECOND_JACOBI) or IC(0) (ADJ_PRECOND_IC0) for a CSR or grid operator,
+    /// multigrid (ADJ_PRECOND_MULTIGRID) for a grid operator.
     static Preconditioner of_kind(const Operator &op, uint32_t kind) {
         adj_precond *h = nullptr;
         detail::check(adj_precond_new(op.get(), kind, &h));
@@ -217,6 +218,8 @@ public:
     }
     static Preconditioner jacobi(const Operator &op) { return of_kind(op, ADJ_PRECOND_JACOBI); }
     static Preconditioner ic0(const Operator &op) { return of_kind(op, ADJ_PRECOND_IC0); }
+    /// Geometric multigrid V-cycle (grid Poisson operators only).
+    static Preconditioner multigrid(const Operator &op) { return of_kind(op, ADJ_PRECOND_MULTIGRID); }
 
     /// Jacobi from an explicit positive diagonal.
     static Preconditioner jacobi(const std::vector<double> &diagonal) {

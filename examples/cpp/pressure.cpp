@@ -1,5 +1,5 @@
 // Pressure projection from C++ with the header-only wrapper: a 3D smoke box
-// (spherical obstacle, air on top) solved with IC(0)-preconditioned CG.
+// (spherical obstacle, air on top) solved with multigrid-preconditioned CG.
 //
 // Build (after cargo build --release):
 //   g++ -std=c++17 -O2 -Iinclude -Ibindings/cpp examples/cpp/pressure.cpp
@@ -26,7 +26,7 @@ int main() {
             }
     try {
         adjunct::Operator a = adjunct::Operator::grid_poisson(n, n, n, cells, {h, h, h});
-        adjunct::Preconditioner m = adjunct::Preconditioner::ic0(a);
+        adjunct::Preconditioner m = adjunct::Preconditioner::multigrid(a);
         std::vector<double> b = a.gather(divergence);
         for (double &v : b) v = -v;
         std::vector<double> p(b.size(), 0.0);

@@ -4,7 +4,9 @@ use super::args::{emit_handle, free_handle, handle, out_ptr, slice};
 use super::operator::{adj_apply_fn, adj_operator, callback_map};
 use super::status::{adj_status, boundary, boundary_or};
 use crate::error::Error;
-use crate::krylov::{FnPreconditioner, Ic0, Identity, Jacobi, Preconditioner};
+use crate::krylov::{
+    FnPreconditioner, Ic0, Identity, Jacobi, Multigrid, MultigridOptions, Preconditioner,
+};
 use std::ffi::c_void;
 
 /// No preconditioning (M = I); same as passing NULL to the solver.
@@ -15,6 +17,11 @@ pub const ADJ_PRECOND_JACOBI: u32 = 1;
 /// use their CSR form). Setup is serial; application is two serial
 /// triangular solves.
 pub const ADJ_PRECOND_IC0: u32 = 2;
+/// Geometric multigrid V-cycle (grid Poisson operators only): 2 damped-Jacobi
+/// sweeps before and after each coarse correction, coarsening by 2 until at
+/// most 1000 unknowns, dense Cholesky there; symmetric positive definite.
+/// Setup is a few grid applications; each application costs about 6 of them.
+pub const ADJ_PRECOND_MULTIGRID: u32 = 3;
 
 /// A preconditioner (opaque). Immutable after construction (a callback
 /// preconditioner is as thread-safe as its callback).
@@ -31,7 +38,8 @@ fn emit(out: *mut *mut adj_precond, inner: Box<dyn Preconditioner>) {
 /// Creates a preconditioner of kind `ADJ_PRECOND_*` for the operator `op`
 /// (which is only read during this call). Jacobi needs a CSR or grid
 /// operator with a positive diagonal; IC(0) needs a CSR or grid operator
-/// and fails with `ADJ_ERR_NOT_SPD` when no diagonal shift makes it exist.
+/// and fails with `ADJ_ERR_NOT_SPD` when no diagonal shift makes it exist;
+/// multigrid needs a grid operator.
 #[no_mangle]
 pub unsafe extern "C" fn adj_precond_new(
     op: *const adj_operator,
@@ -47,10 +55,15 @@ pub unsafe extern "C" fn adj_precond_new(
             ADJ_PRECOND_NONE => Box::new(Identity { dim: linear.dim() }),
             ADJ_PRECOND_JACOBI => Box::new(Jacobi::new(&linear)?),
             ADJ_PRECOND_IC0 => Box::new(Ic0::new(&*op.to_csr()?)?),
+            ADJ_PRECOND_MULTIGRID => {
+                Box::new(Multigrid::new(op.grid()?, &MultigridOptions::default())?)
+            }
             other => {
                 return Err(Error::invalid(
                     "kind",
-                    format!("{other} is not ADJ_PRECOND_NONE (0), JACOBI (1) or IC0 (2)"),
+                    format!(
+                        "{other} is not ADJ_PRECOND_NONE (0), JACOBI (1), IC0 (2) or MULTIGRID (3)"
+                    ),
                 ))
             }
         };

@@ -1,11 +1,12 @@
 //! Krylov solvers: preconditioned conjugate gradient for SPD systems,
-//! restarted GMRES and BiCGStab for general ones, preconditioners and solve
-//! reports.
+//! restarted GMRES and BiCGStab for general ones, preconditioners
+//! (Jacobi, IC(0), geometric multigrid, callbacks) and solve reports.
 
 mod bicgstab;
 mod cg;
 mod gmres;
 mod ic0;
+mod multigrid;
 mod options;
 mod precond;
 mod report;
@@ -15,6 +16,7 @@ pub use bicgstab::bicgstab;
 pub use cg::cg;
 pub use gmres::gmres;
 pub use ic0::Ic0;
+pub use multigrid::{Multigrid, MultigridOptions};
 pub use options::KrylovOptions;
 pub(crate) use options::{conclude, true_residual};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};

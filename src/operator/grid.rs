@@ -297,6 +297,26 @@ impl GridPoisson {
         self.unknown.len()
     }
 
+    /// The kind of cell `c`.
+    pub fn cell(&self, c: usize) -> Cell {
+        match self.unknown[c] {
+            SOLID => Cell::Solid,
+            AIR => Cell::Air,
+            _ => Cell::Fluid,
+        }
+    }
+
+    /// The grid spacing per axis (1 on the unused z axis of a 2D grid).
+    pub fn spacing(&self) -> [f64; 3] {
+        self.inv_h2
+            .map(|w| if w > 0.0 { 1.0 / w.sqrt() } else { 1.0 })
+    }
+
+    /// The per-face coefficients β given at construction, if any.
+    pub fn face_coefficients(&self) -> Option<&[f64]> {
+        self.face_coefficients.as_deref()
+    }
+
     /// The unknown index of cell `c`, or `None` when it is not fluid.
     pub fn unknown_of_cell(&self, c: usize) -> Option<usize> {
         let u = self.unknown[c];

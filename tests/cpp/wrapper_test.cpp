@@ -124,6 +124,17 @@ int main() {
     adjunct::cg(grid, &ic0, rhs, p);
     EXPECT(max_diff(grid.apply(p), rhs) < 1e-6);
     EXPECT(grid.scatter(p).size() == cells.size());
+    adjunct::Preconditioner mg = adjunct::Preconditioner::multigrid(grid);
+    std::vector<double> pm(rhs.size(), 0.0);
+    adjunct::cg(grid, &mg, rhs, pm);
+    EXPECT(max_diff(grid.apply(pm), rhs) < 1e-6);
+    bool rejected = false;
+    try {
+        adjunct::Preconditioner::multigrid(moved);  // a CSR operator
+    } catch (const adjunct::Error &e) {
+        rejected = e.status() == ADJ_ERR_INVALID_ARGUMENT;
+    }
+    EXPECT(rejected);
 
 #if defined(__cpp_lib_span)
     std::vector<double> x5(n, 0.0);

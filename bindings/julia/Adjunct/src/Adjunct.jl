@@ -301,6 +301,7 @@ end
 const ADJ_PRECOND_NONE = UInt32(0)
 const ADJ_PRECOND_JACOBI = UInt32(1)
 const ADJ_PRECOND_IC0 = UInt32(2)
+const ADJ_PRECOND_MULTIGRID = UInt32(3)
 
 """A preconditioner owned by the library (freed by a finalizer)."""
 mutable struct Preconditioner
@@ -321,7 +322,8 @@ end
 """`Preconditioner(A, kind)` with `kind` one of `:none`, `:jacobi`, `:ic0`."""
 function Preconditioner(A::Operator, kind::Symbol)
     code = kind === :none ? ADJ_PRECOND_NONE : kind === :jacobi ? ADJ_PRECOND_JACOBI :
-           kind === :ic0 ? ADJ_PRECOND_IC0 : throw(ArgumentError("unknown preconditioner $kind (:none, :jacobi, :ic0)"))
+           kind === :ic0 ? ADJ_PRECOND_IC0 : kind === :multigrid ? ADJ_PRECOND_MULTIGRID :
+           throw(ArgumentError("unknown preconditioner $kind (:none, :jacobi, :ic0, :multigrid)"))
     out = Ref{Ptr{Cvoid}}(C_NULL)
     _check(ccall((:adj_precond_new, libadjunct()), Cint, (Ptr{Cvoid}, UInt32, Ref{Ptr{Cvoid}}), A.ptr, code, out))
     return Preconditioner(out[])

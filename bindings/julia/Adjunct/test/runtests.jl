@@ -94,6 +94,9 @@ end
         M = to_csr(A)
         @test M ≈ M'
         @test x ≈ M \ b rtol=1e-8
+        xm, rm = cg(A, b; precond=:multigrid, rtol=1e-10)
+        @test xm ≈ M \ b rtol=1e-8
+        @test rm.iterations < report.iterations
         p = scatter(A, x)
         @test length(p) == nx * ny * nz
         @test p[4 + nx * (3 + ny * 2)] == 0.0  # the solid cell (4, 4, 3)
