@@ -170,6 +170,13 @@ typedef struct adj_solve_report {
   size_t residual_history_length;
 } adj_solve_report;
 
+// A global sum over all ranks supplied by the caller (e.g. with
+// `MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, comm)`):
+// replaces the `n` doubles of `buf` by their sums over all ranks. Receives
+// the caller's `ctx` first; returns 0 on success (nonzero aborts the solve
+// with `ADJ_ERR_CALLBACK` on this rank). Invoked only on the calling thread.
+typedef int (*adj_allreduce_fn)(void *ctx, double *buf, size_t n);
+
 // Options of the linear solve inside a VJP or JVP, independent of the
 // forward solve. Start from `adj_implicit_options_default()`.
 typedef struct adj_implicit_options {
@@ -298,6 +305,31 @@ enum adj_status adj_cg_solve(const struct adj_operator *op,
                              size_t n,
                              const struct adj_cg_options *options,
                              struct adj_solve_report *report);
+
+// Distributed (or serial) CG with one reduction per iteration
+// (Chronopoulos–Gear): each rank passes its part of the problem — `op` its
+// rows of A (a callback operator doing its own halo exchange, or a local
+// matrix), `precond` a local preconditioner (NULL, Jacobi, IC(0) of the
+// local block, or a callback), `b` and `x` its `n` entries — and
+// `allreduce(allreduce_ctx, buf, k)` sums k ≤ 5 doubles over all ranks,
+// called exactly once per iteration (plus once at the start and once to
+// confirm convergence on the true residual). NULL `allreduce`: a serial
+// solve in the single-reduction form.
+//
+// Stops at ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol) with global norms; every rank
+// takes the same number of iterations and gets the same report. A callback
+// error on one rank is reported on every rank (`ADJ_ERR_CALLBACK`) at the
+// next reduction, without deadlock, provided the failing callback finished
+// its own communication. Outputs and report as for `adj_cg_solve`.
+enum adj_status adj_cg_solve_distributed(const struct adj_operator *op,
+                                         const struct adj_precond *precond,
+                                         const double *b,
+                                         double *x,
+                                         size_t n,
+                                         const struct adj_cg_options *options,
+                                         adj_allreduce_fn allreduce,
+                                         void *allreduce_ctx,
+                                         struct adj_solve_report *report);
 
 // The default options: GMRES(30), rtol 1e-10, atol 0, 10000 iterations,
 // no ridge, no warm start, no preconditioner.

@@ -1,42 +1,10 @@
 //! Builds the C example against the static library with strict warnings and
 //! runs it; also checks that the header compiles as C++.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 mod common;
-use common::{root, run, tool_available};
-
-/// System libraries the Rust static library needs on Linux
-/// (`cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs`).
-const NATIVE_LIBS: &[&str] = &[
-    "-lgcc_s",
-    "-lutil",
-    "-lrt",
-    "-lpthread",
-    "-lm",
-    "-ldl",
-    "-lc",
-];
-
-/// The static library built for this test run: cargo builds the library's
-/// crate types into the profile's `deps/` directory before running tests.
-fn static_library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let deps = exe.parent().expect("deps directory");
-    let candidates = [
-        deps.join("libadjunct.a"),
-        deps.parent()
-            .expect("profile directory")
-            .join("libadjunct.a"),
-    ];
-    candidates
-        .iter()
-        .filter(|p| p.exists())
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .cloned()
-        .unwrap_or_else(|| panic!("libadjunct.a not found in {candidates:?}"))
-}
+use common::{root, run, static_library, tempdir, tool_available, NATIVE_LIBS};
 
 /// Compiles `examples/c/{name}.c` with strict C11 warnings against the
 /// static library, runs it with `args`, and returns its output; `None`
@@ -177,10 +145,4 @@ fn header_compiles_as_cpp() {
         .arg(dir.join("header"));
     run(&mut gxx);
     run(&mut Command::new(dir.join("header")));
-}
-
-fn tempdir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }

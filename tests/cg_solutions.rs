@@ -218,3 +218,37 @@ fn results_do_not_depend_on_thread_count() {
     assert_eq!(it1, it3);
     assert!(x1 == x3, "solutions differ between 1 and 3 threads");
 }
+
+/// The single-reduction (Chronopoulos–Gear) CG in serial: same solution as
+/// a direct solve, iteration count within a few of the classic CG.
+#[test]
+fn single_reduction_cg_matches_classic_cg() {
+    use adjunct::krylov::cg_single_reduction;
+    let a = common::random_spd(300, 7, 21);
+    let b = common::Rng::new(5).vector(300);
+    let options = KrylovOptions {
+        rtol: 1e-10,
+        ..KrylovOptions::default()
+    };
+    let jacobi = Jacobi::new(&a).unwrap();
+    let mut x = vec![0.0; 300];
+    let classic = cg(&a, &jacobi, &b, &mut x, &options).unwrap();
+    let mut y = vec![0.0; 300];
+    let single = cg_single_reduction(&a, &jacobi, &b, &mut y, &options, None).unwrap();
+    assert!(single.relative_residual <= 1e-10);
+    assert!(common::rel_diff(&y, &common::direct_solve(&a, &b)) < 1e-7);
+    assert!(
+        single.iterations.abs_diff(classic.iterations) <= 3,
+        "{} vs {}",
+        single.iterations,
+        classic.iterations
+    );
+    // A reduction callback sees one call per iteration plus two.
+    let calls = std::cell::Cell::new(0usize);
+    let count = |_: &mut [f64]| {
+        calls.set(calls.get() + 1);
+        Ok(())
+    };
+    let report = cg_single_reduction(&a, &jacobi, &b, &mut y, &options, Some(&count)).unwrap();
+    assert_eq!(calls.get(), report.iterations + 2);
+}

@@ -281,6 +281,41 @@ inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, st
 }
 #endif
 
+/// Single-reduction CG on this rank's part of a distributed problem:
+/// `allreduce(buf, n)` must replace the n doubles of buf by their sums over
+/// all ranks (e.g. MPI_Allreduce with MPI_IN_PLACE); it is called once per
+/// iteration. Any callable; an exception it throws is rethrown after the
+/// solve (the library reports a callback error on every rank).
+template <class F>
+inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner *precond, const std::vector<double> &b,
+                                       std::vector<double> &x, F &&allreduce,
+                                       const adj_cg_options &options = cg_options()) {
+    detail::require_size(x.size(), b.size(), "x");
+    struct Reduction {
+        F &f;
+        std::exception_ptr error;
+        static int call(void *ctx, double *buf, std::size_t n) noexcept {
+            auto *self = static_cast<Reduction *>(ctx);
+            try {
+                self->f(buf, n);
+                return 0;
+            } catch (...) {
+                self->error = std::current_exception();
+                return -1;
+            }
+        }
+    } reduction{allreduce, nullptr};
+    adj_solve_report report{};
+    const adj_status status = adj_cg_solve_distributed(op.get(), precond ? precond->get() : nullptr, b.data(),
+                                                       x.data(), b.size(), &options, &Reduction::call, &reduction,
+                                                       &report);
+    op.rethrow_callback_error();
+    if (precond) precond->rethrow_callback_error();
+    if (reduction.error) std::rethrow_exception(reduction.error);
+    detail::check(status);
+    return report;
+}
+
 /// Entropic OT options with the library's defaults.
 inline adj_ot_options ot_options() { return adj_ot_options_default(); }
 

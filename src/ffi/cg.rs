@@ -5,7 +5,10 @@ use super::operator::adj_operator;
 use super::precond::adj_precond;
 use super::status::{adj_status, boundary};
 use crate::error::Error;
-use crate::krylov::{cg, Identity, KrylovOptions, Preconditioner, SolveReason, SolveReport};
+use crate::krylov::{
+    cg, cg_single_reduction, Identity, KrylovOptions, Preconditioner, SolveReason, SolveReport,
+};
+use std::ffi::{c_int, c_void};
 
 /// Why a solve stopped (`adj_solve_report.reason`), numbered as PETSc's
 /// `KSPConvergedReason`: positive converged, negative diverged.
@@ -143,6 +146,79 @@ pub unsafe extern "C" fn adj_cg_solve(
         };
         let mut work = x.to_vec();
         let result = cg(op, precond, b, &mut work, &options);
+        // SAFETY: NULL or a valid report struct.
+        unsafe { write_report(result.as_ref(), history, report) };
+        result?;
+        x.copy_from_slice(&work);
+        Ok(())
+    })
+}
+
+/// A global sum over all ranks supplied by the caller (e.g. with
+/// `MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, comm)`):
+/// replaces the `n` doubles of `buf` by their sums over all ranks. Receives
+/// the caller's `ctx` first; returns 0 on success (nonzero aborts the solve
+/// with `ADJ_ERR_CALLBACK` on this rank). Invoked only on the calling thread.
+#[allow(non_camel_case_types)]
+pub type adj_allreduce_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut f64, n: usize) -> c_int>;
+
+/// Distributed (or serial) CG with one reduction per iteration
+/// (Chronopoulos–Gear): each rank passes its part of the problem — `op` its
+/// rows of A (a callback operator doing its own halo exchange, or a local
+/// matrix), `precond` a local preconditioner (NULL, Jacobi, IC(0) of the
+/// local block, or a callback), `b` and `x` its `n` entries — and
+/// `allreduce(allreduce_ctx, buf, k)` sums k ≤ 5 doubles over all ranks,
+/// called exactly once per iteration (plus once at the start and once to
+/// confirm convergence on the true residual). NULL `allreduce`: a serial
+/// solve in the single-reduction form.
+///
+/// Stops at ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol) with global norms; every rank
+/// takes the same number of iterations and gets the same report. A callback
+/// error on one rank is reported on every rank (`ADJ_ERR_CALLBACK`) at the
+/// next reduction, without deadlock, provided the failing callback finished
+/// its own communication. Outputs and report as for `adj_cg_solve`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_cg_solve_distributed(
+    op: *const adj_operator,
+    precond: *const adj_precond,
+    b: *const f64,
+    x: *mut f64,
+    n: usize,
+    options: *const adj_cg_options,
+    allreduce: adj_allreduce_fn,
+    allreduce_ctx: *mut c_void,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?.linear_operator();
+        Error::check_len("n", op.dim(), n)?;
+        // SAFETY: the caller passes n doubles in b and x.
+        let (b, x) = unsafe { (slice(b, n, "b")?, slice_mut(x, n, "x")?) };
+        // SAFETY: NULL (defaults) or a valid options struct with a valid history buffer.
+        let (options, history) = unsafe { krylov_options(options) }?;
+        let identity = Identity { dim: n };
+        // SAFETY: NULL (no preconditioner) or a live handle.
+        let precond: &dyn Preconditioner = match unsafe { precond.as_ref() } {
+            Some(p) => &*p.inner,
+            None => &identity,
+        };
+        let sum = |buf: &mut [f64]| -> crate::Result<()> {
+            let Some(f) = allreduce else { return Ok(()) };
+            // SAFETY: the caller promised a valid callback; buf is valid.
+            let code = unsafe { f(allreduce_ctx, buf.as_mut_ptr(), buf.len()) };
+            if code == 0 {
+                Ok(())
+            } else {
+                Err(Error::Callback {
+                    callback: "allreduce_sum",
+                    code,
+                })
+            }
+        };
+        let mut work = x.to_vec();
+        let result = cg_single_reduction(op, precond, b, &mut work, &options, Some(&sum));
         // SAFETY: NULL or a valid report struct.
         unsafe { write_report(result.as_ref(), history, report) };
         result?;

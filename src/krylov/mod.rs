@@ -10,6 +10,7 @@ mod multigrid;
 mod options;
 mod precond;
 mod report;
+mod single_reduction;
 pub mod vector;
 
 pub use bicgstab::bicgstab;
@@ -21,3 +22,4 @@ pub use options::KrylovOptions;
 pub(crate) use options::{conclude, true_residual};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};
 pub use report::{SolveReason, SolveReport};
+pub use single_reduction::{cg_single_reduction, AllreduceSum};

@@ -6,7 +6,7 @@
 use adjunct::{Cell, CsrMatrix};
 use faer::linalg::solvers::Solve;
 use faer::Side;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A small deterministic generator (SplitMix64), so tests need no RNG crate.
@@ -170,4 +170,42 @@ pub fn json_numbers(v: &serde_json::Value) -> Vec<f64> {
         .iter()
         .map(|x| x.as_f64().expect("number"))
         .collect()
+}
+
+/// System libraries the Rust static library needs on Linux
+/// (`cargo rustc --release --lib --crate-type staticlib -- --print native-static-libs`).
+pub const NATIVE_LIBS: &[&str] = &[
+    "-lgcc_s",
+    "-lutil",
+    "-lrt",
+    "-lpthread",
+    "-lm",
+    "-ldl",
+    "-lc",
+];
+
+/// The static library built for this test run: cargo builds the library's
+/// crate types into the profile's `deps/` directory before running tests.
+pub fn static_library() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps directory");
+    let candidates = [
+        deps.join("libadjunct.a"),
+        deps.parent()
+            .expect("profile directory")
+            .join("libadjunct.a"),
+    ];
+    candidates
+        .iter()
+        .filter(|p| p.exists())
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .cloned()
+        .unwrap_or_else(|| panic!("libadjunct.a not found in {candidates:?}"))
+}
+
+/// A scratch directory for built programs, under cargo's test temp dir.
+pub fn tempdir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -61,6 +61,14 @@ int main() {
     EXPECT(report.reason == ADJ_CONVERGED_RTOL);
     EXPECT(max_diff(moved.apply(x), b) < 1e-9);
 
+    // Single-reduction CG with a (serial) reduction that counts its calls.
+    std::size_t reductions = 0;
+    std::vector<double> xd(n, 0.0);
+    adj_solve_report rd = adjunct::cg_distributed(moved, &jacobi, b, xd, [&](double *, std::size_t) { ++reductions; },
+                                                  options);
+    EXPECT(reductions == rd.iterations + 2);
+    EXPECT(max_diff(moved.apply(xd), b) < 1e-9);
+
     // The same system through a lambda operator and a lambda preconditioner.
     int calls = 0;
     adjunct::Operator lambda_op = adjunct::Operator::from_callable(n, [&](const double *in, double *out, std::size_t len) {

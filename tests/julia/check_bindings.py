@@ -35,6 +35,7 @@ SCALARS = {
     "const char *": {"Cstring", "Ptr{UInt8}", "Ptr{Cchar}"},
     "adj_apply_fn": {"Ptr{Cvoid}"},
     "adj_jacobian_fn": {"Ptr{Cvoid}"},
+    "adj_allreduce_fn": {"Ptr{Cvoid}"},
     "void *": {"Ptr{Cvoid}"},
 }
 # C struct name -> Julia mirror type name.

@@ -19,7 +19,7 @@ using SparseArrays
 
 export AdjunctError, Operator, Preconditioner
 export csr_operator, grid_poisson, callback_operator, jacobi_preconditioner, callback_preconditioner
-export cg, apply, dim, num_cells, gather, scatter, to_csr
+export cg, cg_distributed, apply, dim, num_cells, gather, scatter, to_csr
 export sinkhorn, cost_sqeuclidean, cost_pnorm
 export RootProblem, implicit_vjp, implicit_jvp, linear_solve_vjp, ot_cost_gradient, ot_plan_vjp, ot_plan_jvp
 export CELL_FLUID, CELL_SOLID, CELL_AIR
@@ -127,6 +127,7 @@ _product_b(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::C
 _product_bt(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 4, v, vl, y, yl)
 
 const _PRODUCTS = [Ref{Ptr{Cvoid}}(C_NULL) for _ in 1:4]
+const _REDUCTION = Ref{Ptr{Cvoid}}(C_NULL)
 
 function __init__()
     _TRAMPOLINE[] = @cfunction(_trampoline, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t))
@@ -134,9 +135,10 @@ function __init__()
     _PRODUCTS[2][] = @cfunction(_product_at, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _PRODUCTS[3][] = @cfunction(_product_b, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _PRODUCTS[4][] = @cfunction(_product_bt, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
+    _REDUCTION[] = @cfunction(_reduction_trampoline, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t))
 end
 
-function _rethrow(cb::Union{Nothing,_Callback,_Products})
+function _rethrow(cb)
     if cb !== nothing && cb.error !== nothing
         e = cb.error
         cb.error = nothing
@@ -412,6 +414,58 @@ function _report(r::SolveReport, history::Vector{Float64}=Float64[])
 end
 
 cg(A::SparseMatrixCSC, b::AbstractVector{<:Real}; kwargs...) = cg(csr_operator(A), b; kwargs...)
+
+# An allreduce!(buf) Julia function given to the library as adj_allreduce_fn.
+mutable struct _Reduction
+    f::Any
+    error::Any
+end
+
+function _reduction_trampoline(ctx::Ptr{Cvoid}, buf::Ptr{Cdouble}, n::Csize_t)::Cint
+    reduction = unsafe_pointer_to_objref(ctx)::_Reduction
+    try
+        reduction.f(unsafe_wrap(Array, buf, Int(n)))
+        return Cint(0)
+    catch e
+        reduction.error = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+"""
+    x, report = cg_distributed(A, b; allreduce! = nothing, rtol=1e-8, atol=0.0, maxiter=10_000, precond=nothing, x0=nothing)
+
+Single-reduction CG (Chronopoulos–Gear) on this rank's part of a
+distributed problem: `A` applies this rank's rows (e.g. a `callback_operator`
+doing its own halo exchange), `b` and `x` are the local entries, and
+`allreduce!(buf)` must replace `buf` by its elementwise sum over all ranks
+(e.g. `MPI.Allreduce!(buf, +, comm)`); it is called once per iteration.
+`allreduce! = nothing` runs the same algorithm serially. Every rank gets
+the same iteration count and report; a callback error on one rank is an
+`AdjunctError` on every rank.
+"""
+function cg_distributed(A::Operator, b::AbstractVector{<:Real}; allreduce! = nothing, rtol::Real=1e-8,
+                        atol::Real=0.0, maxiter::Integer=10_000, precond=nothing, x0=nothing)
+    pc = precond isa Symbol ? Preconditioner(A, precond) : precond
+    bb = Vector{Float64}(b)
+    x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
+    reduction = _Reduction(allreduce!, nothing)
+    report = Ref{SolveReport}()
+    pc_ptr = pc === nothing ? C_NULL : pc.ptr
+    fn = allreduce! === nothing ? C_NULL : _REDUCTION[]
+    status = GC.@preserve A pc reduction begin
+        options = CgOptions(rtol, atol, maxiter, x0 === nothing ? 0 : 1, Ptr{Cdouble}(C_NULL), 0)
+        ccall((:adj_cg_solve_distributed, libadjunct()), Cint,
+              (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ptr{Cvoid}, Ptr{Cvoid},
+               Ref{SolveReport}),
+              A.ptr, pc_ptr, bb, x, length(bb), options, fn, pointer_from_objref(reduction), report)
+    end
+    _rethrow(A.callback)
+    pc === nothing || _rethrow(pc.callback)
+    _rethrow(reduction)
+    _check(status)
+    return x, _report(report[])
+end
 
 # ---------------------------------------------------------------- optimal transport
 

@@ -39,6 +39,13 @@ end
         @test to_csr(op) ≈ A
         x, _ = cg(op, b; precond=jacobi_preconditioner(diag(A)), rtol=1e-12)
         @test x ≈ xref rtol=1e-9
+        # Single-reduction CG, serially and with a reduction that counts its calls.
+        xs, rs = cg_distributed(op, b; rtol=1e-12)
+        @test xs ≈ xref rtol=1e-9
+        calls = Ref(0)
+        xs2, rs2 = cg_distributed(op, b; rtol=1e-12, allreduce! = buf -> (calls[] += 1))
+        @test calls[] == rs2.iterations + 2
+        @test_throws CapturedException cg_distributed(op, b; allreduce! = buf -> error("network down"))
         # Warm start.
         x2, r2 = cg(op, b; x0=xref, rtol=1e-12)
         @test r2.iterations <= 1

@@ -1,0 +1,235 @@
+//! Conjugate gradient with one global reduction per iteration
+//! (Chronopoulos–Gear), for distributed solves: each rank holds its part of
+//! the vectors, applies its part of A (doing its own halo exchange) and of
+//! M⁻¹, and the library sums the inner products of one iteration over all
+//! ranks with a single `allreduce_sum` call. The library never links MPI.
+//!
+//! Every stopping decision uses the reduced (global) values only, so all
+//! ranks take the same number of iterations and return the same report. A
+//! local failure (an operator or preconditioner callback error, bad input)
+//! is not returned at once: it is flagged in the next reduction so that
+//! every rank stops there, the failing rank with its error and the others
+//! with a callback error naming another rank. A callback that communicates
+//! must finish its communication before it reports an error.
+
+use super::options::{conclude, KrylovOptions};
+use super::precond::{apply_inverse, Preconditioner};
+use super::report::{SolveReason, SolveReport};
+use super::vector;
+use crate::error::{Error, Result};
+use crate::operator::LinearOperator;
+
+/// Sums `buf` elementwise over all ranks, in place (MPI_Allreduce with
+/// MPI_SUM); the identity in a serial solve.
+pub type AllreduceSum<'a> = &'a dyn Fn(&mut [f64]) -> Result<()>;
+
+/// Slots of the reduction buffer.
+const RU: usize = 0;
+const WU: usize = 1;
+const RR: usize = 2;
+const BB: usize = 3;
+const FAILED: usize = 4;
+
+/// Solves A x = b to ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol) (norms over all
+/// ranks) by preconditioned CG in the single-reduction form of Chronopoulos
+/// and Gear: per iteration one application of A and of M⁻¹ and one call of
+/// `allreduce` (None: serial) on 3 doubles (rᵀu, wᵀu, rᵀr) plus a failure
+/// flag. `op`, `precond`, `b` and `x` are this rank's parts. Convergence of
+/// the recursive residual is confirmed on the true residual (one more
+/// reduction). Results as for [`cg`](super::cg).
+pub fn cg_single_reduction<A, M>(
+    op: &A,
+    precond: &M,
+    b: &[f64],
+    x: &mut [f64],
+    options: &KrylovOptions,
+    allreduce: Option<AllreduceSum<'_>>,
+) -> Result<SolveReport>
+where
+    A: LinearOperator + ?Sized,
+    M: Preconditioner + ?Sized,
+{
+    let n = op.dim();
+    let mut run = Run {
+        op,
+        precond,
+        allreduce,
+        r: vec![0.0; n],
+        u: vec![0.0; n],
+        w: vec![0.0; n],
+        local_error: None,
+    };
+    // Local checks (sizes, options, NaN): a failure is shared with the
+    // other ranks through the first reduction.
+    let setup = options.setup(n, precond.dim(), b, x);
+    let converged = setup
+        .as_ref()
+        .map_or(SolveReason::ConvergedRtol, |s| s.converged);
+    let mut report = options.new_report(converged);
+    if let Err(e) = setup {
+        run.local_error = Some(e);
+    } else if options.nonzero_initial_guess {
+        run.local(|run| {
+            run.op.apply(x, &mut run.r)?;
+            vector::residual_from_product(b, &mut run.r);
+            Ok(())
+        });
+    } else {
+        x.fill(0.0);
+        vector::copy(b, &mut run.r);
+    }
+    let mut buf = [0.0; 5];
+    run.directions(&mut buf);
+    buf[BB] = if run.local_error.is_none() {
+        vector::dot(b, b)
+    } else {
+        0.0
+    };
+    let outcome = run.reduce(&mut buf);
+    let b_norm = buf[BB].sqrt();
+    let threshold = (options.rtol * b_norm).max(options.atol);
+    let outcome = outcome.and_then(|()| {
+        report.initial_residual_norm = buf[RR].sqrt();
+        run.iterate(x, b, options, threshold, converged, buf, &mut report)
+    });
+    // Every rank reaches the same reason, so the recomputation of the true
+    // residual after a non-converged solve is collective too.
+    conclude("CG (single reduction)", report, b_norm, outcome, || {
+        run.true_residual(x, b)
+    })
+}
+
+struct Run<'a, A: ?Sized, M: ?Sized> {
+    op: &'a A,
+    precond: &'a M,
+    allreduce: Option<AllreduceSum<'a>>,
+    r: Vec<f64>,
+    /// M⁻¹ r.
+    u: Vec<f64>,
+    /// A u.
+    w: Vec<f64>,
+    /// The first local failure, reported after the next reduction.
+    local_error: Option<Error>,
+}
+
+impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
+    /// Runs a local step unless an earlier one failed; keeps its error.
+    fn local(&mut self, step: impl FnOnce(&mut Self) -> Result<()>) {
+        if self.local_error.is_none() {
+            if let Err(e) = step(self) {
+                self.local_error = Some(e);
+            }
+        }
+    }
+
+    /// u ← M⁻¹ r, w ← A u, and the local rᵀu, wᵀu, rᵀr into `buf`.
+    fn directions(&mut self, buf: &mut [f64; 5]) {
+        self.local(|run| {
+            apply_inverse(run.precond, &run.r, &mut run.u)?;
+            run.op.apply(&run.u, &mut run.w)
+        });
+        *buf = [0.0; 5];
+        if self.local_error.is_none() {
+            buf[RU] = vector::dot(&self.r, &self.u);
+            buf[WU] = vector::dot(&self.w, &self.u);
+            buf[RR] = vector::dot(&self.r, &self.r);
+        } else {
+            buf[FAILED] = 1.0;
+        }
+    }
+
+    /// The global sums of `buf`; an error when any rank failed.
+    fn reduce(&mut self, buf: &mut [f64]) -> Result<()> {
+        if let Some(allreduce) = self.allreduce {
+            allreduce(buf)?;
+        }
+        match self.local_error.take() {
+            Some(e) => Err(e),
+            None if buf[buf.len() - 1] > 0.0 => Err(Error::Callback {
+                callback: "operator or preconditioner on another rank",
+                code: -1,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The true residual norm of x over all ranks (r is left as b − A x).
+    fn true_residual(&mut self, x: &[f64], b: &[f64]) -> Result<f64> {
+        self.local(|run| run.op.apply(x, &mut run.r));
+        let mut buf = [0.0; 2];
+        if self.local_error.is_none() {
+            buf[0] = vector::residual_from_product(b, &mut self.r);
+        } else {
+            buf[1] = 1.0;
+        }
+        self.reduce(&mut buf)?;
+        Ok(buf[0].sqrt())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn iterate(
+        &mut self,
+        x: &mut [f64],
+        b: &[f64],
+        options: &KrylovOptions,
+        threshold: f64,
+        converged: SolveReason,
+        mut buf: [f64; 5],
+        report: &mut SolveReport,
+    ) -> Result<SolveReason> {
+        let n = x.len();
+        let (mut p, mut s) = (vec![0.0; n], vec![0.0; n]);
+        let mut restart = true;
+        let (mut gamma, mut alpha) = (0.0, 0.0);
+        loop {
+            let r_norm = buf[RR].sqrt();
+            report.residual_norm = r_norm;
+            if !(buf[RU].is_finite() && buf[WU].is_finite() && r_norm.is_finite()) {
+                return Ok(SolveReason::DivergedNanOrInf);
+            }
+            if r_norm <= threshold {
+                let true_norm = self.true_residual(x, b)?;
+                report.true_residual_norm = true_norm;
+                if true_norm <= threshold {
+                    return Ok(converged);
+                }
+                // The recursive residual drifted: restart from the true one.
+                self.directions(&mut buf);
+                self.reduce(&mut buf)?;
+                restart = true;
+                continue;
+            }
+            if report.iterations >= options.max_iterations {
+                return Ok(SolveReason::DivergedMaxIterations);
+            }
+            let gamma_new = buf[RU];
+            if gamma_new <= 0.0 {
+                return Ok(SolveReason::DivergedIndefinitePreconditioner);
+            }
+            let (beta, denominator) = if restart {
+                (0.0, buf[WU])
+            } else {
+                let beta = gamma_new / gamma;
+                (beta, buf[WU] - beta * gamma_new / alpha)
+            };
+            if denominator <= 0.0 {
+                return Ok(SolveReason::DivergedIndefiniteOperator);
+            }
+            alpha = gamma_new / denominator;
+            gamma = gamma_new;
+            restart = false;
+            for i in 0..n {
+                p[i] = self.u[i] + beta * p[i];
+                s[i] = self.w[i] + beta * s[i];
+                x[i] += alpha * p[i];
+                self.r[i] -= alpha * s[i];
+            }
+            report.iterations += 1;
+            self.directions(&mut buf);
+            self.reduce(&mut buf)?;
+            if options.record_history {
+                report.residual_history.push(buf[RR].sqrt());
+            }
+        }
+    }
+}
