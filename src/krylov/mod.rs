@@ -4,6 +4,7 @@
 
 mod bicgstab;
 mod cg;
+mod conjugate_direction;
 mod gmres;
 mod ic0;
 mod multigrid;
@@ -15,6 +16,10 @@ pub mod vector;
 
 pub use bicgstab::bicgstab;
 pub use cg::cg;
+pub use conjugate_direction::{
+    conjugate_direction, ConjugateDirectionOptions, ConjugateDirectionReport, DirectionGenerator,
+    FnDirection, PreconditionerDirection,
+};
 pub use gmres::gmres;
 pub use ic0::Ic0;
 pub use multigrid::{Multigrid, MultigridOptions};
