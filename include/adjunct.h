@@ -103,6 +103,10 @@ typedef enum adj_status {
   ADJ_ERR_CALLBACK = -6,
   // An internal error (a Rust panic) was caught at the boundary.
   ADJ_ERR_PANIC = -7,
+  // A file could not be read or written.
+  ADJ_ERR_IO = -8,
+  // A file is truncated, corrupted or describes a different model.
+  ADJ_ERR_FORMAT = -9,
 } adj_status;
 
 // Why a solve stopped (`adj_solve_report.reason`), numbered as PETSc's

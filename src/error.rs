@@ -56,6 +56,19 @@ pub enum Error {
         /// What was reached, and the iteration counts.
         message: String,
     },
+    /// A file could not be read or written.
+    Io {
+        /// The path.
+        path: String,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A file's contents are not what was expected (truncated, corrupted,
+    /// wrong tensor names, shapes or dtypes).
+    Format {
+        /// What is wrong, naming the tensor or field.
+        message: String,
+    },
     /// A user callback returned a nonzero status.
     Callback {
         /// Which callback ("operator apply", "preconditioner", ...).
@@ -125,6 +138,8 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::NotConverged { message } => write!(f, "not converged: {message}"),
+            Error::Io { path, message } => write!(f, "cannot access `{path}`: {message}"),
+            Error::Format { message } => write!(f, "invalid model file: {message}"),
             Error::Callback { callback, code } => {
                 write!(f, "the {callback} callback returned {code}")
             }

@@ -33,6 +33,7 @@ pub mod error;
 pub mod ffi;
 pub mod implicit;
 pub mod krylov;
+pub mod learned;
 pub mod operator;
 pub mod ot;
 mod parallel;

@@ -151,3 +151,29 @@ where
     }
     pool.install(|| (0..num_blocks).into_par_iter().map(&f).collect())
 }
+
+/// Runs `f(k, chunk)` for the consecutive `chunk_len`-element chunks of
+/// `data`, on the pool when `work` is large enough. Each chunk is written
+/// by exactly one call, so results do not depend on the thread count.
+pub(crate) fn for_each_chunk<T, F>(data: &mut [T], chunk_len: usize, work: usize, f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    use rayon::prelude::*;
+    if chunk_len == 0 {
+        return;
+    }
+    let pool = pool();
+    if work < PARALLEL_MIN_WORK || pool.current_num_threads() == 1 {
+        data.chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(k, c)| f(k, c));
+        return;
+    }
+    pool.install(|| {
+        data.par_chunks_mut(chunk_len)
+            .enumerate()
+            .for_each(|(k, c)| f(k, c))
+    });
+}

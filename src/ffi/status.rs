@@ -29,6 +29,10 @@ pub enum adj_status {
     ADJ_ERR_CALLBACK = -6,
     /// An internal error (a Rust panic) was caught at the boundary.
     ADJ_ERR_PANIC = -7,
+    /// A file could not be read or written.
+    ADJ_ERR_IO = -8,
+    /// A file is truncated, corrupted or describes a different model.
+    ADJ_ERR_FORMAT = -9,
 }
 
 impl adj_status {
@@ -41,6 +45,8 @@ impl adj_status {
             Error::NotSpd { .. } => adj_status::ADJ_ERR_NOT_SPD,
             Error::Callback { .. } => adj_status::ADJ_ERR_CALLBACK,
             Error::NotConverged { .. } => adj_status::ADJ_ERR_NOT_CONVERGED,
+            Error::Io { .. } => adj_status::ADJ_ERR_IO,
+            Error::Format { .. } => adj_status::ADJ_ERR_FORMAT,
             Error::SolveFailed { report, .. } => match report.reason {
                 SolveReason::DivergedIndefiniteOperator
                 | SolveReason::DivergedIndefinitePreconditioner => adj_status::ADJ_ERR_NOT_SPD,

@@ -56,6 +56,8 @@ const ADJ_ERR_NOT_SPD = Cint(-4)
 const ADJ_ERR_NOT_CONVERGED = Cint(-5)
 const ADJ_ERR_CALLBACK = Cint(-6)
 const ADJ_ERR_PANIC = Cint(-7)
+const ADJ_ERR_IO = Cint(-8)
+const ADJ_ERR_FORMAT = Cint(-9)
 
 """A failed library call: the `adj_status` code and the library's message."""
 struct AdjunctError <: Exception

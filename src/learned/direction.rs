@@ -1,0 +1,65 @@
+//! A trained network as the direction generator of the conjugate-direction
+//! method on a grid Poisson operator.
+
+use super::layers::Grid;
+use super::network::{Network, Tape};
+use super::train::{from_field, to_field};
+use crate::error::{Error, Result};
+use crate::krylov::DirectionGenerator;
+use crate::operator::{GridPoisson, LinearOperator};
+use std::sync::Mutex;
+
+/// D(r) = network(r) on the grid of `op`, non-fluid cells masked to zero
+/// on input and output. Applies serialise on an internal buffer.
+pub struct NetworkDirection<'a> {
+    op: &'a GridPoisson,
+    network: &'a Network,
+    buffers: Mutex<(Vec<f32>, Tape)>,
+}
+
+impl<'a> NetworkDirection<'a> {
+    /// The generator for `op`; fails when the network's dimension is not
+    /// the grid's.
+    pub fn new(op: &'a GridPoisson, network: &'a Network) -> Result<Self> {
+        let grid = Grid { dims: op.dims() };
+        if grid.ndim() != network.architecture().dim {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "a {}D model cannot generate directions on the {}D grid {:?}",
+                    network.architecture().dim,
+                    grid.ndim(),
+                    grid.dims
+                ),
+            ));
+        }
+        Ok(Self {
+            op,
+            network,
+            buffers: Mutex::new((vec![0.0; grid.cells()], Tape::default())),
+        })
+    }
+}
+
+impl DirectionGenerator for NetworkDirection<'_> {
+    fn dim(&self) -> usize {
+        self.op.dim()
+    }
+
+    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
+        Error::check_len("r", self.dim(), r.len())?;
+        Error::check_len("d", self.dim(), d.len())?;
+        let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
+        let (field, tape) = &mut *guard;
+        to_field(self.op, r, field);
+        let out = self.network.forward(
+            Grid {
+                dims: self.op.dims(),
+            },
+            field,
+            tape,
+        )?;
+        from_field(self.op, &out, d);
+        Ok(())
+    }
+}

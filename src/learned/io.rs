@@ -1,0 +1,187 @@
+//! Saving and loading networks in the safetensors format.
+//!
+//! Tensors `conv{k}.weight` (f32, shape [cout, cin, k, k] in 2D or
+//! [cout, cin, k, k, k] in 3D, kernel taps z-major) and `conv{k}.bias`
+//! ([cout]) for the convolutions in network order; metadata `format =
+//! adjunct-cdm`, `version = 1`, `dim`, `channels`, `levels`, `blocks`, and
+//! free-form `training_grid` and `training_command`.
+
+use super::network::{Architecture, Network};
+use crate::error::{Error, Result};
+use safetensors::tensor::TensorView;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::path::Path;
+
+const FORMAT: &str = "adjunct-cdm";
+const VERSION: &str = "1";
+
+/// A network with the descriptive metadata stored beside it.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The network.
+    pub network: Network,
+    /// Grid size the model was trained on, e.g. "64x64".
+    pub training_grid: String,
+    /// The command that trained it.
+    pub training_command: String,
+}
+
+fn format_error(message: impl Into<String>) -> Error {
+    Error::Format {
+        message: message.into(),
+    }
+}
+
+fn tensor_shape(arch: &Architecture, cout: usize, cin: usize, k: usize) -> Vec<usize> {
+    let mut shape = vec![cout, cin];
+    shape.extend(std::iter::repeat_n(k, arch.dim));
+    shape
+}
+
+impl Model {
+    /// The file's bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let net = &self.network;
+        let arch = net.architecture();
+        let bytes: Vec<u8> = net.params().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut tensors = Vec::new();
+        for (k, c) in net.conv_params().iter().enumerate() {
+            let nw = c.shape.weights(arch.dim);
+            let w = TensorView::new(
+                Dtype::F32,
+                tensor_shape(&arch, c.shape.cout, c.shape.cin, c.shape.k),
+                &bytes[4 * c.weight..4 * (c.weight + nw)],
+            )
+            .map_err(|e| format_error(e.to_string()))?;
+            let b = TensorView::new(
+                Dtype::F32,
+                vec![c.shape.cout],
+                &bytes[4 * c.bias..4 * (c.bias + c.shape.cout)],
+            )
+            .map_err(|e| format_error(e.to_string()))?;
+            tensors.push((format!("conv{k}.weight"), w));
+            tensors.push((format!("conv{k}.bias"), b));
+        }
+        let metadata: HashMap<String, String> = [
+            ("format", FORMAT.to_string()),
+            ("version", VERSION.to_string()),
+            ("dim", arch.dim.to_string()),
+            ("channels", arch.channels.to_string()),
+            ("levels", arch.levels.to_string()),
+            ("blocks", arch.blocks.to_string()),
+            ("training_grid", self.training_grid.clone()),
+            ("training_command", self.training_command.clone()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        safetensors::serialize(tensors, Some(metadata)).map_err(|e| format_error(e.to_string()))
+    }
+
+    /// Writes the model to `path`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.to_bytes()?).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Reads a model from `path`: [`Error::Io`] when it cannot be read,
+    /// [`Error::Format`] when it is not a valid model file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Parses a model file, validating every tensor's name, dtype and shape.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
+            format_error(format!(
+                "not a valid safetensors file (truncated or corrupted): {e}"
+            ))
+        })?;
+        let meta = header
+            .metadata()
+            .clone()
+            .ok_or_else(|| format_error("no metadata (not an adjunct model)"))?;
+        let get = |key: &str| {
+            meta.get(key)
+                .cloned()
+                .ok_or_else(|| format_error(format!("metadata `{key}` is missing")))
+        };
+        if get("format")? != FORMAT {
+            return Err(format_error(format!("metadata `format` is not `{FORMAT}`")));
+        }
+        if get("version")? != VERSION {
+            return Err(format_error(format!(
+                "version {} is not supported (expected {VERSION})",
+                get("version")?
+            )));
+        }
+        let number = |key: &str| -> Result<usize> {
+            get(key)?
+                .parse()
+                .map_err(|_| format_error(format!("metadata `{key}` is not an integer")))
+        };
+        let arch = Architecture {
+            dim: number("dim")?,
+            channels: number("channels")?,
+            levels: number("levels")?,
+            blocks: number("blocks")?,
+        };
+        let mut network =
+            Network::new(arch, 0).map_err(|e| format_error(format!("architecture: {e}")))?;
+        let file = SafeTensors::deserialize(bytes)
+            .map_err(|e| format_error(format!("corrupted or truncated: {e}")))?;
+        let convs = network.conv_params().to_vec();
+        if file.len() != 2 * convs.len() {
+            return Err(format_error(format!(
+                "{} tensors, the architecture has {}",
+                file.len(),
+                2 * convs.len()
+            )));
+        }
+        let params = network.params_mut();
+        for (k, c) in convs.iter().enumerate() {
+            for (name, shape, offset) in [
+                (
+                    format!("conv{k}.weight"),
+                    tensor_shape(&arch, c.shape.cout, c.shape.cin, c.shape.k),
+                    c.weight,
+                ),
+                (format!("conv{k}.bias"), vec![c.shape.cout], c.bias),
+            ] {
+                let t = file
+                    .tensor(&name)
+                    .map_err(|_| format_error(format!("tensor `{name}` is missing")))?;
+                if t.dtype() != Dtype::F32 {
+                    return Err(format_error(format!(
+                        "tensor `{name}` has dtype {:?}, expected F32",
+                        t.dtype()
+                    )));
+                }
+                if t.shape() != shape.as_slice() {
+                    return Err(format_error(format!(
+                        "tensor `{name}` has shape {:?}, expected {shape:?}",
+                        t.shape()
+                    )));
+                }
+                for (p, b) in params[offset..].iter_mut().zip(t.data().chunks_exact(4)) {
+                    *p = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+        }
+        if let Some(i) = network.params().iter().position(|v| !v.is_finite()) {
+            return Err(format_error(format!("parameter {i} is not finite")));
+        }
+        Ok(Self {
+            network,
+            training_grid: meta.get("training_grid").cloned().unwrap_or_default(),
+            training_command: meta.get("training_command").cloned().unwrap_or_default(),
+        })
+    }
+}

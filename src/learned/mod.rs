@@ -1,0 +1,17 @@
+//! The learned conjugate-direction solver (Kaneda, Akar, Chen, Kala, Hyde,
+//! Teran, "A Deep Conjugate Direction Method for Iteratively Solving Linear
+//! Systems", ICML 2023): a fully convolutional network proposes search
+//! directions for [`conjugate_direction`](crate::krylov::conjugate_direction)
+//! on grid Poisson operators. Trained ([`train`]), saved and loaded
+//! ([`Model`], safetensors) and run ([`NetworkDirection`]) by the library.
+
+mod direction;
+mod io;
+pub mod layers;
+mod network;
+mod train;
+
+pub use direction::NetworkDirection;
+pub use io::Model;
+pub use network::{Architecture, Network, Tape};
+pub use train::{loss_and_gradient, ritz_dataset, train, Adam, TrainOptions};

@@ -1,0 +1,346 @@
+//! The fully convolutional direction network (f32), forward and backward.
+//!
+//! ```text
+//! h = conv_first(x)                          3^d, 1 → C, linear
+//! for level l = 0 … L−1:
+//!     if l > 0: skip_{l−1} = h; h = avgpool2(h)
+//!     repeat B times: s = h; h = relu(conv_b(relu(conv_a(h)))) + s
+//! for l = L−1 … 1: h = upsample2(h) + skip_{l−1}
+//! out = conv_last(h)                         1×1, C → 1, linear
+//! ```
+//! The residual addition follows the reference Keras code of Kaneda et al.:
+//! `relu(conv(x)) + skip`. Non-fluid cells are zero on input and output
+//! (the caller masks them).
+
+use super::layers::{
+    conv_backward, conv_forward, pool_backward, pool_forward, upsample_add, upsample_backward,
+    ConvShape, Grid,
+};
+use crate::error::{Error, Result};
+
+/// The network's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Architecture {
+    /// 2 or 3.
+    pub dim: usize,
+    /// Channels C of every hidden layer.
+    pub channels: usize,
+    /// Resolution levels L (1 = no pooling).
+    pub levels: usize,
+    /// Residual blocks (two convolutions each) per level.
+    pub blocks: usize,
+}
+
+impl Architecture {
+    /// The reference architecture of the DCDM paper: 16 channels, one 2×
+    /// pooling level, two residual blocks per level.
+    pub fn reference(dim: usize) -> Self {
+        Self {
+            dim,
+            channels: 16,
+            levels: 2,
+            blocks: 2,
+        }
+    }
+
+    /// A cheaper multi-level variant for CPUs: 8 channels, 3 levels, one
+    /// residual block per level (most work on coarse levels).
+    pub fn fast(dim: usize) -> Self {
+        Self {
+            dim,
+            channels: 8,
+            levels: 3,
+            blocks: 1,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if !(self.dim == 2 || self.dim == 3) {
+            return Err(Error::invalid(
+                "dim",
+                format!("dim = {} must be 2 or 3", self.dim),
+            ));
+        }
+        if self.channels == 0 || self.levels == 0 || self.channels > 256 || self.levels > 8 {
+            return Err(Error::invalid(
+                "architecture",
+                format!(
+                    "channels = {} must be in 1..=256 and levels = {} in 1..=8",
+                    self.channels, self.levels
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The convolutions in order: first, (a, b) per block per level, last.
+    pub(crate) fn convs(&self) -> Vec<ConvShape> {
+        let c = self.channels;
+        let mut out = vec![ConvShape {
+            cin: 1,
+            cout: c,
+            k: 3,
+        }];
+        for _ in 0..self.levels * self.blocks * 2 {
+            out.push(ConvShape {
+                cin: c,
+                cout: c,
+                k: 3,
+            });
+        }
+        out.push(ConvShape {
+            cin: c,
+            cout: 1,
+            k: 1,
+        });
+        out
+    }
+}
+
+/// Where one convolution's parameters live in the flat parameter vector.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvParams {
+    pub shape: ConvShape,
+    pub weight: usize,
+    pub bias: usize,
+}
+
+/// A network: architecture and flat f32 parameters.
+#[derive(Debug, Clone)]
+pub struct Network {
+    arch: Architecture,
+    convs: Vec<ConvParams>,
+    params: Vec<f32>,
+}
+
+/// Intermediate values of one forward pass, kept for the backward pass.
+#[derive(Debug, Default)]
+pub struct Tape {
+    input: Vec<f32>,
+    first: Vec<f32>,
+    /// Per block, in order: block input, relu(conv_a), conv_a pre-activation,
+    /// conv_b pre-activation.
+    blocks: Vec<[Vec<f32>; 4]>,
+    skips: Vec<Vec<f32>>,
+    last_input: Vec<f32>,
+}
+
+impl Network {
+    /// A network with He-initialised weights (seeded) and zero biases.
+    pub fn new(arch: Architecture, seed: u64) -> Result<Self> {
+        arch.check()?;
+        let mut convs = Vec::new();
+        let mut len = 0;
+        for shape in arch.convs() {
+            let weight = len;
+            len += shape.weights(arch.dim);
+            let bias = len;
+            len += shape.cout;
+            convs.push(ConvParams {
+                shape,
+                weight,
+                bias,
+            });
+        }
+        let mut params = vec![0.0f32; len];
+        let mut rng = SplitMix(seed);
+        for c in &convs {
+            let fan_in = (c.shape.cin * c.shape.taps(arch.dim)) as f64;
+            let scale = (2.0 / fan_in).sqrt();
+            for w in &mut params[c.weight..c.weight + c.shape.weights(arch.dim)] {
+                *w = (scale * rng.normal()) as f32;
+            }
+        }
+        Ok(Self {
+            arch,
+            convs,
+            params,
+        })
+    }
+
+    /// The architecture.
+    pub fn architecture(&self) -> Architecture {
+        self.arch
+    }
+
+    /// The flat parameters.
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// The flat parameters, for an optimiser.
+    pub fn params_mut(&mut self) -> &mut [f32] {
+        &mut self.params
+    }
+
+    pub(crate) fn conv_params(&self) -> &[ConvParams] {
+        &self.convs
+    }
+
+    fn weight(&self, c: &ConvParams) -> &[f32] {
+        &self.params[c.weight..c.weight + c.shape.weights(self.arch.dim)]
+    }
+
+    fn bias(&self, c: &ConvParams) -> &[f32] {
+        &self.params[c.bias..c.bias + c.shape.cout]
+    }
+
+    fn check_grid(&self, grid: Grid, len: usize) -> Result<()> {
+        if grid.ndim() != self.arch.dim {
+            return Err(Error::invalid(
+                "grid",
+                format!(
+                    "a {}D network cannot run on the grid {:?}",
+                    self.arch.dim, grid.dims
+                ),
+            ));
+        }
+        Error::check_len("input", grid.cells(), len)
+    }
+
+    fn conv(&self, k: usize, grid: Grid, input: &[f32]) -> Vec<f32> {
+        let c = &self.convs[k];
+        let mut out = vec![0.0; c.shape.cout * grid.cells()];
+        conv_forward(grid, c.shape, self.weight(c), self.bias(c), input, &mut out);
+        out
+    }
+
+    /// The network applied to a one-channel field on `grid`; the tape keeps
+    /// what [`Network::backward`] needs.
+    pub fn forward(&self, grid: Grid, input: &[f32], tape: &mut Tape) -> Result<Vec<f32>> {
+        self.check_grid(grid, input.len())?;
+        let c = self.arch.channels;
+        tape.input = input.to_vec();
+        tape.blocks.clear();
+        tape.skips.clear();
+        let mut h = self.conv(0, grid, input);
+        tape.first = h.clone();
+        let mut level_grid = grid;
+        let mut k = 1;
+        for level in 0..self.arch.levels {
+            if level > 0 {
+                let mut pooled = vec![0.0; c * level_grid.coarse().cells()];
+                pool_forward(level_grid, c, &h, &mut pooled);
+                tape.skips.push(std::mem::replace(&mut h, pooled));
+                level_grid = level_grid.coarse();
+            }
+            for _ in 0..self.arch.blocks {
+                let a_pre = self.conv(k, level_grid, &h);
+                let a: Vec<f32> = a_pre.iter().map(|v| v.max(0.0)).collect();
+                let b_pre = self.conv(k + 1, level_grid, &a);
+                let next: Vec<f32> = b_pre.iter().zip(&h).map(|(b, s)| b.max(0.0) + s).collect();
+                tape.blocks
+                    .push([std::mem::replace(&mut h, next), a, a_pre, b_pre]);
+                k += 2;
+            }
+        }
+        for level in (1..self.arch.levels).rev() {
+            let fine = self.level_grid(grid, level - 1);
+            let mut up = tape.skips[level - 1].clone();
+            upsample_add(fine, c, &h, &mut up);
+            h = up;
+        }
+        let out = self.conv(k, grid, &h);
+        tape.last_input = h;
+        Ok(out)
+    }
+
+    fn level_grid(&self, grid: Grid, level: usize) -> Grid {
+        (0..level).fold(grid, |g, _| g.coarse())
+    }
+
+    /// Given dL/d(out) for the forward pass recorded in `tape`, adds
+    /// dL/dparams to `grad` (same layout as [`Network::params`]).
+    pub fn backward(&self, grid: Grid, tape: &Tape, grad_out: &[f32], grad: &mut [f32]) {
+        let c = self.arch.channels;
+        let last = self.convs.len() - 1;
+        let mut g = vec![0.0; c * grid.cells()];
+        self.conv_grad(last, grid, &tape.last_input, grad_out, grad, Some(&mut g));
+        // Upsampling path, undone from the finest level down.
+        let mut skip_grads = Vec::with_capacity(self.arch.levels);
+        for level in 1..self.arch.levels {
+            let fine = self.level_grid(grid, level - 1);
+            let mut coarse = vec![0.0; c * fine.coarse().cells()];
+            upsample_backward(fine, c, &g, &mut coarse);
+            skip_grads.push(std::mem::replace(&mut g, coarse));
+        }
+        let mut k = 1 + 2 * self.arch.levels * self.arch.blocks;
+        let mut block = tape.blocks.len();
+        for level in (0..self.arch.levels).rev() {
+            let level_grid = self.level_grid(grid, level);
+            for _ in 0..self.arch.blocks {
+                block -= 1;
+                k -= 2;
+                let [input, a, a_pre, b_pre] = &tape.blocks[block];
+                let g_b: Vec<f32> = g
+                    .iter()
+                    .zip(b_pre)
+                    .map(|(g, b)| if *b > 0.0 { *g } else { 0.0 })
+                    .collect();
+                let mut g_a = vec![0.0; g.len()];
+                self.conv_grad(k + 1, level_grid, a, &g_b, grad, Some(&mut g_a));
+                g_a.iter_mut()
+                    .zip(a_pre)
+                    .for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+                let mut g_in = vec![0.0; g.len()];
+                self.conv_grad(k, level_grid, input, &g_a, grad, Some(&mut g_in));
+                g_in.iter_mut().zip(&g).for_each(|(gi, gs)| *gi += gs);
+                g = g_in;
+            }
+            if level > 0 {
+                let fine = self.level_grid(grid, level - 1);
+                let mut g_fine = vec![0.0; c * fine.cells()];
+                pool_backward(fine, c, &g, &mut g_fine);
+                g_fine
+                    .iter_mut()
+                    .zip(&skip_grads[level - 1])
+                    .for_each(|(a, b)| *a += b);
+                g = g_fine;
+            }
+        }
+        self.conv_grad(0, grid, &tape.input, &g, grad, None);
+    }
+
+    fn conv_grad(
+        &self,
+        k: usize,
+        grid: Grid,
+        input: &[f32],
+        grad_out: &[f32],
+        grad: &mut [f32],
+        grad_input: Option<&mut [f32]>,
+    ) {
+        let c = self.convs[k];
+        let nw = c.shape.weights(self.arch.dim);
+        let (head, tail) = grad.split_at_mut(c.bias);
+        conv_backward(
+            grid,
+            c.shape,
+            self.weight(&c),
+            input,
+            grad_out,
+            &mut head[c.weight..c.weight + nw],
+            &mut tail[..c.shape.cout],
+            grad_input,
+        );
+    }
+}
+
+/// SplitMix64 with Box–Muller normals, for reproducible initialisation.
+pub(crate) struct SplitMix(pub u64);
+
+impl SplitMix {
+    pub fn uniform(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn normal(&mut self) -> f64 {
+        let u = self.uniform().max(1e-300);
+        let v = self.uniform();
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+}

@@ -1,0 +1,273 @@
+//! Training data, loss and optimiser of the direction network.
+//!
+//! - Dataset: m Lanczos steps with full reorthogonalisation on the training
+//!   operator A give Ritz pairs (θ_i, y_i); each right-hand side is
+//!   Σ_i c_i y_i with c_i ~ N(0, 1), multiplied by 9 for the lower half of
+//!   the spectrum (as in the reference), normalised to ‖r‖ = 1. Seeded.
+//! - Loss (the unsupervised loss of the paper with the step length
+//!   eliminated by the exact line search): for q = D(r),
+//!   L = ‖r − (qᵀr / qᵀAq) A q‖², averaged over the batch; its gradient
+//!   wrt q is −2 (eᵀw)(r/t − 2 s w/t²) − 2 α A e with w = Aq, s = qᵀr,
+//!   t = qᵀw, α = s/t, e = r − α w; then backpropagation through the net.
+//! - Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8).
+
+use super::layers::Grid;
+use super::network::{Network, SplitMix, Tape};
+use crate::error::{Error, Result};
+use crate::krylov::vector;
+use crate::operator::{GridPoisson, LinearOperator};
+
+/// Right-hand sides built from Ritz vectors of A.
+pub fn ritz_dataset(
+    a: &GridPoisson,
+    lanczos_steps: usize,
+    count: usize,
+    seed: u64,
+) -> Result<Vec<Vec<f64>>> {
+    let n = a.dim();
+    let m = lanczos_steps.min(n);
+    if m < 2 {
+        return Err(Error::invalid(
+            "lanczos_steps",
+            "at least 2 Lanczos steps are needed",
+        ));
+    }
+    let mut rng = SplitMix(seed);
+    // Lanczos with full reorthogonalisation: A V = V T (+ remainder).
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(m);
+    let mut v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let norm = vector::norm2(&v);
+    v.iter_mut().for_each(|x| *x /= norm);
+    let (mut alpha, mut beta) = (Vec::with_capacity(m), Vec::with_capacity(m));
+    let mut w = vec![0.0; n];
+    for j in 0..m {
+        a.apply(&v, &mut w)?;
+        let aj = vector::dot(&v, &w);
+        alpha.push(aj);
+        basis.push(v.clone());
+        for q in &basis {
+            let c = vector::dot(&w, q);
+            vector::axpy(-c, q, &mut w);
+        }
+        for q in &basis {
+            let c = vector::dot(&w, q);
+            vector::axpy(-c, q, &mut w);
+        }
+        let b = vector::norm2(&w);
+        if j + 1 == m || b < 1e-12 * aj.abs().max(1.0) {
+            break;
+        }
+        beta.push(b);
+        v = w.iter().map(|x| x / b).collect();
+    }
+    let k = alpha.len();
+    let t = faer::Mat::<f64>::from_fn(k, k, |i, j| {
+        if i == j {
+            alpha[i]
+        } else if i + 1 == j {
+            beta[i]
+        } else if j + 1 == i {
+            beta[j]
+        } else {
+            0.0
+        }
+    });
+    let eig = t
+        .self_adjoint_eigen(faer::Side::Lower)
+        .map_err(|_| Error::NotConverged {
+            message: "eigen-decomposition of the Lanczos matrix".into(),
+        })?;
+    let s = eig.U();
+    // Ritz vectors y_i = V s_i, eigenvalues ascending.
+    let ritz: Vec<Vec<f64>> = (0..k)
+        .map(|i| {
+            let mut y = vec![0.0; n];
+            for (j, q) in basis.iter().enumerate() {
+                vector::axpy(s[(j, i)], q, &mut y);
+            }
+            y
+        })
+        .collect();
+    Ok((0..count)
+        .map(|_| {
+            let mut r = vec![0.0; n];
+            for (i, y) in ritz.iter().enumerate() {
+                let weight = if i < k / 2 { 9.0 } else { 1.0 };
+                vector::axpy(weight * rng.normal(), y, &mut r);
+            }
+            let norm = vector::norm2(&r);
+            r.iter_mut().for_each(|x| *x /= norm);
+            r
+        })
+        .collect())
+}
+
+/// Scatters unknowns into a one-channel f32 field (0 outside the fluid).
+pub(crate) fn to_field(a: &GridPoisson, unknowns: &[f64], field: &mut [f32]) {
+    for (c, f) in field.iter_mut().enumerate() {
+        *f = a.unknown_of_cell(c).map_or(0.0, |u| unknowns[u] as f32);
+    }
+}
+
+/// Gathers the fluid cells of a one-channel f32 field.
+pub(crate) fn from_field(a: &GridPoisson, field: &[f32], unknowns: &mut [f64]) {
+    for (c, f) in field.iter().enumerate() {
+        if let Some(u) = a.unknown_of_cell(c) {
+            unknowns[u] = *f as f64;
+        }
+    }
+}
+
+/// The loss of one sample and dL/dq.
+fn sample_loss(a: &GridPoisson, r: &[f64], q: &[f64]) -> Result<(f64, Vec<f64>)> {
+    let n = r.len();
+    let mut w = vec![0.0; n];
+    a.apply(q, &mut w)?;
+    let (s, t) = (vector::dot(q, r), vector::dot(q, &w));
+    if t.is_nan() || t <= 0.0 {
+        // A zero direction: the loss is ‖r‖², no useful gradient.
+        return Ok((vector::dot(r, r), vec![0.0; n]));
+    }
+    let alpha = s / t;
+    let e: Vec<f64> = r.iter().zip(&w).map(|(ri, wi)| ri - alpha * wi).collect();
+    let loss = vector::dot(&e, &e);
+    let ew = vector::dot(&e, &w);
+    let mut ae = vec![0.0; n];
+    a.apply(&e, &mut ae)?;
+    let grad = (0..n)
+        .map(|i| -2.0 * ew * (r[i] / t - 2.0 * s * w[i] / (t * t)) - 2.0 * alpha * ae[i])
+        .collect();
+    Ok((loss, grad))
+}
+
+/// The batch-mean loss of `net` on `batch` and its gradient wrt the
+/// parameters.
+pub fn loss_and_gradient(
+    net: &Network,
+    a: &GridPoisson,
+    batch: &[Vec<f64>],
+) -> Result<(f64, Vec<f32>)> {
+    let grid = Grid { dims: a.dims() };
+    let mut grad = vec![0.0f32; net.params().len()];
+    let mut field = vec![0.0f32; grid.cells()];
+    let mut tape = Tape::default();
+    let mut total = 0.0;
+    let mut q = vec![0.0; a.dim()];
+    for r in batch {
+        to_field(a, r, &mut field);
+        let out = net.forward(grid, &field, &mut tape)?;
+        from_field(a, &out, &mut q);
+        let (loss, dq) = sample_loss(a, r, &q)?;
+        total += loss;
+        let mut grad_out = vec![0.0f32; grid.cells()];
+        to_field(a, &dq, &mut grad_out);
+        grad_out.iter_mut().for_each(|g| *g /= batch.len() as f32);
+        net.backward(grid, &tape, &grad_out, &mut grad);
+    }
+    Ok((total / batch.len() as f64, grad))
+}
+
+/// The Adam optimiser.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    /// Learning rate. Default 1e-3.
+    pub learning_rate: f64,
+    m: Vec<f64>,
+    v: Vec<f64>,
+    step: i32,
+}
+
+impl Adam {
+    /// Adam for `len` parameters.
+    pub fn new(len: usize, learning_rate: f64) -> Self {
+        Self {
+            learning_rate,
+            m: vec![0.0; len],
+            v: vec![0.0; len],
+            step: 0,
+        }
+    }
+
+    /// One step: θ ← θ − lr · m̂ / (√v̂ + ε).
+    pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
+        const B1: f64 = 0.9;
+        const B2: f64 = 0.999;
+        const EPS: f64 = 1e-8;
+        self.step += 1;
+        let (c1, c2) = (1.0 - B1.powi(self.step), 1.0 - B2.powi(self.step));
+        for ((p, &g), (m, v)) in params
+            .iter_mut()
+            .zip(grad)
+            .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+        {
+            let g = g as f64;
+            *m = B1 * *m + (1.0 - B1) * g;
+            *v = B2 * *v + (1.0 - B2) * g * g;
+            *p -= (self.learning_rate * (*m / c1) / ((*v / c2).sqrt() + EPS)) as f32;
+        }
+    }
+}
+
+/// Options of [`train`].
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Passes over the dataset. Default 10.
+    pub epochs: usize,
+    /// Samples per Adam step. Default 16.
+    pub batch: usize,
+    /// Adam's learning rate. Default 1e-3.
+    pub learning_rate: f64,
+    /// Seed of the batch order.
+    pub seed: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch: 16,
+            learning_rate: 1e-3,
+            seed: 1,
+        }
+    }
+}
+
+/// Trains `net` on `data` for the operator `a`; `progress(epoch, step,
+/// loss)` is called after every Adam step (return `false` to stop). Returns
+/// the mean loss of each epoch.
+pub fn train(
+    net: &mut Network,
+    a: &GridPoisson,
+    data: &[Vec<f64>],
+    options: &TrainOptions,
+    mut progress: impl FnMut(usize, usize, f64) -> bool,
+) -> Result<Vec<f64>> {
+    if data.is_empty() || options.batch == 0 {
+        return Err(Error::invalid("data", "an empty dataset or batch"));
+    }
+    let mut adam = Adam::new(net.params().len(), options.learning_rate);
+    let mut rng = SplitMix(options.seed);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let mut history = Vec::with_capacity(options.epochs);
+    let mut step = 0;
+    for epoch in 0..options.epochs {
+        for i in (1..order.len()).rev() {
+            let j = (rng.uniform() * (i + 1) as f64) as usize;
+            order.swap(i, j.min(i));
+        }
+        let mut sum = 0.0;
+        for chunk in order.chunks(options.batch) {
+            let batch: Vec<Vec<f64>> = chunk.iter().map(|&k| data[k].clone()).collect();
+            let (loss, grad) = loss_and_gradient(net, a, &batch)?;
+            adam.step(net.params_mut(), &grad);
+            sum += loss * chunk.len() as f64;
+            step += 1;
+            if !progress(epoch, step, loss) {
+                history.push(sum / data.len() as f64);
+                return Ok(history);
+            }
+        }
+        history.push(sum / data.len() as f64);
+    }
+    Ok(history)
+}

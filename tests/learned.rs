@@ -1,0 +1,378 @@
+//! The direction network: layers and the whole forward pass against naive
+//! reference code, backpropagation against finite differences, Adam
+//! against a hand computation, model files (round trip and every kind of
+//! bad file), and training that reduces the loss.
+
+mod common;
+
+use adjunct::learned::layers::{
+    conv_backward, conv_forward, pool_forward, upsample_add, ConvShape, Grid,
+};
+use adjunct::learned::{
+    loss_and_gradient, ritz_dataset, train, Adam, Architecture, Model, Network, Tape, TrainOptions,
+};
+use adjunct::{scene, Error, LinearOperator};
+use common::Rng;
+
+fn random_f32(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| rng.range(-1.0, 1.0) as f32).collect()
+}
+
+/// Naive convolution: out[co][p] = b[co] + Σ_ci Σ_tap w · in[ci][p + off].
+fn naive_conv(grid: Grid, s: ConvShape, w: &[f32], b: &[f32], input: &[f32]) -> Vec<f32> {
+    let [nx, ny, nz] = grid.dims;
+    let cells = grid.cells();
+    let r = (s.k / 2) as isize;
+    let rz = if grid.ndim() == 3 { r } else { 0 };
+    let taps = s.taps(grid.ndim());
+    let mut out = vec![0.0f32; s.cout * cells];
+    for co in 0..s.cout {
+        for z in 0..nz {
+            for y in 0..ny {
+                for x in 0..nx {
+                    let mut acc = b[co] as f64;
+                    for ci in 0..s.cin {
+                        let mut t = 0;
+                        for dz in -rz..=rz {
+                            for dy in -r..=r {
+                                for dx in -r..=r {
+                                    let (xx, yy, zz) =
+                                        (x as isize + dx, y as isize + dy, z as isize + dz);
+                                    if xx >= 0
+                                        && yy >= 0
+                                        && zz >= 0
+                                        && (xx as usize) < nx
+                                        && (yy as usize) < ny
+                                        && (zz as usize) < nz
+                                    {
+                                        let c = xx as usize + nx * (yy as usize + ny * zz as usize);
+                                        acc += w[(co * s.cin + ci) * taps + t] as f64
+                                            * input[ci * cells + c] as f64;
+                                    }
+                                    t += 1;
+                                }
+                            }
+                        }
+                    }
+                    out[co * cells + x + nx * (y + ny * z)] = acc as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+        / scale
+}
+
+#[test]
+fn convolutions_match_naive_code() {
+    for (dims, k) in [
+        ([9, 7, 1], 3),
+        ([6, 5, 4], 3),
+        ([8, 6, 1], 1),
+        ([5, 4, 3], 1),
+    ] {
+        let grid = Grid { dims };
+        let s = ConvShape { cin: 3, cout: 4, k };
+        let w = random_f32(s.weights(grid.ndim()), 1);
+        let b = random_f32(4, 2);
+        let input = random_f32(3 * grid.cells(), 3);
+        let mut out = vec![0.0; 4 * grid.cells()];
+        conv_forward(grid, s, &w, &b, &input, &mut out);
+        let reference = naive_conv(grid, s, &w, &b, &input);
+        assert!(max_rel(&out, &reference) < 1e-5, "{dims:?} k={k}");
+
+        // Backward: <g, conv(x)> is bilinear, so dL/dx and dL/dw follow from
+        // the naive forward applied to unit perturbations.
+        let g = random_f32(4 * grid.cells(), 4);
+        let (mut gw, mut gb, mut gx) = (vec![0.0; w.len()], vec![0.0; 4], vec![0.0; input.len()]);
+        conv_backward(grid, s, &w, &input, &g, &mut gw, &mut gb, Some(&mut gx));
+        let dot = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| *x as f64 * *y as f64)
+                .sum::<f64>()
+        };
+        let zero_b = vec![0.0; 4];
+        for probe in [0usize, input.len() / 2, input.len() - 1] {
+            let mut e = vec![0.0; input.len()];
+            e[probe] = 1.0;
+            let expected = dot(&g, &naive_conv(grid, s, &w, &zero_b, &e));
+            assert!((gx[probe] as f64 - expected).abs() < 1e-4, "dx {probe}");
+        }
+        for probe in [0usize, w.len() / 3, w.len() - 1] {
+            let mut e = vec![0.0; w.len()];
+            e[probe] = 1.0;
+            let expected = dot(&g, &naive_conv(grid, s, &e, &zero_b, &input));
+            assert!(
+                (gw[probe] as f64 - expected).abs() < 1e-3 * expected.abs().max(1.0),
+                "dw {probe}"
+            );
+        }
+        let expected_b0: f32 = g[..grid.cells()].iter().sum();
+        assert!((gb[0] - expected_b0).abs() < 1e-3);
+    }
+}
+
+#[test]
+fn pooling_and_upsampling_match_naive_code() {
+    let fine = Grid { dims: [5, 3, 1] };
+    let input: Vec<f32> = (0..15).map(|v| v as f32).collect();
+    let mut pooled = vec![0.0; fine.coarse().cells()];
+    pool_forward(fine, 1, &input, &mut pooled);
+    // Coarse 3×2: cell (2, 1) has the single child (4, 2) = 14.
+    assert_eq!(fine.coarse().dims, [3, 2, 1]);
+    assert_eq!(pooled[0], (0.0 + 1.0 + 5.0 + 6.0) / 4.0);
+    assert_eq!(pooled[2], (4.0 + 9.0) / 2.0);
+    assert_eq!(pooled[5], 14.0);
+    let mut up = vec![1.0; 15];
+    upsample_add(fine, 1, &pooled, &mut up);
+    assert_eq!(up[6], 1.0 + pooled[0]);
+    assert_eq!(up[14], 1.0 + pooled[5]);
+}
+
+/// The whole network by composing the naive layers.
+fn naive_network(net: &Network, grid: Grid, input: &[f32]) -> Vec<f32> {
+    let arch = net.architecture();
+    let params = net.params();
+    let shapes: Vec<ConvShape> = {
+        let c = arch.channels;
+        let mut v = vec![ConvShape {
+            cin: 1,
+            cout: c,
+            k: 3,
+        }];
+        v.extend((0..2 * arch.levels * arch.blocks).map(|_| ConvShape {
+            cin: c,
+            cout: c,
+            k: 3,
+        }));
+        v.push(ConvShape {
+            cin: c,
+            cout: 1,
+            k: 1,
+        });
+        v
+    };
+    let mut offset = 0;
+    let layers: Vec<(&[f32], &[f32])> = shapes
+        .iter()
+        .map(|s| {
+            let nw = s.weights(arch.dim);
+            let w = &params[offset..offset + nw];
+            let b = &params[offset + nw..offset + nw + s.cout];
+            offset += nw + s.cout;
+            (w, b)
+        })
+        .collect();
+    let conv = |k: usize, g: Grid, x: &[f32]| naive_conv(g, shapes[k], layers[k].0, layers[k].1, x);
+    let c = arch.channels;
+    let mut h = conv(0, grid, input);
+    let mut g = grid;
+    let mut skips = Vec::new();
+    let mut k = 1;
+    for level in 0..arch.levels {
+        if level > 0 {
+            let mut pooled = vec![0.0; c * g.coarse().cells()];
+            pool_forward(g, c, &h, &mut pooled);
+            skips.push((g, std::mem::replace(&mut h, pooled)));
+            g = g.coarse();
+        }
+        for _ in 0..arch.blocks {
+            let a: Vec<f32> = conv(k, g, &h).iter().map(|v| v.max(0.0)).collect();
+            let b = conv(k + 1, g, &a);
+            h = b.iter().zip(&h).map(|(b, s)| b.max(0.0) + s).collect();
+            k += 2;
+        }
+    }
+    while let Some((fine, mut skip)) = skips.pop() {
+        upsample_add(fine, c, &h, &mut skip);
+        h = skip;
+    }
+    conv(k, grid, &h)
+}
+
+#[test]
+fn network_forward_matches_naive_composition() {
+    for (arch, dims) in [
+        (Architecture::fast(2), [13, 11, 1]),
+        (Architecture::reference(2), [9, 8, 1]),
+        (
+            Architecture {
+                dim: 3,
+                channels: 4,
+                levels: 2,
+                blocks: 1,
+            },
+            [7, 6, 5],
+        ),
+    ] {
+        let net = Network::new(arch, 7).unwrap();
+        let grid = Grid { dims };
+        let input = random_f32(grid.cells(), 8);
+        let out = net.forward(grid, &input, &mut Tape::default()).unwrap();
+        let reference = naive_network(&net, grid, &input);
+        assert!(max_rel(&out, &reference) < 1e-4, "{arch:?}");
+    }
+}
+
+#[test]
+fn backpropagation_matches_finite_differences() {
+    let arch = Architecture {
+        dim: 2,
+        channels: 3,
+        levels: 2,
+        blocks: 1,
+    };
+    let mut net = Network::new(arch, 3).unwrap();
+    let grid = Grid { dims: [7, 6, 1] };
+    let input = random_f32(grid.cells(), 4);
+    let g = random_f32(grid.cells(), 5);
+    let loss = |net: &Network| -> f64 {
+        let out = net.forward(grid, &input, &mut Tape::default()).unwrap();
+        out.iter().zip(&g).map(|(o, g)| *o as f64 * *g as f64).sum()
+    };
+    let mut tape = Tape::default();
+    net.forward(grid, &input, &mut tape).unwrap();
+    let mut grad = vec![0.0; net.params().len()];
+    net.backward(grid, &tape, &g, &mut grad);
+    let n = net.params().len();
+    let mut checked = 0;
+    for probe in (0..n).step_by(n / 25 + 1) {
+        let h = 2e-3f32;
+        let p0 = net.params()[probe];
+        net.params_mut()[probe] = p0 + h;
+        let plus = loss(&net);
+        net.params_mut()[probe] = p0 - h;
+        let minus = loss(&net);
+        net.params_mut()[probe] = p0;
+        let fd = (plus - minus) / (2.0 * h as f64);
+        let an = grad[probe] as f64;
+        assert!(
+            (fd - an).abs() <= 2e-2 * an.abs().max(0.05),
+            "parameter {probe}: backprop {an:e}, finite difference {fd:e}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20);
+}
+
+#[test]
+fn adam_step_matches_a_hand_computation() {
+    let mut params = vec![1.0f32, -2.0];
+    let mut adam = Adam::new(2, 0.1);
+    adam.step(&mut params, &[0.5, -4.0]);
+    // Step 1: m̂ = g, v̂ = g², update = lr · g / (|g| + 1e-8) ≈ lr · sign(g).
+    assert!((params[0] - 0.9).abs() < 1e-6 && (params[1] + 1.9).abs() < 1e-6);
+    adam.step(&mut params, &[0.5, 0.0]);
+    // Step 2, first parameter: m = 0.095·... m̂ = 0.5, v̂ = 0.25 → again −0.1.
+    assert!((params[0] - 0.8).abs() < 1e-6);
+    // Second: m = 0.9·(0.1·−4) = −0.36, m̂ = −0.36/0.19; v = 0.999·0.016 =
+    // 0.015984, v̂ = 0.015984/0.001999.
+    let (m_hat, v_hat) = (-0.36f64 / 0.19, 0.015984f64 / 0.001999);
+    let expected = -1.9 - 0.1 * m_hat / (v_hat.sqrt() + 1e-8);
+    assert!(
+        (params[1] as f64 - expected).abs() < 1e-5,
+        "{} vs {expected}",
+        params[1]
+    );
+}
+
+#[test]
+fn model_files_round_trip_and_bad_files_are_errors() {
+    let net = Network::new(Architecture::fast(3), 11).unwrap();
+    let model = Model {
+        network: net.clone(),
+        training_grid: "16x16x16".into(),
+        training_command: "test".into(),
+    };
+    let bytes = model.to_bytes().unwrap();
+    let back = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(back.network.params(), net.params());
+    assert_eq!(back.network.architecture(), net.architecture());
+    assert_eq!(back.training_grid, "16x16x16");
+
+    let format_error = |bytes: &[u8], fragment: &str| match Model::from_bytes(bytes) {
+        Err(Error::Format { message }) => {
+            assert!(message.contains(fragment), "{message:?} lacks {fragment:?}")
+        }
+        other => panic!("expected a format error, got {other:?}"),
+    };
+    format_error(&bytes[..bytes.len() - 10], "truncated");
+    format_error(&bytes[..5], "truncated");
+    format_error(b"garbage that is not a model", "safetensors");
+    // Another architecture's file: shapes differ.
+    let needle = b"\"channels\":\"8\"";
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("channels in the header");
+    let mut other = bytes.clone();
+    other[at + needle.len() - 2] = b'9';
+    format_error(&other, "shape");
+    // NaN weights.
+    let mut bad = Model {
+        network: net.clone(),
+        ..model.clone()
+    };
+    bad.network.params_mut()[3] = f32::NAN;
+    format_error(&bad.to_bytes().unwrap(), "not finite");
+    match Model::load(std::path::Path::new("/nonexistent/model.safetensors")) {
+        Err(Error::Io { path, .. }) => assert!(path.contains("nonexistent")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn training_on_a_tiny_grid_reduces_the_loss() {
+    let problem = scene::smoke([16, 16, 1], 2).unwrap();
+    let a = problem.operator().unwrap();
+    let data = ritz_dataset(&a, 60, 64, 3).unwrap();
+    assert!(data
+        .iter()
+        .all(|r| (r.iter().map(|v| v * v).sum::<f64>() - 1.0).abs() < 1e-10));
+    let mut net = Network::new(Architecture::fast(2), 5).unwrap();
+    let (before, _) = loss_and_gradient(&net, &a, &data).unwrap();
+    let options = TrainOptions {
+        epochs: 30,
+        batch: 8,
+        learning_rate: 1e-2,
+        seed: 2,
+    };
+    let start = std::time::Instant::now();
+    train(&mut net, &a, &data, &options, |_, _, _| true).unwrap();
+    let (after, _) = loss_and_gradient(&net, &a, &data).unwrap();
+    // The same loss for Jacobi directions q = D⁻¹r, as a yardstick.
+    let diag = a.diagonal().unwrap();
+    let jacobi: f64 = data
+        .iter()
+        .map(|r| {
+            let q: Vec<f64> = r.iter().zip(&diag).map(|(r, d)| r / d).collect();
+            let mut w = vec![0.0; q.len()];
+            a.apply(&q, &mut w).unwrap();
+            let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+            let alpha = dot(&q, r) / dot(&q, &w);
+            r.iter()
+                .zip(&w)
+                .map(|(r, w)| (r - alpha * w).powi(2))
+                .sum::<f64>()
+        })
+        .sum::<f64>()
+        / data.len() as f64;
+    eprintln!(
+        "loss {before:.4} -> {after:.4} in {:.1} s (Jacobi directions: {jacobi:.4})",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(after < before / 3.0, "loss {before:.4} -> {after:.4}");
+    assert!(
+        after < 0.7 * jacobi,
+        "trained {after:.4} vs Jacobi {jacobi:.4}"
+    );
+}
