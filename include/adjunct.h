@@ -130,6 +130,11 @@ typedef enum adj_solve_reason {
   ADJ_DIVERGED_CALLBACK = -100,
 } adj_solve_reason;
 
+// A trained direction network (opaque), loaded from a safetensors file.
+// Immutable: one model may be used by several solves and threads at once
+// (applications of one model serialise on its buffers).
+typedef struct adj_model adj_model;
+
 // A square linear operator (opaque). Immutable after construction: one
 // handle may be used by several threads at once, except a callback
 // operator, which is as thread-safe as its callback.
@@ -229,12 +234,48 @@ typedef struct adj_root_problem {
   adj_jacobian_fn b_t;
 } adj_root_problem;
 
+// Options of `adj_cdm_solve`. Start from `adj_cdm_options_default()`.
+typedef struct adj_cdm_options {
+  // Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
+  double rtol;
+  // Absolute tolerance, in the units of b. Default 0.
+  double atol;
+  // Iteration limit. Default 10000.
+  size_t max_iterations;
+  // Nonzero: start from the x passed in; 0 (default): from x = 0.
+  int32_t nonzero_initial_guess;
+  // k: each direction is A-orthogonalised against the last k. Default 2.
+  size_t orthogonalize;
+  // Recompute r = b − A x every this many iterations (0 = never). Default 50.
+  size_t true_residual_period;
+  // A direction with |cos∠(p, r)| below this after orthogonalisation is
+  // replaced by r (the iteration would stall). 0 = never. Default 0.01.
+  double stall_cosine;
+} adj_cdm_options;
+
 // A vector map `y = f(x)` given by the caller: a matrix-free operator
 // (y = A x) or a preconditioner (y = M⁻¹ x). Receives the caller's `ctx`
 // first; `x` and `y` hold `n` doubles and do not overlap. Returns 0 on
 // success; any other value aborts the solve with `ADJ_ERR_CALLBACK`.
 // Invoked only on the thread that called the solver.
 typedef int (*adj_apply_fn)(void *ctx, const double *x, double *y, size_t n);
+
+// A direction generator supplied by the caller:
+// `direction(ctx, r, d, n)` writes a search direction d for the
+// normalised residual r (both n doubles), e.g. from the host's own network
+// on its GPU. Returns 0 on success (nonzero aborts with `ADJ_ERR_CALLBACK`).
+// Invoked only on the calling thread.
+typedef adj_apply_fn adj_direction_fn;
+
+// The outcome of `adj_cdm_solve`.
+typedef struct adj_cdm_report {
+  // As for CG (no residual history).
+  struct adj_solve_report solve;
+  // Wall time spent generating directions, in seconds.
+  double direction_seconds;
+  // Steps that used the residual because the direction stalled.
+  size_t fallback_steps;
+} adj_cdm_report;
 
 // Options of `adj_ot_solve`. Start from `adj_ot_options_default()`.
 typedef struct adj_ot_options {
@@ -388,6 +429,41 @@ enum adj_status adj_linear_solve_vjp(const struct adj_operator *op,
                                      double *grad_values,
                                      size_t nnz,
                                      struct adj_solve_report *report);
+
+// Loads a model saved by the library (safetensors with adjunct metadata).
+// `ADJ_ERR_IO` when the file cannot be read, `ADJ_ERR_FORMAT` when it is
+// truncated, corrupted or not an adjunct model (the message names the
+// tensor or field).
+enum adj_status adj_model_load(const char *path, struct adj_model **out);
+
+// Writes the model's grid dimension (2 or 3) to `*dim`.
+enum adj_status adj_model_dim(const struct adj_model *model, size_t *dim);
+
+// Releases a model. NULL is accepted.
+void adj_model_free(struct adj_model *model);
+
+// The default options (see `adj_cdm_options`).
+struct adj_cdm_options adj_cdm_options_default(void);
+
+// Solves A x = b (A symmetric positive definite) by the conjugate-direction
+// method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
+// against the last k and takes the exact line-search step. The direction
+// generator is exactly one of: `model` (a trained network; `op` must be a
+// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
+// PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
+// On success x holds the solution; on failure x is unchanged. `report`
+// (may be NULL) is written when the iteration ran, also when it failed
+// (`direction_seconds` is then NaN).
+enum adj_status adj_cdm_solve(const struct adj_operator *op,
+                              const struct adj_model *model,
+                              const struct adj_precond *precond,
+                              adj_direction_fn direction,
+                              void *direction_ctx,
+                              const double *b,
+                              double *x,
+                              size_t n,
+                              const struct adj_cdm_options *options,
+                              struct adj_cdm_report *report);
 
 // The version of the loaded library as "MAJOR.MINOR.PATCH" (static string).
 // Compare with the `ADJ_VERSION_*` macros of the header you compiled with.

@@ -87,12 +87,20 @@ fn generator_failures_and_bad_directions_are_reported() {
         d.fill(0.0);
         Ok(())
     });
-    match conjugate_direction(&a, &zero, &b, &mut x, &options(1e-8)) {
+    let unguarded = ConjugateDirectionOptions {
+        stall_cosine: 0.0,
+        ..options(1e-8)
+    };
+    match conjugate_direction(&a, &zero, &b, &mut x, &unguarded) {
         Err(Error::SolveFailed { report, .. }) => {
             assert_eq!(report.reason, SolveReason::DivergedBreakdown)
         }
         other => panic!("{other:?}"),
     }
+    // With the safeguard every step falls back to the residual: plain CG.
+    let guarded = conjugate_direction(&a, &zero, &b, &mut x, &options(1e-8)).unwrap();
+    assert_eq!(guarded.fallback_steps, guarded.solve.iterations);
+    assert!(rel_diff(&x, &direct_solve(&a, &b)) < 1e-6);
     let wrong_size = FnDirection::new(49, |_: &[f64], _: &mut [f64]| Ok(()));
     assert!(conjugate_direction(&a, &wrong_size, &b, &mut x, &options(1e-8)).is_err());
 }

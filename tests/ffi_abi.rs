@@ -9,23 +9,6 @@ use common::*;
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr::{null, null_mut};
 
-fn last_error() -> String {
-    // SAFETY: the library returns a valid NUL-terminated string.
-    unsafe { CStr::from_ptr(adj_last_error_message()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Asserts `status` and that the message mentions every fragment.
-#[track_caller]
-fn expect(status: adj_status, expected: adj_status, fragments: &[&str]) {
-    let message = last_error();
-    assert_eq!(status, expected, "message: {message}");
-    for f in fragments {
-        assert!(message.contains(f), "message {message:?} lacks {f:?}");
-    }
-}
-
 /// 1D Laplacian with Dirichlet ends as CSR arrays (SPD).
 fn laplacian_1d(n: usize) -> (Vec<i32>, Vec<i32>, Vec<f64>) {
     let (mut ptr, mut cols, mut vals) = (vec![0], vec![], vec![]);

@@ -162,17 +162,20 @@ fn naive_network(net: &Network, grid: Grid, input: &[f32]) -> Vec<f32> {
         v
     };
     let mut offset = 0;
-    let layers: Vec<(&[f32], &[f32])> = shapes
+    let layers: Vec<&[f32]> = shapes
         .iter()
         .map(|s| {
             let nw = s.weights(arch.dim);
             let w = &params[offset..offset + nw];
-            let b = &params[offset + nw..offset + nw + s.cout];
-            offset += nw + s.cout;
-            (w, b)
+            offset += nw;
+            w
         })
         .collect();
-    let conv = |k: usize, g: Grid, x: &[f32]| naive_conv(g, shapes[k], layers[k].0, layers[k].1, x);
+    assert_eq!(offset, params.len(), "the network has weights only");
+    let zero = vec![0.0f32; arch.channels.max(1)];
+    let conv = |k: usize, g: Grid, x: &[f32]| {
+        naive_conv(g, shapes[k], layers[k], &zero[..shapes[k].cout], x)
+    };
     let c = arch.channels;
     let mut h = conv(0, grid, input);
     let mut g = grid;

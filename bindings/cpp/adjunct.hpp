@@ -316,6 +316,71 @@ inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner 
     return report;
 }
 
+/// A trained direction network for the conjugate-direction solver.
+class Model {
+public:
+    /// Loads a model file; throws Error (ADJ_ERR_IO, ADJ_ERR_FORMAT).
+    static Model load(const std::string &path) {
+        adj_model *h = nullptr;
+        detail::check(adj_model_load(path.c_str(), &h));
+        return Model(h);
+    }
+
+    /// The grid dimension (2 or 3).
+    std::size_t dim() const {
+        std::size_t d = 0;
+        detail::check(adj_model_dim(get(), &d));
+        return d;
+    }
+
+    const adj_model *get() const noexcept { return handle_.get(); }
+
+private:
+    explicit Model(adj_model *h) : handle_(h) {}
+    std::unique_ptr<adj_model, detail::Deleter<adj_model, adj_model_free>> handle_;
+};
+
+/// Conjugate-direction options with the library's defaults (k = 2).
+inline adj_cdm_options cdm_options() { return adj_cdm_options_default(); }
+
+namespace detail {
+inline adj_cdm_report cdm(const Operator &op, const Model *model, const Preconditioner *precond, Callback *direction,
+                          const std::vector<double> &b, std::vector<double> &x, const adj_cdm_options &options) {
+    require_size(x.size(), b.size(), "x");
+    adj_cdm_report report{};
+    const adj_status status =
+        adj_cdm_solve(op.get(), model ? model->get() : nullptr, precond ? precond->get() : nullptr,
+                      direction ? &Callback::trampoline : nullptr, direction, b.data(), x.data(), b.size(), &options,
+                      &report);
+    op.rethrow_callback_error();
+    if (precond) precond->rethrow_callback_error();
+    if (direction) direction->rethrow_if_failed();
+    check(status);
+    return report;
+}
+}  // namespace detail
+
+/// Conjugate-direction solve with a trained model (op: a grid operator).
+inline adj_cdm_report cdm(const Operator &op, const Model &model, const std::vector<double> &b, std::vector<double> &x,
+                          const adj_cdm_options &options = cdm_options()) {
+    return detail::cdm(op, &model, nullptr, nullptr, b, x, options);
+}
+
+/// Conjugate-direction solve with D = M⁻¹ (a flexible PCG).
+inline adj_cdm_report cdm(const Operator &op, const Preconditioner &precond, const std::vector<double> &b,
+                          std::vector<double> &x, const adj_cdm_options &options = cdm_options()) {
+    return detail::cdm(op, nullptr, &precond, nullptr, b, x, options);
+}
+
+/// Conjugate-direction solve with directions from any callable
+/// `direction(r, d, n)` (e.g. the host's own network).
+template <class F>
+inline adj_cdm_report cdm_with(const Operator &op, F &&direction, const std::vector<double> &b, std::vector<double> &x,
+                               const adj_cdm_options &options = cdm_options()) {
+    auto cb = detail::make_callback(std::forward<F>(direction));
+    return detail::cdm(op, nullptr, nullptr, cb.get(), b, x, options);
+}
+
 /// Entropic OT options with the library's defaults.
 inline adj_ot_options ot_options() { return adj_ot_options_default(); }
 

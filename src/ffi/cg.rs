@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::krylov::{
     cg, cg_single_reduction, Identity, KrylovOptions, Preconditioner, SolveReason, SolveReport,
 };
+use crate::operator::LinearOperator;
 use std::ffi::{c_int, c_void};
 
 /// Why a solve stopped (`adj_solve_report.reason`), numbered as PETSc's
@@ -130,6 +131,37 @@ pub unsafe extern "C" fn adj_cg_solve(
     options: *const adj_cg_options,
     report: *mut adj_solve_report,
 ) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_solver(op, precond, b, x, n, options, report, |op, m, b, x, o| {
+            cg(op, m, b, x, o)
+        })
+    }
+}
+
+/// The common part of the CG entry points: checks and converts the
+/// arguments, runs `solve` on a copy of x, writes the report (also after a
+/// failed iteration) and, on success only, x.
+///
+/// # Safety
+/// Pointers as documented on `adj_cg_solve`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_solver(
+    op: *const adj_operator,
+    precond: *const adj_precond,
+    b: *const f64,
+    x: *mut f64,
+    n: usize,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+    solve: impl FnOnce(
+        &dyn LinearOperator,
+        &dyn Preconditioner,
+        &[f64],
+        &mut [f64],
+        &KrylovOptions,
+    ) -> crate::Result<SolveReport>,
+) -> adj_status {
     boundary(|| {
         // SAFETY: NULL or a live handle.
         let op = unsafe { handle(op, "op") }?.linear_operator();
@@ -145,7 +177,7 @@ pub unsafe extern "C" fn adj_cg_solve(
             None => &identity,
         };
         let mut work = x.to_vec();
-        let result = cg(op, precond, b, &mut work, &options);
+        let result = solve(op, precond, b, &mut work, &options);
         // SAFETY: NULL or a valid report struct.
         unsafe { write_report(result.as_ref(), history, report) };
         result?;
@@ -190,41 +222,25 @@ pub unsafe extern "C" fn adj_cg_solve_distributed(
     allreduce_ctx: *mut c_void,
     report: *mut adj_solve_report,
 ) -> adj_status {
-    boundary(|| {
-        // SAFETY: NULL or a live handle.
-        let op = unsafe { handle(op, "op") }?.linear_operator();
-        Error::check_len("n", op.dim(), n)?;
-        // SAFETY: the caller passes n doubles in b and x.
-        let (b, x) = unsafe { (slice(b, n, "b")?, slice_mut(x, n, "x")?) };
-        // SAFETY: NULL (defaults) or a valid options struct with a valid history buffer.
-        let (options, history) = unsafe { krylov_options(options) }?;
-        let identity = Identity { dim: n };
-        // SAFETY: NULL (no preconditioner) or a live handle.
-        let precond: &dyn Preconditioner = match unsafe { precond.as_ref() } {
-            Some(p) => &*p.inner,
-            None => &identity,
-        };
-        let sum = |buf: &mut [f64]| -> crate::Result<()> {
-            let Some(f) = allreduce else { return Ok(()) };
-            // SAFETY: the caller promised a valid callback; buf is valid.
-            let code = unsafe { f(allreduce_ctx, buf.as_mut_ptr(), buf.len()) };
-            if code == 0 {
-                Ok(())
-            } else {
-                Err(Error::Callback {
-                    callback: "allreduce_sum",
-                    code,
-                })
-            }
-        };
-        let mut work = x.to_vec();
-        let result = cg_single_reduction(op, precond, b, &mut work, &options, Some(&sum));
-        // SAFETY: NULL or a valid report struct.
-        unsafe { write_report(result.as_ref(), history, report) };
-        result?;
-        x.copy_from_slice(&work);
-        Ok(())
-    })
+    let sum = |buf: &mut [f64]| -> crate::Result<()> {
+        let Some(f) = allreduce else { return Ok(()) };
+        // SAFETY: the caller promised a valid callback; buf is valid.
+        let code = unsafe { f(allreduce_ctx, buf.as_mut_ptr(), buf.len()) };
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Error::Callback {
+                callback: "allreduce_sum",
+                code,
+            })
+        }
+    };
+    // SAFETY: forwarded contract.
+    unsafe {
+        run_solver(op, precond, b, x, n, options, report, |op, m, b, x, o| {
+            cg_single_reduction(op, m, b, x, o, Some(&sum))
+        })
+    }
 }
 
 /// The Krylov options described by `options` (NULL = defaults) and the
@@ -271,16 +287,30 @@ pub(crate) unsafe fn write_report(
     history: Option<&mut [f64]>,
     report: *mut adj_solve_report,
 ) {
-    let solve_report = match result {
-        Ok(r) => r,
-        Err(Error::SolveFailed { report, .. }) => report,
-        Err(_) => return,
+    let Some(solve_report) = ran(result) else {
+        return;
     };
     let written = history.map_or(0, |h| copy_history(solve_report, h));
     // SAFETY: NULL or a valid report struct.
     if let Some(out) = unsafe { report.as_mut() } {
         *out = c_report(solve_report, written);
     }
+}
+
+/// The report of a solve that ran (converged or failed while iterating).
+fn ran<'a>(result: std::result::Result<&'a SolveReport, &'a Error>) -> Option<&'a SolveReport> {
+    match result {
+        Ok(r) => Some(r),
+        Err(Error::SolveFailed { report, .. }) => Some(report),
+        Err(_) => None,
+    }
+}
+
+/// The C report of a solve that ran, without history.
+pub(crate) fn c_report_of(
+    result: std::result::Result<&SolveReport, &Error>,
+) -> Option<adj_solve_report> {
+    ran(result).map(|r| c_report(r, 0))
 }
 
 fn copy_history(report: &SolveReport, buffer: &mut [f64]) -> usize {

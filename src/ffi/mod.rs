@@ -24,6 +24,7 @@
 mod args;
 mod cg;
 mod implicit;
+mod learned;
 mod library;
 mod operator;
 mod ot;
@@ -32,6 +33,7 @@ mod status;
 
 pub use cg::*;
 pub use implicit::*;
+pub use learned::*;
 pub use library::*;
 pub use operator::*;
 pub use ot::*;

@@ -7,6 +7,12 @@
 //! the last k directions, p = q, α = pᵀr / pᵀAp, x += α p, r −= α A p (with
 //! the true residual recomputed every `true_residual_period` iterations),
 //! until ‖r‖ ≤ max(rtol·‖b‖, atol).
+//!
+//! Safeguard: a generated direction that, after orthogonalisation, is
+//! nearly orthogonal to the residual (|cos∠(p, r)| < `stall_cosine`) would
+//! make almost no progress, and the next one would be almost the same: the
+//! iteration stalls. Such a step uses the residual itself instead (a CG
+//! step), counted in [`ConjugateDirectionReport::fallback_steps`].
 
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
@@ -70,6 +76,9 @@ pub struct ConjugateDirectionOptions {
     /// Recompute r = b − A x every this many iterations (0 = never; the
     /// true residual still confirms convergence). Default 50.
     pub true_residual_period: usize,
+    /// Replace a direction p with |cos∠(p, r)| below this by r (0 = never).
+    /// Default 0.01.
+    pub stall_cosine: f64,
 }
 
 impl Default for ConjugateDirectionOptions {
@@ -78,6 +87,7 @@ impl Default for ConjugateDirectionOptions {
             krylov: KrylovOptions::default(),
             orthogonalize: 2,
             true_residual_period: 50,
+            stall_cosine: 0.01,
         }
     }
 }
@@ -89,6 +99,8 @@ pub struct ConjugateDirectionReport {
     pub solve: SolveReport,
     /// Wall time spent in the direction generator, in seconds.
     pub direction_seconds: f64,
+    /// Steps that used the residual because the generated direction stalled.
+    pub fallback_steps: usize,
 }
 
 /// Solves A x = b (A symmetric positive definite) by the conjugate-direction
@@ -124,6 +136,7 @@ where
     report.initial_residual_norm = r0;
     report.true_residual_norm = r0;
     let mut seconds = 0.0;
+    let mut fallbacks = 0;
     let outcome = iterate(
         op,
         generator,
@@ -135,7 +148,7 @@ where
         setup.converged,
         options,
         &mut report,
-        &mut seconds,
+        (&mut seconds, &mut fallbacks),
     );
     let solve = conclude("conjugate direction", report, setup.b_norm, outcome, || {
         true_residual(op, b, x, &mut r)
@@ -143,7 +156,26 @@ where
     Ok(ConjugateDirectionReport {
         solve,
         direction_seconds: seconds,
+        fallback_steps: fallbacks,
     })
+}
+
+#[allow(clippy::too_many_arguments)]
+/// A p, then p and A p A-orthogonalised against the kept directions (with
+/// the same coefficients, so A p needs one product).
+fn orthogonalized<A: LinearOperator + ?Sized>(
+    op: &A,
+    kept: &VecDeque<(Vec<f64>, Vec<f64>, f64)>,
+    p: &mut [f64],
+    ap: &mut [f64],
+) -> Result<()> {
+    op.apply(p, ap)?;
+    for (pj, apj, pj_apj) in kept {
+        let c = vector::dot(p, apj) / pj_apj;
+        vector::axpy(-c, pj, p);
+        vector::axpy(-c, apj, ap);
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -158,7 +190,7 @@ fn iterate<A, D>(
     converged: SolveReason,
     options: &ConjugateDirectionOptions,
     report: &mut SolveReport,
-    seconds: &mut f64,
+    (seconds, fallbacks): (&mut f64, &mut usize),
 ) -> Result<SolveReason>
 where
     A: LinearOperator + ?Sized,
@@ -193,12 +225,14 @@ where
         let start = Instant::now();
         generator.direction(&scaled, &mut p)?;
         *seconds += start.elapsed().as_secs_f64();
-        op.apply(&p, &mut ap)?;
-        // A-orthogonalise p (and A p with the same coefficients).
-        for (pj, apj, pj_apj) in &kept {
-            let c = vector::dot(&p, apj) / pj_apj;
-            vector::axpy(-c, pj, &mut p);
-            vector::axpy(-c, apj, &mut ap);
+        orthogonalized(op, &kept, &mut p, &mut ap)?;
+        let cosine = vector::dot(&p, r) / (vector::norm2(&p) * r_norm);
+        if options.stall_cosine > 0.0
+            && (cosine.abs() < options.stall_cosine || !cosine.is_finite())
+        {
+            *fallbacks += 1;
+            p.copy_from_slice(&scaled);
+            orthogonalized(op, &kept, &mut p, &mut ap)?;
         }
         let p_ap = vector::dot(&p, &ap);
         if !p_ap.is_finite() {

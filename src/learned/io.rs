@@ -1,8 +1,8 @@
 //! Saving and loading networks in the safetensors format.
 //!
 //! Tensors `conv{k}.weight` (f32, shape [cout, cin, k, k] in 2D or
-//! [cout, cin, k, k, k] in 3D, kernel taps z-major) and `conv{k}.bias`
-//! ([cout]) for the convolutions in network order; metadata `format =
+//! [cout, cin, k, k, k] in 3D, kernel taps z-major; no biases) for the
+//! convolutions in network order; metadata `format =
 //! adjunct-cdm`, `version = 1`, `dim`, `channels`, `levels`, `blocks`, and
 //! free-form `training_grid` and `training_command`.
 
@@ -54,14 +54,7 @@ impl Model {
                 &bytes[4 * c.weight..4 * (c.weight + nw)],
             )
             .map_err(|e| format_error(e.to_string()))?;
-            let b = TensorView::new(
-                Dtype::F32,
-                vec![c.shape.cout],
-                &bytes[4 * c.bias..4 * (c.bias + c.shape.cout)],
-            )
-            .map_err(|e| format_error(e.to_string()))?;
             tensors.push((format!("conv{k}.weight"), w));
-            tensors.push((format!("conv{k}.bias"), b));
         }
         let metadata: HashMap<String, String> = [
             ("format", FORMAT.to_string()),
@@ -138,23 +131,21 @@ impl Model {
         let file = SafeTensors::deserialize(bytes)
             .map_err(|e| format_error(format!("corrupted or truncated: {e}")))?;
         let convs = network.conv_params().to_vec();
-        if file.len() != 2 * convs.len() {
+        if file.len() != convs.len() {
             return Err(format_error(format!(
                 "{} tensors, the architecture has {}",
                 file.len(),
-                2 * convs.len()
+                convs.len()
             )));
         }
         let params = network.params_mut();
         for (k, c) in convs.iter().enumerate() {
-            for (name, shape, offset) in [
-                (
+            {
+                let (name, shape, offset) = (
                     format!("conv{k}.weight"),
                     tensor_shape(&arch, c.shape.cout, c.shape.cin, c.shape.k),
                     c.weight,
-                ),
-                (format!("conv{k}.bias"), vec![c.shape.cout], c.bias),
-            ] {
+                );
                 let t = file
                     .tensor(&name)
                     .map_err(|_| format_error(format!("tensor `{name}` is missing")))?;

@@ -14,4 +14,4 @@ mod train;
 pub use direction::NetworkDirection;
 pub use io::Model;
 pub use network::{Architecture, Network, Tape};
-pub use train::{loss_and_gradient, ritz_dataset, train, Adam, TrainOptions};
+pub use train::{loss_and_gradient, ritz_dataset, solver_residuals, train, Adam, TrainOptions};

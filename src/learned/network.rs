@@ -10,7 +10,11 @@
 //! ```
 //! The residual addition follows the reference Keras code of Kaneda et al.:
 //! `relu(conv(x)) + skip`. Non-fluid cells are zero on input and output
-//! (the caller masks them).
+//! (the caller masks them). The convolutions have no bias, so the network
+//! is positively homogeneous, D(c·r) = c·D(r) for c > 0, and D(0) = 0: a
+//! network with biases learns an input-independent component that
+//! dominates once the residual no longer looks like the training data, and
+//! the conjugate-direction iteration then stalls.
 
 use super::layers::{
     conv_backward, conv_forward, pool_backward, pool_forward, upsample_add, upsample_backward,
@@ -97,12 +101,11 @@ impl Architecture {
     }
 }
 
-/// Where one convolution's parameters live in the flat parameter vector.
+/// Where one convolution's weights live in the flat parameter vector.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConvParams {
     pub shape: ConvShape,
     pub weight: usize,
-    pub bias: usize,
 }
 
 /// A network: architecture and flat f32 parameters.
@@ -126,21 +129,14 @@ pub struct Tape {
 }
 
 impl Network {
-    /// A network with He-initialised weights (seeded) and zero biases.
+    /// A network with He-initialised weights (seeded).
     pub fn new(arch: Architecture, seed: u64) -> Result<Self> {
         arch.check()?;
         let mut convs = Vec::new();
         let mut len = 0;
         for shape in arch.convs() {
-            let weight = len;
+            convs.push(ConvParams { shape, weight: len });
             len += shape.weights(arch.dim);
-            let bias = len;
-            len += shape.cout;
-            convs.push(ConvParams {
-                shape,
-                weight,
-                bias,
-            });
         }
         let mut params = vec![0.0f32; len];
         let mut rng = SplitMix(seed);
@@ -181,10 +177,6 @@ impl Network {
         &self.params[c.weight..c.weight + c.shape.weights(self.arch.dim)]
     }
 
-    fn bias(&self, c: &ConvParams) -> &[f32] {
-        &self.params[c.bias..c.bias + c.shape.cout]
-    }
-
     fn check_grid(&self, grid: Grid, len: usize) -> Result<()> {
         if grid.ndim() != self.arch.dim {
             return Err(Error::invalid(
@@ -201,7 +193,8 @@ impl Network {
     fn conv(&self, k: usize, grid: Grid, input: &[f32]) -> Vec<f32> {
         let c = &self.convs[k];
         let mut out = vec![0.0; c.shape.cout * grid.cells()];
-        conv_forward(grid, c.shape, self.weight(c), self.bias(c), input, &mut out);
+        let no_bias = vec![0.0; c.shape.cout];
+        conv_forward(grid, c.shape, self.weight(c), &no_bias, input, &mut out);
         out
     }
 
@@ -312,15 +305,15 @@ impl Network {
     ) {
         let c = self.convs[k];
         let nw = c.shape.weights(self.arch.dim);
-        let (head, tail) = grad.split_at_mut(c.bias);
+        let mut unused_bias = vec![0.0; c.shape.cout];
         conv_backward(
             grid,
             c.shape,
             self.weight(&c),
             input,
             grad_out,
-            &mut head[c.weight..c.weight + nw],
-            &mut tail[..c.shape.cout],
+            &mut grad[c.weight..c.weight + nw],
+            &mut unused_bias,
             grad_input,
         );
     }

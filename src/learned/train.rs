@@ -102,6 +102,43 @@ pub fn ritz_dataset(
         .collect())
 }
 
+/// The normalised residuals that the conjugate-direction solver meets with
+/// `net` as direction generator on A x = b for each b in `rhs`, one per
+/// iteration for up to `iterations` iterations: the training data of
+/// further rounds, so that the network also learns the residuals its own
+/// directions leave behind.
+pub fn solver_residuals(
+    net: &Network,
+    a: &GridPoisson,
+    rhs: &[Vec<f64>],
+    iterations: usize,
+) -> Result<Vec<Vec<f64>>> {
+    use crate::krylov::{
+        conjugate_direction, ConjugateDirectionOptions, DirectionGenerator, FnDirection,
+    };
+    let generator = super::NetworkDirection::new(a, net)?;
+    let seen = std::cell::RefCell::new(Vec::new());
+    let recording = FnDirection::new(a.dim(), |r: &[f64], d: &mut [f64]| {
+        seen.borrow_mut().push(r.to_vec());
+        generator.direction(r, d)
+    });
+    let options = ConjugateDirectionOptions {
+        krylov: crate::krylov::KrylovOptions {
+            rtol: 1e-6,
+            max_iterations: iterations,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    for b in rhs {
+        let mut x = vec![0.0; a.dim()];
+        // Stalls and iteration limits are expected here: they are what the
+        // next round learns from.
+        let _ = conjugate_direction(a, &recording, b, &mut x, &options);
+    }
+    Ok(seen.into_inner())
+}
+
 /// Scatters unknowns into a one-channel f32 field (0 outside the fluid).
 pub(crate) fn to_field(a: &GridPoisson, unknowns: &[f64], field: &mut [f32]) {
     for (c, f) in field.iter_mut().enumerate() {

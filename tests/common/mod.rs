@@ -209,3 +209,25 @@ pub fn tempdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The library's message for the last failure on this thread.
+pub fn last_error() -> String {
+    // SAFETY: the library returns a valid NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(adjunct::ffi::adj_last_error_message()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Asserts `status` and that the message mentions every fragment.
+#[track_caller]
+pub fn expect(
+    status: adjunct::ffi::adj_status,
+    expected: adjunct::ffi::adj_status,
+    fragments: &[&str],
+) {
+    let message = last_error();
+    assert_eq!(status, expected, "message: {message}");
+    for f in fragments {
+        assert!(message.contains(f), "message {message:?} lacks {f:?}");
+    }
+}

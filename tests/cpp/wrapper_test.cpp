@@ -2,6 +2,7 @@
 // g++ -std=c++17 -Wall -Wextra -Werror (and once with ASan + UBSan).
 #include "adjunct.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -68,6 +69,24 @@ int main() {
                                                   options);
     EXPECT(reductions == rd.iterations + 2);
     EXPECT(max_diff(moved.apply(xd), b) < 1e-9);
+
+    // Conjugate directions: Jacobi directions and a lambda generator.
+    std::vector<double> xc(n, 0.0);
+    adj_cdm_options co = adjunct::cdm_options();
+    co.rtol = 1e-10;
+    adj_cdm_report rc = adjunct::cdm(moved, jacobi, b, xc, co);
+    EXPECT(rc.solve.reason == ADJ_CONVERGED_RTOL);
+    EXPECT(max_diff(moved.apply(xc), b) < 1e-7);
+    std::vector<double> xl(n, 0.0);
+    adjunct::cdm_with(moved, [](const double *r, double *d, std::size_t len) { std::copy(r, r + len, d); }, b, xl, co);
+    EXPECT(max_diff(moved.apply(xl), b) < 1e-7);
+    bool missing = false;
+    try {
+        adjunct::Model::load("/nonexistent/model.safetensors");
+    } catch (const adjunct::Error &e) {
+        missing = e.status() == ADJ_ERR_IO;
+    }
+    EXPECT(missing);
 
     // The same system through a lambda operator and a lambda preconditioner.
     int calls = 0;

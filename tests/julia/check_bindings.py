@@ -36,6 +36,7 @@ SCALARS = {
     "adj_apply_fn": {"Ptr{Cvoid}"},
     "adj_jacobian_fn": {"Ptr{Cvoid}"},
     "adj_allreduce_fn": {"Ptr{Cvoid}"},
+    "adj_direction_fn": {"Ptr{Cvoid}"},
     "void *": {"Ptr{Cvoid}"},
 }
 # C struct name -> Julia mirror type name.
@@ -46,8 +47,10 @@ STRUCTS = {
     "adj_ot_result": "OtResult",
     "adj_implicit_options": "ImplicitOptions",
     "adj_root_problem": "CRootProblem",
+    "adj_cdm_options": "CdmOptions",
+    "adj_cdm_report": "CdmReport",
 }
-HANDLES = {"adj_operator", "adj_precond"}
+HANDLES = {"adj_operator", "adj_precond", "adj_model"}
 
 
 def julia_types_for(c_type):

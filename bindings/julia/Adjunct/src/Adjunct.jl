@@ -21,6 +21,7 @@ export AdjunctError, Operator, Preconditioner
 export csr_operator, grid_poisson, callback_operator, jacobi_preconditioner, callback_preconditioner
 export cg, cg_distributed, apply, dim, num_cells, gather, scatter, to_csr
 export sinkhorn, cost_sqeuclidean, cost_pnorm
+export Model, load_model, cdm
 export RootProblem, implicit_vjp, implicit_jvp, linear_solve_vjp, ot_cost_gradient, ot_plan_vjp, ot_plan_jvp
 export CELL_FLUID, CELL_SOLID, CELL_AIR
 
@@ -789,6 +790,98 @@ function ot_plan_jvp(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, g::Ab
                  _rowmajor(C), n, m, eps, ff, gg, _rowmajor(cost_dot), ad, bd, _cg_options(rtol, atol, maxiter), dP,
                  report))
     return permutedims(dP), _report(report[])
+end
+
+
+# ---------------------------------------------------------------- learned conjugate directions
+
+"""A trained direction network, loaded with `load_model`; freed by a finalizer."""
+mutable struct Model
+    ptr::Ptr{Cvoid}
+    function Model(ptr::Ptr{Cvoid})
+        m = new(ptr)
+        finalizer(m) do m
+            ccall((:adj_model_free, libadjunct()), Cvoid, (Ptr{Cvoid},), m.ptr)
+            m.ptr = C_NULL
+        end
+        return m
+    end
+end
+
+"""
+    load_model(path) -> Model
+
+Loads a model file saved by the library (safetensors with adjunct metadata).
+Throws `AdjunctError` with `ADJ_ERR_IO` or `ADJ_ERR_FORMAT`.
+"""
+function load_model(path::AbstractString)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    _check(ccall((:adj_model_load, libadjunct()), Cint, (Cstring, Ref{Ptr{Cvoid}}), path, out))
+    return Model(out[])
+end
+
+"""The grid dimension (2 or 3) the model was built for."""
+function dim(m::Model)
+    d = Ref{Csize_t}(0)
+    _check(ccall((:adj_model_dim, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), m.ptr, d))
+    return Int(d[])
+end
+
+"""Mirror of `adj_cdm_options`."""
+struct CdmOptions
+    rtol::Cdouble
+    atol::Cdouble
+    max_iterations::Csize_t
+    nonzero_initial_guess::Int32
+    orthogonalize::Csize_t
+    true_residual_period::Csize_t
+    stall_cosine::Cdouble
+end
+
+"""Mirror of `adj_cdm_report`."""
+struct CdmReport
+    solve::SolveReport
+    direction_seconds::Cdouble
+    fallback_steps::Csize_t
+end
+
+cdm_options_default() = ccall((:adj_cdm_options_default, libadjunct()), CdmOptions, ())
+
+"""
+    x, report = cdm(A, b; model=nothing, precond=nothing, direction=nothing, rtol=1e-8, atol=0.0,
+                    maxiter=10_000, orthogonalize=2, true_residual_period=50, stall_cosine=0.01, x0=nothing)
+
+Conjugate-direction solve of A x = b with directions from exactly one of: a
+trained `model` (A a grid operator), a `precond` (`Preconditioner` or
+`:jacobi`, `:ic0`, `:multigrid`), or a Julia function `direction(d, r)`
+writing d for the normalised residual r. `report.direction_seconds` is the
+time spent generating directions; `report.fallback_steps` counts steps where
+a stalled direction (|cos∠(p, r)| < stall_cosine) was replaced by r.
+"""
+function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}=nothing, precond=nothing,
+             direction=nothing, rtol::Real=1e-8, atol::Real=0.0, maxiter::Integer=10_000,
+             orthogonalize::Integer=2, true_residual_period::Integer=50, stall_cosine::Real=0.01,
+             x0=nothing)
+    pc = precond isa Symbol ? Preconditioner(A, precond) : precond
+    cb = direction === nothing ? nothing : _Callback(direction, nothing)
+    bb = Vector{Float64}(b)
+    x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
+    report = Ref{CdmReport}()
+    options = CdmOptions(rtol, atol, maxiter, x0 === nothing ? 0 : 1, orthogonalize, true_residual_period,
+                         stall_cosine)
+    status = GC.@preserve A model pc cb begin
+        ccall((:adj_cdm_solve, libadjunct()), Cint,
+              (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
+               Ref{CdmOptions}, Ref{CdmReport}),
+              A.ptr, model === nothing ? C_NULL : model.ptr, pc === nothing ? C_NULL : pc.ptr,
+              cb === nothing ? C_NULL : _TRAMPOLINE[], cb === nothing ? C_NULL : pointer_from_objref(cb),
+              bb, x, length(bb), options, report)
+    end
+    _rethrow(A.callback)
+    _rethrow(cb)
+    _check(status)
+    r = report[]
+    return x, merge(_report(r.solve), (direction_seconds=r.direction_seconds, fallback_steps=Int(r.fallback_steps)))
 end
 
 end # module

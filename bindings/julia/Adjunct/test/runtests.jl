@@ -127,6 +127,36 @@ end
         @test_throws AdjunctError sinkhorn(a, fill(1 / 10, 20), C; eps=0.02)
     end
 
+    @testset "conjugate directions and shipped models" begin
+        n = 200
+        A = laplacian_1d(n) + 0.01I
+        b = sin.(0.1 .* (1:n))
+        op = csr_operator(A)
+        x, r = cdm(op, b; precond=:jacobi, rtol=1e-10)
+        @test x ≈ Matrix(A) \ b rtol=1e-8
+        x2, r2 = cdm(op, b; direction=(d, res) -> (d .= res), rtol=1e-10)
+        @test x2 ≈ Matrix(A) \ b rtol=1e-8
+        @test r2.direction_seconds >= 0
+        @test_throws AdjunctError cdm(op, b)  # no direction generator
+        models = joinpath(@__DIR__, "..", "..", "..", "..", "models")
+        m2 = load_model(joinpath(models, "cdm_2d.safetensors"))
+        @test dim(m2) == 2
+        cells = fill(CELL_FLUID, 32, 32)
+        cells[:, 31:32] .= CELL_AIR
+        cells[10:14, 8:12] .= CELL_SOLID
+        G = grid_poisson(cells; spacing=[1 / 32, 1 / 32])
+        rhs = gather(G, rand(32, 32))
+        xm, rm = cdm(G, rhs; model=m2, rtol=1e-6)
+        @test rm.relative_residual <= 1e-6
+        e = try
+            load_model("/nonexistent/model.safetensors")
+            nothing
+        catch err
+            err
+        end
+        @test e isa AdjunctError && e.status == Adjunct.ADJ_ERR_IO
+    end
+
     @testset "implicit differentiation: root problems" begin
         # F(x, θ) = M x − N θ, so x*(θ) = M⁻¹ N θ.
         n, p = 20, 4

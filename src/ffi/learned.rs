@@ -1,0 +1,212 @@
+//! `adj_model_*` and `adj_cdm_solve`: trained direction networks and the
+//! conjugate-direction solver.
+
+use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
+use super::cg::{adj_solve_report, c_report_of};
+use super::operator::{adj_apply_fn, adj_operator, callback_map};
+use super::precond::adj_precond;
+use super::status::{adj_status, boundary, boundary_or};
+use crate::error::Error;
+use crate::krylov::{
+    conjugate_direction, ConjugateDirectionOptions, DirectionGenerator, FnDirection, KrylovOptions,
+    PreconditionerDirection,
+};
+use crate::learned::{Model, NetworkDirection};
+use std::ffi::{c_char, c_void, CStr};
+
+/// A trained direction network (opaque), loaded from a safetensors file.
+/// Immutable: one model may be used by several solves and threads at once
+/// (applications of one model serialise on its buffers).
+#[allow(non_camel_case_types)]
+pub struct adj_model {
+    model: Model,
+}
+
+/// A direction generator supplied by the caller:
+/// `direction(ctx, r, d, n)` writes a search direction d for the
+/// normalised residual r (both n doubles), e.g. from the host's own network
+/// on its GPU. Returns 0 on success (nonzero aborts with `ADJ_ERR_CALLBACK`).
+/// Invoked only on the calling thread.
+#[allow(non_camel_case_types)]
+pub type adj_direction_fn = adj_apply_fn;
+
+/// Loads a model saved by the library (safetensors with adjunct metadata).
+/// `ADJ_ERR_IO` when the file cannot be read, `ADJ_ERR_FORMAT` when it is
+/// truncated, corrupted or not an adjunct model (the message names the
+/// tensor or field).
+#[no_mangle]
+pub unsafe extern "C" fn adj_model_load(
+    path: *const c_char,
+    out: *mut *mut adj_model,
+) -> adj_status {
+    boundary(|| {
+        out_ptr(out, "out")?;
+        if path.is_null() {
+            return Err(Error::NullArgument { argument: "path" });
+        }
+        // SAFETY: non-NULL, NUL-terminated by contract.
+        let path = unsafe { CStr::from_ptr(path) }
+            .to_str()
+            .map_err(|_| Error::invalid("path", "not valid UTF-8"))?;
+        let model = Model::load(std::path::Path::new(path))?;
+        // SAFETY: checked non-NULL.
+        unsafe { emit_handle(out, adj_model { model }) };
+        Ok(())
+    })
+}
+
+/// Writes the model's grid dimension (2 or 3) to `*dim`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_model_dim(model: *const adj_model, dim: *mut usize) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let model = unsafe { handle(model, "model") }?;
+        out_ptr(dim, "dim")?;
+        // SAFETY: checked non-NULL.
+        unsafe { *dim = model.model.network.architecture().dim };
+        Ok(())
+    })
+}
+
+/// Releases a model. NULL is accepted.
+#[no_mangle]
+pub unsafe extern "C" fn adj_model_free(model: *mut adj_model) {
+    // SAFETY: the caller passes NULL or a live handle it no longer uses.
+    boundary_or((), || unsafe { free_handle(model) })
+}
+
+/// Options of `adj_cdm_solve`. Start from `adj_cdm_options_default()`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_cdm_options {
+    /// Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
+    pub rtol: f64,
+    /// Absolute tolerance, in the units of b. Default 0.
+    pub atol: f64,
+    /// Iteration limit. Default 10000.
+    pub max_iterations: usize,
+    /// Nonzero: start from the x passed in; 0 (default): from x = 0.
+    pub nonzero_initial_guess: i32,
+    /// k: each direction is A-orthogonalised against the last k. Default 2.
+    pub orthogonalize: usize,
+    /// Recompute r = b − A x every this many iterations (0 = never). Default 50.
+    pub true_residual_period: usize,
+    /// A direction with |cos∠(p, r)| below this after orthogonalisation is
+    /// replaced by r (the iteration would stall). 0 = never. Default 0.01.
+    pub stall_cosine: f64,
+}
+
+/// The outcome of `adj_cdm_solve`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_cdm_report {
+    /// As for CG (no residual history).
+    pub solve: adj_solve_report,
+    /// Wall time spent generating directions, in seconds.
+    pub direction_seconds: f64,
+    /// Steps that used the residual because the direction stalled.
+    pub fallback_steps: usize,
+}
+
+/// The default options (see `adj_cdm_options`).
+#[no_mangle]
+pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
+    let d = ConjugateDirectionOptions::default();
+    adj_cdm_options {
+        rtol: d.krylov.rtol,
+        atol: d.krylov.atol,
+        max_iterations: d.krylov.max_iterations,
+        nonzero_initial_guess: 0,
+        orthogonalize: d.orthogonalize,
+        true_residual_period: d.true_residual_period,
+        stall_cosine: d.stall_cosine,
+    }
+}
+
+/// Solves A x = b (A symmetric positive definite) by the conjugate-direction
+/// method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
+/// against the last k and takes the exact line-search step. The direction
+/// generator is exactly one of: `model` (a trained network; `op` must be a
+/// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
+/// PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
+/// On success x holds the solution; on failure x is unchanged. `report`
+/// (may be NULL) is written when the iteration ran, also when it failed
+/// (`direction_seconds` is then NaN).
+#[no_mangle]
+pub unsafe extern "C" fn adj_cdm_solve(
+    op: *const adj_operator,
+    model: *const adj_model,
+    precond: *const adj_precond,
+    direction: adj_direction_fn,
+    direction_ctx: *mut c_void,
+    b: *const f64,
+    x: *mut f64,
+    n: usize,
+    options: *const adj_cdm_options,
+    report: *mut adj_cdm_report,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let op = unsafe { handle(op, "op") }?;
+        let linear = op.linear_operator();
+        Error::check_len("n", linear.dim(), n)?;
+        // SAFETY: the caller passes n doubles in b and x.
+        let (b, x) = unsafe { (slice(b, n, "b")?, slice_mut(x, n, "x")?) };
+        // SAFETY: NULL (defaults) or a valid struct.
+        let o = unsafe { options.as_ref() }
+            .copied()
+            .unwrap_or_else(|| adj_cdm_options_default());
+        let options = ConjugateDirectionOptions {
+            krylov: KrylovOptions {
+                rtol: o.rtol,
+                atol: o.atol,
+                max_iterations: o.max_iterations,
+                nonzero_initial_guess: o.nonzero_initial_guess != 0,
+                record_history: false,
+            },
+            orthogonalize: o.orthogonalize,
+            true_residual_period: o.true_residual_period,
+            stall_cosine: o.stall_cosine,
+        };
+        // SAFETY: NULL or live handles.
+        let (model, precond) = unsafe { (model.as_ref(), precond.as_ref()) };
+        let given = [model.is_some(), precond.is_some(), direction.is_some()];
+        if given.iter().filter(|&&g| g).count() != 1 {
+            return Err(Error::invalid(
+                "direction",
+                "pass exactly one of model, precond and direction",
+            ));
+        }
+        let network;
+        let precond_direction;
+        let callback;
+        let generator: &dyn DirectionGenerator = if let Some(m) = model {
+            network = NetworkDirection::new(op.grid()?, &m.model.network)?;
+            &network
+        } else if let Some(p) = precond {
+            precond_direction = PreconditionerDirection(&*p.inner);
+            &precond_direction
+        } else {
+            callback = FnDirection::new(n, callback_map(n, direction, direction_ctx, "direction")?);
+            &callback
+        };
+        let mut work = x.to_vec();
+        let result = conjugate_direction(linear, generator, b, &mut work, &options);
+        // SAFETY: NULL or a valid report struct.
+        if let (Some(out), Some(solve)) = (
+            unsafe { report.as_mut() },
+            c_report_of(result.as_ref().map(|r| &r.solve)),
+        ) {
+            *out = adj_cdm_report {
+                solve,
+                direction_seconds: result.as_ref().map_or(f64::NAN, |r| r.direction_seconds),
+                fallback_steps: result.as_ref().map_or(0, |r| r.fallback_steps),
+            };
+        }
+        result?;
+        x.copy_from_slice(&work);
+        Ok(())
+    })
+}
