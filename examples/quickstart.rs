@@ -1,9 +1,10 @@
 //! Quickstart: the pressure projection of a 96³ smoke simulation (a box with
 //! a spherical obstacle and an air layer on top), solved by CG with no
-//! preconditioner, Jacobi and IC(0).
+//! preconditioner, Jacobi, IC(0) and geometric multigrid.
 //!
 //! Run: `cargo run --release --example quickstart`
 
+use adjunct::krylov::{Multigrid, MultigridOptions};
 use adjunct::{cg, scene, Ic0, Identity, Jacobi, KrylovOptions, LinearOperator, Preconditioner};
 use std::time::Instant;
 
@@ -52,5 +53,8 @@ fn main() -> Result<(), adjunct::Error> {
     run("none", &|| Ok(Box::new(Identity { dim: a.dim() })))?;
     run("jacobi", &|| Ok(Box::new(Jacobi::new(&a)?)))?;
     run("ic0", &|| Ok(Box::new(Ic0::new(&a.to_csr())?)))?;
+    run("multigrid", &|| {
+        Ok(Box::new(Multigrid::new(&a, &MultigridOptions::default())?))
+    })?;
     Ok(())
 }
