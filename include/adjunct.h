@@ -251,6 +251,12 @@ typedef struct adj_cdm_options {
   // A direction with |cos∠(p, r)| below this after orthogonalisation is
   // replaced by r (the iteration would stall). 0 = never. Default 0.01.
   double stall_cosine;
+  // Distributed solves: sums over all ranks (see
+  // `adj_cg_solve_distributed`; two calls per iteration here). NULL
+  // (default): serial.
+  adj_allreduce_fn allreduce;
+  // Passed to `allreduce`.
+  void *allreduce_ctx;
 } adj_cdm_options;
 
 // A vector map `y = f(x)` given by the caller: a matrix-free operator
@@ -451,6 +457,8 @@ struct adj_cdm_options adj_cdm_options_default(void);
 // generator is exactly one of: `model` (a trained network; `op` must be a
 // grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
 // PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
+// With `options->allreduce` set, each rank passes its part of the problem
+// (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
 // On success x holds the solution; on failure x is unchanged. `report`
 // (may be NULL) is written when the iteration ran, also when it failed
 // (`direction_seconds` is then NaN).

@@ -1,6 +1,7 @@
-//! Distributed CG through the C ABI with MPI (examples/mpi/poisson_mpi.c):
-//! 1, 2 and 4 ranks take the same number of iterations and give the same
-//! solution to 1e-10 relative; one allreduce per iteration; a callback
+//! Distributed CG and conjugate directions through the C ABI with MPI
+//! (examples/mpi/poisson_mpi.c): 1, 2 and 4 ranks take the same number of
+//! iterations and give the same solution to 1e-10 relative; one allreduce
+//! per CG iteration, two per conjugate-direction iteration; a callback
 //! error on one rank is reported on every rank without a deadlock. Needs
 //! `mpicc` and `mpirun` (Debian openmpi-bin, libopenmpi-dev; .ci/run
 //! installs them).
@@ -11,7 +12,13 @@ use common::{root, run, static_library, tempdir, tool_available, NATIVE_LIBS};
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The example built once per test process (tests run in parallel).
 fn build() -> Option<PathBuf> {
+    static EXE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    EXE.get_or_init(build_once).clone()
+}
+
+fn build_once() -> Option<PathBuf> {
     for tool in ["mpicc", "mpirun"] {
         if !tool_available(tool) {
             eprintln!(
@@ -72,18 +79,22 @@ fn field(output: &str, key: &str) -> f64 {
         .expect("a number")
 }
 
-#[test]
-fn ranks_agree_with_the_serial_solve() {
+/// Runs 1, 2 and 4 ranks with `extra` flags; asserts equal iteration counts,
+/// solutions equal to 1e-10 and at most `reductions` allreduce calls per
+/// iteration.
+fn ranks_agree(extra: &[&str], reductions: f64) {
     let Some(exe) = build() else { return };
     let dir = tempdir("mpi");
     let mut reference: Option<(f64, Vec<f64>)> = None;
     for ranks in [1, 2, 4] {
-        let out_file = dir.join(format!("solution_{ranks}.f64"));
-        let output = mpirun(ranks, &exe, &["20", "--out", out_file.to_str().unwrap()]);
+        let out_file = dir.join(format!("solution_{ranks}_{}.f64", extra.len()));
+        let mut args = vec!["20", "--out", out_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let output = mpirun(ranks, &exe, &args);
         let iterations = field(&output, "iterations");
         let per_iteration = field(&output, "per");
         assert!(
-            per_iteration <= 1.05,
+            per_iteration <= reductions,
             "allreduce calls per iteration {per_iteration}: {output}"
         );
         let solution = read_f64(&out_file);
@@ -99,19 +110,67 @@ fn ranks_agree_with_the_serial_solve() {
 }
 
 #[test]
+fn cg_ranks_agree_with_the_serial_solve() {
+    ranks_agree(&[], 1.05);
+}
+
+#[test]
+fn conjugate_direction_ranks_agree_with_the_serial_solve() {
+    ranks_agree(&["--cdm"], 2.1);
+}
+
+#[test]
 fn a_callback_error_on_one_rank_is_reported_on_every_rank() {
     let Some(exe) = build() else { return };
-    let output = mpirun(3, &exe, &["16", "--fail-rank", "1", "--fail-after", "4"]);
-    for rank in 0..3 {
-        let line = output
-            .lines()
-            .find(|l| l.starts_with(&format!("rank {rank}: status -6")))
-            .unwrap_or_else(|| panic!("rank {rank} did not report the callback error:\n{output}"));
-        let expected = if rank == 1 {
-            "returned 7"
-        } else {
-            "another rank"
-        };
-        assert!(line.contains(expected), "{line}");
+    for solver in [None, Some("--cdm")] {
+        let mut args = vec!["16", "--fail-rank", "1", "--fail-after", "4"];
+        args.extend(solver);
+        let output = mpirun(3, &exe, &args);
+        for rank in 0..3 {
+            let line = output
+                .lines()
+                .find(|l| l.starts_with(&format!("rank {rank}: status -6")))
+                .unwrap_or_else(|| {
+                    panic!("{solver:?}: rank {rank} did not report the callback error:\n{output}")
+                });
+            let expected = if rank == 1 {
+                "returned 7"
+            } else {
+                "another rank"
+            };
+            assert!(line.contains(expected), "{solver:?}: {line}");
+        }
     }
+}
+
+/// The C++ wrapper under MPI: `adjunct::cg_distributed` with lambdas, 1, 2
+/// and 4 ranks against the serial solve, and an exception thrown by one
+/// rank's operator reported on every rank.
+#[test]
+fn cpp_wrapper_under_mpi() {
+    if build().is_none() || !tool_available("mpicxx") {
+        eprintln!("SKIPPED: no `mpicxx` on PATH (.ci/run installs libopenmpi-dev)");
+        return;
+    }
+    let exe = tempdir("mpi").join("mpi_wrapper_test");
+    run(Command::new("mpicxx")
+        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
+        .arg(root().join("include"))
+        .arg("-I")
+        .arg(root().join("bindings/cpp"))
+        .arg(root().join("tests/cpp/mpi_wrapper_test.cpp"))
+        .arg(static_library())
+        .args(NATIVE_LIBS)
+        .arg("-o")
+        .arg(&exe));
+    for ranks in [1, 2, 4] {
+        let output = mpirun(ranks, &exe, &[]);
+        assert!(
+            output.contains("all checks passed"),
+            "{ranks} ranks:\n{output}"
+        );
+    }
+    let output = mpirun(2, &exe, &["--fail"]);
+    assert!(output.contains("all checks passed"), "{output}");
+    assert!(output.contains("rethrown: operator failed"), "{output}");
 }

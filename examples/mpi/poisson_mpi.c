@@ -15,7 +15,9 @@
  *   mpicc -O2 -Iinclude examples/mpi/poisson_mpi.c target/release/libadjunct.a \
  *         -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o poisson_mpi
  * Run:
- *   mpirun -n 2 ./poisson_mpi [N] [--out FILE] [--fail-rank R --fail-after K]
+ *   mpirun -n 2 ./poisson_mpi [N] [--cdm] [--out FILE] [--fail-rank R --fail-after K]
+ * --cdm uses the conjugate-direction solver (Jacobi directions, k = 2) with
+ * the same allreduce callback instead of CG;
  * --out writes the global solution (fluid cells in cell order, f64) from rank 0;
  * --fail-rank/--fail-after make rank R's matvec fail at its K-th call (after
  * its halo exchange), to show that every rank reports the error.
@@ -98,8 +100,10 @@ int main(int argc, char **argv) {
     s.n = 128;
     s.fail_rank = -1;
     const char *out = NULL;
+    int use_cdm = 0;
     for (int a = 1; a < argc; ++a) {
         if (!strcmp(argv[a], "--out") && a + 1 < argc) out = argv[++a];
+        else if (!strcmp(argv[a], "--cdm")) use_cdm = 1;
         else if (!strcmp(argv[a], "--fail-rank") && a + 1 < argc) s.fail_rank = atoi(argv[++a]);
         else if (!strcmp(argv[a], "--fail-after") && a + 1 < argc) s.fail_after = atoi(argv[++a]);
         else s.n = atoi(argv[a]);
@@ -157,7 +161,16 @@ int main(int argc, char **argv) {
     adj_solve_report report;
     MPI_Barrier(MPI_COMM_WORLD);
     const double t0 = MPI_Wtime();
-    status = adj_cg_solve_distributed(op, jacobi, b, x, s.num_local, &options, allreduce, &s, &report);
+    if (use_cdm) {
+        adj_cdm_options cdm_options = adj_cdm_options_default();
+        cdm_options.allreduce = allreduce;
+        cdm_options.allreduce_ctx = &s;
+        adj_cdm_report cdm_report;
+        status = adj_cdm_solve(op, NULL, jacobi, NULL, NULL, b, x, s.num_local, &cdm_options, &cdm_report);
+        report = cdm_report.solve;
+    } else {
+        status = adj_cg_solve_distributed(op, jacobi, b, x, s.num_local, &options, allreduce, &s, &report);
+    }
     const double seconds = MPI_Wtime() - t0;
     if (status != ADJ_OK) {
         printf("rank %d: status %d after %zu iterations: %s\n", s.rank, (int)status, report.iterations,
@@ -175,9 +188,9 @@ int main(int argc, char **argv) {
     long total = 0, local = (long)s.num_local;
     MPI_Allreduce(&local, &total, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
     if (s.rank == 0)
-        printf("%d ranks, %d^3 grid, %ld unknowns: %zu iterations, %.3f s (%.3f ms/iteration), "
+        printf("%s, %d ranks, %d^3 grid, %ld unknowns: %zu iterations, %.3f s (%.3f ms/iteration), "
                "%ld allreduce calls (%.2f per iteration), true relative residual %.3e\n",
-               s.size, n, total, report.iterations, seconds, 1e3 * seconds / report.iterations, s.allreduce_calls,
+               use_cdm ? "conjugate directions" : "CG", s.size, n, total, report.iterations, seconds, 1e3 * seconds / report.iterations, s.allreduce_calls,
                (double)s.allreduce_calls / report.iterations, residual);
 
     if (out) {

@@ -195,6 +195,25 @@ unsafe fn run_solver(
 pub type adj_allreduce_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, buf: *mut f64, n: usize) -> c_int>;
 
+/// Calls the caller's allreduce on `buf` (nothing when it is NULL).
+pub(crate) fn allreduce_sum(
+    allreduce: adj_allreduce_fn,
+    ctx: *mut c_void,
+    buf: &mut [f64],
+) -> crate::Result<()> {
+    let Some(f) = allreduce else { return Ok(()) };
+    // SAFETY: the caller of the solver promised a valid callback; buf is valid.
+    let code = unsafe { f(ctx, buf.as_mut_ptr(), buf.len()) };
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(Error::Callback {
+            callback: "allreduce_sum",
+            code,
+        })
+    }
+}
+
 /// Distributed (or serial) CG with one reduction per iteration
 /// (Chronopoulos–Gear): each rank passes its part of the problem — `op` its
 /// rows of A (a callback operator doing its own halo exchange, or a local
@@ -222,19 +241,7 @@ pub unsafe extern "C" fn adj_cg_solve_distributed(
     allreduce_ctx: *mut c_void,
     report: *mut adj_solve_report,
 ) -> adj_status {
-    let sum = |buf: &mut [f64]| -> crate::Result<()> {
-        let Some(f) = allreduce else { return Ok(()) };
-        // SAFETY: the caller promised a valid callback; buf is valid.
-        let code = unsafe { f(allreduce_ctx, buf.as_mut_ptr(), buf.len()) };
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(Error::Callback {
-                callback: "allreduce_sum",
-                code,
-            })
-        }
-    };
+    let sum = |buf: &mut [f64]| allreduce_sum(allreduce, allreduce_ctx, buf);
     // SAFETY: forwarded contract.
     unsafe {
         run_solver(op, precond, b, x, n, options, report, |op, m, b, x, o| {

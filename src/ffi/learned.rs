@@ -2,14 +2,14 @@
 //! conjugate-direction solver.
 
 use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
-use super::cg::{adj_solve_report, c_report_of};
+use super::cg::{adj_allreduce_fn, adj_solve_report, allreduce_sum, c_report_of};
 use super::operator::{adj_apply_fn, adj_operator, callback_map};
 use super::precond::adj_precond;
 use super::status::{adj_status, boundary, boundary_or};
 use crate::error::Error;
 use crate::krylov::{
-    conjugate_direction, ConjugateDirectionOptions, DirectionGenerator, FnDirection, KrylovOptions,
-    PreconditionerDirection,
+    conjugate_direction, conjugate_direction_reduced, ConjugateDirectionOptions,
+    DirectionGenerator, FnDirection, KrylovOptions, PreconditionerDirection,
 };
 use crate::learned::{Model, NetworkDirection};
 use std::ffi::{c_char, c_void, CStr};
@@ -95,6 +95,12 @@ pub struct adj_cdm_options {
     /// A direction with |cos∠(p, r)| below this after orthogonalisation is
     /// replaced by r (the iteration would stall). 0 = never. Default 0.01.
     pub stall_cosine: f64,
+    /// Distributed solves: sums over all ranks (see
+    /// `adj_cg_solve_distributed`; two calls per iteration here). NULL
+    /// (default): serial.
+    pub allreduce: adj_allreduce_fn,
+    /// Passed to `allreduce`.
+    pub allreduce_ctx: *mut c_void,
 }
 
 /// The outcome of `adj_cdm_solve`.
@@ -122,6 +128,8 @@ pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
         orthogonalize: d.orthogonalize,
         true_residual_period: d.true_residual_period,
         stall_cosine: d.stall_cosine,
+        allreduce: None,
+        allreduce_ctx: std::ptr::null_mut(),
     }
 }
 
@@ -131,6 +139,8 @@ pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
 /// generator is exactly one of: `model` (a trained network; `op` must be a
 /// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
 /// PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
+/// With `options->allreduce` set, each rank passes its part of the problem
+/// (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
 /// On success x holds the solution; on failure x is unchanged. `report`
 /// (may be NULL) is written when the iteration ran, also when it failed
 /// (`direction_seconds` is then NaN).
@@ -193,7 +203,13 @@ pub unsafe extern "C" fn adj_cdm_solve(
             &callback
         };
         let mut work = x.to_vec();
-        let result = conjugate_direction(linear, generator, b, &mut work, &options);
+        let sum = |buf: &mut [f64]| allreduce_sum(o.allreduce, o.allreduce_ctx, buf);
+        let result = match o.allreduce {
+            Some(_) => {
+                conjugate_direction_reduced(linear, generator, b, &mut work, &options, Some(&sum))
+            }
+            None => conjugate_direction(linear, generator, b, &mut work, &options),
+        };
         // SAFETY: NULL or a valid report struct.
         if let (Some(out), Some(solve)) = (
             unsafe { report.as_mut() },

@@ -17,8 +17,9 @@
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
+use super::single_reduction::AllreduceSum;
 use super::vector;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -106,9 +107,10 @@ pub struct ConjugateDirectionReport {
 /// Solves A x = b (A symmetric positive definite) by the conjugate-direction
 /// method with directions from `generator`, to ‖b − A x‖₂ ≤ max(rtol·‖b‖₂,
 /// atol). Every outcome other than convergence is an error
-/// ([`Error::SolveFailed`] with the report); a direction that is zero or
-/// not a descent direction after orthogonalisation (pᵀAp ≤ 0) stops the
-/// solve as an indefinite operator / breakdown.
+/// ([`Error::SolveFailed`](crate::Error::SolveFailed) with the report); a
+/// direction that is zero or not a descent direction after
+/// orthogonalisation (pᵀAp ≤ 0) stops the solve as a breakdown /
+/// indefinite operator.
 pub fn conjugate_direction<A, D>(
     op: &A,
     generator: &D,
@@ -120,156 +122,280 @@ where
     A: LinearOperator + ?Sized,
     D: DirectionGenerator + ?Sized,
 {
-    let n = op.dim();
-    let krylov = &options.krylov;
-    let setup = krylov.setup(n, generator.dim(), b, x)?;
+    let setup = options.krylov.setup(op.dim(), generator.dim(), b, x)?;
     op.check_cg_solvable(b, setup.threshold)?;
-    let mut report = krylov.new_report(setup.converged);
-    let mut r = vec![0.0; n];
-    let r0 = if krylov.nonzero_initial_guess {
-        true_residual(op, b, x, &mut r)?
-    } else {
-        x.fill(0.0);
-        vector::copy(b, &mut r);
-        setup.b_norm
-    };
-    report.initial_residual_norm = r0;
-    report.true_residual_norm = r0;
-    let mut seconds = 0.0;
-    let mut fallbacks = 0;
-    let outcome = iterate(
-        op,
-        generator,
-        b,
-        x,
-        &mut r,
-        r0,
-        setup.threshold,
-        setup.converged,
-        options,
-        &mut report,
-        (&mut seconds, &mut fallbacks),
-    );
-    let solve = conclude("conjugate direction", report, setup.b_norm, outcome, || {
-        true_residual(op, b, x, &mut r)
-    })?;
-    Ok(ConjugateDirectionReport {
-        solve,
-        direction_seconds: seconds,
-        fallback_steps: fallbacks,
-    })
+    conjugate_direction_reduced(op, generator, b, x, options, None)
 }
 
-#[allow(clippy::too_many_arguments)]
-/// A p, then p and A p A-orthogonalised against the kept directions (with
-/// the same coefficients, so A p needs one product).
-fn orthogonalized<A: LinearOperator + ?Sized>(
-    op: &A,
-    kept: &VecDeque<(Vec<f64>, Vec<f64>, f64)>,
-    p: &mut [f64],
-    ap: &mut [f64],
-) -> Result<()> {
-    op.apply(p, ap)?;
-    for (pj, apj, pj_apj) in kept {
-        let c = vector::dot(p, apj) / pj_apj;
-        vector::axpy(-c, pj, p);
-        vector::axpy(-c, apj, ap);
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn iterate<A, D>(
+/// [`conjugate_direction`] on this rank's part of a distributed problem:
+/// `op`, `generator`, `b` and `x` are local, and `allreduce` sums over all
+/// ranks (see [`cg_single_reduction`](super::cg_single_reduction)). Two
+/// reductions per iteration (the orthogonalisation coefficients with ‖r‖²;
+/// then pᵀAp, pᵀr, ‖p‖², rᵀAp and ‖Ap‖², the last two estimating the next
+/// ‖r‖ that scales the generator's input), two more for a fallback step,
+/// one for each true-residual recomputation; every decision
+/// uses reduced values, so all ranks take the same steps, and a local
+/// failure is reported on every rank at the next reduction.
+pub fn conjugate_direction_reduced<A, D>(
     op: &A,
     generator: &D,
     b: &[f64],
     x: &mut [f64],
-    r: &mut [f64],
-    mut r_norm: f64,
-    threshold: f64,
-    converged: SolveReason,
     options: &ConjugateDirectionOptions,
-    report: &mut SolveReport,
-    (seconds, fallbacks): (&mut f64, &mut usize),
-) -> Result<SolveReason>
+    allreduce: Option<AllreduceSum<'_>>,
+) -> Result<ConjugateDirectionReport>
 where
     A: LinearOperator + ?Sized,
     D: DirectionGenerator + ?Sized,
 {
-    let n = x.len();
-    let (mut scaled, mut p, mut ap) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    // The last k directions with A p and pᵀAp.
-    let mut kept: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::new();
-    loop {
-        report.residual_norm = r_norm;
-        if !r_norm.is_finite() {
-            return Ok(SolveReason::DivergedNanOrInf);
+    let n = op.dim();
+    let krylov = &options.krylov;
+    let mut run = Run {
+        op,
+        generator,
+        options,
+        reducer: Reducer {
+            allreduce,
+            local_error: None,
+        },
+        r: vec![0.0; n],
+        kept: VecDeque::new(),
+        seconds: 0.0,
+        fallbacks: 0,
+    };
+    let setup = krylov.setup(n, generator.dim(), b, x);
+    let converged = setup
+        .as_ref()
+        .map_or(SolveReason::ConvergedRtol, |s| s.converged);
+    let mut report = krylov.new_report(converged);
+    match setup {
+        Err(e) => run.reducer.local_error = Some(e),
+        Ok(_) if krylov.nonzero_initial_guess => {
+            let r = &mut run.r;
+            run.reducer.local(|| true_residual(op, b, x, r).map(|_| ()));
         }
-        if r_norm <= threshold {
-            r_norm = true_residual(op, b, x, r)?;
-            report.true_residual_norm = r_norm;
-            if r_norm <= threshold {
-                return Ok(converged);
+        Ok(_) => {
+            x.fill(0.0);
+            vector::copy(b, &mut run.r);
+        }
+    }
+    let mut sums = [vector::dot(b, b), vector::dot(&run.r, &run.r)];
+    let started = run.reducer.reduce(&mut sums);
+    let b_norm = sums[0].sqrt();
+    let threshold = (krylov.rtol * b_norm).max(krylov.atol);
+    let outcome = started.and_then(|()| {
+        report.initial_residual_norm = sums[1].sqrt();
+        report.true_residual_norm = report.initial_residual_norm;
+        run.iterate(x, b, threshold, converged, sums[1].sqrt(), &mut report)
+    });
+    let solve = conclude("conjugate direction", report, b_norm, outcome, || {
+        run.true_residual(x, b)
+    })?;
+    Ok(ConjugateDirectionReport {
+        solve,
+        direction_seconds: run.seconds,
+        fallback_steps: run.fallbacks,
+    })
+}
+
+/// Global sums with a failure flag, so that a local error stops every rank
+/// at the same reduction.
+struct Reducer<'a> {
+    allreduce: Option<AllreduceSum<'a>>,
+    local_error: Option<Error>,
+}
+
+impl Reducer<'_> {
+    /// Runs a local step unless an earlier one failed; keeps its error.
+    fn local(&mut self, step: impl FnOnce() -> Result<()>) {
+        if self.local_error.is_none() {
+            if let Err(e) = step() {
+                self.local_error = Some(e);
             }
-            kept.clear();
-            continue;
         }
-        if report.iterations >= options.krylov.max_iterations {
-            return Ok(SolveReason::DivergedMaxIterations);
+    }
+
+    /// Sums `values` over all ranks; an error when any rank failed.
+    fn reduce(&mut self, values: &mut [f64]) -> Result<()> {
+        let mut buf = Vec::with_capacity(values.len() + 1);
+        buf.extend_from_slice(values);
+        buf.push(if self.local_error.is_some() { 1.0 } else { 0.0 });
+        if let Some(allreduce) = self.allreduce {
+            allreduce(&mut buf)?;
         }
-        let inv = 1.0 / r_norm;
-        scaled
-            .iter_mut()
-            .zip(r.iter())
-            .for_each(|(s, ri)| *s = ri * inv);
-        let start = Instant::now();
-        generator.direction(&scaled, &mut p)?;
-        *seconds += start.elapsed().as_secs_f64();
-        orthogonalized(op, &kept, &mut p, &mut ap)?;
-        let cosine = vector::dot(&p, r) / (vector::norm2(&p) * r_norm);
-        if options.stall_cosine > 0.0
-            && (cosine.abs() < options.stall_cosine || !cosine.is_finite())
-        {
-            *fallbacks += 1;
-            p.copy_from_slice(&scaled);
-            orthogonalized(op, &kept, &mut p, &mut ap)?;
+        values.copy_from_slice(&buf[..values.len()]);
+        match self.local_error.take() {
+            Some(e) => Err(e),
+            None if buf[values.len()] > 0.0 => Err(Error::Callback {
+                callback: "operator or direction generator on another rank",
+                code: -1,
+            }),
+            None => Ok(()),
         }
-        let p_ap = vector::dot(&p, &ap);
-        if !p_ap.is_finite() {
-            return Ok(SolveReason::DivergedNanOrInf);
+    }
+}
+
+/// A kept direction p, A p and the global pᵀAp.
+type Kept = (Vec<f64>, Vec<f64>, f64);
+
+struct Run<'a, A: ?Sized, D: ?Sized> {
+    op: &'a A,
+    generator: &'a D,
+    options: &'a ConjugateDirectionOptions,
+    reducer: Reducer<'a>,
+    r: Vec<f64>,
+    kept: VecDeque<Kept>,
+    seconds: f64,
+    fallbacks: usize,
+}
+
+impl<A: LinearOperator + ?Sized, D: DirectionGenerator + ?Sized> Run<'_, A, D> {
+    /// ‖b − A x‖ over all ranks (r is left as b − A x).
+    fn true_residual(&mut self, x: &[f64], b: &[f64]) -> Result<f64> {
+        let (op, r) = (self.op, &mut self.r);
+        self.reducer
+            .local(|| true_residual(op, b, x, r).map(|_| ()));
+        let mut sum = [vector::dot(&self.r, &self.r)];
+        self.reducer.reduce(&mut sum)?;
+        Ok(sum[0].sqrt())
+    }
+
+    /// A p, then p and A p A-orthogonalised against the kept directions
+    /// (classical Gram–Schmidt: all coefficients from one reduction, which
+    /// also carries `extra`).
+    fn orthogonalize(&mut self, p: &mut [f64], ap: &mut [f64], extra: &mut [f64]) -> Result<()> {
+        let op = self.op;
+        self.reducer.local(|| op.apply(p, ap));
+        let mut sums: Vec<f64> = self
+            .kept
+            .iter()
+            .map(|(_, apj, _)| vector::dot(p, apj))
+            .chain(extra.iter().copied())
+            .collect();
+        self.reducer.reduce(&mut sums)?;
+        let k = self.kept.len();
+        extra.copy_from_slice(&sums[k..]);
+        for ((pj, apj, pj_apj), c) in self.kept.iter().zip(&sums[..k]) {
+            let c = c / pj_apj;
+            vector::axpy(-c, pj, p);
+            vector::axpy(-c, apj, ap);
         }
-        if p_ap <= 0.0 {
-            return Ok(if vector::dot(&p, &p) == 0.0 {
-                SolveReason::DivergedBreakdown
+        Ok(())
+    }
+
+    /// pᵀAp, pᵀr, ‖p‖, rᵀAp and ‖Ap‖² over all ranks (the last two give
+    /// ‖r − αAp‖² without another reduction).
+    fn step_sums(&mut self, p: &[f64], ap: &[f64]) -> Result<[f64; 5]> {
+        let r = &self.r;
+        let mut sums = [
+            vector::dot(p, ap),
+            vector::dot(p, r),
+            vector::dot(p, p),
+            vector::dot(r, ap),
+            vector::dot(ap, ap),
+        ];
+        self.reducer.reduce(&mut sums)?;
+        sums[2] = sums[2].sqrt();
+        Ok(sums)
+    }
+
+    fn iterate(
+        &mut self,
+        x: &mut [f64],
+        b: &[f64],
+        threshold: f64,
+        converged: SolveReason,
+        r_norm: f64,
+        report: &mut SolveReport,
+    ) -> Result<SolveReason> {
+        let n = x.len();
+        let options = self.options;
+        let (mut scaled, mut p, mut ap) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        // The generator sees r scaled by an estimate of ‖r‖ (exact after a
+        // true-residual computation); the exact norm arrives with the
+        // orthogonalisation coefficients, in the same reduction.
+        let mut estimate = r_norm;
+        loop {
+            let inv = 1.0 / estimate.max(f64::MIN_POSITIVE);
+            scaled
+                .iter_mut()
+                .zip(self.r.iter())
+                .for_each(|(s, ri)| *s = ri * inv);
+            let start = Instant::now();
+            let generator = self.generator;
+            self.reducer.local(|| generator.direction(&scaled, &mut p));
+            self.seconds += start.elapsed().as_secs_f64();
+            let mut rr = [vector::dot(&self.r, &self.r)];
+            self.orthogonalize(&mut p, &mut ap, &mut rr)?;
+            let r_norm = rr[0].sqrt();
+            report.residual_norm = r_norm;
+            if !r_norm.is_finite() {
+                return Ok(SolveReason::DivergedNanOrInf);
+            }
+            if r_norm <= threshold {
+                let true_norm = self.true_residual(x, b)?;
+                report.true_residual_norm = true_norm;
+                if true_norm <= threshold {
+                    return Ok(converged);
+                }
+                self.kept.clear();
+                estimate = true_norm;
+                continue;
+            }
+            if report.iterations >= options.krylov.max_iterations {
+                return Ok(SolveReason::DivergedMaxIterations);
+            }
+            let [mut p_ap, mut p_r, mut p_norm, mut r_ap, mut ap_ap] = self.step_sums(&p, &ap)?;
+            let cosine = p_r / (p_norm * r_norm);
+            if options.stall_cosine > 0.0
+                && (cosine.abs() < options.stall_cosine || !cosine.is_finite())
+            {
+                self.fallbacks += 1;
+                p.copy_from_slice(&scaled);
+                self.orthogonalize(&mut p, &mut ap, &mut [])?;
+                [p_ap, p_r, p_norm, r_ap, ap_ap] = self.step_sums(&p, &ap)?;
+            }
+            if !p_ap.is_finite() {
+                return Ok(SolveReason::DivergedNanOrInf);
+            }
+            if p_ap <= 0.0 {
+                return Ok(if p_norm == 0.0 {
+                    SolveReason::DivergedBreakdown
+                } else {
+                    SolveReason::DivergedIndefiniteOperator
+                });
+            }
+            let alpha = p_r / p_ap;
+            vector::axpy(alpha, &p, x);
+            report.iterations += 1;
+            let period = options.true_residual_period;
+            estimate = if period > 0 && report.iterations % period == 0 {
+                self.true_residual(x, b)?
             } else {
-                SolveReason::DivergedIndefiniteOperator
-            });
-        }
-        let alpha = vector::dot(&p, r) / p_ap;
-        vector::axpy(alpha, &p, x);
-        report.iterations += 1;
-        let period = options.true_residual_period;
-        r_norm = if period > 0 && report.iterations % period == 0 {
-            true_residual(op, b, x, r)?
-        } else {
-            vector::axpy(-alpha, &ap, r);
-            vector::norm2(r)
-        };
-        if options.krylov.record_history {
-            report.residual_history.push(r_norm);
-        }
-        if options.orthogonalize > 0 {
-            // Reuse the oldest buffers once k directions are kept.
-            let (mut pj, mut apj) = if kept.len() == options.orthogonalize {
-                kept.pop_front()
-                    .map(|(p, ap, _)| (p, ap))
-                    .expect("k > 0 kept")
-            } else {
-                (vec![0.0; n], vec![0.0; n])
+                // ‖r − αAp‖ from the reduced sums: only the generator's input
+                // scale (the exact norm follows in the next reduction).
+                vector::axpy(-alpha, &ap, &mut self.r);
+                (r_norm * r_norm - 2.0 * alpha * r_ap + alpha * alpha * ap_ap)
+                    .max(0.0)
+                    .sqrt()
             };
-            pj.copy_from_slice(&p);
-            apj.copy_from_slice(&ap);
-            kept.push_back((pj, apj, p_ap));
+            if options.krylov.record_history {
+                report.residual_history.push(estimate);
+            }
+            if options.orthogonalize > 0 {
+                // Reuse the oldest buffers once k directions are kept.
+                let (mut pj, mut apj) = if self.kept.len() == options.orthogonalize {
+                    self.kept
+                        .pop_front()
+                        .map(|(p, ap, _)| (p, ap))
+                        .expect("k > 0 kept")
+                } else {
+                    (vec![0.0; n], vec![0.0; n])
+                };
+                pj.copy_from_slice(&p);
+                apj.copy_from_slice(&ap);
+                self.kept.push_back((pj, apj, p_ap));
+            }
         }
     }
 }

@@ -17,8 +17,8 @@ pub mod vector;
 pub use bicgstab::bicgstab;
 pub use cg::cg;
 pub use conjugate_direction::{
-    conjugate_direction, ConjugateDirectionOptions, ConjugateDirectionReport, DirectionGenerator,
-    FnDirection, PreconditionerDirection,
+    conjugate_direction, conjugate_direction_reduced, ConjugateDirectionOptions,
+    ConjugateDirectionReport, DirectionGenerator, FnDirection, PreconditionerDirection,
 };
 pub use gmres::gmres;
 pub use ic0::Ic0;

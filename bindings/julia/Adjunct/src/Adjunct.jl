@@ -836,6 +836,8 @@ struct CdmOptions
     orthogonalize::Csize_t
     true_residual_period::Csize_t
     stall_cosine::Cdouble
+    allreduce::Ptr{Cvoid}
+    allreduce_ctx::Ptr{Cvoid}
 end
 
 """Mirror of `adj_cdm_report`."""
@@ -849,7 +851,8 @@ cdm_options_default() = ccall((:adj_cdm_options_default, libadjunct()), CdmOptio
 
 """
     x, report = cdm(A, b; model=nothing, precond=nothing, direction=nothing, rtol=1e-8, atol=0.0,
-                    maxiter=10_000, orthogonalize=2, true_residual_period=50, stall_cosine=0.01, x0=nothing)
+                    maxiter=10_000, orthogonalize=2, true_residual_period=50, stall_cosine=0.01, x0=nothing,
+                    allreduce! = nothing)
 
 Conjugate-direction solve of A x = b with directions from exactly one of: a
 trained `model` (A a grid operator), a `precond` (`Preconditioner` or
@@ -857,19 +860,22 @@ trained `model` (A a grid operator), a `precond` (`Preconditioner` or
 writing d for the normalised residual r. `report.direction_seconds` is the
 time spent generating directions; `report.fallback_steps` counts steps where
 a stalled direction (|cos∠(p, r)| < stall_cosine) was replaced by r.
+With `allreduce!` (as for `cg_distributed`) A, b and x are this rank's parts.
 """
 function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}=nothing, precond=nothing,
              direction=nothing, rtol::Real=1e-8, atol::Real=0.0, maxiter::Integer=10_000,
              orthogonalize::Integer=2, true_residual_period::Integer=50, stall_cosine::Real=0.01,
-             x0=nothing)
+             x0=nothing, allreduce! = nothing)
     pc = precond isa Symbol ? Preconditioner(A, precond) : precond
     cb = direction === nothing ? nothing : _Callback(direction, nothing)
     bb = Vector{Float64}(b)
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
     report = Ref{CdmReport}()
-    options = CdmOptions(rtol, atol, maxiter, x0 === nothing ? 0 : 1, orthogonalize, true_residual_period,
-                         stall_cosine)
-    status = GC.@preserve A model pc cb begin
+    reduction = _Reduction(allreduce!, nothing)
+    status = GC.@preserve A model pc cb reduction begin
+        options = CdmOptions(rtol, atol, maxiter, x0 === nothing ? 0 : 1, orthogonalize, true_residual_period,
+                             stall_cosine, allreduce! === nothing ? C_NULL : _REDUCTION[],
+                             pointer_from_objref(reduction))
         ccall((:adj_cdm_solve, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
                Ref{CdmOptions}, Ref{CdmReport}),
@@ -879,6 +885,7 @@ function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}
     end
     _rethrow(A.callback)
     _rethrow(cb)
+    _rethrow(reduction)
     _check(status)
     r = report[]
     return x, merge(_report(r.solve), (direction_seconds=r.direction_seconds, fallback_steps=Int(r.fallback_steps)))
