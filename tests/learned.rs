@@ -10,6 +10,7 @@ use adjunct::learned::layers::{
 };
 use adjunct::learned::{
     loss_and_gradient, ritz_dataset, train, Adam, Architecture, Model, Network, Tape, TrainOptions,
+    Workspace,
 };
 use adjunct::{scene, Error, LinearOperator};
 use common::Rng;
@@ -223,6 +224,13 @@ fn network_forward_matches_naive_composition() {
         let out = net.forward(grid, &input, &mut Tape::default()).unwrap();
         let reference = naive_network(&net, grid, &input);
         assert!(max_rel(&out, &reference) < 1e-4, "{arch:?}");
+        // Inference without a tape gives the same output, twice in a row
+        // from the same workspace.
+        let mut workspace = Workspace::default();
+        for _ in 0..2 {
+            let inferred = net.infer(grid, &input, &mut workspace).unwrap();
+            assert_eq!(inferred, out.as_slice(), "{arch:?}");
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! method on a grid Poisson operator.
 
 use super::layers::Grid;
-use super::network::{Network, Tape};
+use super::network::{Network, Workspace};
 use super::train::{from_field, to_field};
 use crate::error::{Error, Result};
 use crate::krylov::DirectionGenerator;
@@ -10,11 +10,12 @@ use crate::operator::{GridPoisson, LinearOperator};
 use std::sync::Mutex;
 
 /// D(r) = network(r) on the grid of `op`, non-fluid cells masked to zero
-/// on input and output. Applies serialise on an internal buffer.
+/// on input and output. Applies serialise on internal buffers, allocated
+/// once (no allocation per direction after the first).
 pub struct NetworkDirection<'a> {
     op: &'a GridPoisson,
     network: &'a Network,
-    buffers: Mutex<(Vec<f32>, Tape)>,
+    buffers: Mutex<(Vec<f32>, Workspace)>,
 }
 
 impl<'a> NetworkDirection<'a> {
@@ -36,7 +37,7 @@ impl<'a> NetworkDirection<'a> {
         Ok(Self {
             op,
             network,
-            buffers: Mutex::new((vec![0.0; grid.cells()], Tape::default())),
+            buffers: Mutex::new((vec![0.0; grid.cells()], Workspace::default())),
         })
     }
 }
@@ -50,16 +51,13 @@ impl DirectionGenerator for NetworkDirection<'_> {
         Error::check_len("r", self.dim(), r.len())?;
         Error::check_len("d", self.dim(), d.len())?;
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        let (field, tape) = &mut *guard;
+        let (field, workspace) = &mut *guard;
         to_field(self.op, r, field);
-        let out = self.network.forward(
-            Grid {
-                dims: self.op.dims(),
-            },
-            field,
-            tape,
-        )?;
-        from_field(self.op, &out, d);
+        let grid = Grid {
+            dims: self.op.dims(),
+        };
+        let out = self.network.infer(grid, field, workspace)?;
+        from_field(self.op, out, d);
         Ok(())
     }
 }

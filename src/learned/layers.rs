@@ -61,19 +61,37 @@ impl ConvShape {
         self.cout * self.cin * self.taps(ndim)
     }
 
-    /// The (dx, dy, dz) offset of each tap, z outermost, x innermost.
-    fn offsets(&self, ndim: usize) -> Vec<[isize; 3]> {
+    /// The (dx, dy, dz) offset of each tap, z outermost, x innermost (in
+    /// a fixed array: no allocation per call).
+    fn offsets(&self, ndim: usize) -> Taps {
         let r = (self.k / 2) as isize;
         let zr = if ndim == 3 { r } else { 0 };
-        let mut out = Vec::with_capacity(self.taps(ndim));
+        let mut out = Taps {
+            offsets: [[0; 3]; 27],
+            len: 0,
+        };
         for dz in -zr..=zr {
             for dy in -r..=r {
                 for dx in -r..=r {
-                    out.push([dx, dy, dz]);
+                    out.offsets[out.len] = [dx, dy, dz];
+                    out.len += 1;
                 }
             }
         }
         out
+    }
+}
+
+/// The tap offsets of a kernel of size ≤ 3 (at most 27).
+struct Taps {
+    offsets: [[isize; 3]; 27],
+    len: usize,
+}
+
+impl std::ops::Deref for Taps {
+    type Target = [[isize; 3]];
+    fn deref(&self) -> &[[isize; 3]] {
+        &self.offsets[..self.len]
     }
 }
 
@@ -183,11 +201,12 @@ pub fn conv_backward(
     }
 }
 
-/// The children of coarse cell `c` (those inside the fine grid).
-fn children(fine: Grid, coarse: Grid, c: usize, out: &mut Vec<usize>) {
+/// The children of coarse cell `c` (those inside the fine grid): up to 8
+/// cell indices in `out`; returns how many.
+fn children(fine: Grid, coarse: Grid, c: usize, out: &mut [usize; 8]) -> usize {
     let [cx, cy] = [coarse.dims[0], coarse.dims[1]];
     let p = [c % cx, (c / cx) % cy, c / (cx * cy)];
-    out.clear();
+    let mut count = 0;
     let kz = if fine.ndim() == 3 { 2 } else { 1 };
     for k in 0..kz {
         for j in 0..2 {
@@ -198,11 +217,13 @@ fn children(fine: Grid, coarse: Grid, c: usize, out: &mut Vec<usize>) {
                     if kz == 2 { 2 * p[2] + k } else { 0 },
                 ];
                 if f[0] < fine.dims[0] && f[1] < fine.dims[1] && f[2] < fine.dims[2] {
-                    out.push(f[0] + fine.dims[0] * (f[1] + fine.dims[1] * f[2]));
+                    out[count] = f[0] + fine.dims[0] * (f[1] + fine.dims[1] * f[2]);
+                    count += 1;
                 }
             }
         }
     }
+    count
 }
 
 /// 2× average pooling of `channels` channels (the mean over the children
@@ -212,10 +233,10 @@ pub fn pool_forward(fine: Grid, channels: usize, input: &[f32], out: &mut [f32])
     let (fc, cc) = (fine.cells(), coarse.cells());
     for_each_chunk(out, cc, channels * fc, |ch, out| {
         let src = &input[ch * fc..(ch + 1) * fc];
-        let mut kids = Vec::with_capacity(8);
+        let mut kids = [0; 8];
         for (c, o) in out.iter_mut().enumerate() {
-            children(fine, coarse, c, &mut kids);
-            *o = kids.iter().map(|&f| src[f]).sum::<f32>() / kids.len() as f32;
+            let k = children(fine, coarse, c, &mut kids);
+            *o = kids[..k].iter().map(|&f| src[f]).sum::<f32>() / k as f32;
         }
     });
 }
@@ -226,11 +247,11 @@ pub fn pool_backward(fine: Grid, channels: usize, grad_out: &[f32], grad_input: 
     let (fc, cc) = (fine.cells(), coarse.cells());
     for_each_chunk(grad_input, fc, channels * fc, |ch, gi| {
         let go = &grad_out[ch * cc..(ch + 1) * cc];
-        let mut kids = Vec::with_capacity(8);
+        let mut kids = [0; 8];
         for (c, g) in go.iter().enumerate() {
-            children(fine, coarse, c, &mut kids);
-            let share = g / kids.len() as f32;
-            for &f in &kids {
+            let k = children(fine, coarse, c, &mut kids);
+            let share = g / k as f32;
+            for &f in &kids[..k] {
                 gi[f] = share;
             }
         }
@@ -244,10 +265,10 @@ pub fn upsample_add(fine: Grid, channels: usize, input: &[f32], out: &mut [f32])
     let (fc, cc) = (fine.cells(), coarse.cells());
     for_each_chunk(out, fc, channels * fc, |ch, out| {
         let src = &input[ch * cc..(ch + 1) * cc];
-        let mut kids = Vec::with_capacity(8);
+        let mut kids = [0; 8];
         for (c, s) in src.iter().enumerate() {
-            children(fine, coarse, c, &mut kids);
-            for &f in &kids {
+            let k = children(fine, coarse, c, &mut kids);
+            for &f in &kids[..k] {
                 out[f] += s;
             }
         }
@@ -260,10 +281,10 @@ pub fn upsample_backward(fine: Grid, channels: usize, grad_out: &[f32], grad_inp
     let (fc, cc) = (fine.cells(), coarse.cells());
     for_each_chunk(grad_input, cc, channels * fc, |ch, gi| {
         let go = &grad_out[ch * fc..(ch + 1) * fc];
-        let mut kids = Vec::with_capacity(8);
+        let mut kids = [0; 8];
         for (c, g) in gi.iter_mut().enumerate() {
-            children(fine, coarse, c, &mut kids);
-            *g = kids.iter().map(|&f| go[f]).sum();
+            let k = children(fine, coarse, c, &mut kids);
+            *g = kids[..k].iter().map(|&f| go[f]).sum();
         }
     });
 }

@@ -13,5 +13,5 @@ mod train;
 
 pub use direction::NetworkDirection;
 pub use io::Model;
-pub use network::{Architecture, Network, Tape};
+pub use network::{Architecture, Network, Tape, Workspace};
 pub use train::{loss_and_gradient, ritz_dataset, solver_residuals, train, Adam, TrainOptions};

@@ -319,6 +319,89 @@ impl Network {
     }
 }
 
+/// Preallocated activations for [`Network::infer`]: after the first call
+/// on a grid, inference allocates nothing.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    dims: [usize; 3],
+    /// Per level: the running activation h (on level l − 1 it is also the
+    /// skip of level l), and two scratch fields.
+    levels: Vec<[Vec<f32>; 3]>,
+    out: Vec<f32>,
+    zero_bias: Vec<f32>,
+}
+
+impl Network {
+    /// The network applied to a one-channel field on `grid`, for inference:
+    /// the same result as [`Network::forward`] without recording a tape,
+    /// in buffers of `workspace` (allocated on the first call for a grid).
+    pub fn infer<'w>(
+        &self,
+        grid: Grid,
+        input: &[f32],
+        workspace: &'w mut Workspace,
+    ) -> Result<&'w [f32]> {
+        self.check_grid(grid, input.len())?;
+        let c = self.arch.channels;
+        if workspace.dims != grid.dims || workspace.levels.len() != self.arch.levels {
+            workspace.dims = grid.dims;
+            workspace.levels = (0..self.arch.levels)
+                .map(|l| {
+                    let cells = c * self.level_grid(grid, l).cells();
+                    [vec![0.0; cells], vec![0.0; cells], vec![0.0; cells]]
+                })
+                .collect();
+            workspace.out = vec![0.0; grid.cells()];
+            workspace.zero_bias = vec![0.0; c];
+        }
+        let Workspace {
+            levels,
+            out,
+            zero_bias,
+            ..
+        } = workspace;
+        let conv = |k: usize, g: Grid, x: &[f32], y: &mut [f32]| {
+            let p = &self.convs[k];
+            conv_forward(g, p.shape, self.weight(p), &zero_bias[..p.shape.cout], x, y);
+        };
+        conv(0, grid, input, &mut levels[0][0]);
+        let mut k = 1;
+        for level in 0..self.arch.levels {
+            let level_grid = self.level_grid(grid, level);
+            if level > 0 {
+                let (finer, here) = levels.split_at_mut(level);
+                pool_forward(
+                    self.level_grid(grid, level - 1),
+                    c,
+                    &finer[level - 1][0],
+                    &mut here[0][0],
+                );
+            }
+            let [h, a, b] = &mut levels[level];
+            for _ in 0..self.arch.blocks {
+                conv(k, level_grid, h, a);
+                a.iter_mut().for_each(|v| *v = v.max(0.0));
+                conv(k + 1, level_grid, a, b);
+                h.iter_mut()
+                    .zip(b.iter())
+                    .for_each(|(h, b)| *h += b.max(0.0));
+                k += 2;
+            }
+        }
+        for level in (1..self.arch.levels).rev() {
+            let (finer, here) = levels.split_at_mut(level);
+            upsample_add(
+                self.level_grid(grid, level - 1),
+                c,
+                &here[0][0],
+                &mut finer[level - 1][0],
+            );
+        }
+        conv(k, grid, &levels[0][0], out);
+        Ok(out)
+    }
+}
+
 /// SplitMix64 with Box–Muller normals, for reproducible initialisation.
 pub(crate) struct SplitMix(pub u64);
 
