@@ -17,9 +17,9 @@
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
-use super::single_reduction::AllreduceSum;
+use super::single_reduction::{AllreduceSum, Reducer};
 use super::vector;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::operator::LinearOperator;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -154,10 +154,7 @@ where
         op,
         generator,
         options,
-        reducer: Reducer {
-            allreduce,
-            local_error: None,
-        },
+        reducer: Reducer::new(allreduce),
         r: vec![0.0; n],
         kept: VecDeque::new(),
         seconds: 0.0,
@@ -169,7 +166,7 @@ where
         .map_or(SolveReason::ConvergedRtol, |s| s.converged);
     let mut report = krylov.new_report(converged);
     match setup {
-        Err(e) => run.reducer.local_error = Some(e),
+        Err(e) => run.reducer.fail(e),
         Ok(_) if krylov.nonzero_initial_guess => {
             let r = &mut run.r;
             run.reducer.local(|| true_residual(op, b, x, r).map(|_| ()));
@@ -196,43 +193,6 @@ where
         direction_seconds: run.seconds,
         fallback_steps: run.fallbacks,
     })
-}
-
-/// Global sums with a failure flag, so that a local error stops every rank
-/// at the same reduction.
-struct Reducer<'a> {
-    allreduce: Option<AllreduceSum<'a>>,
-    local_error: Option<Error>,
-}
-
-impl Reducer<'_> {
-    /// Runs a local step unless an earlier one failed; keeps its error.
-    fn local(&mut self, step: impl FnOnce() -> Result<()>) {
-        if self.local_error.is_none() {
-            if let Err(e) = step() {
-                self.local_error = Some(e);
-            }
-        }
-    }
-
-    /// Sums `values` over all ranks; an error when any rank failed.
-    fn reduce(&mut self, values: &mut [f64]) -> Result<()> {
-        let mut buf = Vec::with_capacity(values.len() + 1);
-        buf.extend_from_slice(values);
-        buf.push(if self.local_error.is_some() { 1.0 } else { 0.0 });
-        if let Some(allreduce) = self.allreduce {
-            allreduce(&mut buf)?;
-        }
-        values.copy_from_slice(&buf[..values.len()]);
-        match self.local_error.take() {
-            Some(e) => Err(e),
-            None if buf[values.len()] > 0.0 => Err(Error::Callback {
-                callback: "operator or direction generator on another rank",
-                code: -1,
-            }),
-            None => Ok(()),
-        }
-    }
 }
 
 /// A kept direction p, A p and the global pᵀAp.

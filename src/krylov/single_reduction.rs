@@ -28,7 +28,6 @@ const RU: usize = 0;
 const WU: usize = 1;
 const RR: usize = 2;
 const BB: usize = 3;
-const FAILED: usize = 4;
 
 /// Solves A x = b to ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol) (norms over all
 /// ranks) by preconditioned CG in the single-reduction form of Chronopoulos
@@ -53,11 +52,10 @@ where
     let mut run = Run {
         op,
         precond,
-        allreduce,
+        reducer: Reducer::new(allreduce),
         r: vec![0.0; n],
         u: vec![0.0; n],
         w: vec![0.0; n],
-        local_error: None,
     };
     // Local checks (sizes, options, NaN): a failure is shared with the
     // other ranks through the first reduction.
@@ -67,25 +65,26 @@ where
         .map_or(SolveReason::ConvergedRtol, |s| s.converged);
     let mut report = options.new_report(converged);
     if let Err(e) = setup {
-        run.local_error = Some(e);
+        run.reducer.fail(e);
     } else if options.nonzero_initial_guess {
-        run.local(|run| {
-            run.op.apply(x, &mut run.r)?;
-            vector::residual_from_product(b, &mut run.r);
+        let (op, r) = (run.op, &mut run.r);
+        run.reducer.local(|| {
+            op.apply(x, r)?;
+            vector::residual_from_product(b, r);
             Ok(())
         });
     } else {
         x.fill(0.0);
         vector::copy(b, &mut run.r);
     }
-    let mut buf = [0.0; 5];
+    let mut buf = [0.0; 4];
     run.directions(&mut buf);
-    buf[BB] = if run.local_error.is_none() {
-        vector::dot(b, b)
-    } else {
+    buf[BB] = if run.reducer.failed() {
         0.0
+    } else {
+        vector::dot(b, b)
     };
-    let outcome = run.reduce(&mut buf);
+    let outcome = run.reducer.reduce(&mut buf);
     let b_norm = buf[BB].sqrt();
     let threshold = (options.rtol * b_norm).max(options.atol);
     let outcome = outcome.and_then(|()| {
@@ -99,70 +98,100 @@ where
     })
 }
 
-struct Run<'a, A: ?Sized, M: ?Sized> {
-    op: &'a A,
-    precond: &'a M,
+/// Global sums with a failure flag appended, so that a local error stops
+/// every rank at the same reduction.
+pub(crate) struct Reducer<'a> {
     allreduce: Option<AllreduceSum<'a>>,
-    r: Vec<f64>,
-    /// M⁻¹ r.
-    u: Vec<f64>,
-    /// A u.
-    w: Vec<f64>,
-    /// The first local failure, reported after the next reduction.
+    /// The first local failure, reported at the next reduction.
     local_error: Option<Error>,
 }
 
-impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
+impl<'a> Reducer<'a> {
+    pub(crate) fn new(allreduce: Option<AllreduceSum<'a>>) -> Self {
+        Self {
+            allreduce,
+            local_error: None,
+        }
+    }
+
+    /// Records a local failure (the first one is kept).
+    pub(crate) fn fail(&mut self, error: Error) {
+        self.local_error.get_or_insert(error);
+    }
+
+    /// `true` after a local failure not yet reported.
+    pub(crate) fn failed(&self) -> bool {
+        self.local_error.is_some()
+    }
+
     /// Runs a local step unless an earlier one failed; keeps its error.
-    fn local(&mut self, step: impl FnOnce(&mut Self) -> Result<()>) {
-        if self.local_error.is_none() {
-            if let Err(e) = step(self) {
-                self.local_error = Some(e);
+    pub(crate) fn local(&mut self, step: impl FnOnce() -> Result<()>) {
+        if !self.failed() {
+            if let Err(e) = step() {
+                self.fail(e);
             }
         }
     }
 
-    /// u ← M⁻¹ r, w ← A u, and the local rᵀu, wᵀu, rᵀr into `buf`.
-    fn directions(&mut self, buf: &mut [f64; 5]) {
-        self.local(|run| {
-            apply_inverse(run.precond, &run.r, &mut run.u)?;
-            run.op.apply(&run.u, &mut run.w)
-        });
-        *buf = [0.0; 5];
-        if self.local_error.is_none() {
-            buf[RU] = vector::dot(&self.r, &self.u);
-            buf[WU] = vector::dot(&self.w, &self.u);
-            buf[RR] = vector::dot(&self.r, &self.r);
-        } else {
-            buf[FAILED] = 1.0;
-        }
-    }
-
-    /// The global sums of `buf`; an error when any rank failed.
-    fn reduce(&mut self, buf: &mut [f64]) -> Result<()> {
+    /// Sums `values` over all ranks (with a failure flag); an error when any
+    /// rank failed: this rank's own error, or a callback error naming
+    /// another rank.
+    pub(crate) fn reduce(&mut self, values: &mut [f64]) -> Result<()> {
+        let mut buf = Vec::with_capacity(values.len() + 1);
+        buf.extend_from_slice(values);
+        buf.push(if self.failed() { 1.0 } else { 0.0 });
         if let Some(allreduce) = self.allreduce {
-            allreduce(buf)?;
+            allreduce(&mut buf)?;
         }
+        values.copy_from_slice(&buf[..values.len()]);
         match self.local_error.take() {
             Some(e) => Err(e),
-            None if buf[buf.len() - 1] > 0.0 => Err(Error::Callback {
-                callback: "operator or preconditioner on another rank",
+            None if buf[values.len()] > 0.0 => Err(Error::Callback {
+                callback: "operator, preconditioner or direction generator on another rank",
                 code: -1,
             }),
             None => Ok(()),
         }
     }
+}
+
+struct Run<'a, A: ?Sized, M: ?Sized> {
+    op: &'a A,
+    precond: &'a M,
+    reducer: Reducer<'a>,
+    r: Vec<f64>,
+    /// M⁻¹ r.
+    u: Vec<f64>,
+    /// A u.
+    w: Vec<f64>,
+}
+
+impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
+    /// u ← M⁻¹ r, w ← A u, and the local rᵀu, wᵀu, rᵀr into `buf`.
+    fn directions(&mut self, buf: &mut [f64; 4]) {
+        let (op, precond) = (self.op, self.precond);
+        let (r, u, w) = (&self.r, &mut self.u, &mut self.w);
+        self.reducer.local(|| {
+            apply_inverse(precond, r, u)?;
+            op.apply(u, w)
+        });
+        *buf = [0.0; 4];
+        if !self.reducer.failed() {
+            buf[RU] = vector::dot(&self.r, &self.u);
+            buf[WU] = vector::dot(&self.w, &self.u);
+            buf[RR] = vector::dot(&self.r, &self.r);
+        }
+    }
 
     /// The true residual norm of x over all ranks (r is left as b − A x).
     fn true_residual(&mut self, x: &[f64], b: &[f64]) -> Result<f64> {
-        self.local(|run| run.op.apply(x, &mut run.r));
-        let mut buf = [0.0; 2];
-        if self.local_error.is_none() {
+        let (op, r) = (self.op, &mut self.r);
+        self.reducer.local(|| op.apply(x, r));
+        let mut buf = [0.0];
+        if !self.reducer.failed() {
             buf[0] = vector::residual_from_product(b, &mut self.r);
-        } else {
-            buf[1] = 1.0;
         }
-        self.reduce(&mut buf)?;
+        self.reducer.reduce(&mut buf)?;
         Ok(buf[0].sqrt())
     }
 
@@ -174,7 +203,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         options: &KrylovOptions,
         threshold: f64,
         converged: SolveReason,
-        mut buf: [f64; 5],
+        mut buf: [f64; 4],
         report: &mut SolveReport,
     ) -> Result<SolveReason> {
         let n = x.len();
@@ -195,7 +224,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
                 }
                 // The recursive residual drifted: restart from the true one.
                 self.directions(&mut buf);
-                self.reduce(&mut buf)?;
+                self.reducer.reduce(&mut buf)?;
                 restart = true;
                 continue;
             }
@@ -226,7 +255,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
             }
             report.iterations += 1;
             self.directions(&mut buf);
-            self.reduce(&mut buf)?;
+            self.reducer.reduce(&mut buf)?;
             if options.record_history {
                 report.residual_history.push(buf[RR].sqrt());
             }
