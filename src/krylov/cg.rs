@@ -18,7 +18,7 @@ use crate::operator::LinearOperator;
 /// Returns the report when the solve converged. Every other outcome is an
 /// error: invalid input (dimensions, NaN/Inf in b or x₀, a nonsymmetric
 /// CSR matrix, a right-hand side inconsistent with a singular grid operator)
-/// before iterating, or [`Error::SolveFailed`] with the report and reason
+/// before iterating, or [`Error::SolveFailed`](crate::Error::SolveFailed) with the report and reason
 /// (iteration limit, pᵀAp ≤ 0, rᵀM⁻¹r ≤ 0, NaN/Inf, callback failure). In
 /// Rust, x holds the last iterate in every case.
 pub fn cg<A, M>(

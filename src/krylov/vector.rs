@@ -1,6 +1,6 @@
 //! Bandwidth-bound vector kernels of the Krylov solvers, fused so that each
 //! iteration streams every vector as few times as possible. All of them cut
-//! the vectors into fixed blocks of [`BLOCK`] entries (see `crate::parallel`),
+//! the vectors into fixed blocks of `BLOCK` entries (see `crate::parallel`),
 //! so reductions do not depend on the thread count.
 
 use crate::parallel::{for_blocks, sum_blocks, DisjointSlice};

@@ -241,7 +241,7 @@ pub fn pool_forward(fine: Grid, channels: usize, input: &[f32], out: &mut [f32])
     });
 }
 
-/// Backward of [`pool_forward`]: grad_input[child] = grad_out[parent] / count.
+/// Backward of [`pool_forward`]: each child gets grad_out(parent) / count.
 pub fn pool_backward(fine: Grid, channels: usize, grad_out: &[f32], grad_input: &mut [f32]) {
     let coarse = fine.coarse();
     let (fc, cc) = (fine.cells(), coarse.cells());
@@ -275,7 +275,7 @@ pub fn upsample_add(fine: Grid, channels: usize, input: &[f32], out: &mut [f32])
     });
 }
 
-/// Backward of [`upsample_add`]: grad_input[parent] = Σ grad_out[children].
+/// Backward of [`upsample_add`]: grad_input(parent) = Σ grad_out(children).
 pub fn upsample_backward(fine: Grid, channels: usize, grad_out: &[f32], grad_input: &mut [f32]) {
     let coarse = fine.coarse();
     let (fc, cc) = (fine.cells(), coarse.cells());
