@@ -531,11 +531,19 @@ struct LinearSolveGradient {
     adj_solve_report report{};
 };
 
+/// Options of linear_solve_vjp: CG (what SPD and grid operators need),
+/// rtol 1e-10; choose ADJ_SOLVER_GMRES or _BICGSTAB for a nonsymmetric CSR matrix.
+inline adj_implicit_options linear_solve_options() {
+    adj_implicit_options o = adj_implicit_options_default();
+    o.solver = ADJ_SOLVER_CG;
+    return o;
+}
+
 /// Gradients through x = A⁻¹ b for a CSR or grid operator, given x and
 /// x̄ = ∂L/∂x; `precond` is the forward preconditioner (may be nullptr).
 inline LinearSolveGradient linear_solve_vjp(const Operator &op, const Preconditioner *precond,
                                             const std::vector<double> &x, const std::vector<double> &x_bar,
-                                            adj_implicit_options options = implicit_options()) {
+                                            adj_implicit_options options = linear_solve_options()) {
     detail::require_size(x_bar.size(), x.size(), "x_bar");
     std::size_t nnz = 0;
     detail::check(adj_operator_csr_nnz(op.get(), &nnz));

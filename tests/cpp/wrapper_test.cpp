@@ -239,7 +239,7 @@ int main() {
     EXPECT(threw);
 
     // Linear-solve gradient: ∂L/∂b = L⁻ᵀ x̄ with the forward preconditioner.
-    adjunct::LinearSolveGradient lg = adjunct::linear_solve_vjp(moved, &jacobi, xs, b, io);
+    adjunct::LinearSolveGradient lg = adjunct::linear_solve_vjp(moved, &jacobi, xs, b);
     EXPECT(max_diff(lg.b, xs) < 1e-7 * scale);
     EXPECT(lg.values.size() == static_cast<std::size_t>(3 * n - 2));
     EXPECT(std::fabs(lg.values[0] + lg.b[0] * xs[0]) <= 1e-12 * scale * scale);
