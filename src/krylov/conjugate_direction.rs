@@ -17,7 +17,7 @@
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
-use super::single_reduction::{AllreduceSum, Reducer};
+use super::single_reduction::{start_local, AllreduceSum, Reducer};
 use super::vector;
 use crate::error::Result;
 use crate::operator::LinearOperator;
@@ -122,8 +122,6 @@ where
     A: LinearOperator + ?Sized,
     D: DirectionGenerator + ?Sized,
 {
-    let setup = options.krylov.setup(op.dim(), generator.dim(), b, x)?;
-    op.check_cg_solvable(b, setup.threshold)?;
     conjugate_direction_reduced(op, generator, b, x, options, None)
 }
 
@@ -157,29 +155,18 @@ where
         reducer: Reducer::new(allreduce),
         r: vec![0.0; n],
         kept: VecDeque::new(),
+        sums: Vec::new(),
         seconds: 0.0,
         fallbacks: 0,
     };
-    let setup = krylov.setup(n, generator.dim(), b, x);
-    let converged = setup
-        .as_ref()
-        .map_or(SolveReason::ConvergedRtol, |s| s.converged);
-    let mut report = krylov.new_report(converged);
-    match setup {
-        Err(e) => run.reducer.fail(e),
-        Ok(_) if krylov.nonzero_initial_guess => {
-            let r = &mut run.r;
-            run.reducer.local(|| true_residual(op, b, x, r).map(|_| ()));
-        }
-        Ok(_) => {
-            x.fill(0.0);
-            vector::copy(b, &mut run.r);
-        }
-    }
+    let (converged, mut report) =
+        start_local(op, krylov, generator.dim(), b, x, &mut run.r, &mut run.reducer);
     let mut sums = [vector::dot(b, b), vector::dot(&run.r, &run.r)];
     let started = run.reducer.reduce(&mut sums);
     let b_norm = sums[0].sqrt();
     let threshold = (krylov.rtol * b_norm).max(krylov.atol);
+    // Shared with the other ranks at the first reduction of the iteration.
+    run.reducer.local(|| op.check_cg_solvable(b, threshold));
     let outcome = started.and_then(|()| {
         report.initial_residual_norm = sums[1].sqrt();
         report.true_residual_norm = report.initial_residual_norm;
@@ -205,6 +192,8 @@ struct Run<'a, A: ?Sized, D: ?Sized> {
     reducer: Reducer<'a>,
     r: Vec<f64>,
     kept: VecDeque<Kept>,
+    /// The local sums of one orthogonalisation (reused).
+    sums: Vec<f64>,
     seconds: f64,
     fallbacks: usize,
 }
@@ -226,13 +215,11 @@ impl<A: LinearOperator + ?Sized, D: DirectionGenerator + ?Sized> Run<'_, A, D> {
     fn orthogonalize(&mut self, p: &mut [f64], ap: &mut [f64], extra: &mut [f64]) -> Result<()> {
         let op = self.op;
         self.reducer.local(|| op.apply(p, ap));
-        let mut sums: Vec<f64> = self
-            .kept
-            .iter()
-            .map(|(_, apj, _)| vector::dot(p, apj))
-            .chain(extra.iter().copied())
-            .collect();
-        self.reducer.reduce(&mut sums)?;
+        let sums = &mut self.sums;
+        sums.clear();
+        sums.extend(self.kept.iter().map(|(_, apj, _)| vector::dot(p, apj)));
+        sums.extend_from_slice(extra);
+        self.reducer.reduce(sums)?;
         let k = self.kept.len();
         extra.copy_from_slice(&sums[k..]);
         for ((pj, apj, pj_apj), c) in self.kept.iter().zip(&sums[..k]) {

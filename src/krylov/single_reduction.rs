@@ -12,7 +12,7 @@
 //! with a callback error naming another rank. A callback that communicates
 //! must finish its communication before it reports an error.
 
-use super::options::{conclude, KrylovOptions};
+use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
 use super::vector;
@@ -57,26 +57,8 @@ where
         u: vec![0.0; n],
         w: vec![0.0; n],
     };
-    // Local checks (sizes, options, NaN): a failure is shared with the
-    // other ranks through the first reduction.
-    let setup = options.setup(n, precond.dim(), b, x);
-    let converged = setup
-        .as_ref()
-        .map_or(SolveReason::ConvergedRtol, |s| s.converged);
-    let mut report = options.new_report(converged);
-    if let Err(e) = setup {
-        run.reducer.fail(e);
-    } else if options.nonzero_initial_guess {
-        let (op, r) = (run.op, &mut run.r);
-        run.reducer.local(|| {
-            op.apply(x, r)?;
-            vector::residual_from_product(b, r);
-            Ok(())
-        });
-    } else {
-        x.fill(0.0);
-        vector::copy(b, &mut run.r);
-    }
+    let (converged, mut report) =
+        start_local(op, options, precond.dim(), b, x, &mut run.r, &mut run.reducer);
     let mut buf = [0.0; 4];
     run.directions(&mut buf);
     buf[BB] = if run.reducer.failed() {
@@ -87,6 +69,7 @@ where
     let outcome = run.reducer.reduce(&mut buf);
     let b_norm = buf[BB].sqrt();
     let threshold = (options.rtol * b_norm).max(options.atol);
+    run.reducer.local(|| op.check_cg_solvable(b, threshold));
     let outcome = outcome.and_then(|()| {
         report.initial_residual_norm = buf[RR].sqrt();
         run.iterate(x, b, options, threshold, converged, buf, &mut report)
@@ -98,12 +81,44 @@ where
     })
 }
 
+/// The local start of a distributed solve: checks this rank's inputs (a
+/// failure is recorded in `reducer` and shared at the first reduction) and
+/// sets r = b − A x₀, or x = 0 and r = b. Returns the reason reported on
+/// convergence and an empty report.
+pub(crate) fn start_local<A: LinearOperator + ?Sized>(
+    op: &A,
+    options: &KrylovOptions,
+    direction_dim: usize,
+    b: &[f64],
+    x: &mut [f64],
+    r: &mut [f64],
+    reducer: &mut Reducer<'_>,
+) -> (SolveReason, SolveReport) {
+    let setup = options.setup(op.dim(), direction_dim, b, x);
+    let converged = setup
+        .as_ref()
+        .map_or(SolveReason::ConvergedRtol, |s| s.converged);
+    match setup {
+        Err(e) => reducer.fail(e),
+        Ok(_) if options.nonzero_initial_guess => {
+            reducer.local(|| true_residual(op, b, x, r).map(|_| ()));
+        }
+        Ok(_) => {
+            x.fill(0.0);
+            vector::copy(b, r);
+        }
+    }
+    (converged, options.new_report(converged))
+}
+
 /// Global sums with a failure flag appended, so that a local error stops
 /// every rank at the same reduction.
 pub(crate) struct Reducer<'a> {
     allreduce: Option<AllreduceSum<'a>>,
     /// The first local failure, reported at the next reduction.
     local_error: Option<Error>,
+    /// The values and the flag of the current reduction (reused).
+    buf: Vec<f64>,
 }
 
 impl<'a> Reducer<'a> {
@@ -111,6 +126,7 @@ impl<'a> Reducer<'a> {
         Self {
             allreduce,
             local_error: None,
+            buf: Vec::new(),
         }
     }
 
@@ -137,16 +153,17 @@ impl<'a> Reducer<'a> {
     /// rank failed: this rank's own error, or a callback error naming
     /// another rank.
     pub(crate) fn reduce(&mut self, values: &mut [f64]) -> Result<()> {
-        let mut buf = Vec::with_capacity(values.len() + 1);
-        buf.extend_from_slice(values);
-        buf.push(if self.failed() { 1.0 } else { 0.0 });
+        let flag = if self.failed() { 1.0 } else { 0.0 };
+        self.buf.clear();
+        self.buf.extend_from_slice(values);
+        self.buf.push(flag);
         if let Some(allreduce) = self.allreduce {
-            allreduce(&mut buf)?;
+            allreduce(&mut self.buf)?;
         }
-        values.copy_from_slice(&buf[..values.len()]);
+        values.copy_from_slice(&self.buf[..values.len()]);
         match self.local_error.take() {
             Some(e) => Err(e),
-            None if buf[values.len()] > 0.0 => Err(Error::Callback {
+            None if self.buf[values.len()] > 0.0 => Err(Error::Callback {
                 callback: "operator, preconditioner or direction generator on another rank",
                 code: -1,
             }),
