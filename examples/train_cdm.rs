@@ -65,8 +65,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut history = Vec::new();
     for round in 0..rounds {
         if round > 0 {
-            let probe: Vec<Vec<f64>> = data.iter().take(samples / 10).cloned().collect();
-            let extra = solver_residuals(&net, &a, &probe, 30)?;
+            let probe = &data[..(samples / 10).min(data.len())];
+            let extra = solver_residuals(&net, &a, probe, 30)?;
             println!(
                 "\nround {}: {} solver residuals added",
                 round + 1,

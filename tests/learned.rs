@@ -86,7 +86,7 @@ fn convolutions_match_naive_code() {
         let b = random_f32(4, 2);
         let input = random_f32(3 * grid.cells(), 3);
         let mut out = vec![0.0; 4 * grid.cells()];
-        conv_forward(grid, s, &w, &b, &input, &mut out);
+        conv_forward(grid, s, &w, Some(&b), &input, &mut out);
         let reference = naive_conv(grid, s, &w, &b, &input);
         assert!(max_rel(&out, &reference) < 1e-5, "{dims:?} k={k}");
 
@@ -94,7 +94,16 @@ fn convolutions_match_naive_code() {
         // the naive forward applied to unit perturbations.
         let g = random_f32(4 * grid.cells(), 4);
         let (mut gw, mut gb, mut gx) = (vec![0.0; w.len()], vec![0.0; 4], vec![0.0; input.len()]);
-        conv_backward(grid, s, &w, &input, &g, &mut gw, &mut gb, Some(&mut gx));
+        conv_backward(
+            grid,
+            s,
+            &w,
+            &input,
+            &g,
+            &mut gw,
+            Some(&mut gb),
+            Some(&mut gx),
+        );
         let dot = |a: &[f32], b: &[f32]| {
             a.iter()
                 .zip(b)

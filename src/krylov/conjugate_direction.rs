@@ -159,8 +159,15 @@ where
         seconds: 0.0,
         fallbacks: 0,
     };
-    let (converged, mut report) =
-        start_local(op, krylov, generator.dim(), b, x, &mut run.r, &mut run.reducer);
+    let (converged, mut report) = start_local(
+        op,
+        krylov,
+        generator.dim(),
+        b,
+        x,
+        &mut run.r,
+        &mut run.reducer,
+    );
     let mut sums = [vector::dot(b, b), vector::dot(&run.r, &run.r)];
     let started = run.reducer.reduce(&mut sums);
     let b_norm = sums[0].sqrt();

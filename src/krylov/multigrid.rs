@@ -413,10 +413,11 @@ impl Multigrid {
         let Buffers { b, x, r } = here;
         if l + 1 == self.levels.len() {
             use faer::linalg::solvers::Solve;
-            let solution = self.coarse.solve(faer::ColRef::from_slice(b));
-            for (xi, si) in x.iter_mut().zip(solution.iter()) {
-                *xi = *si;
-            }
+            // In place (the Cholesky solve needs no scratch).
+            x.copy_from_slice(b);
+            let n = x.len();
+            self.coarse
+                .solve_in_place(faer::MatMut::from_column_major_slice_mut(x, n, 1));
             return Ok(());
         }
         let omega = self.options.damping;
@@ -427,7 +428,7 @@ impl Multigrid {
             jacobi_update(omega, &level.inv_diag, b, Some(r), x);
         }
         level.op.apply(x, r)?;
-        residual(b, r);
+        vector::residual_from_product(b, r);
         let next = &mut coarser[0];
         level.restrict.apply(r, &mut next.b, false);
         self.vcycle(l + 1, coarser)?;
@@ -462,11 +463,6 @@ fn jacobi_update(omega: f64, inv_diag: &[f64], b: &[f64], ax: Option<&[f64]>, x:
             }
         }
     });
-}
-
-/// r ← b − r (r holds A x on entry).
-fn residual(b: &[f64], r: &mut [f64]) {
-    vector::residual_from_product(b, r);
 }
 
 /// Dense Cholesky of the coarsest operator; retried with a diagonal shift

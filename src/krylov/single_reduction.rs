@@ -57,8 +57,15 @@ where
         u: vec![0.0; n],
         w: vec![0.0; n],
     };
-    let (converged, mut report) =
-        start_local(op, options, precond.dim(), b, x, &mut run.r, &mut run.reducer);
+    let (converged, mut report) = start_local(
+        op,
+        options,
+        precond.dim(),
+        b,
+        x,
+        &mut run.r,
+        &mut run.reducer,
+    );
     let mut buf = [0.0; 4];
     run.directions(&mut buf);
     buf[BB] = if run.reducer.failed() {

@@ -117,12 +117,12 @@ fn shifted_rows(grid: Grid, off: [isize; 3]) -> impl Iterator<Item = (usize, usi
         })
 }
 
-/// out = conv(input) + bias.
+/// out = conv(input) (+ bias, when given).
 pub fn conv_forward(
     grid: Grid,
     shape: ConvShape,
     weight: &[f32],
-    bias: &[f32],
+    bias: Option<&[f32]>,
     input: &[f32],
     out: &mut [f32],
 ) {
@@ -131,7 +131,7 @@ pub fn conv_forward(
     let taps = offsets.len();
     let work = shape.weights(ndim) * cells;
     for_each_chunk(out, cells, work, |co, out| {
-        out.fill(bias[co]);
+        out.fill(bias.map_or(0.0, |b| b[co]));
         for ci in 0..shape.cin {
             let src = &input[ci * cells..(ci + 1) * cells];
             for (t, &off) in offsets.iter().enumerate() {
@@ -145,8 +145,9 @@ pub fn conv_forward(
     });
 }
 
-/// Given dL/d(out), accumulates dL/dweight and dL/dbias into `grad_weight`,
-/// `grad_bias`, and writes dL/d(input) to `grad_input` when given.
+/// Given dL/d(out), accumulates dL/dweight into `grad_weight` and dL/dbias
+/// into `grad_bias` (when given), and writes dL/d(input) to `grad_input`
+/// (when given).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_backward(
     grid: Grid,
@@ -155,7 +156,7 @@ pub fn conv_backward(
     input: &[f32],
     grad_out: &[f32],
     grad_weight: &mut [f32],
-    grad_bias: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
     grad_input: Option<&mut [f32]>,
 ) {
     let (cells, ndim) = (grid.cells(), grid.ndim());
@@ -180,7 +181,7 @@ pub fn conv_backward(
             }
         }
     });
-    for (co, gb) in grad_bias.iter_mut().enumerate() {
+    for (co, gb) in grad_bias.into_iter().flatten().enumerate() {
         *gb += grad_out[co * cells..(co + 1) * cells].iter().sum::<f32>();
     }
     if let Some(grad_input) = grad_input {

@@ -193,8 +193,7 @@ impl Network {
     fn conv(&self, k: usize, grid: Grid, input: &[f32]) -> Vec<f32> {
         let c = &self.convs[k];
         let mut out = vec![0.0; c.shape.cout * grid.cells()];
-        let no_bias = vec![0.0; c.shape.cout];
-        conv_forward(grid, c.shape, self.weight(c), &no_bias, input, &mut out);
+        conv_forward(grid, c.shape, self.weight(c), None, input, &mut out);
         out
     }
 
@@ -305,7 +304,6 @@ impl Network {
     ) {
         let c = self.convs[k];
         let nw = c.shape.weights(self.arch.dim);
-        let mut unused_bias = vec![0.0; c.shape.cout];
         conv_backward(
             grid,
             c.shape,
@@ -313,7 +311,7 @@ impl Network {
             input,
             grad_out,
             &mut grad[c.weight..c.weight + nw],
-            &mut unused_bias,
+            None,
             grad_input,
         );
     }
@@ -328,7 +326,6 @@ pub struct Workspace {
     /// skip of level l), and two scratch fields.
     levels: Vec<[Vec<f32>; 3]>,
     out: Vec<f32>,
-    zero_bias: Vec<f32>,
 }
 
 impl Network {
@@ -352,17 +349,11 @@ impl Network {
                 })
                 .collect();
             workspace.out = vec![0.0; grid.cells()];
-            workspace.zero_bias = vec![0.0; c];
         }
-        let Workspace {
-            levels,
-            out,
-            zero_bias,
-            ..
-        } = workspace;
+        let Workspace { levels, out, .. } = workspace;
         let conv = |k: usize, g: Grid, x: &[f32], y: &mut [f32]| {
             let p = &self.convs[k];
-            conv_forward(g, p.shape, self.weight(p), &zero_bias[..p.shape.cout], x, y);
+            conv_forward(g, p.shape, self.weight(p), None, x, y);
         };
         conv(0, grid, input, &mut levels[0][0]);
         let mut k = 1;

@@ -179,10 +179,10 @@ fn sample_loss(a: &GridPoisson, r: &[f64], q: &[f64]) -> Result<(f64, Vec<f64>)>
 
 /// The batch-mean loss of `net` on `batch` and its gradient wrt the
 /// parameters.
-pub fn loss_and_gradient(
+pub fn loss_and_gradient<R: AsRef<[f64]>>(
     net: &Network,
     a: &GridPoisson,
-    batch: &[Vec<f64>],
+    batch: &[R],
 ) -> Result<(f64, Vec<f32>)> {
     let grid = Grid { dims: a.dims() };
     let mut grad = vec![0.0f32; net.params().len()];
@@ -191,15 +191,17 @@ pub fn loss_and_gradient(
     let mut total = 0.0;
     let mut q = vec![0.0; a.dim()];
     for r in batch {
+        let r = r.as_ref();
         to_field(a, r, &mut field);
         let out = net.forward(grid, &field, &mut tape)?;
         from_field(a, &out, &mut q);
         let (loss, dq) = sample_loss(a, r, &q)?;
         total += loss;
-        let mut grad_out = vec![0.0f32; grid.cells()];
-        to_field(a, &dq, &mut grad_out);
-        grad_out.iter_mut().for_each(|g| *g /= batch.len() as f32);
-        net.backward(grid, &tape, &grad_out, &mut grad);
+        // The tape keeps its own copy of the input: `field` now carries
+        // dL/d(out), averaged over the batch.
+        to_field(a, &dq, &mut field);
+        field.iter_mut().for_each(|g| *g /= batch.len() as f32);
+        net.backward(grid, &tape, &field, &mut grad);
     }
     Ok((total / batch.len() as f64, grad))
 }
@@ -294,7 +296,7 @@ pub fn train(
         }
         let mut sum = 0.0;
         for chunk in order.chunks(options.batch) {
-            let batch: Vec<Vec<f64>> = chunk.iter().map(|&k| data[k].clone()).collect();
+            let batch: Vec<&[f64]> = chunk.iter().map(|&k| data[k].as_slice()).collect();
             let (loss, grad) = loss_and_gradient(net, a, &batch)?;
             adam.step(net.params_mut(), &grad);
             sum += loss * chunk.len() as f64;
