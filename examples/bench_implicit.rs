@@ -19,27 +19,16 @@
 use adjunct::implicit::{grid_solve_vjp, matrix_gradient, OtPoint};
 use adjunct::ot::{self, CostMatrix, OtOptions};
 use adjunct::{cg, scene, Jacobi, KrylovOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+use common::{write_f64, Rng};
+
 const N: usize = 1000;
 const EPS: f64 = 0.01;
 const TOL: f64 = 1e-9;
-
-/// SplitMix64, so the problem is reproducible without an RNG crate.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -56,13 +45,6 @@ fn timed<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
         times.push(t.elapsed().as_secs_f64());
     }
     (median(times), last.expect("repeats >= 1"))
-}
-
-fn write_f64(path: &Path, v: &[f64]) {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create file"));
-    for x in v {
-        file.write_all(&x.to_le_bytes()).expect("write file");
-    }
 }
 
 fn read_f64(path: &Path) -> Vec<f64> {

@@ -11,26 +11,15 @@
 //! `ot.sinkhorn(method="sinkhorn_log")` on them in the same run.
 
 use adjunct::ot::{self, CostMatrix, OtMethod, OtOptions};
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+use common::{write_f64, Rng};
+
 const EPS: f64 = 1.0 / 1200.0;
 const TOL: f64 = 1e-9;
-
-/// SplitMix64, so the problems are reproducible without an RNG crate.
-struct Rng(u64);
-
-impl Rng {
-    fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 struct Problem {
     name: String,
@@ -118,15 +107,6 @@ fn point_clouds(n: usize, rng: &mut Rng) -> Problem {
         a: vec![1.0 / n as f64; n],
         b: vec![1.0 / n as f64; n],
         cost: scaled(CostMatrix::squared_euclidean(&x, &y, 2).expect("valid points")),
-    }
-}
-
-fn write_f64(path: &Path, v: &[f64]) {
-    let mut file =
-        std::io::BufWriter::new(std::fs::File::create(path).expect("create problem file"));
-    for x in v {
-        file.write_all(&x.to_le_bytes())
-            .expect("write problem file");
     }
 }
 

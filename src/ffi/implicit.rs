@@ -257,21 +257,19 @@ pub unsafe extern "C" fn adj_implicit_vjp(
     p: usize,
     report: *mut adj_solve_report,
 ) -> adj_status {
-    boundary(|| {
-        // SAFETY: NULL or a valid struct.
-        let c = unsafe { handle(problem, "problem") }?;
-        Error::check_len("n", c.n, n)?;
-        Error::check_len("p", c.p, p)?;
-        // SAFETY: the caller passes n and p doubles.
-        let (v, out) = unsafe { (slice(cotangent, n, "cotangent")?, slice_mut(out, p, "out")?) };
-        // SAFETY: forwarded contract.
-        let options = unsafe { rust_options(options, n) }?;
-        let result = with_problem(c, |problem| implicit::vjp(problem, v, &options));
-        // SAFETY: NULL or a valid report struct.
-        unsafe { write_report(result.as_ref().map(|(_, r)| r), None, report) };
-        out.copy_from_slice(&result?.0);
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        root_product(
+            problem,
+            cotangent,
+            out,
+            n,
+            p,
+            options,
+            report,
+            Direction::Vjp,
+        )
+    }
 }
 
 /// Jacobian-vector product of the solution x*(θ) of F(x, θ) = 0: for a
@@ -288,16 +286,56 @@ pub unsafe extern "C" fn adj_implicit_jvp(
     n: usize,
     report: *mut adj_solve_report,
 ) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { root_product(problem, tangent, out, n, p, options, report, Direction::Jvp) }
+}
+
+/// Which product of the implicit Jacobian ∂x*/∂θ (n×p).
+#[derive(Clone, Copy)]
+enum Direction {
+    /// (∂x*/∂θ)ᵀ v̄: input n, output p.
+    Vjp,
+    /// (∂x*/∂θ) θ̇: input p, output n.
+    Jvp,
+}
+
+/// The common body of `adj_implicit_vjp` and `adj_implicit_jvp`.
+///
+/// # Safety
+/// Pointers as documented on those functions.
+#[allow(clippy::too_many_arguments)]
+unsafe fn root_product(
+    problem: *const adj_root_problem,
+    input: *const f64,
+    out: *mut f64,
+    n: usize,
+    p: usize,
+    options: *const adj_implicit_options,
+    report: *mut adj_solve_report,
+    direction: Direction,
+) -> adj_status {
     boundary(|| {
         // SAFETY: NULL or a valid struct.
         let c = unsafe { handle(problem, "problem") }?;
         Error::check_len("n", c.n, n)?;
         Error::check_len("p", c.p, p)?;
-        // SAFETY: the caller passes p and n doubles.
-        let (t, out) = unsafe { (slice(tangent, p, "tangent")?, slice_mut(out, n, "out")?) };
+        let (input_name, input_len, out_len) = match direction {
+            Direction::Vjp => ("cotangent", n, p),
+            Direction::Jvp => ("tangent", p, n),
+        };
+        // SAFETY: the caller passes arrays of these lengths.
+        let (input, out) = unsafe {
+            (
+                slice(input, input_len, input_name)?,
+                slice_mut(out, out_len, "out")?,
+            )
+        };
         // SAFETY: forwarded contract.
         let options = unsafe { rust_options(options, n) }?;
-        let result = with_problem(c, |problem| implicit::jvp(problem, t, &options));
+        let result = with_problem(c, |problem| match direction {
+            Direction::Vjp => implicit::vjp(problem, input, &options),
+            Direction::Jvp => implicit::jvp(problem, input, &options),
+        });
         // SAFETY: NULL or a valid report struct.
         unsafe { write_report(result.as_ref().map(|(_, r)| r), None, report) };
         out.copy_from_slice(&result?.0);
