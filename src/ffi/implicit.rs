@@ -386,6 +386,16 @@ pub unsafe extern "C" fn adj_linear_solve_vjp(
                 "ridge must be 0 and warm_start NULL for a linear-solve gradient",
             ));
         }
+        // The entries (and their count) are checked before the solve.
+        let (matrix, grad_values) = if grad_values.is_null() {
+            (None, None)
+        } else {
+            let csr = op.to_csr()?;
+            Error::check_len("nnz", csr.nnz(), nnz)?;
+            // SAFETY: non-NULL; the caller passes nnz doubles.
+            let out = unsafe { slice_mut(grad_values, nnz, "grad_values") }?;
+            (Some(csr), Some(out))
+        };
         let identity = Identity { dim: n };
         let precond: &dyn Preconditioner = options.precond.unwrap_or(&identity);
         let result = match &op.kind {
@@ -407,11 +417,8 @@ pub unsafe extern "C" fn adj_linear_solve_vjp(
         // SAFETY: NULL or a valid report struct.
         unsafe { write_report(result.as_ref().map(|g| &g.report), None, report) };
         let gradient = result?;
-        if !grad_values.is_null() {
-            let values = matrix_gradient(&*op.to_csr()?, &gradient.b, x)?;
-            Error::check_len("nnz", values.len(), nnz)?;
-            // SAFETY: non-NULL; the caller passes nnz doubles.
-            unsafe { slice_mut(grad_values, nnz, "grad_values") }?.copy_from_slice(&values);
+        if let (Some(csr), Some(out)) = (&matrix, grad_values) {
+            out.copy_from_slice(&matrix_gradient(csr, &gradient.b, x)?);
         }
         grad_b.copy_from_slice(&gradient.b);
         Ok(())

@@ -355,29 +355,31 @@ impl Multigrid {
             ));
         }
         let coarse = dense_cholesky(coarsest)?;
-        let mut levels = Vec::with_capacity(ops.len());
-        for (l, op) in ops.iter().enumerate() {
-            let inv_diag = op
-                .diagonal()
-                .expect("grid operators have a diagonal")
-                .iter()
-                .map(|d| 1.0 / d)
-                .collect();
-            let (prolong, restrict) = match ops.get(l + 1) {
+        let transfers: Vec<(SparseRows, SparseRows)> = (0..ops.len())
+            .map(|l| match ops.get(l + 1) {
                 Some(next) => {
-                    let p = prolongation(op, next);
-                    let r = p.transpose(next.dim(), 1.0 / (1 << ndim(op.dims())) as f64);
+                    let p = prolongation(&ops[l], next);
+                    let r = p.transpose(next.dim(), 1.0 / (1 << ndim(ops[l].dims())) as f64);
                     (p, r)
                 }
                 None => (SparseRows::default(), SparseRows::default()),
-            };
-            levels.push(Level {
-                op: op.clone(),
-                inv_diag,
+            })
+            .collect();
+        let levels: Vec<Level> = ops
+            .into_iter()
+            .zip(transfers)
+            .map(|(op, (prolong, restrict))| Level {
+                inv_diag: op
+                    .diagonal()
+                    .expect("grid operators have a diagonal")
+                    .iter()
+                    .map(|d| 1.0 / d)
+                    .collect(),
+                op,
                 prolong,
                 restrict,
-            });
-        }
+            })
+            .collect();
         let buffers = levels
             .iter()
             .map(|l| Buffers {

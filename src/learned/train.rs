@@ -44,14 +44,13 @@ pub fn ritz_dataset(
         a.apply(&v, &mut w)?;
         let aj = vector::dot(&v, &w);
         alpha.push(aj);
-        basis.push(v.clone());
-        for q in &basis {
-            let c = vector::dot(&w, q);
-            vector::axpy(-c, q, &mut w);
-        }
-        for q in &basis {
-            let c = vector::dot(&w, q);
-            vector::axpy(-c, q, &mut w);
+        basis.push(v);
+        // Full reorthogonalisation, Gram–Schmidt twice ("twice is enough").
+        for _ in 0..2 {
+            for q in &basis {
+                let c = vector::dot(&w, q);
+                vector::axpy(-c, q, &mut w);
+            }
         }
         let b = vector::norm2(&w);
         if j + 1 == m || b < 1e-12 * aj.abs().max(1.0) {
