@@ -64,6 +64,59 @@ pub fn smoke(dims: [usize; 3], air_layers: usize) -> Result<PressureProblem> {
             }
         })
         .collect();
+    Ok(with_velocity_divergence(dims, cells))
+}
+
+/// A scene unlike [`smoke`], for held-out tests and benchmarks of models
+/// trained on it: walls, the top `air_layers` layers air, and three solid
+/// obstacles of other shapes and places — two boxes, spanning
+/// [0.15, 0.35) × [0.2, 0.45) and [0.6, 0.85) × [0.5, 0.65) in the
+/// horizontal axes (× [0.2, 0.5) and [0.5, 0.8) vertically in 3D), and a
+/// sphere (disc) of radius 0.1 at (0.7, 0.25, 0.25); same velocity field
+/// as [`smoke`].
+pub fn obstacles(dims: [usize; 3], air_layers: usize) -> Result<PressureProblem> {
+    let [nx, ny, nz] = dims;
+    let up = if nz > 1 { 2 } else { 1 };
+    let cells = (0..nx * ny * nz)
+        .map(|c| {
+            let p = [c % nx, (c / nx) % ny, c / (nx * ny)];
+            let f = |a: usize| (p[a] as f64 + 0.5) / dims[a] as f64;
+            let in_box =
+                |lo: [f64; 3], hi: [f64; 3]| (0..=up).all(|a| f(a) >= lo[a] && f(a) < hi[a]);
+            let ball = (0..=up)
+                .map(|a| (f(a) - [0.7, 0.25, 0.25][a]).powi(2))
+                .sum::<f64>();
+            if p[up] + air_layers >= dims[up] {
+                Cell::Air
+            } else if in_box([0.15, 0.2, 0.2], [0.35, 0.45, 0.5])
+                || in_box([0.6, 0.5, 0.5], [0.85, 0.65, 0.8])
+                || ball < 0.1f64.powi(2)
+            {
+                Cell::Solid
+            } else {
+                Cell::Fluid
+            }
+        })
+        .collect();
+    Ok(with_velocity_divergence(dims, cells))
+}
+
+/// The problem on `cells` (walls around the box) with the right-hand side
+/// from the smoke velocity field: a swirl plus a rising plume.
+fn with_velocity_divergence(dims: [usize; 3], cells: Vec<Cell>) -> PressureProblem {
+    let [nx, ny, nz] = dims;
+    let ndim = if nz > 1 { 3 } else { 2 };
+    let up = ndim - 1;
+    let extent = dims;
+    let h = 1.0 / nx.max(ny).max(nz) as f64;
+    let center = |c: usize| -> [f64; 3] {
+        let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)];
+        [
+            (i as f64 + 0.5) * h,
+            (j as f64 + 0.5) * h,
+            (k as f64 + 0.5) * h,
+        ]
+    };
     // Face velocity normal to axis a at the face centre p.
     let velocity = |a: usize, p: [f64; 3]| -> f64 {
         let swirl = match a {
@@ -117,10 +170,10 @@ pub fn smoke(dims: [usize; 3], air_layers: usize) -> Result<PressureProblem> {
         }
         rhs.push(-div);
     }
-    Ok(PressureProblem {
+    PressureProblem {
         dims,
         cells,
         spacing: h,
         rhs,
-    })
+    }
 }

@@ -1,0 +1,246 @@
+//! The learned conjugate-direction solver against CG, Jacobi-PCG and
+//! IC(0)-PCG on held-out scenes, measured in the same run.
+//!
+//! Run: `cargo run --release --example bench_cdm [-- --quick]
+//!  [--model2 F] [--model3 F] [--reference2 F] [--reference3 F]
+//!  [--max-seconds S]`
+//!
+//! Scenes: `scene::obstacles` (two boxes and a sphere, none of which the
+//! training scene `scene::smoke` has) at 256² and 512² in 2D and 64³ and
+//! 128³ in 3D (`--quick`: 128² and 32³), all larger than the training grids
+//! (64², 24³). Each is solved to ‖b − A x‖ ≤ 1e-6·‖b‖ from x = 0 with the
+//! grid operator by CG, Jacobi-PCG, IC(0)-PCG (IC(0) of the same matrix in
+//! CSR form, factorisation time reported apart) and the conjugate-direction
+//! method (k = 2, stall safeguard on) with each model given: the shipped
+//! fast-variant models `models/cdm_{2,3}d.safetensors` by default, and
+//! reference-preset models when `--reference2/3` name them (none ships).
+//! A learned solve is capped at `--max-seconds` (default 300) through its
+//! iteration limit, estimated from one timed direction; a capped solve
+//! prints its iterations and the relative residual it reached.
+//!
+//! Columns: iterations, wall-clock seconds (median of 3 runs for the
+//! classical solvers, one run for the learned ones), time per network
+//! application, fallback steps; then the ratios the issue sets targets
+//! for: learned/CG iterations (≤ 0.2), learned/IC(0) iterations (< 1) and
+//! learned/IC(0) wall-clock (≤ 2).
+
+use adjunct::krylov::{conjugate_direction, ConjugateDirectionOptions, DirectionGenerator};
+use adjunct::learned::{Model, NetworkDirection};
+use adjunct::{
+    cg, scene, Error, GridPoisson, Ic0, Identity, Jacobi, KrylovOptions, LinearOperator,
+    Preconditioner, SolveReport,
+};
+use std::path::PathBuf;
+use std::time::Instant;
+
+const RTOL: f64 = 1e-6;
+
+/// One solver's outcome on one scene.
+struct Row {
+    solver: String,
+    iterations: usize,
+    seconds: f64,
+    relative_residual: f64,
+    converged: bool,
+    per_direction: Option<f64>,
+    fallback_steps: Option<usize>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The report of a finished solve, converged or not.
+fn outcome<T>(result: Result<T, Error>, report: impl Fn(&T) -> &SolveReport) -> (SolveReport, bool)
+where
+    T: Clone,
+{
+    match result {
+        Ok(r) => (report(&r).clone(), true),
+        Err(Error::SolveFailed { report, .. }) => (*report, false),
+        Err(e) => panic!("solve failed: {e}"),
+    }
+}
+
+fn classical(
+    label: &str,
+    a: &GridPoisson,
+    precond: &dyn Preconditioner,
+    b: &[f64],
+    options: &KrylovOptions,
+) -> Row {
+    let mut runs = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let mut x = vec![0.0; a.dim()];
+        let start = Instant::now();
+        let result = cg(a, precond, b, &mut x, options);
+        runs.push(start.elapsed().as_secs_f64());
+        last = Some(outcome(result, |r| r));
+    }
+    let (report, converged) = last.expect("three runs");
+    Row {
+        solver: label.to_string(),
+        iterations: report.iterations,
+        seconds: median(runs),
+        relative_residual: report.relative_residual,
+        converged,
+        per_direction: None,
+        fallback_steps: None,
+    }
+}
+
+fn learned(label: &str, a: &GridPoisson, model: &Model, b: &[f64], max_seconds: f64) -> Row {
+    let generator = NetworkDirection::new(a, &model.network).expect("model matches the grid");
+    // One untimed warm-up direction (allocates the workspace), one timed.
+    let mut d = vec![0.0; a.dim()];
+    generator.direction(b, &mut d).expect("direction");
+    let start = Instant::now();
+    generator.direction(b, &mut d).expect("direction");
+    let per_direction = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    a.apply(b, &mut d).expect("apply");
+    let per_apply = start.elapsed().as_secs_f64();
+    let cap = (max_seconds / (per_direction + 3.0 * per_apply)).max(10.0) as usize;
+    let options = ConjugateDirectionOptions {
+        krylov: KrylovOptions {
+            rtol: RTOL,
+            max_iterations: cap,
+            ..KrylovOptions::default()
+        },
+        ..ConjugateDirectionOptions::default()
+    };
+    let mut x = vec![0.0; a.dim()];
+    let start = Instant::now();
+    let result = conjugate_direction(a, &generator, b, &mut x, &options);
+    let seconds = start.elapsed().as_secs_f64();
+    let (fallback_steps, direction_seconds) = match &result {
+        Ok(r) => (Some(r.fallback_steps), r.direction_seconds),
+        Err(_) => (None, f64::NAN),
+    };
+    let (report, converged) = outcome(result, |r| &r.solve);
+    let per_direction = if direction_seconds.is_finite() && report.iterations > 0 {
+        direction_seconds / report.iterations as f64
+    } else {
+        per_direction
+    };
+    Row {
+        solver: label.to_string(),
+        iterations: report.iterations,
+        seconds,
+        relative_residual: report.relative_residual,
+        converged,
+        per_direction: Some(per_direction),
+        fallback_steps,
+    }
+}
+
+fn print_row(row: &Row) {
+    let per = row
+        .per_direction
+        .map_or("".into(), |t| format!("{:.1} ms", t * 1e3));
+    let fallbacks = row.fallback_steps.map_or("".into(), |f| f.to_string());
+    let status = if row.converged {
+        String::new()
+    } else {
+        format!(
+            "  NOT CONVERGED (rel. residual {:.1e})",
+            row.relative_residual
+        )
+    };
+    println!(
+        "  {:<22} {:>7} {:>10.3} {:>12} {:>9}{status}",
+        row.solver, row.iterations, row.seconds, per, fallbacks
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let quick = args.iter().any(|a| a == "--quick");
+    let max_seconds: f64 = flag("--max-seconds").map_or(300.0, |v| v.parse().expect("seconds"));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let load = |path: PathBuf| Model::load(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let models = |dim: usize| -> Vec<(String, Model)> {
+        let shipped = flag(&format!("--model{dim}")).map_or_else(
+            || root.join(format!("models/cdm_{dim}d.safetensors")),
+            PathBuf::from,
+        );
+        let mut out = vec![("learned (fast)".to_string(), load(shipped))];
+        if let Some(path) = flag(&format!("--reference{dim}")) {
+            out.push(("learned (reference)".to_string(), load(path.into())));
+        }
+        out
+    };
+    let scenes: Vec<[usize; 3]> = if quick {
+        vec![[128, 128, 1], [32, 32, 32]]
+    } else {
+        vec![[256, 256, 1], [512, 512, 1], [64, 64, 64], [128, 128, 128]]
+    };
+    println!(
+        "held-out scene::obstacles, rtol {RTOL:.0e}, {} threads; learned solves capped at {max_seconds} s",
+        rayon::current_num_threads()
+    );
+    let mut ratios = Vec::new();
+    for dims in scenes {
+        let dim = if dims[2] > 1 { 3 } else { 2 };
+        let problem = scene::obstacles(dims, 2).expect("scene");
+        let a = problem.operator().expect("operator");
+        let b = &problem.rhs;
+        let options = KrylovOptions {
+            rtol: RTOL,
+            max_iterations: 100_000,
+            ..KrylovOptions::default()
+        };
+        let start = Instant::now();
+        let ic0 = Ic0::new(&a.to_csr()).expect("IC(0)");
+        let factor_seconds = start.elapsed().as_secs_f64();
+        let jacobi = Jacobi::new(&a).expect("Jacobi");
+        println!(
+            "\n{dims:?}: {} unknowns (IC(0) factorisation {factor_seconds:.3} s, not included)",
+            a.dim()
+        );
+        println!(
+            "  {:<22} {:>7} {:>10} {:>12} {:>9}",
+            "solver", "its", "seconds", "per D(r)", "fallbacks"
+        );
+        let rows = [
+            classical("CG", &a, &Identity { dim: a.dim() }, b, &options),
+            classical("Jacobi-PCG", &a, &jacobi, b, &options),
+            classical("IC(0)-PCG", &a, &ic0, b, &options),
+        ];
+        rows.iter().for_each(print_row);
+        for (label, model) in models(dim) {
+            let row = learned(&label, &a, &model, b, max_seconds);
+            print_row(&row);
+            ratios.push((
+                dims,
+                row,
+                rows[0].iterations,
+                rows[2].iterations,
+                rows[2].seconds,
+            ));
+        }
+    }
+    println!("\nratios (targets: its/CG ≤ 0.2, its/IC(0) < 1 and time/IC(0) ≤ 2 on 3D scenes)");
+    for (dims, row, cg_its, ic_its, ic_seconds) in ratios {
+        let capped = if row.converged {
+            ""
+        } else {
+            " (capped, not converged)"
+        };
+        println!(
+            "  {dims:?} {:<20} its/CG {:.2}  its/IC(0) {:.2}  time/IC(0) {:.1}{capped}",
+            row.solver,
+            row.iterations as f64 / cg_its as f64,
+            row.iterations as f64 / ic_its as f64,
+            row.seconds / ic_seconds
+        );
+    }
+}
