@@ -36,7 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arch = match flag("--arch").as_deref().unwrap_or("fast") {
         "fast" => Architecture::fast(dim),
         "reference" => Architecture::reference(dim),
-        other => return Err(format!("unknown --arch {other} (fast, reference)").into()),
+        "symmetric" => Architecture::symmetric(dim),
+        other => return Err(format!("unknown --arch {other} (fast, reference, symmetric)").into()),
     };
     let samples = number("--samples", 400.0) as usize;
     let lanczos = number("--lanczos", 150.0) as usize;

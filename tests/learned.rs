@@ -100,7 +100,7 @@ fn convolutions_match_naive_code() {
             &w,
             &input,
             &g,
-            &mut gw,
+            Some(&mut gw),
             Some(&mut gb),
             Some(&mut gx),
         );
@@ -199,9 +199,10 @@ fn naive_network(net: &Network, grid: Grid, input: &[f32]) -> Vec<f32> {
             g = g.coarse();
         }
         for _ in 0..arch.blocks {
-            let a: Vec<f32> = conv(k, g, &h).iter().map(|v| v.max(0.0)).collect();
+            let act = |v: f32| if arch.symmetric { v } else { v.max(0.0) };
+            let a: Vec<f32> = conv(k, g, &h).iter().map(|&v| act(v)).collect();
             let b = conv(k + 1, g, &a);
-            h = b.iter().zip(&h).map(|(b, s)| b.max(0.0) + s).collect();
+            h = b.iter().zip(&h).map(|(&b, s)| act(b) + s).collect();
             k += 2;
         }
     }
@@ -223,9 +224,11 @@ fn network_forward_matches_naive_composition() {
                 channels: 4,
                 levels: 2,
                 blocks: 1,
+                symmetric: false,
             },
             [7, 6, 5],
         ),
+        (Architecture::symmetric(2), [13, 11, 1]),
     ] {
         let net = Network::new(arch, 7).unwrap();
         let grid = Grid { dims };
@@ -250,6 +253,7 @@ fn backpropagation_matches_finite_differences() {
         channels: 3,
         levels: 2,
         blocks: 1,
+        symmetric: false,
     };
     let mut net = Network::new(arch, 3).unwrap();
     let grid = Grid { dims: [7, 6, 1] };
@@ -282,6 +286,106 @@ fn backpropagation_matches_finite_differences() {
         checked += 1;
     }
     assert!(checked >= 20);
+}
+
+/// The matrix of the linear map `f` on `n`-vectors, column by column.
+fn matrix_of(n: usize, f: impl Fn(&[f32]) -> Vec<f32>) -> Vec<Vec<f64>> {
+    (0..n)
+        .map(|j| {
+            let mut e = vec![0.0f32; n];
+            e[j] = 1.0;
+            f(&e).iter().map(|&v| v as f64).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn symmetric_form_applies_l_transpose_l() {
+    for (arch, dims) in [
+        (Architecture::symmetric(2), [13, 11, 1]),
+        (
+            Architecture {
+                dim: 3,
+                channels: 3,
+                levels: 2,
+                blocks: 2,
+                symmetric: true,
+            },
+            [7, 6, 5],
+        ),
+    ] {
+        let net = Network::new(arch, 12).unwrap();
+        let grid = Grid { dims };
+        let n = grid.cells();
+        // L column by column through the naive layers; D = LᵀL from it.
+        let l = matrix_of(n, |e| naive_network(&net, grid, e));
+        let u = random_f32(n, 13);
+        let lu: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| l[j][i] * u[j] as f64).sum())
+            .collect();
+        let reference: Vec<f32> = (0..n)
+            .map(|j| (0..n).map(|i| l[j][i] * lu[i]).sum::<f64>() as f32)
+            .collect();
+        let mut workspace = Workspace::default();
+        for _ in 0..2 {
+            let d = net.direction(grid, &u, &mut workspace).unwrap();
+            assert!(max_rel(d, &reference) < 1e-4, "{arch:?}");
+        }
+        // The same through the tape: Lᵀ as the input gradient.
+        let mut tape = Tape::default();
+        let out = net.forward(grid, &u, &mut tape).unwrap();
+        let mut transposed = vec![0.0; n];
+        net.backward_to(grid, &tape, &out, None, Some(&mut transposed));
+        assert!(max_rel(&transposed, &reference) < 1e-4, "{arch:?}");
+    }
+}
+
+#[test]
+fn training_gradients_match_finite_differences() {
+    let problem = scene::smoke([12, 10, 1], 2).unwrap();
+    let a = problem.operator().unwrap();
+    let data = ritz_dataset(&a, 30, 3, 4).unwrap();
+    for arch in [
+        Architecture {
+            dim: 2,
+            channels: 3,
+            levels: 2,
+            blocks: 1,
+            symmetric: false,
+        },
+        Architecture {
+            dim: 2,
+            channels: 3,
+            levels: 2,
+            blocks: 1,
+            symmetric: true,
+        },
+    ] {
+        let mut net = Network::new(arch, 6).unwrap();
+        let (_, grad) = loss_and_gradient(&net, &a, &data).unwrap();
+        let n = net.params().len();
+        let mut checked = 0;
+        for probe in (0..n).step_by(n / 20 + 1) {
+            let h = 1e-3f32;
+            let p0 = net.params()[probe];
+            net.params_mut()[probe] = p0 + h;
+            let plus = loss_and_gradient(&net, &a, &data).unwrap().0;
+            net.params_mut()[probe] = p0 - h;
+            let minus = loss_and_gradient(&net, &a, &data).unwrap().0;
+            net.params_mut()[probe] = p0;
+            let fd = (plus - minus) / (2.0 * h as f64);
+            let an = grad[probe] as f64;
+            let scale = grad.iter().map(|g| g.abs()).fold(0.0f32, f32::max) as f64;
+            // ReLU kinks inside ±h perturb the direct form's differences.
+            let tolerance = if arch.symmetric { 1e-2 } else { 5e-2 };
+            assert!(
+                (fd - an).abs() <= tolerance * an.abs().max(0.05 * scale),
+                "{arch:?} parameter {probe}: gradient {an:e}, finite difference {fd:e}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 15);
+    }
 }
 
 #[test]
@@ -318,6 +422,13 @@ fn model_files_round_trip_and_bad_files_are_errors() {
     assert_eq!(back.network.params(), net.params());
     assert_eq!(back.network.architecture(), net.architecture());
     assert_eq!(back.training_grid, "16x16x16");
+    let symmetric = Model {
+        network: Network::new(Architecture::symmetric(2), 12).unwrap(),
+        ..model.clone()
+    };
+    let back = Model::from_bytes(&symmetric.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.network.architecture(), Architecture::symmetric(2));
+    assert_eq!(back.network.params(), symmetric.network.params());
 
     let format_error = |bytes: &[u8], fragment: &str| match Model::from_bytes(bytes) {
         Err(Error::Format { message }) => {

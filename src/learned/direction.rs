@@ -9,9 +9,10 @@ use crate::krylov::DirectionGenerator;
 use crate::operator::{GridPoisson, LinearOperator};
 use std::sync::Mutex;
 
-/// D(r) = network(r) on the grid of `op`, non-fluid cells masked to zero
-/// on input and output. Applies serialise on internal buffers, allocated
-/// once (no allocation per direction after the first).
+/// D(r) = N(r), or Lᵀ L r for a network of the symmetric form, on the grid
+/// of `op`, non-fluid cells masked to zero on input and output. Applies
+/// serialise on internal buffers, allocated once (no allocation per
+/// direction after the first).
 pub struct NetworkDirection<'a> {
     op: &'a GridPoisson,
     network: &'a Network,
@@ -56,7 +57,7 @@ impl DirectionGenerator for NetworkDirection<'_> {
         let grid = Grid {
             dims: self.op.dims(),
         };
-        let out = self.network.infer(grid, field, workspace)?;
+        let out = self.network.direction(grid, field, workspace)?;
         from_field(self.op, out, d);
         Ok(())
     }

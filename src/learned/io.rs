@@ -63,6 +63,7 @@ impl Model {
             ("channels", arch.channels.to_string()),
             ("levels", arch.levels.to_string()),
             ("blocks", arch.blocks.to_string()),
+            ("symmetric", arch.symmetric.to_string()),
             ("training_grid", self.training_grid.clone()),
             ("training_command", self.training_command.clone()),
         ]
@@ -125,6 +126,16 @@ impl Model {
             channels: number("channels")?,
             levels: number("levels")?,
             blocks: number("blocks")?,
+            // Absent in files written before the symmetric form existed.
+            symmetric: match meta.get("symmetric").map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(format_error(format!(
+                        "metadata `symmetric` is `{other}`, expected `true` or `false`"
+                    )))
+                }
+            },
         };
         let mut network =
             Network::new(arch, 0).map_err(|e| format_error(format!("architecture: {e}")))?;

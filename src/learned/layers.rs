@@ -146,8 +146,8 @@ pub fn conv_forward(
 }
 
 /// Given dL/d(out), accumulates dL/dweight into `grad_weight` and dL/dbias
-/// into `grad_bias` (when given), and writes dL/d(input) to `grad_input`
-/// (when given).
+/// into `grad_bias`, and writes dL/d(input) to `grad_input`, each when
+/// given.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_backward(
     grid: Grid,
@@ -155,7 +155,7 @@ pub fn conv_backward(
     weight: &[f32],
     input: &[f32],
     grad_out: &[f32],
-    grad_weight: &mut [f32],
+    grad_weight: Option<&mut [f32]>,
     grad_bias: Option<&mut [f32]>,
     grad_input: Option<&mut [f32]>,
 ) {
@@ -164,7 +164,7 @@ pub fn conv_backward(
     let taps = offsets.len();
     let work = shape.weights(ndim) * cells;
     let per_out = shape.cin * taps;
-    for_each_chunk(grad_weight, per_out, work, |co, gw| {
+    for_each_chunk(grad_weight.unwrap_or_default(), per_out, work, |co, gw| {
         let go = &grad_out[co * cells..(co + 1) * cells];
         for ci in 0..shape.cin {
             let src = &input[ci * cells..(ci + 1) * cells];

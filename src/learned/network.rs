@@ -33,6 +33,12 @@ pub struct Architecture {
     pub levels: usize,
     /// Residual blocks (two convolutions each) per level.
     pub blocks: usize,
+    /// `false`: the network N above is the direction, D(r) = N(r) (the
+    /// DCDM form). `true`: the activations are dropped, making the network
+    /// a linear operator L, and D(r) = Lᵀ L r — symmetric positive
+    /// semidefinite, so the conjugate-direction method is preconditioned CG
+    /// with a learned preconditioner and keeps CG's convergence guarantees.
+    pub symmetric: bool,
 }
 
 impl Architecture {
@@ -44,6 +50,7 @@ impl Architecture {
             channels: 16,
             levels: 2,
             blocks: 2,
+            symmetric: false,
         }
     }
 
@@ -55,6 +62,38 @@ impl Architecture {
             channels: 8,
             levels: 3,
             blocks: 1,
+            symmetric: false,
+        }
+    }
+
+    /// The symmetric variant: D = Lᵀ L with L a linear 4-level network of
+    /// 8 channels and one block per level (see [`Architecture::symmetric`]
+    /// the field).
+    pub fn symmetric(dim: usize) -> Self {
+        Self {
+            dim,
+            channels: 8,
+            levels: 4,
+            blocks: 1,
+            symmetric: true,
+        }
+    }
+
+    /// The activation: ReLU, or the identity in the symmetric form.
+    fn activate(&self, v: f32) -> f32 {
+        if self.symmetric {
+            v
+        } else {
+            v.max(0.0)
+        }
+    }
+
+    /// The derivative of the activation at pre-activation `v` times `g`.
+    fn activate_grad(&self, v: f32, g: f32) -> f32 {
+        if self.symmetric || v > 0.0 {
+            g
+        } else {
+            0.0
         }
     }
 
@@ -218,9 +257,13 @@ impl Network {
             }
             for _ in 0..self.arch.blocks {
                 let a_pre = self.conv(k, level_grid, &h);
-                let a: Vec<f32> = a_pre.iter().map(|v| v.max(0.0)).collect();
+                let a: Vec<f32> = a_pre.iter().map(|&v| self.arch.activate(v)).collect();
                 let b_pre = self.conv(k + 1, level_grid, &a);
-                let next: Vec<f32> = b_pre.iter().zip(&h).map(|(b, s)| b.max(0.0) + s).collect();
+                let next: Vec<f32> = b_pre
+                    .iter()
+                    .zip(&h)
+                    .map(|(&b, s)| self.arch.activate(b) + s)
+                    .collect();
                 tape.blocks
                     .push([std::mem::replace(&mut h, next), a, a_pre, b_pre]);
                 k += 2;
@@ -244,10 +287,31 @@ impl Network {
     /// Given dL/d(out) for the forward pass recorded in `tape`, adds
     /// dL/dparams to `grad` (same layout as [`Network::params`]).
     pub fn backward(&self, grid: Grid, tape: &Tape, grad_out: &[f32], grad: &mut [f32]) {
+        self.backward_to(grid, tape, grad_out, Some(grad), None);
+    }
+
+    /// [`Network::backward`] that also, or only, writes dL/d(input) to
+    /// `grad_input` (one channel on `grid`). For the linear network of the
+    /// symmetric form this is the transpose Lᵀ applied to `grad_out`.
+    pub fn backward_to(
+        &self,
+        grid: Grid,
+        tape: &Tape,
+        grad_out: &[f32],
+        mut grad: Option<&mut [f32]>,
+        grad_input: Option<&mut [f32]>,
+    ) {
         let c = self.arch.channels;
         let last = self.convs.len() - 1;
         let mut g = vec![0.0; c * grid.cells()];
-        self.conv_grad(last, grid, &tape.last_input, grad_out, grad, Some(&mut g));
+        self.conv_grad(
+            last,
+            grid,
+            &tape.last_input,
+            grad_out,
+            grad.as_deref_mut(),
+            Some(&mut g),
+        );
         // Upsampling path, undone from the finest level down.
         let mut skip_grads = Vec::with_capacity(self.arch.levels);
         for level in 1..self.arch.levels {
@@ -267,15 +331,29 @@ impl Network {
                 let g_b: Vec<f32> = g
                     .iter()
                     .zip(b_pre)
-                    .map(|(g, b)| if *b > 0.0 { *g } else { 0.0 })
+                    .map(|(&g, &b)| self.arch.activate_grad(b, g))
                     .collect();
                 let mut g_a = vec![0.0; g.len()];
-                self.conv_grad(k + 1, level_grid, a, &g_b, grad, Some(&mut g_a));
+                self.conv_grad(
+                    k + 1,
+                    level_grid,
+                    a,
+                    &g_b,
+                    grad.as_deref_mut(),
+                    Some(&mut g_a),
+                );
                 g_a.iter_mut()
                     .zip(a_pre)
-                    .for_each(|(g, a)| *g = if *a > 0.0 { *g } else { 0.0 });
+                    .for_each(|(g, &a)| *g = self.arch.activate_grad(a, *g));
                 let mut g_in = vec![0.0; g.len()];
-                self.conv_grad(k, level_grid, input, &g_a, grad, Some(&mut g_in));
+                self.conv_grad(
+                    k,
+                    level_grid,
+                    input,
+                    &g_a,
+                    grad.as_deref_mut(),
+                    Some(&mut g_in),
+                );
                 g_in.iter_mut().zip(&g).for_each(|(gi, gs)| *gi += gs);
                 g = g_in;
             }
@@ -290,7 +368,7 @@ impl Network {
                 g = g_fine;
             }
         }
-        self.conv_grad(0, grid, &tape.input, &g, grad, None);
+        self.conv_grad(0, grid, &tape.input, &g, grad, grad_input);
     }
 
     fn conv_grad(
@@ -299,7 +377,7 @@ impl Network {
         grid: Grid,
         input: &[f32],
         grad_out: &[f32],
-        grad: &mut [f32],
+        grad: Option<&mut [f32]>,
         grad_input: Option<&mut [f32]>,
     ) {
         let c = self.convs[k];
@@ -310,7 +388,7 @@ impl Network {
             self.weight(&c),
             input,
             grad_out,
-            &mut grad[c.weight..c.weight + nw],
+            grad.map(|g| &mut g[c.weight..c.weight + nw]),
             None,
             grad_input,
         );
@@ -371,11 +449,11 @@ impl Network {
             let [h, a, b] = &mut levels[level];
             for _ in 0..self.arch.blocks {
                 conv(k, level_grid, h, a);
-                a.iter_mut().for_each(|v| *v = v.max(0.0));
+                a.iter_mut().for_each(|v| *v = self.arch.activate(*v));
                 conv(k + 1, level_grid, a, b);
                 h.iter_mut()
                     .zip(b.iter())
-                    .for_each(|(h, b)| *h += b.max(0.0));
+                    .for_each(|(h, &b)| *h += self.arch.activate(b));
                 k += 2;
             }
         }
@@ -389,6 +467,58 @@ impl Network {
             );
         }
         conv(k, grid, &levels[0][0], out);
+        Ok(out)
+    }
+}
+
+impl Network {
+    /// The direction D(input) of the conjugate-direction method: the
+    /// network's output in the direct form, Lᵀ L input in the symmetric
+    /// form (Lᵀ runs the layers' transposes in reverse order). Buffers as
+    /// in [`Network::infer`]: no allocation after the first call on a grid.
+    pub fn direction<'w>(
+        &self,
+        grid: Grid,
+        input: &[f32],
+        workspace: &'w mut Workspace,
+    ) -> Result<&'w [f32]> {
+        self.infer(grid, input, workspace)?;
+        if !self.arch.symmetric {
+            return Ok(&workspace.out);
+        }
+        let c = self.arch.channels;
+        let Workspace { levels, out, .. } = workspace;
+        // x = Wᵀ y for convolution k (its input gradient, no weight gradient).
+        let transpose = |k: usize, g: Grid, y: &[f32], x: &mut [f32]| {
+            let p = &self.convs[k];
+            conv_backward(g, p.shape, self.weight(p), &[], y, None, None, Some(x));
+        };
+        let last = self.convs.len() - 1;
+        transpose(last, grid, out, &mut levels[0][0]);
+        // The upsampling path: each level's skip gradient, coarser and coarser.
+        for level in 1..self.arch.levels {
+            let (finer, here) = levels.split_at_mut(level);
+            let fine = self.level_grid(grid, level - 1);
+            upsample_backward(fine, c, &finer[level - 1][0], &mut here[0][0]);
+        }
+        let mut k = last;
+        for level in (0..self.arch.levels).rev() {
+            let level_grid = self.level_grid(grid, level);
+            let (here, coarser) = levels.split_at_mut(level + 1);
+            let [h, a, b] = &mut here[level];
+            if let Some(coarser) = coarser.first() {
+                pool_backward(level_grid, c, &coarser[0], a);
+                h.iter_mut().zip(a.iter()).for_each(|(h, a)| *h += a);
+            }
+            // (I + W_b W_a)ᵀ = I + W_aᵀ W_bᵀ, blocks in reverse order.
+            for _ in 0..self.arch.blocks {
+                k -= 2;
+                transpose(k + 1, level_grid, h, a);
+                transpose(k, level_grid, a, b);
+                h.iter_mut().zip(b.iter()).for_each(|(h, b)| *h += b);
+            }
+        }
+        transpose(0, grid, &levels[0][0], out);
         Ok(out)
     }
 }

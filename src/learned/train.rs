@@ -177,30 +177,45 @@ fn sample_loss(a: &GridPoisson, r: &[f64], q: &[f64]) -> Result<(f64, Vec<f64>)>
 }
 
 /// The batch-mean loss of `net` on `batch` and its gradient wrt the
-/// parameters.
+/// parameters. In the symmetric form the direction is q = Sᵀ Lᵀ L S r (S
+/// scatters the unknowns into the grid), and for g = dL/dq on the grid
+/// dL = yᵀ dL g + (L g)ᵀ dL r with y = L S r: two more passes of L.
 pub fn loss_and_gradient<R: AsRef<[f64]>>(
     net: &Network,
     a: &GridPoisson,
     batch: &[R],
 ) -> Result<(f64, Vec<f32>)> {
     let grid = Grid { dims: a.dims() };
+    let symmetric = net.architecture().symmetric;
     let mut grad = vec![0.0f32; net.params().len()];
     let mut field = vec![0.0f32; grid.cells()];
-    let mut tape = Tape::default();
+    let mut transposed = vec![0.0f32; if symmetric { grid.cells() } else { 0 }];
+    let (mut tape, mut tape_g) = (Tape::default(), Tape::default());
     let mut total = 0.0;
     let mut q = vec![0.0; a.dim()];
     for r in batch {
         let r = r.as_ref();
         to_field(a, r, &mut field);
         let out = net.forward(grid, &field, &mut tape)?;
-        from_field(a, &out, &mut q);
+        if symmetric {
+            net.backward_to(grid, &tape, &out, None, Some(&mut transposed));
+            from_field(a, &transposed, &mut q);
+        } else {
+            from_field(a, &out, &mut q);
+        }
         let (loss, dq) = sample_loss(a, r, &q)?;
         total += loss;
         // The tape keeps its own copy of the input: `field` now carries
-        // dL/d(out), averaged over the batch.
+        // dL/dq, averaged over the batch.
         to_field(a, &dq, &mut field);
         field.iter_mut().for_each(|g| *g /= batch.len() as f32);
-        net.backward(grid, &tape, &field, &mut grad);
+        if symmetric {
+            let lg = net.forward(grid, &field, &mut tape_g)?;
+            net.backward(grid, &tape_g, &out, &mut grad);
+            net.backward(grid, &tape, &lg, &mut grad);
+        } else {
+            net.backward(grid, &tape, &field, &mut grad);
+        }
     }
     Ok((total / batch.len() as f64, grad))
 }
