@@ -2,8 +2,8 @@
 //! IC(0)-PCG on held-out scenes, measured in the same run.
 //!
 //! Run: `cargo run --release --example bench_cdm [-- --quick]
-//!  [--model2 F] [--model3 F] [--reference2 F] [--reference3 F]
-//!  [--max-seconds S]`
+//!  [--symmetric2 F] [--symmetric3 F] [--dcdm2 F] [--dcdm3 F]
+//!  [--reference2 F] [--reference3 F] [--max-seconds S]`
 //!
 //! Scenes: `scene::obstacles` (two boxes and a sphere, none of which the
 //! training scene `scene::smoke` has) at 256² and 512² in 2D and 64³ and
@@ -11,8 +11,9 @@
 //! (64², 24³). Each is solved to ‖b − A x‖ ≤ 1e-6·‖b‖ from x = 0 with the
 //! grid operator by CG, Jacobi-PCG, IC(0)-PCG (IC(0) of the same matrix in
 //! CSR form, factorisation time reported apart) and the conjugate-direction
-//! method (k = 2, stall safeguard on) with each model given: the shipped
-//! fast-variant models `models/cdm_{2,3}d.safetensors` by default, and
+//! method (k = 2, stall safeguard on) with each model: by default the
+//! shipped symmetric models `models/cdm_{2,3}d.safetensors` (D = LᵀL) and
+//! DCDM-form fast-variant models `models/cdm_{2,3}d_dcdm.safetensors`, and
 //! reference-preset models when `--reference2/3` name them (none ships).
 //! A learned solve is capped at `--max-seconds` (default 300) through its
 //! iteration limit, estimated from one timed direction; a capped solve
@@ -168,13 +169,22 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let load = |path: PathBuf| Model::load(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     let models = |dim: usize| -> Vec<(String, Model)> {
-        let shipped = flag(&format!("--model{dim}")).map_or_else(
-            || root.join(format!("models/cdm_{dim}d.safetensors")),
-            PathBuf::from,
-        );
-        let mut out = vec![("learned (fast)".to_string(), load(shipped))];
+        let mut out = Vec::new();
+        for (label, name) in [("symmetric", ""), ("dcdm", "_dcdm")] {
+            let path = flag(&format!("--{label}{dim}")).map_or_else(
+                || root.join(format!("models/cdm_{dim}d{name}.safetensors")),
+                PathBuf::from,
+            );
+            let arch = load(path.clone()).network.architecture();
+            let preset = if arch.symmetric {
+                "symmetric"
+            } else {
+                "DCDM fast"
+            };
+            out.push((format!("learned ({preset})"), load(path)));
+        }
         if let Some(path) = flag(&format!("--reference{dim}")) {
-            out.push(("learned (reference)".to_string(), load(path.into())));
+            out.push(("learned (DCDM reference)".to_string(), load(path.into())));
         }
         out
     };

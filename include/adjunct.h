@@ -130,7 +130,10 @@ typedef enum adj_solve_reason {
   ADJ_DIVERGED_CALLBACK = -100,
 } adj_solve_reason;
 
-// A trained direction network (opaque), loaded from a safetensors file.
+// A trained direction network (opaque), loaded from a safetensors file:
+// either the DCDM form (D(r) = N(r), a ReLU network) or the symmetric form
+// (D(r) = Lᵀ L r with L a linear network: a learned SPD preconditioner,
+// with which `adj_cdm_solve` is PCG).
 // Immutable: one model may be used by several solves and threads at once
 // (applications of one model serialise on its buffers).
 typedef struct adj_model adj_model;

@@ -5,9 +5,11 @@
 mod common;
 
 use adjunct::ffi::*;
-use adjunct::krylov::{conjugate_direction, ConjugateDirectionOptions};
+use adjunct::krylov::{
+    conjugate_direction, ConjugateDirectionOptions, ConjugateDirectionReport, DirectionGenerator,
+};
 use adjunct::learned::{Model, NetworkDirection};
-use adjunct::{Cell, GridPoisson, KrylovOptions, LinearOperator};
+use adjunct::{cg, scene, GridPoisson, Identity, KrylovOptions, LinearOperator};
 use common::{direct_solve, rel_diff, root, Rng};
 use std::ptr::{null, null_mut};
 
@@ -18,29 +20,11 @@ fn shipped(name: &str) -> Model {
     Model::load(&path).unwrap()
 }
 
-/// A held-out scene: walls, air in the top two layers, and box obstacles
-/// at places the training scene (a centred sphere) does not have.
-fn boxes(dims: [usize; 3]) -> Vec<Cell> {
-    let [nx, ny, nz] = dims;
-    let up = if nz > 1 { 2 } else { 1 };
-    (0..nx * ny * nz)
-        .map(|c| {
-            let p = [c % nx, (c / nx) % ny, c / (nx * ny)];
-            let f = |a: usize| p[a] as f64 / dims[a] as f64;
-            let in_box = |lo: [f64; 3], hi: [f64; 3]| {
-                (0..3).all(|a| a > up || (f(a) >= lo[a] && f(a) < hi[a]))
-            };
-            if p[up] + 2 >= dims[up] {
-                Cell::Air
-            } else if in_box([0.15, 0.2, 0.2], [0.35, 0.45, 0.5])
-                || in_box([0.6, 0.5, 0.5], [0.85, 0.65, 0.8])
-            {
-                Cell::Solid
-            } else {
-                Cell::Fluid
-            }
-        })
-        .collect()
+/// The held-out scene (boxes and a sphere, unlike the training scene's
+/// centred sphere) as a grid operator and right-hand side.
+fn held_out(dims: [usize; 3]) -> (GridPoisson, Vec<f64>) {
+    let problem = scene::obstacles(dims, 2).unwrap();
+    (problem.operator().unwrap(), problem.rhs)
 }
 
 /// ‖r − (qᵀr / qᵀAq) A q‖² for the unit residual r: the training loss of
@@ -54,20 +38,19 @@ fn step_loss(a: &GridPoisson, r: &[f64], q: &[f64]) -> f64 {
 }
 
 /// Solves a held-out scene with the model's directions (and the stall
-/// safeguard) to 1e-6; checks the first direction beats a Jacobi one.
-fn solve_with_model(model: &Model, dims: [usize; 3], max_iterations: usize) -> usize {
-    let cells = boxes(dims);
-    let h = 1.0 / dims[0] as f64;
-    let a = GridPoisson::builder(dims, &cells)
-        .spacing([h; 3])
-        .build()
-        .unwrap();
-    let b = Rng::new(9).vector(a.dim());
+/// safeguard) to 1e-6; checks the first direction beats a Jacobi one and
+/// the solution matches a direct solve. Returns the report and the
+/// iterations plain CG needs on the same problem.
+fn solve_with_model(
+    model: &Model,
+    dims: [usize; 3],
+    max_iterations: usize,
+) -> (ConjugateDirectionReport, usize) {
+    let (a, b) = held_out(dims);
     let generator = NetworkDirection::new(&a, &model.network).unwrap();
     let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
     let r: Vec<f64> = b.iter().map(|v| v / norm).collect();
     let mut q = vec![0.0; a.dim()];
-    use adjunct::krylov::DirectionGenerator;
     generator.direction(&r, &mut q).unwrap();
     let diag = a.diagonal().unwrap();
     let jacobi: Vec<f64> = r.iter().zip(&diag).map(|(r, d)| r / d).collect();
@@ -76,13 +59,14 @@ fn solve_with_model(model: &Model, dims: [usize; 3], max_iterations: usize) -> u
         learned < classical,
         "{dims:?}: first-step loss {learned:.3} vs Jacobi {classical:.3}"
     );
+    let krylov = KrylovOptions {
+        rtol: 1e-6,
+        max_iterations,
+        ..KrylovOptions::default()
+    };
     let mut x = vec![0.0; a.dim()];
     let options = ConjugateDirectionOptions {
-        krylov: KrylovOptions {
-            rtol: 1e-6,
-            max_iterations,
-            ..KrylovOptions::default()
-        },
+        krylov: krylov.clone(),
         ..ConjugateDirectionOptions::default()
     };
     let report = conjugate_direction(&a, &generator, &b, &mut x, &options)
@@ -90,25 +74,46 @@ fn solve_with_model(model: &Model, dims: [usize; 3], max_iterations: usize) -> u
     assert!(report.solve.relative_residual <= 1e-6);
     let reference = direct_solve(&a.to_csr(), &b);
     assert!(rel_diff(&x, &reference) < 1e-3, "{dims:?}");
+    let mut x = vec![0.0; a.dim()];
+    let plain = cg(&a, &Identity { dim: a.dim() }, &b, &mut x, &krylov).unwrap();
     eprintln!(
-        "{dims:?}: first-step loss {learned:.3} (Jacobi {classical:.3}); {} iterations ({} fallback steps), {:.3} s in the network",
-        report.solve.iterations, report.fallback_steps, report.direction_seconds
+        "{dims:?}: first-step loss {learned:.3} (Jacobi {classical:.3}); {} iterations ({} fallback steps; CG {}), {:.3} s in the network",
+        report.solve.iterations, report.fallback_steps, plain.iterations, report.direction_seconds
     );
-    report.solve.iterations
+    (report, plain.iterations)
 }
 
 #[test]
-fn shipped_2d_model_solves_held_out_scenes() {
-    let model = shipped("cdm_2d.safetensors");
-    assert_eq!(model.network.architecture().dim, 2);
-    solve_with_model(&model, [64, 64, 1], 4000);
+fn shipped_symmetric_models_beat_cg_on_held_out_scenes() {
+    for (name, dim, dims) in [
+        ("cdm_2d.safetensors", 2, [96, 96, 1]),
+        ("cdm_3d.safetensors", 3, [32, 32, 32]),
+    ] {
+        let model = shipped(name);
+        let arch = model.network.architecture();
+        assert!(arch.symmetric && arch.dim == dim, "{name}: {arch:?}");
+        let (report, cg_iterations) = solve_with_model(&model, dims, 2000);
+        // A symmetric positive semidefinite D never stalls the iteration.
+        assert_eq!(report.fallback_steps, 0, "{name}");
+        assert!(
+            (report.solve.iterations as f64) < 0.7 * cg_iterations as f64,
+            "{name}: {} iterations, CG {cg_iterations}",
+            report.solve.iterations
+        );
+    }
 }
 
 #[test]
-fn shipped_3d_model_solves_held_out_scenes() {
-    let model = shipped("cdm_3d.safetensors");
-    assert_eq!(model.network.architecture().dim, 3);
-    solve_with_model(&model, [24, 24, 24], 4000);
+fn shipped_dcdm_models_solve_held_out_scenes() {
+    for (name, dim, dims) in [
+        ("cdm_2d_dcdm.safetensors", 2, [64, 64, 1]),
+        ("cdm_3d_dcdm.safetensors", 3, [24, 24, 24]),
+    ] {
+        let model = shipped(name);
+        let arch = model.network.architecture();
+        assert!(!arch.symmetric && arch.dim == dim, "{name}: {arch:?}");
+        solve_with_model(&model, dims, 6000);
+    }
 }
 
 unsafe extern "C" fn copy_direction(
@@ -131,7 +136,12 @@ fn models_and_cdm_through_the_c_abi() {
             .into_owned()
     };
     let dims = [24usize, 20, 1];
-    let cells: Vec<u8> = boxes(dims).iter().map(|&c| c as u8).collect();
+    let cells: Vec<u8> = scene::obstacles(dims, 2)
+        .unwrap()
+        .cells
+        .iter()
+        .map(|&c| c as u8)
+        .collect();
     let (mut grid, mut model, mut model3, mut pc) =
         (null_mut(), null_mut(), null_mut(), null_mut());
     let path2 =
@@ -198,10 +208,9 @@ fn models_and_cdm_through_the_c_abi() {
             );
             let report = report.assume_init();
             assert_eq!(report.solve.reason, adj_solve_reason::ADJ_CONVERGED_RTOL);
-            let a = {
-                let problem = GridPoisson::builder(dims, &boxes(dims)).build().unwrap();
-                problem.to_csr()
-            };
+            // Unit spacing, as the grid created above.
+            let cells = scene::obstacles(dims, 2).unwrap().cells;
+            let a = GridPoisson::builder(dims, &cells).build().unwrap().to_csr();
             assert!(rel_diff(&x, &direct_solve(&a, &b)) < 1e-5);
         }
         // Bad input: no generator, two generators, a 3D model on a 2D grid.

@@ -14,7 +14,10 @@ use crate::krylov::{
 use crate::learned::{Model, NetworkDirection};
 use std::ffi::{c_char, c_void, CStr};
 
-/// A trained direction network (opaque), loaded from a safetensors file.
+/// A trained direction network (opaque), loaded from a safetensors file:
+/// either the DCDM form (D(r) = N(r), a ReLU network) or the symmetric form
+/// (D(r) = Lᵀ L r with L a linear network: a learned SPD preconditioner,
+/// with which `adj_cdm_solve` is PCG).
 /// Immutable: one model may be used by several solves and threads at once
 /// (applications of one model serialise on its buffers).
 #[allow(non_camel_case_types)]

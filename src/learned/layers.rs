@@ -95,26 +95,58 @@ impl std::ops::Deref for Taps {
     }
 }
 
-/// The row segments of a shift by `off`: (destination start, source start,
-/// length) such that dst[p] pairs with src[p + off] wherever both exist.
-fn shifted_rows(grid: Grid, off: [isize; 3]) -> impl Iterator<Item = (usize, usize, usize)> {
+/// In output row (y, z), the segment pairing x with source x + off[0] in
+/// row (y + off[1], z + off[2]): (first x, source cell index, length), or
+/// None when the segment lies outside the grid.
+fn row_segment(grid: Grid, y: usize, z: usize, off: [isize; 3]) -> Option<(usize, usize, usize)> {
     let [nx, ny, nz] = grid.dims;
-    let range = |n: usize, d: isize| {
-        let lo = (-d).max(0) as usize;
-        let hi = (n as isize - d.max(0)).max(0) as usize;
-        lo..hi.max(lo)
-    };
-    let (xr, yr, zr) = (range(nx, off[0]), range(ny, off[1]), range(nz, off[2]));
-    let len = xr.len();
-    zr.flat_map(move |z| yr.clone().map(move |y| (y, z)))
-        .filter(move |_| len > 0)
-        .map(move |(y, z)| {
-            let sy = (y as isize + off[1]) as usize;
-            let sz = (z as isize + off[2]) as usize;
-            let dst = nx * (y + ny * z) + xr.start;
-            let src = nx * (sy + ny * sz) + (xr.start as isize + off[0]) as usize;
-            (dst, src, len)
-        })
+    let (sy, sz) = (y as isize + off[1], z as isize + off[2]);
+    if sy < 0 || sy >= ny as isize || sz < 0 || sz >= nz as isize {
+        return None;
+    }
+    let lo = (-off[0]).max(0) as usize;
+    let hi = (nx as isize - off[0].max(0)).max(0) as usize;
+    (hi > lo).then(|| {
+        let src = nx * (sy as usize + ny * sz as usize) + (lo as isize + off[0]) as usize;
+        (lo, src, hi - lo)
+    })
+}
+
+/// One output channel: out[p] = init + Σ_j Σ_t w(j, t) · field_j[p + sign ·
+/// off_t] over the `sources` channels of `field`, row by row so that the
+/// output row stays in L1 while every source channel and tap adds to it.
+#[allow(clippy::too_many_arguments)]
+fn correlate_channel(
+    grid: Grid,
+    offsets: &Taps,
+    sign: isize,
+    sources: usize,
+    field: &[f32],
+    weight: impl Fn(usize, usize) -> f32,
+    init: f32,
+    out: &mut [f32],
+) {
+    let [nx, ny, nz] = grid.dims;
+    let cells = grid.cells();
+    for z in 0..nz {
+        for y in 0..ny {
+            let row = &mut out[nx * (y + ny * z)..][..nx];
+            row.fill(init);
+            for j in 0..sources {
+                let src = &field[j * cells..(j + 1) * cells];
+                for (t, off) in offsets.iter().enumerate() {
+                    let off = off.map(|o| sign * o);
+                    if let Some((lo, s, len)) = row_segment(grid, y, z, off) {
+                        let w = weight(j, t);
+                        row[lo..lo + len]
+                            .iter_mut()
+                            .zip(&src[s..s + len])
+                            .for_each(|(o, i)| *o += w * i);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// out = conv(input) (+ bias, when given).
@@ -131,17 +163,9 @@ pub fn conv_forward(
     let taps = offsets.len();
     let work = shape.weights(ndim) * cells;
     for_each_chunk(out, cells, work, |co, out| {
-        out.fill(bias.map_or(0.0, |b| b[co]));
-        for ci in 0..shape.cin {
-            let src = &input[ci * cells..(ci + 1) * cells];
-            for (t, &off) in offsets.iter().enumerate() {
-                let w = weight[(co * shape.cin + ci) * taps + t];
-                for (dst, s, len) in shifted_rows(grid, off) {
-                    let (o, i) = (&mut out[dst..dst + len], &src[s..s + len]);
-                    o.iter_mut().zip(i).for_each(|(o, i)| *o += w * i);
-                }
-            }
-        }
+        let w = |ci: usize, t: usize| weight[(co * shape.cin + ci) * taps + t];
+        let init = bias.map_or(0.0, |b| b[co]);
+        correlate_channel(grid, &offsets, 1, shape.cin, input, w, init, out);
     });
 }
 
@@ -164,40 +188,39 @@ pub fn conv_backward(
     let taps = offsets.len();
     let work = shape.weights(ndim) * cells;
     let per_out = shape.cin * taps;
+    let [nx, ny, nz] = grid.dims;
     for_each_chunk(grad_weight.unwrap_or_default(), per_out, work, |co, gw| {
+        // Row by row (the grad_out row stays in L1), one running sum per
+        // weight added to `gw` at the end.
         let go = &grad_out[co * cells..(co + 1) * cells];
-        for ci in 0..shape.cin {
-            let src = &input[ci * cells..(ci + 1) * cells];
-            for (t, &off) in offsets.iter().enumerate() {
-                let mut acc = 0.0f32;
-                for (dst, s, len) in shifted_rows(grid, off) {
-                    acc += go[dst..dst + len]
-                        .iter()
-                        .zip(&src[s..s + len])
-                        .map(|(g, i)| g * i)
-                        .sum::<f32>();
+        let mut acc = vec![0.0f32; per_out];
+        for z in 0..nz {
+            for y in 0..ny {
+                let row = &go[nx * (y + ny * z)..][..nx];
+                for ci in 0..shape.cin {
+                    let src = &input[ci * cells..(ci + 1) * cells];
+                    for (t, &off) in offsets.iter().enumerate() {
+                        if let Some((lo, s, len)) = row_segment(grid, y, z, off) {
+                            acc[ci * taps + t] += row[lo..lo + len]
+                                .iter()
+                                .zip(&src[s..s + len])
+                                .map(|(g, i)| g * i)
+                                .sum::<f32>();
+                        }
+                    }
                 }
-                gw[ci * taps + t] += acc;
             }
         }
+        gw.iter_mut().zip(acc.iter()).for_each(|(g, a)| *g += a);
     });
     for (co, gb) in grad_bias.into_iter().flatten().enumerate() {
         *gb += grad_out[co * cells..(co + 1) * cells].iter().sum::<f32>();
     }
     if let Some(grad_input) = grad_input {
+        // dL/d(input)[ci][q] = Σ_co Σ_t w(co, ci, t) · grad_out[co][q − off_t].
         for_each_chunk(grad_input, cells, work, |ci, gi| {
-            gi.fill(0.0);
-            for co in 0..shape.cout {
-                let go = &grad_out[co * cells..(co + 1) * cells];
-                for (t, &off) in offsets.iter().enumerate() {
-                    let w = weight[(co * shape.cin + ci) * taps + t];
-                    // out[p] used in[p + off]: gi[p + off] += w · go[p].
-                    for (dst, s, len) in shifted_rows(grid, off) {
-                        let (g, o) = (&mut gi[s..s + len], &go[dst..dst + len]);
-                        g.iter_mut().zip(o).for_each(|(g, o)| *g += w * o);
-                    }
-                }
-            }
+            let w = |co: usize, t: usize| weight[(co * shape.cin + ci) * taps + t];
+            correlate_channel(grid, &offsets, -1, shape.cout, grad_out, w, 0.0, gi);
         });
     }
 }
