@@ -38,6 +38,7 @@ pub mod operator;
 pub mod ot;
 mod parallel;
 pub mod scene;
+mod simd;
 
 pub use error::{Error, Result};
 pub use krylov::{
