@@ -34,6 +34,9 @@ use adjunct::{
     Preconditioner, SolveReport,
 };
 use std::path::PathBuf;
+
+mod common;
+use common::flag;
 use std::time::Instant;
 
 const RTOL: f64 = 1e-6;
@@ -160,12 +163,6 @@ fn print_row(row: &Row) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let quick = args.iter().any(|a| a == "--quick");
     let seconds = |name: &str, default: f64| -> f64 {
         flag(name).map_or(default, |v| v.parse().expect("seconds"))

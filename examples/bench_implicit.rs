@@ -64,15 +64,11 @@ fn rel_diff(x: &[f64], y: &[f64]) -> f64 {
 struct Ratios(Vec<String>);
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map_or(default, |v| v.parse().expect("a positive integer"))
+    let number = |name: &str, default: usize| {
+        common::flag(name).map_or(default, |v| v.parse().expect("a positive integer"))
     };
-    let repeats = flag("--repeats", 5).max(1);
-    let grid = flag("--grid", 128);
+    let repeats = number("--repeats", 5).max(1);
+    let grid = number("--grid", 128);
     println!(
         "adjunct {} on {} threads, medians of {repeats} runs",
         env!("CARGO_PKG_VERSION"),

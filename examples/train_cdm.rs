@@ -18,16 +18,13 @@ use adjunct::learned::{
 use adjunct::{scene, LinearOperator};
 use std::io::Write;
 use std::path::PathBuf;
+
+mod common;
+use common::flag;
 use std::time::Instant;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
     let number = |name: &str, default: f64| -> f64 {
         flag(name).map_or(default, |v| v.parse().expect("a number"))
     };

@@ -37,15 +37,7 @@ pub fn smoke(dims: [usize; 3], air_layers: usize) -> Result<PressureProblem> {
     let [nx, ny, nz] = dims;
     let ndim = if nz > 1 { 3 } else { 2 };
     let up = ndim - 1;
-    let h = 1.0 / nx.max(ny).max(nz) as f64;
-    let center = |c: usize| -> [f64; 3] {
-        let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)];
-        [
-            (i as f64 + 0.5) * h,
-            (j as f64 + 0.5) * h,
-            (k as f64 + 0.5) * h,
-        ]
-    };
+    let center = |c: usize| cell_center(dims, c);
     let extent = [nx, ny, nz];
     let cells: Vec<Cell> = (0..nx * ny * nz)
         .map(|c| {
@@ -101,6 +93,15 @@ pub fn obstacles(dims: [usize; 3], air_layers: usize) -> Result<PressureProblem>
     Ok(with_velocity_divergence(dims, cells))
 }
 
+/// The centre of cell `c` (cell order `i + nx·(j + ny·k)`) in units of the
+/// longest side.
+fn cell_center(dims: [usize; 3], c: usize) -> [f64; 3] {
+    let [nx, ny, nz] = dims;
+    let h = 1.0 / nx.max(ny).max(nz) as f64;
+    let ijk = [c % nx, (c / nx) % ny, c / (nx * ny)];
+    ijk.map(|i| (i as f64 + 0.5) * h)
+}
+
 /// The problem on `cells` (walls around the box) with the right-hand side
 /// from the smoke velocity field: a swirl plus a rising plume.
 fn with_velocity_divergence(dims: [usize; 3], cells: Vec<Cell>) -> PressureProblem {
@@ -109,14 +110,7 @@ fn with_velocity_divergence(dims: [usize; 3], cells: Vec<Cell>) -> PressureProbl
     let up = ndim - 1;
     let extent = dims;
     let h = 1.0 / nx.max(ny).max(nz) as f64;
-    let center = |c: usize| -> [f64; 3] {
-        let [i, j, k] = [c % nx, (c / nx) % ny, c / (nx * ny)];
-        [
-            (i as f64 + 0.5) * h,
-            (j as f64 + 0.5) * h,
-            (k as f64 + 0.5) * h,
-        ]
-    };
+    let center = |c: usize| cell_center(dims, c);
     // Face velocity normal to axis a at the face centre p.
     let velocity = |a: usize, p: [f64; 3]| -> f64 {
         let swirl = match a {

@@ -1,4 +1,6 @@
-//! Helpers shared by the benchmark examples.
+//! Helpers shared by the benchmark and training examples (each uses a
+//! subset).
+#![allow(dead_code)]
 
 /// SplitMix64, so the benchmark problems are reproducible without an RNG crate.
 pub struct Rng(pub u64);
@@ -22,4 +24,13 @@ pub fn write_f64(path: &std::path::Path, v: &[f64]) {
     for x in v {
         file.write_all(&x.to_le_bytes()).expect("write data file");
     }
+}
+
+/// The value after `name` on the command line, if any.
+pub fn flag(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
