@@ -5,7 +5,8 @@
 //!  --samples 400 --lanczos 150 --epochs 40 --batch 16 --lr 3e-3 --rounds 1
 //!  --minutes 15 --seed 1 --out cdm_2d.safetensors`
 //!
-//! Every flag is optional (defaults shown above for 2D; 3D uses --grid 24).
+//! Every flag is optional (defaults shown above for 2D; 3D uses --grid 24);
+//! `--channels`, `--levels` and `--blocks` override the preset's shape.
 //! Round 1 trains on right-hand sides built from Ritz vectors; each further
 //! round adds the residuals the conjugate-direction solver meets with the
 //! current network (30 iterations from a tenth of the data) and trains
@@ -30,12 +31,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let dim = number("--dim", 2.0) as usize;
     let n = number("--grid", if dim == 2 { 64.0 } else { 24.0 }) as usize;
-    let arch = match flag("--arch").as_deref().unwrap_or("fast") {
+    let mut arch = match flag("--arch").as_deref().unwrap_or("fast") {
         "fast" => Architecture::fast(dim),
         "reference" => Architecture::reference(dim),
         "symmetric" => Architecture::symmetric(dim),
         other => return Err(format!("unknown --arch {other} (fast, reference, symmetric)").into()),
     };
+    // Overrides of the preset's shape.
+    arch.channels = number("--channels", arch.channels as f64) as usize;
+    arch.levels = number("--levels", arch.levels as f64) as usize;
+    arch.blocks = number("--blocks", arch.blocks as f64) as usize;
     let samples = number("--samples", 400.0) as usize;
     let lanczos = number("--lanczos", 150.0) as usize;
     let minutes = number("--minutes", 15.0);
