@@ -80,7 +80,7 @@ fn convolutions_match_naive_code() {
         ([8, 6, 1], 1),
         ([5, 4, 3], 1),
     ] {
-        let grid = Grid { dims };
+        let grid = Grid::new(dims);
         let s = ConvShape { cin: 3, cout: 4, k };
         let w = random_f32(s.weights(grid.ndim()), 1);
         let b = random_f32(4, 2);
@@ -133,7 +133,7 @@ fn convolutions_match_naive_code() {
 
 #[test]
 fn pooling_and_upsampling_match_naive_code() {
-    let fine = Grid { dims: [5, 3, 1] };
+    let fine = Grid::new([5, 3, 1]);
     let input: Vec<f32> = (0..15).map(|v| v as f32).collect();
     let mut pooled = vec![0.0; fine.coarse().cells()];
     pool_forward(fine, 1, &input, &mut pooled);
@@ -231,7 +231,7 @@ fn network_forward_matches_naive_composition() {
         (Architecture::symmetric(2), [13, 11, 1]),
     ] {
         let net = Network::new(arch, 7).unwrap();
-        let grid = Grid { dims };
+        let grid = Grid::new(dims);
         let input = random_f32(grid.cells(), 8);
         let out = net.forward(grid, &input, &mut Tape::default()).unwrap();
         let reference = naive_network(&net, grid, &input);
@@ -256,7 +256,7 @@ fn backpropagation_matches_finite_differences() {
         symmetric: false,
     };
     let mut net = Network::new(arch, 3).unwrap();
-    let grid = Grid { dims: [7, 6, 1] };
+    let grid = Grid::new([7, 6, 1]);
     let input = random_f32(grid.cells(), 4);
     let g = random_f32(grid.cells(), 5);
     let loss = |net: &Network| -> f64 {
@@ -315,7 +315,7 @@ fn symmetric_form_applies_l_transpose_l() {
         ),
     ] {
         let net = Network::new(arch, 12).unwrap();
-        let grid = Grid { dims };
+        let grid = Grid::new(dims);
         let n = grid.cells();
         // L column by column through the naive layers; D = LᵀL from it.
         let l = matrix_of(n, |e| naive_network(&net, grid, e));
@@ -342,25 +342,23 @@ fn symmetric_form_applies_l_transpose_l() {
 
 #[test]
 fn training_gradients_match_finite_differences() {
-    let problem = scene::smoke([12, 10, 1], 2).unwrap();
-    let a = problem.operator().unwrap();
-    let data = ritz_dataset(&a, 30, 3, 4).unwrap();
-    for arch in [
-        Architecture {
-            dim: 2,
-            channels: 3,
-            levels: 2,
-            blocks: 1,
-            symmetric: false,
-        },
-        Architecture {
-            dim: 2,
-            channels: 3,
-            levels: 2,
-            blocks: 1,
-            symmetric: true,
-        },
+    // The 3D case coarsens 8×6×3 to 4×3×2 and 2×2×1: a 3D level with a
+    // single layer in z still uses the 3^3 kernels.
+    let shape = |dim, levels, symmetric| Architecture {
+        dim,
+        channels: 3,
+        levels,
+        blocks: 1,
+        symmetric,
+    };
+    for (arch, dims, air) in [
+        (shape(2, 2, false), [12, 10, 1], 2),
+        (shape(2, 2, true), [12, 10, 1], 2),
+        (shape(3, 3, true), [8, 6, 3], 1),
     ] {
+        let problem = scene::smoke(dims, air).unwrap();
+        let a = problem.operator().unwrap();
+        let data = ritz_dataset(&a, 30, 3, 4).unwrap();
         let mut net = Network::new(arch, 6).unwrap();
         let (_, grad) = loss_and_gradient(&net, &a, &data).unwrap();
         let n = net.params().len();

@@ -23,7 +23,7 @@ impl<'a> NetworkDirection<'a> {
     /// The generator for `op`; fails when the network's dimension is not
     /// the grid's.
     pub fn new(op: &'a GridPoisson, network: &'a Network) -> Result<Self> {
-        let grid = Grid { dims: op.dims() };
+        let grid = Grid::new(op.dims());
         if grid.ndim() != network.architecture().dim {
             return Err(Error::invalid(
                 "model",
@@ -54,9 +54,7 @@ impl DirectionGenerator for NetworkDirection<'_> {
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let (field, workspace) = &mut *guard;
         to_field(self.op, r, field);
-        let grid = Grid {
-            dims: self.op.dims(),
-        };
+        let grid = Grid::new(self.op.dims());
         let out = self.network.direction(grid, field, workspace)?;
         from_field(self.op, out, d);
         Ok(())

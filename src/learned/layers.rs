@@ -6,21 +6,26 @@
 
 use crate::parallel::for_each_chunk;
 
-/// A grid: `[nx, ny, nz]` (`nz = 1` in 2D).
+/// A grid: `[nx, ny, nz]` and its dimension. A grid built from dims is 2D
+/// when nz = 1; coarsening keeps the dimension, so a 3D grid stays 3D (with
+/// 3^3 kernels) even once a level has a single layer in z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Grid {
     /// Cells per axis.
     pub dims: [usize; 3],
+    ndim: usize,
 }
 
 impl Grid {
+    /// The grid of `dims` (`nz = 1` for 2D).
+    pub fn new(dims: [usize; 3]) -> Self {
+        let ndim = if dims[2] > 1 { 3 } else { 2 };
+        Self { dims, ndim }
+    }
+
     /// 2 or 3.
     pub fn ndim(&self) -> usize {
-        if self.dims[2] > 1 {
-            3
-        } else {
-            2
-        }
+        self.ndim
     }
 
     /// nx·ny·nz.
@@ -31,10 +36,13 @@ impl Grid {
     /// The grid after 2× coarsening (each axis rounded up; z stays 1 in 2D).
     pub fn coarse(&self) -> Grid {
         let mut dims = self.dims;
-        for d in dims.iter_mut().take(self.ndim()) {
+        for d in dims.iter_mut().take(self.ndim) {
             *d = d.div_ceil(2);
         }
-        Grid { dims }
+        Grid {
+            dims,
+            ndim: self.ndim,
+        }
     }
 }
 

@@ -185,7 +185,7 @@ pub fn loss_and_gradient<R: AsRef<[f64]>>(
     a: &GridPoisson,
     batch: &[R],
 ) -> Result<(f64, Vec<f32>)> {
-    let grid = Grid { dims: a.dims() };
+    let grid = Grid::new(a.dims());
     let symmetric = net.architecture().symmetric;
     let mut grad = vec![0.0f32; net.params().len()];
     let mut field = vec![0.0f32; grid.cells()];
