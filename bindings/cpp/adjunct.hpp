@@ -316,7 +316,8 @@ inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner 
     return report;
 }
 
-/// A trained direction network for the conjugate-direction solver.
+/// A trained direction network for the conjugate-direction solver (DCDM
+/// form, or the symmetric form D = LᵀL with which `cdm` is PCG).
 class Model {
 public:
     /// Loads a model file; throws Error (ADJ_ERR_IO, ADJ_ERR_FORMAT).

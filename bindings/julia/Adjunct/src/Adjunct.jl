@@ -795,7 +795,8 @@ end
 
 # ---------------------------------------------------------------- learned conjugate directions
 
-"""A trained direction network, loaded with `load_model`; freed by a finalizer."""
+"""A trained direction network (DCDM form, or the symmetric form D = LᵀL with which
+`cdm` is PCG), loaded with `load_model`; freed by a finalizer."""
 mutable struct Model
     ptr::Ptr{Cvoid}
     function Model(ptr::Ptr{Cvoid})
