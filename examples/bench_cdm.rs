@@ -4,13 +4,13 @@
 //! Run: `cargo run --release --example bench_cdm [-- --quick]
 //!  [--symmetric2 F] [--symmetric3 F] [--dcdm2 F] [--dcdm3 F]
 //!  [--reference2 F] [--reference3 F] [--max-seconds S]
-//!  [--dcdm-max-seconds S]`
+//!  [--dcdm-max-seconds S] [--grids 256x256,64x64x64]`
 //!
 //! Scenes: `scene::obstacles` (two boxes and a sphere, none of which the
 //! training scene `scene::smoke` has) at 256² and 512² in 2D and 64³ and
 //! 128³ in 3D (`--quick`: 128² and 32³), all larger than the training grids
-//! (64², 24³). Each is solved to ‖b − A x‖ ≤ 1e-6·‖b‖ from x = 0 with the
-//! grid operator by CG, Jacobi-PCG, IC(0)-PCG (IC(0) of the same matrix in
+//! (64², 24³); `--grids` names others. Each is solved to ‖b − A x‖ ≤
+//! 1e-6·‖b‖ from x = 0 with the grid operator by CG, Jacobi-PCG, IC(0)-PCG (IC(0) of the same matrix in
 //! CSR form, factorisation time reported apart) and the conjugate-direction
 //! method (k = 2, stall safeguard on) with each model: by default the
 //! shipped symmetric models `models/cdm_{2,3}d.safetensors` (D = LᵀL) and
@@ -193,7 +193,17 @@ fn main() {
         }
         out
     };
-    let scenes: Vec<[usize; 3]> = if quick {
+    let scenes: Vec<[usize; 3]> = if let Some(list) = flag("--grids") {
+        list.split(',')
+            .map(|g| {
+                let n: Vec<usize> = g
+                    .split('x')
+                    .map(|v| v.parse().expect("NxN or NxNxN"))
+                    .collect();
+                [n[0], n[1], n.get(2).copied().unwrap_or(1)]
+            })
+            .collect()
+    } else if quick {
         vec![[128, 128, 1], [32, 32, 32]]
     } else {
         vec![[256, 256, 1], [512, 512, 1], [64, 64, 64], [128, 128, 128]]
