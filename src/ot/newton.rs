@@ -69,32 +69,40 @@ fn sparsified_hessian(
         }
     }
     let nnz = n + m + 2 * kept_total;
+    if nnz > u32::MAX as usize || n + m > u32::MAX as usize {
+        return Err(Error::invalid(
+            "hessian_entries_per_row",
+            format!("the sparsified Hessian would hold {nnz} entries (limit 2^32-1)"),
+        ));
+    }
     let (mut row_ptr, mut cols, mut vals) = (
         Vec::with_capacity(n + m + 1),
         Vec::with_capacity(nnz),
         Vec::with_capacity(nnz),
     );
-    row_ptr.push(0);
+    row_ptr.push(0u32);
     for (i, row) in kept.iter().enumerate() {
-        cols.push(i);
+        cols.push(i as u32);
         vals.push(marginals.rows[i] + shift);
         for &(j, p) in row {
-            cols.push(n + j);
+            cols.push((n + j) as u32);
             vals.push(p);
         }
-        row_ptr.push(cols.len());
+        row_ptr.push(cols.len() as u32);
     }
     for j in 0..m {
         for &(i, p) in &transposed[col_start[j]..col_start[j + 1]] {
-            cols.push(i);
+            cols.push(i as u32);
             vals.push(p);
         }
-        cols.push(n + j);
+        cols.push((n + j) as u32);
         vals.push(marginals.cols[j] + shift);
-        row_ptr.push(cols.len());
+        row_ptr.push(cols.len() as u32);
     }
-    // Symmetric by construction: P̃ and P̃ᵀ are the same kept entries.
-    Ok(CsrMatrix::from_parts(n + m, n + m, &row_ptr, &cols, &vals)?.known_symmetric())
+    // Valid by construction (row i < n: column i, then n + j ascending;
+    // row n + j: the kept rows i ascending, then n + j) and symmetric: P̃ and
+    // P̃ᵀ are the same kept entries.
+    Ok(CsrMatrix::from_valid_parts(n + m, row_ptr, cols, vals).known_symmetric())
 }
 
 /// Newton iterations from (f, g) until the marginal error is ≤ `tol`.
