@@ -180,13 +180,13 @@ fn main() {
                 || root.join(format!("models/cdm_{dim}d{name}.safetensors")),
                 PathBuf::from,
             );
-            let arch = load(path.clone()).network.architecture();
-            let preset = if arch.symmetric {
+            let model = load(path);
+            let preset = if model.network.architecture().symmetric {
                 "symmetric"
             } else {
                 "DCDM fast"
             };
-            out.push((format!("learned ({preset})"), load(path)));
+            out.push((format!("learned ({preset})"), model));
         }
         if let Some(path) = flag(&format!("--reference{dim}")) {
             out.push(("learned (DCDM reference)".to_string(), load(path.into())));
