@@ -61,24 +61,24 @@ pub fn smoke(dims: [usize; 3], air_layers: usize) -> Result<PressureProblem> {
 
 /// A scene unlike [`smoke`], for held-out tests and benchmarks of models
 /// trained on it: walls, the top `air_layers` layers air, and three solid
-/// obstacles of other shapes and places — two boxes, spanning
-/// [0.15, 0.35) × [0.2, 0.45) and [0.6, 0.85) × [0.5, 0.65) in the
-/// horizontal axes (× [0.2, 0.5) and [0.5, 0.8) vertically in 3D), and a
-/// sphere (disc) of radius 0.1 at (0.7, 0.25, 0.25); same velocity field
-/// as [`smoke`].
+/// obstacles of other shapes and places, in units of the longest side as
+/// in [`smoke`] — two boxes, spanning [0.15, 0.35) × [0.2, 0.45) and
+/// [0.6, 0.85) × [0.5, 0.65) in x × y (× [0.2, 0.5) and [0.5, 0.8) in z in
+/// 3D), and a sphere (disc) of radius 0.1 at (0.7, 0.25, 0.25); same
+/// velocity field as [`smoke`].
 pub fn obstacles(dims: [usize; 3], air_layers: usize) -> Result<PressureProblem> {
     let [nx, ny, nz] = dims;
     let up = if nz > 1 { 2 } else { 1 };
     let cells = (0..nx * ny * nz)
         .map(|c| {
-            let p = [c % nx, (c / nx) % ny, c / (nx * ny)];
-            let f = |a: usize| (p[a] as f64 + 0.5) / dims[a] as f64;
+            let x = cell_center(dims, c);
+            let layer = [c % nx, (c / nx) % ny, c / (nx * ny)][up];
             let in_box =
-                |lo: [f64; 3], hi: [f64; 3]| (0..=up).all(|a| f(a) >= lo[a] && f(a) < hi[a]);
+                |lo: [f64; 3], hi: [f64; 3]| (0..=up).all(|a| x[a] >= lo[a] && x[a] < hi[a]);
             let ball = (0..=up)
-                .map(|a| (f(a) - [0.7, 0.25, 0.25][a]).powi(2))
+                .map(|a| (x[a] - [0.7, 0.25, 0.25][a]).powi(2))
                 .sum::<f64>();
-            if p[up] + air_layers >= dims[up] {
+            if layer + air_layers >= dims[up] {
                 Cell::Air
             } else if in_box([0.15, 0.2, 0.2], [0.35, 0.45, 0.5])
                 || in_box([0.6, 0.5, 0.5], [0.85, 0.65, 0.8])
