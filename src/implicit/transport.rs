@@ -4,13 +4,15 @@
 //! b − Pᵀ1) = 0 hold with P_ij = exp((f_i + g_j − C_ij)/ε), and
 //! ∂F/∂(f, g) = −H/ε with H = [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]], symmetric
 //! positive semidefinite with the null direction (1, −1). Tangent and
-//! adjoint systems H z = r are solved by the crate's CG, preconditioned by
-//! the diagonal of H, with r and z kept orthogonal to (1, −1).
+//! adjoint systems H z = r are solved with r and z kept orthogonal to
+//! (1, −1), by CG on the Schur complement of H on the g block with its
+//! diagonal as preconditioner (the solver of the SNS Newton steps, here with
+//! the exact plan; the residual reported is that of H z = r).
 
 use crate::error::{Error, Result};
-use crate::krylov::{cg, Jacobi, KrylovOptions, SolveReport};
-use crate::operator::FnOperator;
-use crate::ot::{self, project_out_null, CostMatrix};
+use crate::krylov::{KrylovOptions, SolveReport};
+use crate::ot::{self, CostMatrix, DensePlan, OtHessian};
+use crate::parallel::for_each_chunk;
 
 /// Diagonal shift of H relative to its largest diagonal entry (keeps it
 /// definite; far below the solve tolerance).
@@ -85,42 +87,46 @@ impl OtPoint<'_> {
         Ok(OtCostGradient { cost: plan, a, b })
     }
 
-    /// Solves H z = r on the complement of (1, −1).
-    fn solve_hessian(
+    /// With W = P ⊙ X (elementwise): solves H z = y + (W1, Wᵀ1) on the
+    /// complement of (1, −1) and returns D_ij = P_ij (z_f,i + z_g,j − X_ij)/ε,
+    /// z and the report: the VJP and the JVP of the plan both have this form.
+    fn plan_derivative(
         &self,
-        plan: &[f64],
-        mut rhs: Vec<f64>,
+        x: &[f64],
+        mut y: Vec<f64>,
         options: &KrylovOptions,
-    ) -> Result<(Vec<f64>, SolveReport)> {
-        let (n, m) = (self.f.len(), self.g.len());
-        let rows: Vec<f64> = plan.chunks_exact(m).map(|r| r.iter().sum()).collect();
-        let mut cols = vec![0.0; m];
-        for row in plan.chunks_exact(m) {
-            cols.iter_mut().zip(row).for_each(|(c, p)| *c += p);
-        }
-        let diag: Vec<f64> = rows.iter().chain(&cols).copied().collect();
-        let shift = RELATIVE_SHIFT * diag.iter().fold(0.0f64, |acc, &d| acc.max(d));
-        let hessian = FnOperator::new(n + m, |v: &[f64], y: &mut [f64]| {
-            let (vf, vg) = v.split_at(n);
-            let (yf, yg) = y.split_at_mut(n);
-            for (i, row) in plan.chunks_exact(m).enumerate() {
-                yf[i] =
-                    (rows[i] + shift) * vf[i] + row.iter().zip(vg).map(|(p, g)| p * g).sum::<f64>();
+    ) -> Result<(Vec<f64>, Vec<f64>, SolveReport)> {
+        let (n, m) = self.check()?;
+        let plan = self.plan()?;
+        let mut out = vec![0.0; n * m];
+        for_each_chunk(&mut out, m, n * m, |i, row| {
+            let range = i * m..(i + 1) * m;
+            for ((w, p), x) in row.iter_mut().zip(&plan[range.clone()]).zip(&x[range]) {
+                *w = p * x;
             }
-            for (j, yj) in yg.iter_mut().enumerate() {
-                *yj = (cols[j] + shift) * vg[j];
-            }
-            for (row, fi) in plan.chunks_exact(m).zip(vf) {
-                yg.iter_mut().zip(row).for_each(|(y, p)| *y += p * fi);
-            }
-            Ok(())
         });
-        project_out_null(&mut rhs, n);
-        let jacobi = Jacobi::from_diagonal(&diag.iter().map(|d| d + shift).collect::<Vec<_>>())?;
-        let mut z = vec![0.0; n + m];
-        let report = cg(&hessian, &jacobi, &rhs, &mut z, options)?;
-        project_out_null(&mut z, n);
-        Ok((z, report))
+        let (w_rows, w_cols) = DensePlan { values: &out, m }.marginals();
+        for (y, w) in y.iter_mut().zip(w_rows.iter().chain(&w_cols)) {
+            *y += w;
+        }
+        let plan_rows = DensePlan { values: &plan, m };
+        let (rows, cols) = plan_rows.marginals();
+        let hessian = OtHessian::new(plan_rows, &rows, &cols, RELATIVE_SHIFT);
+        let (z, report) = hessian.solve(&y, options)?;
+        let (z_f, z_g) = z.split_at(n);
+        let inv_eps = 1.0 / self.eps;
+        for_each_chunk(&mut out, m, n * m, |i, row| {
+            let range = i * m..(i + 1) * m;
+            for (((d, p), x), zg) in row
+                .iter_mut()
+                .zip(&plan[range.clone()])
+                .zip(&x[range])
+                .zip(z_g)
+            {
+                *d = p * (z_f[i] + zg - x) * inv_eps;
+            }
+        });
+        Ok((out, z, report))
     }
 
     /// Vector-Jacobian product of the plan: for P̄ (n·m, row-major) returns
@@ -130,33 +136,8 @@ impl OtPoint<'_> {
     pub fn plan_vjp(&self, plan_bar: &[f64], options: &KrylovOptions) -> Result<PlanVjp> {
         let (n, m) = self.check()?;
         Error::check_len("plan_bar", n * m, plan_bar.len())?;
-        let plan = self.plan()?;
-        let q: Vec<f64> = plan
-            .iter()
-            .zip(plan_bar)
-            .map(|(p, pb)| p * pb / self.eps)
-            .collect();
-        let mut rhs = vec![0.0; n + m];
-        for (i, row) in q.chunks_exact(m).enumerate() {
-            rhs[i] = self.eps * row.iter().sum::<f64>();
-            rhs[n..]
-                .iter_mut()
-                .zip(row)
-                .for_each(|(r, v)| *r += self.eps * v);
-        }
-        let (u, report) = self.solve_hessian(&plan, rhs, options)?;
+        let (cost, u, report) = self.plan_derivative(plan_bar, vec![0.0; n + m], options)?;
         let (uf, ug) = u.split_at(n);
-        let mut cost = vec![0.0; n * m];
-        for (i, ((row_c, row_p), row_q)) in cost
-            .chunks_exact_mut(m)
-            .zip(plan.chunks_exact(m))
-            .zip(q.chunks_exact(m))
-            .enumerate()
-        {
-            for (j, ((c, p), qv)) in row_c.iter_mut().zip(row_p).zip(row_q).enumerate() {
-                *c = p * (uf[i] + ug[j]) / self.eps - qv;
-            }
-        }
         Ok(PlanVjp {
             cost,
             a: uf.to_vec(),
@@ -189,31 +170,8 @@ impl OtPoint<'_> {
                 format!("tangents must keep equal mass: sum(a_dot) = {sa:e}, sum(b_dot) = {sb:e}"),
             ));
         }
-        let plan = self.plan()?;
-        let mut rhs: Vec<f64> = a_dot.iter().chain(b_dot).map(|v| self.eps * v).collect();
-        for (i, (row_p, row_c)) in plan
-            .chunks_exact(m)
-            .zip(cost_dot.chunks_exact(m))
-            .enumerate()
-        {
-            for (j, (p, c)) in row_p.iter().zip(row_c).enumerate() {
-                rhs[i] += p * c;
-                rhs[n + j] += p * c;
-            }
-        }
-        let (z, report) = self.solve_hessian(&plan, rhs, options)?;
-        let (fd, gd) = z.split_at(n);
-        let mut plan_dot = vec![0.0; n * m];
-        for (i, ((row_d, row_p), row_c)) in plan_dot
-            .chunks_exact_mut(m)
-            .zip(plan.chunks_exact(m))
-            .zip(cost_dot.chunks_exact(m))
-            .enumerate()
-        {
-            for (j, ((d, p), c)) in row_d.iter_mut().zip(row_p).zip(row_c).enumerate() {
-                *d = p * (fd[i] + gd[j] - c) / self.eps;
-            }
-        }
+        let y: Vec<f64> = a_dot.iter().chain(b_dot).map(|v| self.eps * v).collect();
+        let (plan_dot, _, report) = self.plan_derivative(cost_dot, y, options)?;
         Ok((plan_dot, report))
     }
 }

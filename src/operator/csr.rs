@@ -151,21 +151,6 @@ impl CsrMatrix {
         )))
     }
 
-    /// A square matrix from CSR arrays its builder produced valid by
-    /// construction (row pointers from 0, monotone; columns in range and
-    /// strictly increasing per row), taken without copies; faer's structural
-    /// check panics on a violation (a bug in the builder). Values are not
-    /// checked.
-    pub(crate) fn from_valid_parts(
-        n: usize,
-        row_ptr: Vec<u32>,
-        col_idx: Vec<u32>,
-        values: Vec<f64>,
-    ) -> Self {
-        let symbolic = SymbolicSparseRowMat::new_checked(n, n, row_ptr, None, col_idx);
-        Self::from_faer(SparseRowMat::new(symbolic, values))
-    }
-
     fn from_faer(mat: SparseRowMat<u32, f64>) -> Self {
         let blocks = row_blocks(mat.symbolic().row_ptr());
         Self {
@@ -173,13 +158,6 @@ impl CsrMatrix {
             blocks,
             asymmetry: OnceCell::new(),
         }
-    }
-
-    /// Marks a matrix built symmetric by construction, so that CG skips the
-    /// O(nnz log) symmetry check.
-    pub(crate) fn known_symmetric(self) -> Self {
-        let _ = self.asymmetry.set(None);
-        self
     }
 
     /// The matrix as a faer sparse view (for direct solvers and conversions).

@@ -6,8 +6,9 @@
 //! L(f, g) = ⟨a, f⟩ + ⟨b, g⟩ − ε Σ_ij P_ij.
 
 use super::fast_exp::exp;
+use super::hessian::SparsePlan;
 use super::CostMatrix;
-use crate::parallel::map_blocks;
+use crate::parallel::{for_each_chunk, map_blocks};
 use crate::simd::vectorized_fn;
 
 /// The row-parallel passes cut the rows into at most this many blocks; the
@@ -16,6 +17,65 @@ use crate::simd::vectorized_fn;
 const MAX_ROW_BLOCKS: usize = 32;
 /// Fewest rows per block.
 const MIN_ROWS_PER_BLOCK: usize = 8;
+
+/// Rows 0..n cut into at most [`MAX_ROW_BLOCKS`] blocks whose bounds
+/// depend on n only, so reductions do not depend on the thread count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowBlocks {
+    rows: usize,
+    per_block: usize,
+}
+
+impl RowBlocks {
+    pub fn new(rows: usize) -> Self {
+        Self {
+            rows,
+            per_block: rows.div_ceil(MAX_ROW_BLOCKS).max(MIN_ROWS_PER_BLOCK),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.rows.div_ceil(self.per_block)
+    }
+
+    pub fn rows(&self, block: usize) -> std::ops::Range<usize> {
+        block * self.per_block..((block + 1) * self.per_block).min(self.rows)
+    }
+}
+
+/// Combines per-block column vectors in block order.
+pub(crate) fn reduce_cols(blocks: Vec<Vec<f64>>, op: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+    let mut it = blocks.into_iter();
+    let mut acc = it.next().expect("at least one row block");
+    for block in it {
+        for (a, b) in acc.iter_mut().zip(block) {
+            *a = op(*a, b);
+        }
+    }
+    acc
+}
+
+/// Row and column sums of an n×m matrix in one pass over its rows:
+/// `row(i, cols)` adds row i to `cols` and returns its sum. Rows run in
+/// [`RowBlocks`], each with its own column sums, combined in block order.
+pub(crate) fn row_and_col_sums(
+    n: usize,
+    m: usize,
+    row: impl Fn(usize, &mut [f64]) -> f64 + Sync,
+) -> (Vec<f64>, Vec<f64>) {
+    let blocks = RowBlocks::new(n);
+    let partial = map_blocks(blocks.count(), n * m, |b| {
+        let mut cols = vec![0.0; m];
+        let rows: Vec<f64> = blocks.rows(b).map(|i| row(i, &mut cols)).collect();
+        (rows, cols)
+    });
+    let rows = partial
+        .iter()
+        .flat_map(|(r, _)| r.iter().copied())
+        .collect();
+    let cols = reduce_cols(partial.into_iter().map(|(_, c)| c).collect(), |a, b| a + b);
+    (rows, cols)
+}
 
 /// The plan's marginals and mass at some (f, g).
 #[derive(Debug, Clone)]
@@ -59,25 +119,16 @@ impl Kernel<'_> {
         &self.cost.values()[i * m..(i + 1) * m]
     }
 
-    /// Depends on n only, so reductions do not depend on the thread count.
-    fn rows_per_block(&self) -> usize {
-        self.n().div_ceil(MAX_ROW_BLOCKS).max(MIN_ROWS_PER_BLOCK)
-    }
-
-    fn row_blocks(&self) -> usize {
-        self.n().div_ceil(self.rows_per_block())
-    }
-
-    fn block_rows(&self, block: usize) -> std::ops::Range<usize> {
-        let rows = self.rows_per_block();
-        block * rows..((block + 1) * rows).min(self.n())
+    fn blocks(&self) -> RowBlocks {
+        RowBlocks::new(self.n())
     }
 
     /// LSE_j((g_j − C_ij)/ε) for every row i.
     pub fn row_log_sum_exp(&self, g: &[f64]) -> Vec<f64> {
         let inv_eps = 1.0 / self.eps;
-        let blocks = map_blocks(self.row_blocks(), self.n() * self.m(), |blk| {
-            self.block_rows(blk)
+        let blocks = map_blocks(self.blocks().count(), self.n() * self.m(), |blk| {
+            self.blocks()
+                .rows(blk)
                 .map(|i| row_log_sum_exp(g, self.row(i), inv_eps))
                 .collect::<Vec<f64>>()
         });
@@ -89,20 +140,20 @@ impl Kernel<'_> {
     pub fn col_log_sum_exp(&self, f: &[f64]) -> Vec<f64> {
         let (m, inv_eps) = (self.m(), 1.0 / self.eps);
         let work = self.n() * m;
-        let max = self.reduce_cols(
-            map_blocks(self.row_blocks(), work, |blk| {
+        let max = reduce_cols(
+            map_blocks(self.blocks().count(), work, |blk| {
                 let mut acc = vec![f64::NEG_INFINITY; m];
-                for i in self.block_rows(blk) {
+                for i in self.blocks().rows(blk) {
                     col_max_into(&mut acc, f[i], self.row(i));
                 }
                 acc
             }),
             f64::max,
         );
-        let sum = self.reduce_cols(
-            map_blocks(self.row_blocks(), work, |blk| {
+        let sum = reduce_cols(
+            map_blocks(self.blocks().count(), work, |blk| {
                 let mut acc = vec![0.0; m];
-                for i in self.block_rows(blk) {
+                for i in self.blocks().rows(blk) {
                     col_exp_sum_into(&mut acc, f[i], self.row(i), &max, inv_eps);
                 }
                 acc
@@ -115,31 +166,12 @@ impl Kernel<'_> {
             .collect()
     }
 
-    /// Combines per-block column vectors in block order.
-    fn reduce_cols(&self, blocks: Vec<Vec<f64>>, op: impl Fn(f64, f64) -> f64) -> Vec<f64> {
-        let mut it = blocks.into_iter();
-        let mut acc = it.next().expect("at least one row block");
-        for block in it {
-            for (a, b) in acc.iter_mut().zip(block) {
-                *a = op(*a, b);
-            }
-        }
-        acc
-    }
-
     /// P1, Pᵀ1 and Σ P at (f, g), in one pass.
     pub fn marginals(&self, f: &[f64], g: &[f64]) -> Marginals {
         let (m, inv_eps) = (self.m(), 1.0 / self.eps);
-        let blocks = map_blocks(self.row_blocks(), self.n() * m, |blk| {
-            let mut cols = vec![0.0; m];
-            let rows: Vec<f64> = self
-                .block_rows(blk)
-                .map(|i| row_plan_sum_into(&mut cols, f[i], g, self.row(i), inv_eps))
-                .collect();
-            (rows, cols)
+        let (rows, cols) = row_and_col_sums(self.n(), m, |i, cols| {
+            row_plan_sum_into(cols, f[i], g, self.row(i), inv_eps)
         });
-        let rows: Vec<f64> = blocks.iter().flat_map(|(r, _)| r.iter().copied()).collect();
-        let cols = self.reduce_cols(blocks.into_iter().map(|(_, c)| c).collect(), |a, b| a + b);
         let mass = rows.iter().sum();
         Marginals { rows, cols, mass }
     }
@@ -152,8 +184,9 @@ impl Kernel<'_> {
     /// ⟨C, P⟩ at (f, g).
     pub fn transport_cost(&self, f: &[f64], g: &[f64]) -> f64 {
         let inv_eps = 1.0 / self.eps;
-        map_blocks(self.row_blocks(), self.n() * self.m(), |blk| {
-            self.block_rows(blk)
+        map_blocks(self.blocks().count(), self.n() * self.m(), |blk| {
+            self.blocks()
+                .rows(blk)
                 .map(|i| row_transport_cost(f[i], g, self.row(i), inv_eps))
                 .sum::<f64>()
         })
@@ -164,51 +197,56 @@ impl Kernel<'_> {
     /// Writes P (row-major n×m) at (f, g).
     pub fn plan(&self, f: &[f64], g: &[f64], out: &mut [f64]) {
         let (m, inv_eps) = (self.m(), 1.0 / self.eps);
-        for (i, row) in out.chunks_exact_mut(m).enumerate() {
-            for ((p, gj), c) in row.iter_mut().zip(g).zip(self.row(i)) {
-                *p = exp((f[i] + gj - c) * inv_eps);
-            }
-        }
+        for_each_chunk(out, m, self.n() * m, |i, row| {
+            row_plan(row, f[i], g, self.row(i), inv_eps)
+        });
     }
 
-    /// For every row i, the `k` largest entries of row i of P at (f, g), as
-    /// (column, value) sorted by column (ties at the k-th value broken by
-    /// column). Two row-sized buffers per row block.
-    pub fn largest_per_row(&self, f: &[f64], g: &[f64], k: usize) -> Vec<Vec<(usize, f64)>> {
+    /// Refills `out` with the `k` (at most m) largest entries of every row
+    /// of P at (f, g), in column order; ties at the k-th value are broken
+    /// by column. `out`'s buffers are reused.
+    pub fn largest_per_row(&self, f: &[f64], g: &[f64], k: usize, out: &mut SparsePlan) {
         let (m, inv_eps) = (self.m(), 1.0 / self.eps);
-        let k = k.min(m);
-        let blocks = map_blocks(self.row_blocks(), self.n() * m, |blk| {
+        let k = k.clamp(1, m.max(1));
+        let blocks = map_blocks(self.blocks().count(), self.n() * m, |blk| {
+            let rows = self.blocks().rows(blk);
+            let (mut cols, mut vals) = (
+                Vec::with_capacity(rows.len() * k),
+                Vec::with_capacity(rows.len() * k),
+            );
             let (mut logs, mut scratch) = (vec![0.0; m], vec![0.0; m]);
-            self.block_rows(blk)
-                .map(|i| {
-                    let fi = f[i];
-                    for ((l, gj), c) in logs.iter_mut().zip(g).zip(self.row(i)) {
-                        *l = (fi + gj - c) * inv_eps;
-                    }
-                    if k == 0 {
-                        return Vec::new();
-                    }
-                    // The k-th largest log-value, then the entries above it
-                    // and as many equal to it as fit, in column order.
-                    scratch.copy_from_slice(&logs);
-                    let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |x, y| y.total_cmp(x));
-                    let threshold = *kth;
-                    let above = logs.iter().filter(|&&l| l > threshold).count();
-                    let mut ties = k - above;
-                    let mut kept = Vec::with_capacity(k);
-                    for (j, &l) in logs.iter().enumerate() {
-                        if l > threshold || (l == threshold && ties > 0) {
-                            if l == threshold {
-                                ties -= 1;
-                            }
-                            kept.push((j, exp(l)));
+            for i in rows {
+                let fi = f[i];
+                for ((l, gj), c) in logs.iter_mut().zip(g).zip(self.row(i)) {
+                    *l = (fi + gj - c) * inv_eps;
+                }
+                // The k-th largest log-value, then the entries above it and
+                // as many equal to it as fit, in column order.
+                scratch.copy_from_slice(&logs);
+                let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |x, y| y.total_cmp(x));
+                let threshold = *kth;
+                let above = logs.iter().filter(|&&l| l > threshold).count();
+                let mut ties = k - above;
+                for (j, &l) in logs.iter().enumerate() {
+                    if l > threshold || (l == threshold && ties > 0) {
+                        if l == threshold {
+                            ties -= 1;
                         }
+                        cols.push(j as u32);
+                        vals.push(exp(l));
                     }
-                    kept
-                })
-                .collect::<Vec<Vec<(usize, f64)>>>()
+                }
+            }
+            (cols, vals)
         });
-        blocks.concat()
+        out.m = m;
+        out.k = k;
+        out.cols.clear();
+        out.vals.clear();
+        for (cols, vals) in blocks {
+            out.cols.extend(cols);
+            out.vals.extend(vals);
+        }
     }
 }
 
@@ -248,7 +286,7 @@ fn lane_max(g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
 
 /// Σ_j term(g_j, c_j).
 #[inline(always)]
-fn lane_sum(g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
+pub(super) fn lane_sum(g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
     let mut acc = [0.0; LANES];
     let split = g.len() / LANES * LANES;
     for (gs, cs) in g[..split]
@@ -267,7 +305,12 @@ fn lane_sum(g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
 
 /// Adds t_j = term(g_j, c_j) to `cols[j]` and returns Σ_j t_j.
 #[inline(always)]
-fn lane_sum_into(cols: &mut [f64], g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
+pub(super) fn lane_sum_into(
+    cols: &mut [f64],
+    g: &[f64],
+    c: &[f64],
+    term: impl Fn(f64, f64) -> f64,
+) -> f64 {
     let mut acc = [0.0; LANES];
     let split = g.len() / LANES * LANES;
     for ((ks, gs), cs) in cols[..split]
@@ -325,6 +368,15 @@ vectorized_fn! {
 }
 
 vectorized_fn! {
+    /// Writes row i of P, P_ij = exp((f_i + g_j − c_j)/ε), to `out`.
+    fn row_plan(out: &mut [f64], fi: f64, g: &[f64], c: &[f64], inv_eps: f64) {
+        for ((p, g), c) in out.iter_mut().zip(g).zip(c) {
+            *p = exp((fi + g - c) * inv_eps);
+        }
+    }
+}
+
+vectorized_fn! {
     /// Σ_j c_j P_ij for row i.
     fn row_transport_cost(fi: f64, g: &[f64], c: &[f64], inv_eps: f64) -> f64 {
         lane_sum(g, c, |g, c| c * exp((fi + g - c) * inv_eps))
@@ -371,6 +423,9 @@ mod tests {
             out.extend(marginals.rows);
             out.extend(marginals.cols);
             out.push(kernel.transport_cost(&f, &g));
+            let mut plan = vec![0.0; n * m];
+            kernel.plan(&f, &g, &mut plan);
+            out.extend(plan);
             out.iter().map(|v| v.to_bits()).collect::<Vec<u64>>()
         };
         let detected = passes();

@@ -13,11 +13,12 @@
 mod cost;
 mod dual;
 mod fast_exp;
+mod hessian;
 mod newton;
 mod sinkhorn;
 
 pub use cost::CostMatrix;
-pub(crate) use dual::project_out_null;
+pub(crate) use hessian::{DensePlan, OtHessian};
 
 use crate::error::{Error, Result};
 use crate::krylov::SolveReason;

@@ -1,12 +1,12 @@
 //! Sinkhorn-Newton-Sparse (Tang et al., ICLR 2024): Newton steps on the
 //! concave dual with a sparsified Hessian, solved by the crate's CG.
 
-use super::dual::{dot, project_out_null, Kernel, Marginals};
+use super::dual::{dot, Kernel, Marginals};
+use super::hessian::{OtHessian, SparsePlan};
 use super::sinkhorn::sinkhorn;
 use super::OtOptions;
-use crate::error::{Error, Result};
-use crate::krylov::{cg, Jacobi, KrylovOptions};
-use crate::operator::CsrMatrix;
+use crate::error::Error;
+use crate::krylov::KrylovOptions;
 
 /// Largest relative CG tolerance of a Newton system (far from the optimum).
 const FORCING: f64 = 0.1;
@@ -17,8 +17,9 @@ const MAX_HALVINGS: usize = 30;
 /// A Newton step that reduces the marginal error by less than this factor
 /// doubles the entries kept per row of P.
 const SLOW_PROGRESS: f64 = 0.25;
-/// Diagonal shift of the sparsified Hessian, relative to its largest
-/// diagonal entry (keeps it definite when nothing was dropped).
+/// Diagonal shift of the sparsified M̃ = [[diag(P1), P̃], [P̃ᵀ, diag(Pᵀ1)]]
+/// (−M̃/ε approximates the dual Hessian), relative to its largest diagonal
+/// entry (keeps it definite when nothing was dropped).
 const RELATIVE_SHIFT: f64 = 1e-12;
 
 /// Counters of a Newton phase.
@@ -31,78 +32,6 @@ pub(crate) struct NewtonRun {
     pub error: f64,
     /// Entries kept per row of P in the last Hessian.
     pub max_entries_per_row: usize,
-}
-
-/// The sparsified M̃ = [[diag(P1), P̃], [P̃ᵀ, diag(Pᵀ1)]] (−M/ε is the dual
-/// Hessian), keeping the `k` largest entries of each row of P, as CSR on
-/// the n+m unknowns (f, g).
-fn sparsified_hessian(
-    kernel: &Kernel<'_>,
-    f: &[f64],
-    g: &[f64],
-    marginals: &Marginals,
-    k: usize,
-) -> Result<CsrMatrix> {
-    let (n, m) = (f.len(), g.len());
-    let kept = kernel.largest_per_row(f, g, k);
-    let shift = RELATIVE_SHIFT
-        * marginals
-            .rows
-            .iter()
-            .chain(&marginals.cols)
-            .fold(0.0f64, |a, &b| a.max(b));
-    // P̃ᵀ by a counting sort on the columns: entries of column j in row order.
-    let mut col_start = vec![0usize; m + 1];
-    for &(j, _) in kept.iter().flatten() {
-        col_start[j + 1] += 1;
-    }
-    for j in 0..m {
-        col_start[j + 1] += col_start[j];
-    }
-    let kept_total = col_start[m];
-    let mut transposed = vec![(0usize, 0.0f64); kept_total];
-    let mut next = col_start.clone();
-    for (i, row) in kept.iter().enumerate() {
-        for &(j, p) in row {
-            transposed[next[j]] = (i, p);
-            next[j] += 1;
-        }
-    }
-    let nnz = n + m + 2 * kept_total;
-    if nnz > u32::MAX as usize || n + m > u32::MAX as usize {
-        return Err(Error::invalid(
-            "hessian_entries_per_row",
-            format!("the sparsified Hessian would hold {nnz} entries (limit 2^32-1)"),
-        ));
-    }
-    let (mut row_ptr, mut cols, mut vals) = (
-        Vec::with_capacity(n + m + 1),
-        Vec::with_capacity(nnz),
-        Vec::with_capacity(nnz),
-    );
-    row_ptr.push(0u32);
-    for (i, row) in kept.iter().enumerate() {
-        cols.push(i as u32);
-        vals.push(marginals.rows[i] + shift);
-        for &(j, p) in row {
-            cols.push((n + j) as u32);
-            vals.push(p);
-        }
-        row_ptr.push(cols.len() as u32);
-    }
-    for j in 0..m {
-        for &(i, p) in &transposed[col_start[j]..col_start[j + 1]] {
-            cols.push(i as u32);
-            vals.push(p);
-        }
-        cols.push((n + j) as u32);
-        vals.push(marginals.cols[j] + shift);
-        row_ptr.push(cols.len() as u32);
-    }
-    // Valid by construction (row i < n: column i, then n + j ascending;
-    // row n + j: the kept rows i ascending, then n + j) and symmetric: P̃ and
-    // P̃ᵀ are the same kept entries.
-    Ok(CsrMatrix::from_valid_parts(n + m, row_ptr, cols, vals).known_symmetric())
 }
 
 /// Newton iterations from (f, g) until the marginal error is ≤ `tol`.
@@ -124,6 +53,8 @@ pub(crate) fn sinkhorn_newton(
     let mut marginals = kernel.marginals(f, g);
     run.error = marginals.error(a, b);
     let mut entries_per_row = options.hessian_entries_per_row.min(g.len());
+    // The sparsified plan's buffers, refilled at every step.
+    let mut kept = SparsePlan::default();
     while run.error > options.tol && run.newton_iterations < options.max_newton_iterations {
         run.newton_iterations += 1;
         let previous_error = run.error;
@@ -135,7 +66,7 @@ pub(crate) fn sinkhorn_newton(
             g,
             &marginals,
             run.error,
-            entries_per_row,
+            (entries_per_row, &mut kept),
             options,
         ) {
             Ok((next, cg_iterations)) => {
@@ -173,8 +104,10 @@ pub(crate) fn sinkhorn_newton(
     run
 }
 
-/// One damped Newton step; on success updates (f, g) and returns the new
-/// marginals and the CG iterations, on failure leaves (f, g) unchanged.
+/// One damped Newton step with the `k` largest entries of every row of P
+/// in the Hessian (`kept` holds them, its buffers reused); on success
+/// updates (f, g) and returns the new marginals and the CG iterations, on
+/// failure leaves (f, g) unchanged.
 #[allow(clippy::too_many_arguments)]
 fn newton_step(
     kernel: &Kernel<'_>,
@@ -184,7 +117,7 @@ fn newton_step(
     g: &mut [f64],
     marginals: &Marginals,
     error: f64,
-    entries_per_row: usize,
+    (k, kept): (usize, &mut SparsePlan),
     options: &OtOptions,
 ) -> Result<(Marginals, usize), usize> {
     let n = f.len();
@@ -195,11 +128,14 @@ fn newton_step(
         .chain(b.iter().zip(&marginals.cols))
         .map(|(t, s)| t - s)
         .collect();
-    let hessian =
-        sparsified_hessian(kernel, f, g, marginals, entries_per_row).map_err(|_| 0usize)?;
-    let mut rhs: Vec<f64> = gradient.iter().map(|v| eps * v).collect();
-    project_out_null(&mut rhs, n);
-    let mut step = vec![0.0; rhs.len()];
+    kernel.largest_per_row(f, g, k, kept);
+    let hessian = OtHessian::new(
+        std::mem::take(kept),
+        &marginals.rows,
+        &marginals.cols,
+        RELATIVE_SHIFT,
+    );
+    let rhs: Vec<f64> = gradient.iter().map(|v| eps * v).collect();
     // Inexact Newton: solve only as accurately as the current marginal
     // error warrants (forcing term), which keeps superlinear convergence.
     let cg_options = KrylovOptions {
@@ -207,13 +143,13 @@ fn newton_step(
         max_iterations: options.cg_max_iterations,
         ..KrylovOptions::default()
     };
-    let jacobi = Jacobi::new(&hessian).map_err(|_| 0usize)?;
-    let cg_iterations = match cg(&hessian, &jacobi, &rhs, &mut step, &cg_options) {
-        Ok(report) => report.iterations,
+    let solved = hessian.solve(&rhs, &cg_options);
+    *kept = hessian.into_plan();
+    let (step, cg_iterations) = match solved {
+        Ok((step, report)) => (step, report.iterations),
         Err(Error::SolveFailed { report, .. }) => return Err(report.iterations),
         Err(_) => return Err(0),
     };
-    project_out_null(&mut step, n);
     let slope = dot(&gradient, &step);
     if slope.is_nan() || slope <= 0.0 {
         return Err(cg_iterations);
