@@ -296,11 +296,12 @@ typedef struct adj_ot_options {
   double tol;
   // Sinkhorn iteration limit (method Sinkhorn). Default 100000.
   size_t max_sinkhorn_iterations;
-  // SNS: Sinkhorn iterations before Newton and after a failed Newton step. Default 20.
+  // SNS: Sinkhorn iterations before Newton and after a failed Newton step
+  // (Sinkhorn finishes when its rate predicts convergence within 25 more). Default 10.
   size_t warmup_iterations;
   // SNS: Newton iteration limit. Default 1000.
   size_t max_newton_iterations;
-  // SNS: entries of P kept per row of the sparsified Hessian at first. Default 4.
+  // SNS: entries of P kept per row of the sparsified Hessian at first. Default 32.
   size_t hessian_entries_per_row;
   // SNS: the most entries per row the Hessian grows to when Newton stalls. Default 256.
   size_t max_hessian_entries_per_row;

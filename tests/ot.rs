@@ -166,6 +166,48 @@ fn sinkhorn_and_sns_agree_including_tiny_eps() {
     }
 }
 
+/// SNS hands over to Sinkhorn where Sinkhorn is the faster finish: after a
+/// warm-up that predicts fast convergence (large ε: Sinkhorn alone takes 23
+/// iterations here), and when Newton steps
+/// with a Hessian capped far too sparse converge only linearly.
+#[test]
+fn sns_finishes_with_sinkhorn_where_sinkhorn_is_faster() {
+    let (a, b, c) = random_problem(60, 50, 5);
+    let tol = 1e-10;
+    let agree = |eps: f64, sns: &OtSolution| {
+        let sk = ot::solve(&a, &b, &c, &options(OtMethod::Sinkhorn, eps, tol)).unwrap();
+        let (p1, p2) = (plan(&c, eps, &sk), plan(&c, eps, sns));
+        let l1: f64 = p1.iter().zip(&p2).map(|(x, y)| (x - y).abs()).sum();
+        assert!(l1 < 1e-8, "eps={eps}: plans differ by {l1:e} in l1");
+        sk.report.sinkhorn_iterations
+    };
+    let eps = 0.1;
+    let sns = ot::solve(
+        &a,
+        &b,
+        &c,
+        &options(OtMethod::SinkhornNewtonSparse, eps, tol),
+    )
+    .unwrap();
+    let sinkhorn_alone = agree(eps, &sns);
+    assert_eq!(sns.report.newton_iterations, 0, "{:?}", sns.report);
+    assert!(sns.report.sinkhorn_iterations <= sinkhorn_alone + 1);
+
+    let eps = 0.05;
+    let capped = OtOptions {
+        hessian_entries_per_row: 1,
+        max_hessian_entries_per_row: 1,
+        ..options(OtMethod::SinkhornNewtonSparse, eps, tol)
+    };
+    let sns = ot::solve(&a, &b, &c, &capped).unwrap();
+    agree(eps, &sns);
+    assert!(
+        sns.report.newton_iterations <= 5,
+        "stalled Newton kept going: {:?}",
+        sns.report
+    );
+}
+
 #[test]
 fn stable_at_eps_1e4_times_max_cost() {
     // exp(−C/ε) underflows for every C > 0.07 here; the log domain keeps

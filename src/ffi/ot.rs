@@ -30,11 +30,12 @@ pub struct adj_ot_options {
     pub tol: f64,
     /// Sinkhorn iteration limit (method Sinkhorn). Default 100000.
     pub max_sinkhorn_iterations: usize,
-    /// SNS: Sinkhorn iterations before Newton and after a failed Newton step. Default 20.
+    /// SNS: Sinkhorn iterations before Newton and after a failed Newton step
+    /// (Sinkhorn finishes when its rate predicts convergence within 25 more). Default 10.
     pub warmup_iterations: usize,
     /// SNS: Newton iteration limit. Default 1000.
     pub max_newton_iterations: usize,
-    /// SNS: entries of P kept per row of the sparsified Hessian at first. Default 4.
+    /// SNS: entries of P kept per row of the sparsified Hessian at first. Default 32.
     pub hessian_entries_per_row: usize,
     /// SNS: the most entries per row the Hessian grows to when Newton stalls. Default 256.
     pub max_hessian_entries_per_row: usize,

@@ -34,6 +34,14 @@ pub(crate) struct NewtonRun {
     pub max_entries_per_row: usize,
 }
 
+/// Work of one Newton step in Sinkhorn iterations (two exp passes over C):
+/// about two passes (selecting P̃, one line-search trial), plus one read of
+/// the n·k entries of P̃ per CG iteration, counted as a pass over as many
+/// entries of C.
+fn newton_step_cost(cg_iterations: usize, k: usize, m: usize) -> f64 {
+    (2.0 + cg_iterations as f64 * k as f64 / m as f64) / 2.0
+}
+
 /// Newton iterations from (f, g) until the marginal error is ≤ `tol`.
 /// The Hessian starts with `options.hessian_entries_per_row` entries of P
 /// per row and doubles them (up to `options.max_hessian_entries_per_row`)
@@ -41,12 +49,18 @@ pub(crate) struct NewtonRun {
 /// A step whose CG solve fails, or that the line search cannot make
 /// increase the dual (nor halve the marginal error), is replaced by
 /// `options.warmup_iterations` Sinkhorn iterations (counted as a fallback).
+/// At the cap, a sparsified Newton step converges only linearly; when
+/// Sinkhorn's last observed rate per iteration (`sinkhorn_rate`, updated by
+/// fallbacks) would have cut the error more for the step's work
+/// ([`newton_step_cost`]), Sinkhorn takes over for twice the iterations
+/// its rate predicts (once per solve; Newton resumes if they fall short).
 pub(crate) fn sinkhorn_newton(
     kernel: &Kernel<'_>,
     a: &[f64],
     b: &[f64],
     f: &mut [f64],
     g: &mut [f64],
+    mut sinkhorn_rate: f64,
     options: &OtOptions,
 ) -> NewtonRun {
     let mut run = NewtonRun::default();
@@ -55,9 +69,12 @@ pub(crate) fn sinkhorn_newton(
     let mut entries_per_row = options.hessian_entries_per_row.min(g.len());
     // The sparsified plan's buffers, refilled at every step.
     let mut kept = SparsePlan::default();
+    // Sinkhorn is tried as the finish at most once.
+    let mut sinkhorn_tried = false;
     while run.error > options.tol && run.newton_iterations < options.max_newton_iterations {
         run.newton_iterations += 1;
         let previous_error = run.error;
+        let mut step_cost = None;
         match newton_step(
             kernel,
             a,
@@ -72,6 +89,7 @@ pub(crate) fn sinkhorn_newton(
             Ok((next, cg_iterations)) => {
                 run.cg_iterations += cg_iterations;
                 marginals = next;
+                step_cost = Some(newton_step_cost(cg_iterations, entries_per_row, g.len()));
             }
             Err(cg_iterations) => {
                 run.cg_iterations += cg_iterations;
@@ -86,6 +104,9 @@ pub(crate) fn sinkhorn_newton(
                     options.warmup_iterations.max(1),
                 );
                 run.sinkhorn_iterations += s.iterations;
+                if s.rate.is_finite() {
+                    sinkhorn_rate = s.rate;
+                }
                 marginals = kernel.marginals(f, g);
             }
         }
@@ -95,9 +116,31 @@ pub(crate) fn sinkhorn_newton(
         }
         if run.error > SLOW_PROGRESS * previous_error {
             // Slow progress: the dropped entries of P limit the step.
-            entries_per_row = (2 * entries_per_row)
-                .min(options.max_hessian_entries_per_row)
-                .min(g.len());
+            let cap = options.max_hessian_entries_per_row.min(g.len());
+            let reduction = run.error / previous_error;
+            if let (false, true, Some(cost)) = (sinkhorn_tried, entries_per_row >= cap, step_cost) {
+                if sinkhorn_rate.powf(cost) < reduction {
+                    // Twice the iterations the rate predicts; Newton goes on
+                    // if they fall short (e.g. at the rounding floor).
+                    sinkhorn_tried = true;
+                    let predicted = (options.tol / run.error).ln() / sinkhorn_rate.ln();
+                    let budget = (2.0 * predicted).ceil().max(1.0) as usize;
+                    let s = sinkhorn(
+                        kernel,
+                        a,
+                        b,
+                        f,
+                        g,
+                        options.tol,
+                        budget.min(options.max_sinkhorn_iterations),
+                    );
+                    run.sinkhorn_iterations += s.iterations;
+                    marginals = kernel.marginals(f, g);
+                    run.error = marginals.error(a, b);
+                    continue;
+                }
+            }
+            entries_per_row = (2 * entries_per_row).min(cap);
         }
     }
     run.max_entries_per_row = entries_per_row;

@@ -7,6 +7,23 @@ pub(crate) struct SinkhornRun {
     pub iterations: usize,
     /// ‖P1 − a‖₁ after the last iteration (columns are exact after each).
     pub row_error: f64,
+    /// row_error over its value one iteration earlier (∞ before two
+    /// iterations): Sinkhorn's linear rate.
+    pub rate: f64,
+}
+
+impl SinkhornRun {
+    /// Iterations still needed to reach `tol` at the last observed rate
+    /// (∞ when the error did not decrease).
+    pub fn predicted_iterations(&self, tol: f64) -> f64 {
+        if self.row_error <= tol {
+            0.0
+        } else if self.rate < 1.0 {
+            (tol / self.row_error).ln() / self.rate.ln()
+        } else {
+            f64::INFINITY
+        }
+    }
 }
 
 /// Alternating exact maximisation of the dual over f and g, from (f, g):
@@ -31,6 +48,7 @@ pub(crate) fn sinkhorn(
     let mut run = SinkhornRun {
         iterations: 0,
         row_error: f64::INFINITY,
+        rate: f64::INFINITY,
     };
     while run.iterations < max_iterations {
         for ((fi, ai), lse) in f.iter_mut().zip(a).zip(&row_lse) {
@@ -43,12 +61,14 @@ pub(crate) fn sinkhorn(
         run.iterations += 1;
         row_lse = kernel.row_log_sum_exp(g);
         // Row sums of P: exp(f_i/ε + LSE_j((g_j − C_ij)/ε)).
+        let previous = run.row_error;
         run.row_error = f
             .iter()
             .zip(&row_lse)
             .zip(a)
             .map(|((fi, lse), ai)| ((fi / eps + lse).exp() - ai).abs())
             .sum();
+        run.rate = run.row_error / previous;
         if run.row_error.is_nan() || run.row_error <= tol {
             break; // converged, or NaN (reported by the caller)
         }
