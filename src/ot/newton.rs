@@ -4,7 +4,7 @@
 use super::dual::{dot, Kernel, Marginals};
 use super::hessian::{OtHessian, SparsePlan};
 use super::sinkhorn::sinkhorn;
-use super::OtOptions;
+use super::{OtOptions, SINKHORN_FINISH};
 use crate::error::Error;
 use crate::krylov::KrylovOptions;
 
@@ -52,8 +52,10 @@ fn newton_step_cost(cg_iterations: usize, k: usize, m: usize) -> f64 {
 /// At the cap, a sparsified Newton step converges only linearly; when
 /// Sinkhorn's last observed rate per iteration (`sinkhorn_rate`, updated by
 /// fallbacks) would have cut the error more for the step's work
-/// ([`newton_step_cost`]), Sinkhorn takes over for twice the iterations
-/// its rate predicts (once per solve; Newton resumes if they fall short).
+/// ([`newton_step_cost`]) and predicts convergence within
+/// [`SINKHORN_FINISH`] iterations, Sinkhorn takes over for twice the
+/// iterations its rate predicts (once per solve; Newton resumes if they
+/// fall short).
 pub(crate) fn sinkhorn_newton(
     kernel: &Kernel<'_>,
     a: &[f64],
@@ -118,12 +120,14 @@ pub(crate) fn sinkhorn_newton(
             // Slow progress: the dropped entries of P limit the step.
             let cap = options.max_hessian_entries_per_row.min(g.len());
             let reduction = run.error / previous_error;
+            // Sinkhorn slows down as it goes, so its rate is trusted only
+            // over a short finish.
+            let predicted = (options.tol / run.error).ln() / sinkhorn_rate.ln();
             if let (false, true, Some(cost)) = (sinkhorn_tried, entries_per_row >= cap, step_cost) {
-                if sinkhorn_rate.powf(cost) < reduction {
+                if predicted <= SINKHORN_FINISH && sinkhorn_rate.powf(cost) < reduction {
                     // Twice the iterations the rate predicts; Newton goes on
                     // if they fall short (e.g. at the rounding floor).
                     sinkhorn_tried = true;
-                    let predicted = (options.tol / run.error).ln() / sinkhorn_rate.ln();
                     let budget = (2.0 * predicted).ceil().max(1.0) as usize;
                     let s = sinkhorn(
                         kernel,
