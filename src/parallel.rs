@@ -102,19 +102,19 @@ where
 }
 
 /// A mutable slice shared by tasks that each write a disjoint index range.
-pub(crate) struct DisjointSlice<'a> {
-    ptr: *mut f64,
+pub(crate) struct DisjointSlice<'a, T> {
+    ptr: *mut T,
     len: usize,
-    _borrow: PhantomData<&'a mut [f64]>,
+    _borrow: PhantomData<&'a mut [T]>,
 }
 
-// SAFETY: the pointer comes from a `&mut [f64]` held for `'a`; tasks only
+// SAFETY: the pointer comes from a `&mut [T]` held for `'a`; tasks only
 // obtain sub-slices through `range`, whose contract forbids overlap.
-unsafe impl Send for DisjointSlice<'_> {}
-unsafe impl Sync for DisjointSlice<'_> {}
+unsafe impl<T: Send> Send for DisjointSlice<'_, T> {}
+unsafe impl<T: Send> Sync for DisjointSlice<'_, T> {}
 
-impl<'a> DisjointSlice<'a> {
-    pub(crate) fn new(slice: &'a mut [f64]) -> Self {
+impl<'a, T> DisjointSlice<'a, T> {
+    pub(crate) fn new(slice: &'a mut [T]) -> Self {
         Self {
             ptr: slice.as_mut_ptr(),
             len: slice.len(),
@@ -127,7 +127,7 @@ impl<'a> DisjointSlice<'a> {
     /// # Safety
     /// No two live sub-slices obtained from `self` may overlap.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn range(&self, range: Range<usize>) -> &'a mut [f64] {
+    pub(crate) unsafe fn range(&self, range: Range<usize>) -> &'a mut [T] {
         assert!(range.start <= range.end && range.end <= self.len);
         // SAFETY: in bounds (checked above); disjointness is the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(range.start), range.len()) }

@@ -74,26 +74,32 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn convolutions_match_naive_code() {
-    for (dims, k) in [
-        ([9, 7, 1], 3),
-        ([6, 5, 4], 3),
-        ([8, 6, 1], 1),
-        ([5, 4, 3], 1),
+    // Rows of 37 cells span three 16-cell chunks; 10 channels are a group
+    // of 8 and a remainder of 2 in the blocked kernel.
+    for (dims, k, cin, cout) in [
+        ([9, 7, 1], 3, 3, 4),
+        ([6, 5, 4], 3, 3, 4),
+        ([8, 6, 1], 1, 3, 4),
+        ([5, 4, 3], 1, 3, 4),
+        ([37, 5, 3], 3, 3, 10),
+        ([37, 4, 1], 3, 10, 3),
+        ([33, 3, 2], 1, 10, 9),
     ] {
         let grid = Grid::new(dims);
-        let s = ConvShape { cin: 3, cout: 4, k };
+        let s = ConvShape { cin, cout, k };
         let w = random_f32(s.weights(grid.ndim()), 1);
-        let b = random_f32(4, 2);
-        let input = random_f32(3 * grid.cells(), 3);
-        let mut out = vec![0.0; 4 * grid.cells()];
+        let b = random_f32(cout, 2);
+        let input = random_f32(cin * grid.cells(), 3);
+        let mut out = vec![0.0; cout * grid.cells()];
         conv_forward(grid, s, &w, Some(&b), &input, &mut out);
         let reference = naive_conv(grid, s, &w, &b, &input);
         assert!(max_rel(&out, &reference) < 1e-5, "{dims:?} k={k}");
 
         // Backward: <g, conv(x)> is bilinear, so dL/dx and dL/dw follow from
         // the naive forward applied to unit perturbations.
-        let g = random_f32(4 * grid.cells(), 4);
-        let (mut gw, mut gb, mut gx) = (vec![0.0; w.len()], vec![0.0; 4], vec![0.0; input.len()]);
+        let g = random_f32(cout * grid.cells(), 4);
+        let (mut gw, mut gb, mut gx) =
+            (vec![0.0; w.len()], vec![0.0; cout], vec![0.0; input.len()]);
         conv_backward(
             grid,
             s,
@@ -110,8 +116,10 @@ fn convolutions_match_naive_code() {
                 .map(|(x, y)| *x as f64 * *y as f64)
                 .sum::<f64>()
         };
-        let zero_b = vec![0.0; 4];
-        for probe in [0usize, input.len() / 2, input.len() - 1] {
+        let zero_b = vec![0.0; cout];
+        // Every 41st entry, so rows' first and last cells and every chunk
+        // are among them.
+        for probe in (0..input.len()).step_by(41).chain([input.len() - 1]) {
             let mut e = vec![0.0; input.len()];
             e[probe] = 1.0;
             let expected = dot(&g, &naive_conv(grid, s, &w, &zero_b, &e));

@@ -4,7 +4,8 @@
 //! backward pass. A field with C channels is stored channel-major:
 //! `field[c · cells + cell]`, cells in grid order (x fastest).
 
-use crate::parallel::for_each_chunk;
+use crate::parallel::{for_blocks, for_each_chunk, DisjointSlice};
+use crate::simd::vectorized_fn;
 
 /// A grid: `[nx, ny, nz]` and its dimension. A grid built from dims is 2D
 /// when nz = 1; coarsening keeps the dimension, so a 3D grid stays 3D (with
@@ -120,41 +121,185 @@ fn row_segment(grid: Grid, y: usize, z: usize, off: [isize; 3]) -> Option<(usize
     })
 }
 
-/// One output channel: out[p] = init + Σ_j Σ_t w(j, t) · field_j[p + sign ·
-/// off_t] over the `sources` channels of `field`, row by row so that the
-/// output row stays in L1 while every source channel and tap adds to it.
-#[allow(clippy::too_many_arguments)]
-fn correlate_channel(
+/// Cells of one output row computed together (one 512-bit f32 vector).
+const LANES: usize = 16;
+/// Output channels computed together: their accumulators (GROUP × LANES
+/// f32) stay in registers while every source channel and tap adds to them.
+const GROUP: usize = 8;
+/// Output rows per parallel task.
+const ROWS_PER_TASK: usize = 8;
+
+thread_local! {
+    /// Zero-padded copies of the source rows one output row reads, reused
+    /// across calls (no allocation once grown).
+    static PADDED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// out[o][p] = init(o) + Σ_j Σ_t w[o][j][t] · field_j[p + sign·off_t] for
+/// every output channel o (w laid out [outs][sources][taps], zero outside
+/// the grid). Output rows run in parallel; each copies the source rows its
+/// taps read into zero-padded buffers, then computes the output channels
+/// in groups of [`GROUP`], [`LANES`] cells at a time, summing over j then t
+/// (terms outside the grid in x add w·0, which leaves every sum unchanged).
+fn correlate(
     grid: Grid,
     offsets: &Taps,
     sign: isize,
-    sources: usize,
-    field: &[f32],
-    weight: impl Fn(usize, usize) -> f32,
-    init: f32,
+    (sources, field): (usize, &[f32]),
+    w: &[f32],
+    init: impl Fn(usize) -> f32 + Sync,
     out: &mut [f32],
 ) {
     let [nx, ny, nz] = grid.dims;
     let cells = grid.cells();
-    for z in 0..nz {
-        for y in 0..ny {
-            let row = &mut out[nx * (y + ny * z)..][..nx];
-            row.fill(init);
-            for j in 0..sources {
-                let src = &field[j * cells..(j + 1) * cells];
-                for (t, off) in offsets.iter().enumerate() {
-                    let off = off.map(|o| sign * o);
-                    if let Some((lo, s, len)) = row_segment(grid, y, z, off) {
-                        let w = weight(j, t);
-                        row[lo..lo + len]
-                            .iter_mut()
-                            .zip(&src[s..s + len])
-                            .for_each(|(o, i)| *o += w * i);
+    let taps = offsets.len();
+    let outs = out.len() / cells;
+    // The distinct source rows (dy, dz) of the taps (at most 9), and each
+    // tap's source row and x shift.
+    let mut row_offsets = [[0isize; 2]; 9];
+    let mut distinct = 0;
+    let mut tap_rows = [(0usize, 0isize); 27];
+    for (t, off) in offsets.iter().enumerate() {
+        let row = [sign * off[1], sign * off[2]];
+        let r = match row_offsets[..distinct].iter().position(|&o| o == row) {
+            Some(r) => r,
+            None => {
+                row_offsets[distinct] = row;
+                distinct += 1;
+                distinct - 1
+            }
+        };
+        tap_rows[t] = (r, sign * off[0]);
+    }
+    let row_offsets = &row_offsets[..distinct];
+    // A padded row: one zero before x = 0, zeros after nx to whole chunks
+    // of LANES plus one.
+    let stride = nx.div_ceil(LANES) * LANES + 2;
+    let channel_stride = distinct * stride;
+    let rows = ny * nz;
+    let out = DisjointSlice::new(out);
+    for_blocks(rows.div_ceil(ROWS_PER_TASK), w.len() * cells, |task| {
+        PADDED_ROWS.with_borrow_mut(|padded| {
+            padded.resize(padded.len().max(sources * channel_stride), 0.0);
+            for row in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(rows) {
+                let (y, z) = (row % ny, row / ny);
+                let mut valid = [false; 9];
+                for (r, &[dy, dz]) in row_offsets.iter().enumerate() {
+                    let (sy, sz) = (y as isize + dy, z as isize + dz);
+                    valid[r] = sy >= 0 && sy < ny as isize && sz >= 0 && sz < nz as isize;
+                    if valid[r] {
+                        let src = nx * (sy as usize + ny * sz as usize);
+                        for j in 0..sources {
+                            let buffer = &mut padded[j * channel_stride + r * stride..][..stride];
+                            buffer[0] = 0.0;
+                            buffer[1..=nx].copy_from_slice(&field[j * cells + src..][..nx]);
+                            buffer[nx + 1..].fill(0.0);
+                        }
                     }
+                }
+                // (tap, start of its x = 0 in a channel's padded rows).
+                let mut row_taps = [(0usize, 0usize); 27];
+                let mut count = 0;
+                for (t, &(r, dx)) in tap_rows[..taps].iter().enumerate() {
+                    if valid[r] {
+                        // dx ≥ −1: the padding absorbs the shift.
+                        row_taps[count] = (t, r * stride + (1 + dx) as usize);
+                        count += 1;
+                    }
+                }
+                let sources_of_row = RowSources {
+                    padded,
+                    channel_stride,
+                    row_taps: &row_taps[..count],
+                    sources,
+                    taps,
+                };
+                for o in (0..outs).step_by(GROUP) {
+                    let group = GROUP.min(outs - o);
+                    for x0 in (0..nx).step_by(LANES) {
+                        let mut acc = [[0.0f32; LANES]; GROUP];
+                        for (g, a) in acc.iter_mut().enumerate().take(group) {
+                            *a = [init(o + g); LANES];
+                        }
+                        correlate_chunk(
+                            &mut acc,
+                            &sources_of_row,
+                            &w[o * sources * taps..],
+                            x0,
+                            group,
+                        );
+                        let len = LANES.min(nx - x0);
+                        for (g, a) in acc.iter().enumerate().take(group) {
+                            let at = (o + g) * cells + row * nx + x0;
+                            // SAFETY: row `row` of every output channel is
+                            // written by this task only.
+                            unsafe { out.range(at..at + len) }.copy_from_slice(&a[..len]);
+                        }
+                    }
+                }
+            }
+        });
+    });
+}
+
+/// What the output chunks of one row read: the zero-padded source rows
+/// (`channel_stride` apart per source channel) and the taps that fall in
+/// the grid, as (tap, start of x = 0 in a channel's padded rows).
+struct RowSources<'a> {
+    padded: &'a [f32],
+    channel_stride: usize,
+    row_taps: &'a [(usize, usize)],
+    sources: usize,
+    taps: usize,
+}
+
+vectorized_fn! {
+    /// acc[g][l] += Σ_j Σ_(t, base) w[(g·sources + j)·taps + t] ·
+    /// padded[j·channel_stride + base + x0 + l] for g < group.
+    fn correlate_chunk(
+        acc: &mut [[f32; LANES]; GROUP],
+        rows: &RowSources<'_>,
+        w: &[f32],
+        x0: usize,
+        group: usize,
+    ) {
+        if group == GROUP {
+            accumulate::<GROUP>(acc, rows, w, x0);
+        } else {
+            let per_output = rows.sources * rows.taps;
+            for g in 0..group {
+                accumulate::<1>(&mut acc[g..], rows, &w[g * per_output..], x0);
+            }
+        }
+    }
+}
+
+/// [`correlate_chunk`] for G output channels, unrolled so that their
+/// accumulators live in registers.
+#[inline(always)]
+fn accumulate<const G: usize>(
+    acc: &mut [[f32; LANES]],
+    rows: &RowSources<'_>,
+    w: &[f32],
+    x0: usize,
+) {
+    let mut local = [[0.0f32; LANES]; G];
+    local.copy_from_slice(&acc[..G]);
+    for j in 0..rows.sources {
+        let channel = &rows.padded[j * rows.channel_stride..];
+        for &(t, base) in rows.row_taps {
+            let s: &[f32; LANES] = channel[base + x0..][..LANES]
+                .try_into()
+                .expect("LANES entries");
+            for (g, a) in local.iter_mut().enumerate() {
+                let wv = w[(g * rows.sources + j) * rows.taps + t];
+                for l in 0..LANES {
+                    a[l] += wv * s[l];
                 }
             }
         }
     }
+    acc[..G].copy_from_slice(&local);
 }
 
 /// out = conv(input) (+ bias, when given).
@@ -166,15 +311,16 @@ pub fn conv_forward(
     input: &[f32],
     out: &mut [f32],
 ) {
-    let (cells, ndim) = (grid.cells(), grid.ndim());
-    let offsets = shape.offsets(ndim);
-    let taps = offsets.len();
-    let work = shape.weights(ndim) * cells;
-    for_each_chunk(out, cells, work, |co, out| {
-        let w = |ci: usize, t: usize| weight[(co * shape.cin + ci) * taps + t];
-        let init = bias.map_or(0.0, |b| b[co]);
-        correlate_channel(grid, &offsets, 1, shape.cin, input, w, init, out);
-    });
+    let offsets = shape.offsets(grid.ndim());
+    correlate(
+        grid,
+        &offsets,
+        1,
+        (shape.cin, input),
+        weight,
+        |co| bias.map_or(0.0, |b| b[co]),
+        out,
+    );
 }
 
 /// Given dL/d(out), accumulates dL/dweight into `grad_weight` and dL/dbias
@@ -226,10 +372,24 @@ pub fn conv_backward(
     }
     if let Some(grad_input) = grad_input {
         // dL/d(input)[ci][q] = Σ_co Σ_t w(co, ci, t) · grad_out[co][q − off_t].
-        for_each_chunk(grad_input, cells, work, |ci, gi| {
-            let w = |co: usize, t: usize| weight[(co * shape.cin + ci) * taps + t];
-            correlate_channel(grid, &offsets, -1, shape.cout, grad_out, w, 0.0, gi);
-        });
+        // The weights as [cin][cout][taps].
+        let mut transposed = vec![0.0f32; weight.len()];
+        for co in 0..shape.cout {
+            for ci in 0..shape.cin {
+                let from = (co * shape.cin + ci) * taps;
+                let to = (ci * shape.cout + co) * taps;
+                transposed[to..to + taps].copy_from_slice(&weight[from..from + taps]);
+            }
+        }
+        correlate(
+            grid,
+            &offsets,
+            -1,
+            (shape.cout, grad_out),
+            &transposed,
+            |_| 0.0,
+            grad_input,
+        );
     }
 }
 
