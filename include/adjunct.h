@@ -320,7 +320,7 @@ typedef struct adj_ot_result {
   double objective;
   // ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ at the returned potentials.
   double marginal_error;
-  // Sinkhorn iterations (warm-up and fallbacks included).
+  // Sinkhorn iterations (warm-up, hand-overs to Sinkhorn and fallbacks included).
   size_t sinkhorn_iterations;
   // Newton iterations.
   size_t newton_iterations;
@@ -656,9 +656,12 @@ enum adj_status adj_ot_cost_gradient(const double *cost,
 // solution of H u = ε (Q1, Qᵀ1), H = [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]
 // (null direction (1, −1) projected out):
 // grad_a = u_f, grad_b = u_g, grad_cost_ij = P_ij (u_f,i + u_g,j)/ε − Q_ij.
-// The system is solved by CG preconditioned with diag(H) to the tolerances
-// of `options` (NULL = defaults; `nonzero_initial_guess` is ignored).
-// Outputs only on success; `report` (may be NULL) as for `adj_cg_solve`.
+// The system is solved to ‖H u − r‖₂ ≤ max(rtol·‖r‖₂, atol) (`options`;
+// NULL = defaults; `nonzero_initial_guess` is ignored) by CG on the Schur
+// complement diag(Pᵀ1) − Pᵀ diag(P1)⁻¹ P, preconditioned by its diagonal,
+// and back-substitution; its residual is that of H u = r. Outputs only on
+// success; `report` (may be NULL) as for `adj_cg_solve`, with the
+// iterations of the Schur system.
 enum adj_status adj_ot_plan_vjp(const double *cost,
                                 size_t n,
                                 size_t m,

@@ -94,7 +94,7 @@ impl Default for OtOptions {
 /// What an OT solve did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtReport {
-    /// Sinkhorn iterations (warm-up, fallbacks, or the whole solve).
+    /// Sinkhorn iterations (warm-up, hand-overs to Sinkhorn, fallbacks, or the whole solve).
     pub sinkhorn_iterations: usize,
     /// Newton iterations (SNS).
     pub newton_iterations: usize,
