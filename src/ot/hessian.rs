@@ -178,8 +178,8 @@ impl<P: PlanRows> OtHessian<P> {
         self.plan
     }
 
-    /// Σ_i w_i·row_i(P) for w_i = weight(i, P_i·), over row blocks in a
-    /// fixed order; `square` uses the squared entries.
+    /// Σ_i weight(i)·row_i(P) (with `square`, of the squared entries),
+    /// over row blocks combined in a fixed order.
     fn weighted_row_sum(&self, weight: impl Fn(usize) -> f64 + Sync, square: bool) -> Vec<f64> {
         let m = self.col_diag.len();
         let partial = map_blocks(self.blocks.count(), self.plan.stored(), |b| {
