@@ -44,7 +44,7 @@ impl RowBlocks {
 }
 
 /// Combines per-block column vectors in block order.
-pub(crate) fn reduce_cols(blocks: Vec<Vec<f64>>, op: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+fn reduce_cols(blocks: Vec<Vec<f64>>, op: impl Fn(f64, f64) -> f64) -> Vec<f64> {
     let mut it = blocks.into_iter();
     let mut acc = it.next().expect("at least one row block");
     for block in it {
@@ -55,16 +55,18 @@ pub(crate) fn reduce_cols(blocks: Vec<Vec<f64>>, op: impl Fn(f64, f64) -> f64) -
     acc
 }
 
-/// Row and column sums of an n×m matrix in one pass over its rows:
-/// `row(i, cols)` adds row i to `cols` and returns its sum. Rows run in
-/// [`RowBlocks`], each with its own column sums, combined in block order.
+/// Row and column sums of an n×m matrix in one pass over its rows (`work`
+/// entries in all): `row(i, cols)` adds row i to `cols` and returns its
+/// sum. Rows run in [`RowBlocks`], each with its own column sums, combined
+/// in block order.
 pub(crate) fn row_and_col_sums(
     n: usize,
     m: usize,
+    work: usize,
     row: impl Fn(usize, &mut [f64]) -> f64 + Sync,
 ) -> (Vec<f64>, Vec<f64>) {
     let blocks = RowBlocks::new(n);
-    let partial = map_blocks(blocks.count(), n * m, |b| {
+    let partial = map_blocks(blocks.count(), work, |b| {
         let mut cols = vec![0.0; m];
         let rows: Vec<f64> = blocks.rows(b).map(|i| row(i, &mut cols)).collect();
         (rows, cols)
@@ -169,7 +171,7 @@ impl Kernel<'_> {
     /// P1, Pᵀ1 and Σ P at (f, g), in one pass.
     pub fn marginals(&self, f: &[f64], g: &[f64]) -> Marginals {
         let (m, inv_eps) = (self.m(), 1.0 / self.eps);
-        let (rows, cols) = row_and_col_sums(self.n(), m, |i, cols| {
+        let (rows, cols) = row_and_col_sums(self.n(), m, self.n() * m, |i, cols| {
             row_plan_sum_into(cols, f[i], g, self.row(i), inv_eps)
         });
         let mass = rows.iter().sum();

@@ -23,9 +23,7 @@
 //! 1 − σ(K)²: about half the CG iterations, each reading every row of P
 //! once (Saad, Iterative Methods for Sparse Linear Systems, §8.4).
 
-use super::dual::{
-    lane_sum, lane_sum_into, project_out_null, reduce_cols, row_and_col_sums, RowBlocks,
-};
+use super::dual::{lane_sum, lane_sum_into, project_out_null, row_and_col_sums, RowBlocks};
 use crate::error::{Error, Result};
 use crate::krylov::{cg, vector, Jacobi, KrylovOptions, SolveReason, SolveReport};
 use crate::operator::LinearOperator;
@@ -46,6 +44,24 @@ pub(crate) trait PlanRows: Sync {
     fn row_square_axpy(&self, i: usize, w: f64, y: &mut [f64]);
 }
 
+impl<P: PlanRows> PlanRows for &P {
+    fn shape(&self) -> (usize, usize) {
+        (**self).shape()
+    }
+    fn stored(&self) -> usize {
+        (**self).stored()
+    }
+    fn row_dot(&self, i: usize, v: &[f64]) -> f64 {
+        (**self).row_dot(i, v)
+    }
+    fn row_axpy(&self, i: usize, w: f64, y: &mut [f64]) {
+        (**self).row_axpy(i, w, y)
+    }
+    fn row_square_axpy(&self, i: usize, w: f64, y: &mut [f64]) {
+        (**self).row_square_axpy(i, w, y)
+    }
+}
+
 /// A dense plan, row-major.
 pub(crate) struct DensePlan<'a> {
     pub values: &'a [f64],
@@ -60,7 +76,7 @@ impl DensePlan<'_> {
     /// (P1, Pᵀ1), in one pass.
     pub fn marginals(&self) -> (Vec<f64>, Vec<f64>) {
         let (n, m) = self.shape();
-        row_and_col_sums(n, m, |i, cols| row_sum_into(cols, self.row(i)))
+        row_and_col_sums(n, m, n * m, |i, cols| row_sum_into(cols, self.row(i)))
     }
 }
 
@@ -173,27 +189,19 @@ impl<P: PlanRows> OtHessian<P> {
         }
     }
 
-    /// The plan, to refill its buffers for the next Hessian.
-    pub fn into_plan(self) -> P {
-        self.plan
-    }
-
     /// Σ_i weight(i)·row_i(P) (with `square`, of the squared entries),
     /// over row blocks combined in a fixed order.
     fn weighted_row_sum(&self, weight: impl Fn(usize) -> f64 + Sync, square: bool) -> Vec<f64> {
-        let m = self.col_diag.len();
-        let partial = map_blocks(self.blocks.count(), self.plan.stored(), |b| {
-            let mut acc = vec![0.0; m];
-            for i in self.blocks.rows(b) {
-                if square {
-                    self.plan.row_square_axpy(i, weight(i), &mut acc);
-                } else {
-                    self.plan.row_axpy(i, weight(i), &mut acc);
-                }
+        let (n, m) = self.plan.shape();
+        let (_, sums) = row_and_col_sums(n, m, self.plan.stored(), |i, acc| {
+            if square {
+                self.plan.row_square_axpy(i, weight(i), acc);
+            } else {
+                self.plan.row_axpy(i, weight(i), acc);
             }
-            acc
+            0.0
         });
-        reduce_cols(partial, |a, b| a + b)
+        sums
     }
 
     /// Solves M z = y to ‖M z − y‖₂ ≤ max(rtol·‖y‖₂, atol) (`options`),

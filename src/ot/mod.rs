@@ -26,11 +26,6 @@ use dual::Kernel;
 
 /// Relative tolerance on Σa = Σb.
 const MASS_RTOL: f64 = 1e-10;
-/// SNS: Sinkhorn rather than Newton finishes the solve (after the warm-up,
-/// or when Newton stalls at the Hessian cap) only when its observed linear
-/// rate predicts at most this many more iterations (up to twice as many
-/// are run).
-const SINKHORN_FINISH: f64 = 25.0;
 
 /// The algorithm of [`solve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,26 +208,8 @@ pub fn solve(a: &[f64], b: &[f64], cost: &CostMatrix, options: &OtOptions) -> Re
                 options.tol,
                 options.warmup_iterations,
             );
-            // Sinkhorn converges linearly; when its last rate predicts
-            // convergence within SINKHORN_FINISH more iterations, Sinkhorn
-            // finishes (a Newton step costs several Sinkhorn iterations).
-            let remaining = warmup.predicted_iterations(options.tol);
-            let finish = if remaining <= SINKHORN_FINISH {
-                sinkhorn::sinkhorn(
-                    &kernel,
-                    a,
-                    b,
-                    &mut f,
-                    &mut g,
-                    options.tol,
-                    2 * SINKHORN_FINISH as usize,
-                )
-                .iterations
-            } else {
-                0
-            };
             let run = newton::sinkhorn_newton(&kernel, a, b, &mut f, &mut g, warmup.rate, options);
-            report.sinkhorn_iterations = warmup.iterations + finish + run.sinkhorn_iterations;
+            report.sinkhorn_iterations = warmup.iterations + run.sinkhorn_iterations;
             report.newton_iterations = run.newton_iterations;
             report.cg_iterations = run.cg_iterations;
             report.fallbacks = run.fallbacks;

@@ -3,8 +3,8 @@
 
 use super::dual::{dot, Kernel, Marginals};
 use super::hessian::{OtHessian, SparsePlan};
-use super::sinkhorn::sinkhorn;
-use super::{OtOptions, SINKHORN_FINISH};
+use super::sinkhorn::{predicted_iterations, sinkhorn};
+use super::OtOptions;
 use crate::error::Error;
 use crate::krylov::KrylovOptions;
 
@@ -17,6 +17,10 @@ const MAX_HALVINGS: usize = 30;
 /// A Newton step that reduces the marginal error by less than this factor
 /// doubles the entries kept per row of P.
 const SLOW_PROGRESS: f64 = 0.25;
+/// Sinkhorn rather than Newton finishes the solve only when its observed
+/// linear rate predicts at most this many more iterations (it slows down as
+/// it goes, so the rate is trusted only over a short finish).
+const SINKHORN_FINISH: f64 = 25.0;
 /// Diagonal shift of the sparsified M̃ = [[diag(P1), P̃], [P̃ᵀ, diag(Pᵀ1)]]
 /// (−M̃/ε approximates the dual Hessian), relative to its largest diagonal
 /// entry (keeps it definite when nothing was dropped).
@@ -49,13 +53,12 @@ fn newton_step_cost(cg_iterations: usize, k: usize, m: usize) -> f64 {
 /// A step whose CG solve fails, or that the line search cannot make
 /// increase the dual (nor halve the marginal error), is replaced by
 /// `options.warmup_iterations` Sinkhorn iterations (counted as a fallback).
-/// At the cap, a sparsified Newton step converges only linearly; when
-/// Sinkhorn's last observed rate per iteration (`sinkhorn_rate`, updated by
-/// fallbacks) would have cut the error more for the step's work
-/// ([`newton_step_cost`]) and predicts convergence within
-/// [`SINKHORN_FINISH`] iterations, Sinkhorn takes over for twice the
-/// iterations its rate predicts (once per solve; Newton resumes if they
-/// fall short).
+///
+/// Sinkhorn takes over once per solve ([`sinkhorn_finish`]) when its last
+/// observed rate per iteration (`sinkhorn_rate`: the warm-up's, updated by
+/// fallbacks) predicts a short finish: at the start, and at the cap, where
+/// a sparsified Newton step converges only linearly, when that rate would
+/// also have cut the error more for the step's work ([`newton_step_cost`]).
 pub(crate) fn sinkhorn_newton(
     kernel: &Kernel<'_>,
     a: &[f64],
@@ -71,8 +74,12 @@ pub(crate) fn sinkhorn_newton(
     let mut entries_per_row = options.hessian_entries_per_row.min(g.len());
     // The sparsified plan's buffers, refilled at every step.
     let mut kept = SparsePlan::default();
-    // Sinkhorn is tried as the finish at most once.
-    let mut sinkhorn_tried = false;
+    let short_finish =
+        |error: f64, rate: f64| predicted_iterations(error, rate, options.tol) <= SINKHORN_FINISH;
+    let mut sinkhorn_tried = short_finish(run.error, sinkhorn_rate);
+    if sinkhorn_tried {
+        marginals = sinkhorn_finish(kernel, (a, b), (f, g), &mut run, sinkhorn_rate, options);
+    }
     while run.error > options.tol && run.newton_iterations < options.max_newton_iterations {
         run.newton_iterations += 1;
         let previous_error = run.error;
@@ -120,27 +127,11 @@ pub(crate) fn sinkhorn_newton(
             // Slow progress: the dropped entries of P limit the step.
             let cap = options.max_hessian_entries_per_row.min(g.len());
             let reduction = run.error / previous_error;
-            // Sinkhorn slows down as it goes, so its rate is trusted only
-            // over a short finish.
-            let predicted = (options.tol / run.error).ln() / sinkhorn_rate.ln();
             if let (false, true, Some(cost)) = (sinkhorn_tried, entries_per_row >= cap, step_cost) {
-                if predicted <= SINKHORN_FINISH && sinkhorn_rate.powf(cost) < reduction {
-                    // Twice the iterations the rate predicts; Newton goes on
-                    // if they fall short (e.g. at the rounding floor).
+                if short_finish(run.error, sinkhorn_rate) && sinkhorn_rate.powf(cost) < reduction {
                     sinkhorn_tried = true;
-                    let budget = (2.0 * predicted).ceil().max(1.0) as usize;
-                    let s = sinkhorn(
-                        kernel,
-                        a,
-                        b,
-                        f,
-                        g,
-                        options.tol,
-                        budget.min(options.max_sinkhorn_iterations),
-                    );
-                    run.sinkhorn_iterations += s.iterations;
-                    marginals = kernel.marginals(f, g);
-                    run.error = marginals.error(a, b);
+                    marginals =
+                        sinkhorn_finish(kernel, (a, b), (f, g), &mut run, sinkhorn_rate, options);
                     continue;
                 }
             }
@@ -149,6 +140,26 @@ pub(crate) fn sinkhorn_newton(
     }
     run.max_entries_per_row = entries_per_row;
     run
+}
+
+/// Runs Sinkhorn for twice the iterations `rate` predicts from `run.error`
+/// (at least one, at most `options.max_sinkhorn_iterations`), stopping at
+/// `options.tol`, and returns the new marginals (`run` updated); Newton
+/// goes on if that falls short (e.g. at the rounding floor).
+fn sinkhorn_finish(
+    kernel: &Kernel<'_>,
+    (a, b): (&[f64], &[f64]),
+    (f, g): (&mut [f64], &mut [f64]),
+    run: &mut NewtonRun,
+    rate: f64,
+    options: &OtOptions,
+) -> Marginals {
+    let predicted = predicted_iterations(run.error, rate, options.tol);
+    let budget = ((2.0 * predicted).ceil().max(1.0) as usize).min(options.max_sinkhorn_iterations);
+    run.sinkhorn_iterations += sinkhorn(kernel, a, b, f, g, options.tol, budget).iterations;
+    let marginals = kernel.marginals(f, g);
+    run.error = marginals.error(a, b);
+    marginals
 }
 
 /// One damped Newton step with the `k` largest entries of every row of P
@@ -176,12 +187,7 @@ fn newton_step(
         .map(|(t, s)| t - s)
         .collect();
     kernel.largest_per_row(f, g, k, kept);
-    let hessian = OtHessian::new(
-        std::mem::take(kept),
-        &marginals.rows,
-        &marginals.cols,
-        RELATIVE_SHIFT,
-    );
+    let hessian = OtHessian::new(&*kept, &marginals.rows, &marginals.cols, RELATIVE_SHIFT);
     let rhs: Vec<f64> = gradient.iter().map(|v| eps * v).collect();
     // Inexact Newton: solve only as accurately as the current marginal
     // error warrants (forcing term), which keeps superlinear convergence.
@@ -190,9 +196,7 @@ fn newton_step(
         max_iterations: options.cg_max_iterations,
         ..KrylovOptions::default()
     };
-    let solved = hessian.solve(&rhs, &cg_options);
-    *kept = hessian.into_plan();
-    let (step, cg_iterations) = match solved {
+    let (step, cg_iterations) = match hessian.solve(&rhs, &cg_options) {
         Ok((step, report)) => (step, report.iterations),
         Err(Error::SolveFailed { report, .. }) => return Err(report.iterations),
         Err(_) => return Err(0),

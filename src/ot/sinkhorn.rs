@@ -12,17 +12,16 @@ pub(crate) struct SinkhornRun {
     pub rate: f64,
 }
 
-impl SinkhornRun {
-    /// Iterations still needed to reach `tol` at the last observed rate
-    /// (∞ when the error did not decrease).
-    pub fn predicted_iterations(&self, tol: f64) -> f64 {
-        if self.row_error <= tol {
-            0.0
-        } else if self.rate < 1.0 {
-            (tol / self.row_error).ln() / self.rate.ln()
-        } else {
-            f64::INFINITY
-        }
+/// Sinkhorn iterations still needed to bring the marginal error from
+/// `error` to `tol` at the linear `rate` per iteration (∞ when the rate is
+/// not below 1, or NaN).
+pub(crate) fn predicted_iterations(error: f64, rate: f64, tol: f64) -> f64 {
+    if error <= tol {
+        0.0
+    } else if rate < 1.0 {
+        (tol / error).ln() / rate.ln()
+    } else {
+        f64::INFINITY
     }
 }
 
