@@ -104,21 +104,23 @@ impl std::ops::Deref for Taps {
     }
 }
 
+/// The first cell of row (y + dy, z + dz), or None outside the grid.
+fn source_row(grid: Grid, y: usize, z: usize, [dy, dz]: [isize; 2]) -> Option<usize> {
+    let [nx, ny, nz] = grid.dims;
+    let (sy, sz) = (y as isize + dy, z as isize + dz);
+    (sy >= 0 && sy < ny as isize && sz >= 0 && sz < nz as isize)
+        .then(|| nx * (sy as usize + ny * sz as usize))
+}
+
 /// In output row (y, z), the segment pairing x with source x + off[0] in
 /// row (y + off[1], z + off[2]): (first x, source cell index, length), or
 /// None when the segment lies outside the grid.
 fn row_segment(grid: Grid, y: usize, z: usize, off: [isize; 3]) -> Option<(usize, usize, usize)> {
-    let [nx, ny, nz] = grid.dims;
-    let (sy, sz) = (y as isize + off[1], z as isize + off[2]);
-    if sy < 0 || sy >= ny as isize || sz < 0 || sz >= nz as isize {
-        return None;
-    }
+    let nx = grid.dims[0];
+    let row = source_row(grid, y, z, [off[1], off[2]])?;
     let lo = (-off[0]).max(0) as usize;
     let hi = (nx as isize - off[0].max(0)).max(0) as usize;
-    (hi > lo).then(|| {
-        let src = nx * (sy as usize + ny * sz as usize) + (lo as isize + off[0]) as usize;
-        (lo, src, hi - lo)
-    })
+    (hi > lo).then(|| (lo, row + (lo as isize + off[0]) as usize, hi - lo))
 }
 
 /// Cells of one output row computed together (one 512-bit f32 vector).
@@ -184,11 +186,10 @@ fn correlate(
             for row in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(rows) {
                 let (y, z) = (row % ny, row / ny);
                 let mut valid = [false; 9];
-                for (r, &[dy, dz]) in row_offsets.iter().enumerate() {
-                    let (sy, sz) = (y as isize + dy, z as isize + dz);
-                    valid[r] = sy >= 0 && sy < ny as isize && sz >= 0 && sz < nz as isize;
-                    if valid[r] {
-                        let src = nx * (sy as usize + ny * sz as usize);
+                for (r, &offset) in row_offsets.iter().enumerate() {
+                    let source = source_row(grid, y, z, offset);
+                    valid[r] = source.is_some();
+                    if let Some(src) = source {
                         for j in 0..sources {
                             let buffer = &mut padded[j * channel_stride + r * stride..][..stride];
                             buffer[0] = 0.0;
