@@ -64,6 +64,12 @@ fn plan(cost: &CostMatrix, eps: f64, s: &OtSolution) -> Vec<f64> {
     p
 }
 
+/// ‖P₁ − P₂‖₁ between the plans of two solutions.
+fn plan_l1_distance(cost: &CostMatrix, eps: f64, s1: &OtSolution, s2: &OtSolution) -> f64 {
+    let (p1, p2) = (plan(cost, eps, s1), plan(cost, eps, s2));
+    p1.iter().zip(&p2).map(|(x, y)| (x - y).abs()).sum()
+}
+
 fn max_abs(v: &[f64]) -> f64 {
     v.iter().fold(0.0, |a, b| a.max(b.abs()))
 }
@@ -149,8 +155,7 @@ fn sinkhorn_and_sns_agree_including_tiny_eps() {
             &options(OtMethod::SinkhornNewtonSparse, eps, tol),
         )
         .unwrap();
-        let (p1, p2) = (plan(&c, eps, &sk), plan(&c, eps, &sns));
-        let l1: f64 = p1.iter().zip(&p2).map(|(x, y)| (x - y).abs()).sum();
+        let l1 = plan_l1_distance(&c, eps, &sk, &sns);
         assert!(l1 < 1e-7, "n={n} eps={eps}: plans differ by {l1:e} in l1");
         assert!(
             (sk.transport_cost - sns.transport_cost).abs() < 1e-8,
@@ -168,16 +173,15 @@ fn sinkhorn_and_sns_agree_including_tiny_eps() {
 
 /// SNS hands over to Sinkhorn where Sinkhorn is the faster finish: after a
 /// warm-up that predicts fast convergence (large ε: Sinkhorn alone takes 23
-/// iterations here), and when Newton steps
-/// with a Hessian capped far too sparse converge only linearly.
+/// iterations here), and when Newton steps with a Hessian capped far too
+/// sparse converge only linearly.
 #[test]
 fn sns_finishes_with_sinkhorn_where_sinkhorn_is_faster() {
     let (a, b, c) = random_problem(60, 50, 5);
     let tol = 1e-10;
     let agree = |eps: f64, sns: &OtSolution| {
         let sk = ot::solve(&a, &b, &c, &options(OtMethod::Sinkhorn, eps, tol)).unwrap();
-        let (p1, p2) = (plan(&c, eps, &sk), plan(&c, eps, sns));
-        let l1: f64 = p1.iter().zip(&p2).map(|(x, y)| (x - y).abs()).sum();
+        let l1 = plan_l1_distance(&c, eps, &sk, sns);
         assert!(l1 < 1e-8, "eps={eps}: plans differ by {l1:e} in l1");
         sk.report.sinkhorn_iterations
     };
