@@ -8,7 +8,7 @@
 use super::fast_exp::exp;
 use super::hessian::SparsePlan;
 use super::CostMatrix;
-use crate::parallel::{for_each_chunk, map_blocks};
+use crate::parallel::{for_blocks, for_each_chunk, map_blocks, DisjointSlice};
 use crate::simd::vectorized_fn;
 
 /// The row-parallel passes cut the rows into at most this many blocks; the
@@ -206,24 +206,37 @@ impl Kernel<'_> {
 
     /// Refills `out` with the `k` (at most m) largest entries of every row
     /// of P at (f, g), in column order; ties at the k-th value are broken
-    /// by column. `out`'s buffers are reused.
+    /// by column. Each row block writes its rows of `out` in place (its
+    /// buffers are reused; two row-sized scratch buffers per block).
     pub fn largest_per_row(&self, f: &[f64], g: &[f64], k: usize, out: &mut SparsePlan) {
-        let (m, inv_eps) = (self.m(), 1.0 / self.eps);
+        let (n, m, inv_eps) = (self.n(), self.m(), 1.0 / self.eps);
         let k = k.clamp(1, m.max(1));
-        let blocks = map_blocks(self.blocks().count(), self.n() * m, |blk| {
+        out.m = m;
+        out.k = k;
+        out.cols.resize(n * k, 0);
+        out.vals.resize(n * k, 0.0);
+        let (cols, vals) = (
+            DisjointSlice::new(&mut out.cols),
+            DisjointSlice::new(&mut out.vals),
+        );
+        for_blocks(self.blocks().count(), n * m, |blk| {
             let rows = self.blocks().rows(blk);
-            let (mut cols, mut vals) = (
-                Vec::with_capacity(rows.len() * k),
-                Vec::with_capacity(rows.len() * k),
-            );
+            // SAFETY: row blocks are disjoint, and so are their k-entry rows.
+            let (cols, vals) = unsafe {
+                (
+                    cols.range(rows.start * k..rows.end * k),
+                    vals.range(rows.start * k..rows.end * k),
+                )
+            };
             let (mut logs, mut scratch) = (vec![0.0; m], vec![0.0; m]);
+            let mut at = 0;
             for i in rows {
                 let fi = f[i];
                 for ((l, gj), c) in logs.iter_mut().zip(g).zip(self.row(i)) {
                     *l = (fi + gj - c) * inv_eps;
                 }
                 // The k-th largest log-value, then the entries above it and
-                // as many equal to it as fit, in column order.
+                // as many equal to it as fit (exactly k), in column order.
                 scratch.copy_from_slice(&logs);
                 let (_, kth, _) = scratch.select_nth_unstable_by(k - 1, |x, y| y.total_cmp(x));
                 let threshold = *kth;
@@ -234,21 +247,13 @@ impl Kernel<'_> {
                         if l == threshold {
                             ties -= 1;
                         }
-                        cols.push(j as u32);
-                        vals.push(exp(l));
+                        cols[at] = j as u32;
+                        vals[at] = exp(l);
+                        at += 1;
                     }
                 }
             }
-            (cols, vals)
         });
-        out.m = m;
-        out.k = k;
-        out.cols.clear();
-        out.vals.clear();
-        for (cols, vals) in blocks {
-            out.cols.extend(cols);
-            out.vals.extend(vals);
-        }
     }
 }
 
