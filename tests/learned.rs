@@ -233,6 +233,7 @@ fn network_forward_matches_naive_composition() {
                 levels: 2,
                 blocks: 1,
                 symmetric: false,
+                coarse_block: 0,
             },
             [7, 6, 5],
         ),
@@ -262,6 +263,7 @@ fn backpropagation_matches_finite_differences() {
         levels: 2,
         blocks: 1,
         symmetric: false,
+        coarse_block: 0,
     };
     let mut net = Network::new(arch, 3).unwrap();
     let grid = Grid::new([7, 6, 1]);
@@ -318,6 +320,7 @@ fn symmetric_form_applies_l_transpose_l() {
                 levels: 2,
                 blocks: 2,
                 symmetric: true,
+                coarse_block: 0,
             },
             [7, 6, 5],
         ),
@@ -352,17 +355,22 @@ fn symmetric_form_applies_l_transpose_l() {
 fn training_gradients_match_finite_differences() {
     // The 3D case coarsens 8×6×3 to 4×3×2 and 2×2×1: a 3D level with a
     // single layer in z still uses the 3^3 kernels.
-    let shape = |dim, levels, symmetric| Architecture {
+    // The two-level cases put 3×3 (2D) and 4×4×4 (3D) aggregates on them.
+    let shape = |dim, levels, symmetric, coarse_block| Architecture {
         dim,
         channels: 3,
         levels,
         blocks: 1,
         symmetric,
+        coarse_block,
     };
     for (arch, dims, air) in [
-        (shape(2, 2, false), [12, 10, 1], 2),
-        (shape(2, 2, true), [12, 10, 1], 2),
-        (shape(3, 3, true), [8, 6, 3], 1),
+        (shape(2, 2, false, 0), [12, 10, 1], 2),
+        (shape(2, 2, true, 0), [12, 10, 1], 2),
+        (shape(3, 3, true, 0), [8, 6, 3], 1),
+        (shape(2, 2, false, 3), [12, 10, 1], 2),
+        (shape(2, 2, true, 3), [12, 10, 1], 2),
+        (shape(3, 2, true, 4), [8, 8, 6], 1),
     ] {
         let problem = scene::smoke(dims, air).unwrap();
         let a = problem.operator().unwrap();
@@ -435,6 +443,27 @@ fn model_files_round_trip_and_bad_files_are_errors() {
     let back = Model::from_bytes(&symmetric.to_bytes().unwrap()).unwrap();
     assert_eq!(back.network.architecture(), Architecture::symmetric(2));
     assert_eq!(back.network.params(), symmetric.network.params());
+    let two_level = Architecture {
+        coarse_block: 8,
+        ..Architecture::symmetric(3)
+    };
+    let model_two_level = Model {
+        network: Network::new(two_level, 13).unwrap(),
+        ..model.clone()
+    };
+    let back = Model::from_bytes(&model_two_level.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.network.architecture(), two_level);
+    let one = Architecture {
+        coarse_block: 1,
+        ..two_level
+    };
+    assert!(matches!(
+        Network::new(one, 1),
+        Err(Error::InvalidArgument {
+            argument: "coarse_block",
+            ..
+        })
+    ));
 
     let format_error = |bytes: &[u8], fragment: &str| match Model::from_bytes(bytes) {
         Err(Error::Format { message }) => {

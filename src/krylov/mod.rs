@@ -1,6 +1,7 @@
 //! Krylov solvers: preconditioned conjugate gradient for SPD systems,
 //! restarted GMRES and BiCGStab for general ones, preconditioners
-//! (Jacobi, IC(0), geometric multigrid, callbacks) and solve reports.
+//! (Jacobi, IC(0), geometric multigrid, callbacks), the conjugate-direction
+//! method with its two-level coarse-space correction, and solve reports.
 
 mod bicgstab;
 mod cg;
@@ -12,6 +13,7 @@ mod options;
 mod precond;
 mod report;
 mod single_reduction;
+mod two_level;
 pub mod vector;
 
 pub use bicgstab::bicgstab;
@@ -28,3 +30,4 @@ pub(crate) use options::{conclude, true_residual};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};
 pub use report::{SolveReason, SolveReport};
 pub use single_reduction::{cg_single_reduction, AllreduceSum};
+pub use two_level::{CoarseSpace, TwoLevel};

@@ -5,24 +5,22 @@ use super::layers::Grid;
 use super::network::{Network, Workspace};
 use super::train::{from_field, to_field};
 use crate::error::{Error, Result};
-use crate::krylov::DirectionGenerator;
+use crate::krylov::{CoarseSpace, DirectionGenerator, TwoLevel};
 use crate::operator::{GridPoisson, LinearOperator};
 use std::sync::Mutex;
 
-/// D(r) = N(r), or Lᵀ L r for a network of the symmetric form, on the grid
-/// of `op`, non-fluid cells masked to zero on input and output. Applies
-/// serialise on internal buffers, allocated once (no allocation per
-/// direction after the first).
-pub struct NetworkDirection<'a> {
+/// The network's direction N(r), or Lᵀ L r for a network of the symmetric
+/// form, on the grid of `op`, non-fluid cells masked to zero on input and
+/// output. Applies serialise on internal buffers, allocated once (no
+/// allocation per direction after the first).
+struct NetworkOnGrid<'a> {
     op: &'a GridPoisson,
     network: &'a Network,
     buffers: Mutex<(Vec<f32>, Workspace)>,
 }
 
-impl<'a> NetworkDirection<'a> {
-    /// The generator for `op`; fails when the network's dimension is not
-    /// the grid's.
-    pub fn new(op: &'a GridPoisson, network: &'a Network) -> Result<Self> {
+impl<'a> NetworkOnGrid<'a> {
+    fn new(op: &'a GridPoisson, network: &'a Network) -> Result<Self> {
         let grid = Grid::new(op.dims());
         if grid.ndim() != network.architecture().dim {
             return Err(Error::invalid(
@@ -43,7 +41,7 @@ impl<'a> NetworkDirection<'a> {
     }
 }
 
-impl DirectionGenerator for NetworkDirection<'_> {
+impl DirectionGenerator for NetworkOnGrid<'_> {
     fn dim(&self) -> usize {
         self.op.dim()
     }
@@ -58,5 +56,47 @@ impl DirectionGenerator for NetworkDirection<'_> {
         let out = self.network.direction(grid, field, workspace)?;
         from_field(self.op, out, d);
         Ok(())
+    }
+}
+
+/// The direction of a trained network on the grid of `op`: D(r) = N(r) (Lᵀ
+/// L r for the symmetric form), with the two-level coarse-space correction
+/// C r + (I − C A) N((I − A C) r) when the architecture has a
+/// `coarse_block` (the coarse space of `op` is built once, here).
+pub struct NetworkDirection<'a> {
+    generator: Generator<'a>,
+}
+
+enum Generator<'a> {
+    Network(NetworkOnGrid<'a>),
+    TwoLevel(TwoLevel<'a, NetworkOnGrid<'a>>),
+}
+
+impl<'a> NetworkDirection<'a> {
+    /// The generator for `op`; fails when the network's dimension is not
+    /// the grid's, or the coarse operator cannot be factored.
+    pub fn new(op: &'a GridPoisson, network: &'a Network) -> Result<Self> {
+        let plain = NetworkOnGrid::new(op, network)?;
+        let generator = match network.architecture().coarse_block {
+            0 => Generator::Network(plain),
+            block => Generator::TwoLevel(TwoLevel::new(op, CoarseSpace::new(op, block)?, plain)?),
+        };
+        Ok(Self { generator })
+    }
+}
+
+impl DirectionGenerator for NetworkDirection<'_> {
+    fn dim(&self) -> usize {
+        match &self.generator {
+            Generator::Network(g) => g.dim(),
+            Generator::TwoLevel(g) => g.dim(),
+        }
+    }
+
+    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
+        match &self.generator {
+            Generator::Network(g) => g.direction(r, d),
+            Generator::TwoLevel(g) => g.direction(r, d),
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! Tensors `conv{k}.weight` (f32, shape [cout, cin, k, k] in 2D or
 //! [cout, cin, k, k, k] in 3D, kernel taps z-major; no biases) for the
 //! convolutions in network order; metadata `format =
-//! adjunct-cdm`, `version = 1`, `dim`, `channels`, `levels`, `blocks`, and
-//! free-form `training_grid` and `training_command`.
+//! adjunct-cdm`, `version = 1`, `dim`, `channels`, `levels`, `blocks`,
+//! `symmetric` and `coarse_block` (both optional: absent means `false` and
+//! 0), and free-form `training_grid` and `training_command`.
 
 use super::network::{Architecture, Network};
 use crate::error::{Error, Result};
@@ -64,6 +65,7 @@ impl Model {
             ("levels", arch.levels.to_string()),
             ("blocks", arch.blocks.to_string()),
             ("symmetric", arch.symmetric.to_string()),
+            ("coarse_block", arch.coarse_block.to_string()),
             ("training_grid", self.training_grid.clone()),
             ("training_command", self.training_command.clone()),
         ]
@@ -135,6 +137,11 @@ impl Model {
                         "metadata `symmetric` is `{other}`, expected `true` or `false`"
                     )))
                 }
+            },
+            // Absent in files written before the two-level correction existed.
+            coarse_block: match meta.get("coarse_block") {
+                None => 0,
+                Some(_) => number("coarse_block")?,
             },
         };
         let mut network =
