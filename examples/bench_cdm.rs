@@ -27,7 +27,10 @@
 //! for: learned/CG iterations (≤ 0.2), learned/IC(0) iterations (< 1) and
 //! learned/IC(0) wall-clock (≤ 2).
 
-use adjunct::krylov::{conjugate_direction, ConjugateDirectionOptions, DirectionGenerator};
+use adjunct::krylov::{
+    conjugate_direction, CoarseSpace, ConjugateDirectionOptions, DirectionGenerator, Multigrid,
+    MultigridOptions, PreconditionerDirection, TwoLevel,
+};
 use adjunct::learned::{Model, NetworkDirection};
 use adjunct::{
     cg, scene, Error, GridPoisson, Ic0, Identity, Jacobi, KrylovOptions, LinearOperator,
@@ -40,6 +43,10 @@ use common::flag;
 use std::time::Instant;
 
 const RTOL: f64 = 1e-6;
+
+/// Aggregate side of the two-level Jacobi yardstick (that of the shipped
+/// two-level models).
+const COARSE_BLOCK: usize = 8;
 
 /// One solver's outcome on one scene.
 struct Row {
@@ -69,21 +76,16 @@ where
     }
 }
 
-fn classical(
-    label: &str,
-    a: &GridPoisson,
-    precond: &dyn Preconditioner,
-    b: &[f64],
-    options: &KrylovOptions,
-) -> Row {
+/// Three solves from x = 0 by `solve`: the median wall-clock and the last
+/// outcome.
+fn timed(label: &str, n: usize, solve: impl Fn(&mut [f64]) -> (SolveReport, bool)) -> Row {
     let mut runs = Vec::new();
     let mut last = None;
     for _ in 0..3 {
-        let mut x = vec![0.0; a.dim()];
+        let mut x = vec![0.0; n];
         let start = Instant::now();
-        let result = cg(a, precond, b, &mut x, options);
+        last = Some(solve(&mut x));
         runs.push(start.elapsed().as_secs_f64());
-        last = Some(outcome(result, |r| r));
     }
     let (report, converged) = last.expect("three runs");
     Row {
@@ -97,8 +99,20 @@ fn classical(
     }
 }
 
+fn classical(
+    label: &str,
+    a: &GridPoisson,
+    precond: &dyn Preconditioner,
+    b: &[f64],
+    options: &KrylovOptions,
+) -> Row {
+    timed(label, a.dim(), |x| {
+        outcome(cg(a, precond, b, x, options), |r| r)
+    })
+}
+
 fn learned(label: &str, a: &GridPoisson, model: &Model, b: &[f64], max_seconds: f64) -> Row {
-    let generator = NetworkDirection::new(a, &model.network).expect("model matches the grid");
+    let generator = NetworkDirection::for_model(a, model).expect("model matches the grid");
     // One untimed warm-up direction (allocates the workspace), one timed.
     let mut d = vec![0.0; a.dim()];
     generator.direction(b, &mut d).expect("direction");
@@ -226,11 +240,24 @@ fn main() {
         let start = Instant::now();
         let ic0 = Ic0::new(&a.to_csr()).expect("IC(0)");
         let factor_seconds = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let multigrid = Multigrid::new(&a, &MultigridOptions::default()).expect("multigrid");
+        let multigrid_seconds = start.elapsed().as_secs_f64();
         let jacobi = Jacobi::new(&a).expect("Jacobi");
+        let start = Instant::now();
+        let coarse = CoarseSpace::new(&a, COARSE_BLOCK).expect("coarse space");
+        let coarse_seconds = start.elapsed().as_secs_f64();
+        let two_level_jacobi =
+            TwoLevel::new(&a, coarse, PreconditionerDirection(&jacobi)).expect("two-level");
         println!(
-            "\n{dims:?}: {} unknowns (IC(0) factorisation {factor_seconds:.3} s, not included)",
-            a.dim()
+            "\n{dims:?}: {} unknowns (setup not included: IC(0) factorisation {factor_seconds:.3} s, multigrid {multigrid_seconds:.3} s, coarse space of {}^d-cell aggregates {coarse_seconds:.3} s)",
+            a.dim(),
+            COARSE_BLOCK
         );
+        let direction_options = ConjugateDirectionOptions {
+            krylov: options.clone(),
+            ..ConjugateDirectionOptions::default()
+        };
         println!(
             "  {:<22} {:>7} {:>10} {:>12} {:>9}",
             "solver", "its", "seconds", "per D(r)", "fallbacks"
@@ -239,6 +266,11 @@ fn main() {
             classical("CG", &a, &Identity { dim: a.dim() }, b, &options),
             classical("Jacobi-PCG", &a, &jacobi, b, &options),
             classical("IC(0)-PCG", &a, &ic0, b, &options),
+            classical("multigrid-PCG", &a, &multigrid, b, &options),
+            timed("two-level Jacobi", a.dim(), |x| {
+                let result = conjugate_direction(&a, &two_level_jacobi, b, x, &direction_options);
+                outcome(result, |r| &r.solve)
+            }),
         ];
         rows.iter().for_each(print_row);
         for (label, model) in models(dim) {

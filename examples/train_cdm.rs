@@ -7,8 +7,9 @@
 //!
 //! Every flag is optional (defaults shown above for 2D; 3D uses --grid 24);
 //! `--channels`, `--levels` and `--blocks` override the preset's shape;
-//! `--coarse-block B` trains with the two-level correction by aggregates of
-//! Bᵈ cells (the model then applies it in every solve).
+//! `--coarse-block B` (default 0, none) stores in the model that solves
+//! apply the two-level correction with aggregates of Bᵈ cells around it
+//! (training itself is unchanged: see `learned::NetworkDirection`).
 //! Round 1 trains on right-hand sides built from Ritz vectors; each further
 //! round adds the residuals the conjugate-direction solver meets with the
 //! current network (30 iterations from a tenth of the data) and trains
@@ -43,7 +44,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     arch.channels = number("--channels", arch.channels as f64) as usize;
     arch.levels = number("--levels", arch.levels as f64) as usize;
     arch.blocks = number("--blocks", arch.blocks as f64) as usize;
-    arch.coarse_block = number("--coarse-block", arch.coarse_block as f64) as usize;
     let samples = number("--samples", 400.0) as usize;
     let lanczos = number("--lanczos", 150.0) as usize;
     let minutes = number("--minutes", 15.0);
@@ -103,6 +103,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let model = Model {
         network: net,
+        coarse_block: number("--coarse-block", 0.0) as usize,
         training_grid: dims
             .iter()
             .take(dim)

@@ -459,8 +459,11 @@ struct adj_cdm_options adj_cdm_options_default(void);
 // method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
 // against the last k and takes the exact line-search step. The direction
 // generator is exactly one of: `model` (a trained network; `op` must be a
-// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
-// PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
+// grid operator of the model's dimension; when the model file sets
+// `coarse_block`, as the shipped ones do, the network runs inside the
+// two-level correction D(r) = C r + (I − C A) s N((I − A C) r) with an
+// aggregation coarse space built from `op` on every call), `precond`
+// (D = M⁻¹: a flexible PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
 // With `options->allreduce` set, each rank passes its part of the problem
 // (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
 // On success x holds the solution; on failure x is unchanged. `report`

@@ -233,7 +233,6 @@ fn network_forward_matches_naive_composition() {
                 levels: 2,
                 blocks: 1,
                 symmetric: false,
-                coarse_block: 0,
             },
             [7, 6, 5],
         ),
@@ -263,7 +262,6 @@ fn backpropagation_matches_finite_differences() {
         levels: 2,
         blocks: 1,
         symmetric: false,
-        coarse_block: 0,
     };
     let mut net = Network::new(arch, 3).unwrap();
     let grid = Grid::new([7, 6, 1]);
@@ -320,7 +318,6 @@ fn symmetric_form_applies_l_transpose_l() {
                 levels: 2,
                 blocks: 2,
                 symmetric: true,
-                coarse_block: 0,
             },
             [7, 6, 5],
         ),
@@ -355,22 +352,17 @@ fn symmetric_form_applies_l_transpose_l() {
 fn training_gradients_match_finite_differences() {
     // The 3D case coarsens 8×6×3 to 4×3×2 and 2×2×1: a 3D level with a
     // single layer in z still uses the 3^3 kernels.
-    // The two-level cases put 3×3 (2D) and 4×4×4 (3D) aggregates on them.
-    let shape = |dim, levels, symmetric, coarse_block| Architecture {
+    let shape = |dim, levels, symmetric| Architecture {
         dim,
         channels: 3,
         levels,
         blocks: 1,
         symmetric,
-        coarse_block,
     };
     for (arch, dims, air) in [
-        (shape(2, 2, false, 0), [12, 10, 1], 2),
-        (shape(2, 2, true, 0), [12, 10, 1], 2),
-        (shape(3, 3, true, 0), [8, 6, 3], 1),
-        (shape(2, 2, false, 3), [12, 10, 1], 2),
-        (shape(2, 2, true, 3), [12, 10, 1], 2),
-        (shape(3, 2, true, 4), [8, 8, 6], 1),
+        (shape(2, 2, false), [12, 10, 1], 2),
+        (shape(2, 2, true), [12, 10, 1], 2),
+        (shape(3, 3, true), [8, 6, 3], 1),
     ] {
         let problem = scene::smoke(dims, air).unwrap();
         let a = problem.operator().unwrap();
@@ -428,6 +420,7 @@ fn model_files_round_trip_and_bad_files_are_errors() {
     let net = Network::new(Architecture::fast(3), 11).unwrap();
     let model = Model {
         network: net.clone(),
+        coarse_block: 0,
         training_grid: "16x16x16".into(),
         training_command: "test".into(),
     };
@@ -443,27 +436,13 @@ fn model_files_round_trip_and_bad_files_are_errors() {
     let back = Model::from_bytes(&symmetric.to_bytes().unwrap()).unwrap();
     assert_eq!(back.network.architecture(), Architecture::symmetric(2));
     assert_eq!(back.network.params(), symmetric.network.params());
-    let two_level = Architecture {
+    let two_level = Model {
         coarse_block: 8,
-        ..Architecture::symmetric(3)
+        ..symmetric.clone()
     };
-    let model_two_level = Model {
-        network: Network::new(two_level, 13).unwrap(),
-        ..model.clone()
-    };
-    let back = Model::from_bytes(&model_two_level.to_bytes().unwrap()).unwrap();
-    assert_eq!(back.network.architecture(), two_level);
-    let one = Architecture {
-        coarse_block: 1,
-        ..two_level
-    };
-    assert!(matches!(
-        Network::new(one, 1),
-        Err(Error::InvalidArgument {
-            argument: "coarse_block",
-            ..
-        })
-    ));
+    let two_level_bytes = two_level.to_bytes().unwrap();
+    assert_eq!(Model::from_bytes(&two_level_bytes).unwrap().coarse_block, 8);
+    assert_eq!(back.coarse_block, 0);
 
     let format_error = |bytes: &[u8], fragment: &str| match Model::from_bytes(bytes) {
         Err(Error::Format { message }) => {
@@ -483,6 +462,17 @@ fn model_files_round_trip_and_bad_files_are_errors() {
     let mut other = bytes.clone();
     other[at + needle.len() - 2] = b'9';
     format_error(&other, "shape");
+    // A coarse block of 1 (no coarsening) or not a number.
+    let needle = b"\"coarse_block\":\"8\"";
+    let at = two_level_bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("coarse_block in the header");
+    let mut other = two_level_bytes.clone();
+    other[at + needle.len() - 2] = b'1';
+    format_error(&other, "coarse_block");
+    other[at + needle.len() - 2] = b'x';
+    format_error(&other, "coarse_block");
     // NaN weights.
     let mut bad = Model {
         network: net.clone(),

@@ -6,10 +6,11 @@ mod common;
 
 use adjunct::ffi::*;
 use adjunct::krylov::{
-    conjugate_direction, ConjugateDirectionOptions, ConjugateDirectionReport, DirectionGenerator,
+    conjugate_direction, CoarseSpace, ConjugateDirectionOptions, ConjugateDirectionReport,
+    DirectionGenerator, PreconditionerDirection, TwoLevel,
 };
 use adjunct::learned::{Model, NetworkDirection};
-use adjunct::{cg, scene, GridPoisson, Identity, KrylovOptions, LinearOperator};
+use adjunct::{cg, scene, GridPoisson, Identity, Jacobi, KrylovOptions, LinearOperator};
 use common::{direct_solve, rel_diff, root, Rng};
 use std::ptr::{null, null_mut};
 
@@ -47,7 +48,7 @@ fn solve_with_model(
     max_iterations: usize,
 ) -> (ConjugateDirectionReport, usize) {
     let (a, b) = held_out(dims);
-    let generator = NetworkDirection::new(&a, &model.network).unwrap();
+    let generator = NetworkDirection::for_model(&a, model).unwrap();
     let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
     let r: Vec<f64> = b.iter().map(|v| v / norm).collect();
     let mut q = vec![0.0; a.dim()];
@@ -83,6 +84,23 @@ fn solve_with_model(
     (report, plain.iterations)
 }
 
+/// Conjugate-direction iterations to 1e-6 from x = 0 with `generator`.
+fn iterations(a: &GridPoisson, b: &[f64], generator: &dyn DirectionGenerator) -> usize {
+    let options = ConjugateDirectionOptions {
+        krylov: KrylovOptions {
+            rtol: 1e-6,
+            max_iterations: 2000,
+            ..KrylovOptions::default()
+        },
+        ..ConjugateDirectionOptions::default()
+    };
+    let mut x = vec![0.0; a.dim()];
+    conjugate_direction(a, generator, b, &mut x, &options)
+        .unwrap()
+        .solve
+        .iterations
+}
+
 #[test]
 fn shipped_symmetric_models_beat_cg_on_held_out_scenes() {
     for (name, dim, dims) in [
@@ -92,15 +110,64 @@ fn shipped_symmetric_models_beat_cg_on_held_out_scenes() {
         let model = shipped(name);
         let arch = model.network.architecture();
         assert!(arch.symmetric && arch.dim == dim, "{name}: {arch:?}");
+        assert_eq!(model.coarse_block, 8, "{name}: shipped as two-level");
         let (report, cg_iterations) = solve_with_model(&model, dims, 2000);
         // A symmetric positive semidefinite D never stalls the iteration.
         assert_eq!(report.fallback_steps, 0, "{name}");
+        let two_level = report.solve.iterations;
         assert!(
-            (report.solve.iterations as f64) < 0.7 * cg_iterations as f64,
-            "{name}: {} iterations, CG {cg_iterations}",
-            report.solve.iterations
+            (two_level as f64) < 0.2 * cg_iterations as f64,
+            "{name}: {two_level} iterations, CG {cg_iterations}"
+        );
+        // The coarse space and the network each do part of the work: the
+        // two-level solve beats the network alone and the coarse space
+        // around Jacobi.
+        let (a, b) = held_out(dims);
+        let plain = iterations(&a, &b, &NetworkDirection::new(&a, &model.network).unwrap());
+        let jacobi = Jacobi::new(&a).unwrap();
+        let coarse = CoarseSpace::new(&a, model.coarse_block).unwrap();
+        let two_level_jacobi = TwoLevel::new(&a, coarse, PreconditionerDirection(&jacobi)).unwrap();
+        let yardstick = iterations(&a, &b, &two_level_jacobi);
+        eprintln!("{name}: network alone {plain}, two-level Jacobi {yardstick} iterations");
+        assert!(
+            two_level < plain && two_level < yardstick,
+            "{name}: two-level {two_level}, network alone {plain}, two-level Jacobi {yardstick}"
         );
     }
+}
+
+#[test]
+fn two_level_directions_do_not_depend_on_the_network_scale() {
+    // The fitted step s absorbs the network's arbitrary scale: scaling the
+    // last convolution's weights by 10 (L → 10 L, Lᵀ L → 100 Lᵀ L) leaves
+    // the directions unchanged up to rounding.
+    let model = shipped("cdm_3d.safetensors");
+    let (a, b) = held_out([20, 18, 16]);
+    let mut scaled = model.network.clone();
+    let last = scaled.params().len() - model.network.architecture().channels;
+    scaled.params_mut()[last..]
+        .iter_mut()
+        .for_each(|w| *w *= 10.0);
+    let mut d = [vec![0.0; a.dim()], vec![0.0; a.dim()]];
+    for (net, d) in [&model.network, &scaled].into_iter().zip(&mut d) {
+        NetworkDirection::two_level(&a, net, 4)
+            .unwrap()
+            .direction(&b, d)
+            .unwrap();
+    }
+    assert!(rel_diff(&d[1], &d[0]) < 1e-5, "{}", rel_diff(&d[1], &d[0]));
+    // Without the correction the scale shows.
+    let mut plain = vec![0.0; a.dim()];
+    NetworkDirection::new(&a, &scaled)
+        .unwrap()
+        .direction(&b, &mut plain)
+        .unwrap();
+    let mut unscaled = vec![0.0; a.dim()];
+    NetworkDirection::new(&a, &model.network)
+        .unwrap()
+        .direction(&b, &mut unscaled)
+        .unwrap();
+    assert!(rel_diff(&plain, &unscaled) > 10.0);
 }
 
 #[test]

@@ -140,8 +140,11 @@ pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
 /// method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
 /// against the last k and takes the exact line-search step. The direction
 /// generator is exactly one of: `model` (a trained network; `op` must be a
-/// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
-/// PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
+/// grid operator of the model's dimension; when the model file sets
+/// `coarse_block`, as the shipped ones do, the network runs inside the
+/// two-level correction D(r) = C r + (I − C A) s N((I − A C) r) with an
+/// aggregation coarse space built from `op` on every call), `precond`
+/// (D = M⁻¹: a flexible PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
 /// With `options->allreduce` set, each rank passes its part of the problem
 /// (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
 /// On success x holds the solution; on failure x is unchanged. `report`
@@ -196,7 +199,7 @@ pub unsafe extern "C" fn adj_cdm_solve(
         let precond_direction;
         let callback;
         let generator: &dyn DirectionGenerator = if let Some(m) = model {
-            network = NetworkDirection::new(op.grid()?, &m.model.network)?;
+            network = NetworkDirection::for_model(op.grid()?, &m.model)?;
             &network
         } else if let Some(p) = precond {
             precond_direction = PreconditionerDirection(&*p.inner);

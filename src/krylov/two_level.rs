@@ -154,8 +154,6 @@ impl CoarseSpace {
     }
 
     /// out ← (I − A C) r, the input of the inner generator (`scratch`: n).
-    /// It is also the transpose of [`CoarseSpace::complete`]'s map from the
-    /// inner direction to D (A and C are symmetric), for backpropagation.
     pub(crate) fn deflate(
         &self,
         a: &GridPoisson,

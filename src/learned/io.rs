@@ -22,6 +22,10 @@ const VERSION: &str = "1";
 pub struct Model {
     /// The network.
     pub network: Network,
+    /// Side, in cells, of the aggregates of the two-level correction that
+    /// solves apply around the network (see [`super::NetworkDirection`]);
+    /// 0 = none.
+    pub coarse_block: usize,
     /// Grid size the model was trained on, e.g. "64x64".
     pub training_grid: String,
     /// The command that trained it.
@@ -65,7 +69,7 @@ impl Model {
             ("levels", arch.levels.to_string()),
             ("blocks", arch.blocks.to_string()),
             ("symmetric", arch.symmetric.to_string()),
-            ("coarse_block", arch.coarse_block.to_string()),
+            ("coarse_block", self.coarse_block.to_string()),
             ("training_grid", self.training_grid.clone()),
             ("training_command", self.training_command.clone()),
         ]
@@ -138,11 +142,6 @@ impl Model {
                     )))
                 }
             },
-            // Absent in files written before the two-level correction existed.
-            coarse_block: match meta.get("coarse_block") {
-                None => 0,
-                Some(_) => number("coarse_block")?,
-            },
         };
         let mut network =
             Network::new(arch, 0).map_err(|e| format_error(format!("architecture: {e}")))?;
@@ -187,8 +186,19 @@ impl Model {
         if let Some(i) = network.params().iter().position(|v| !v.is_finite()) {
             return Err(format_error(format!("parameter {i} is not finite")));
         }
+        // Absent in files written before the two-level correction existed.
+        let coarse_block = match meta.get("coarse_block") {
+            None => 0,
+            Some(_) => number("coarse_block")?,
+        };
+        if coarse_block == 1 {
+            return Err(format_error(
+                "metadata `coarse_block` is 1 (0 for none, or an aggregate side ≥ 2)",
+            ));
+        }
         Ok(Self {
             network,
+            coarse_block,
             training_grid: meta.get("training_grid").cloned().unwrap_or_default(),
             training_command: meta.get("training_command").cloned().unwrap_or_default(),
         })

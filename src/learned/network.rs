@@ -39,12 +39,6 @@ pub struct Architecture {
     /// semidefinite, so the conjugate-direction method is preconditioned CG
     /// with a learned preconditioner and keeps CG's convergence guarantees.
     pub symmetric: bool,
-    /// Side, in cells, of the boxes aggregated into one coarse unknown of
-    /// the two-level correction D(r) = C r + (I − C A) N((I − A C) r)
-    /// ([`crate::krylov::CoarseSpace`]), applied in training and in every
-    /// solve, so the network only learns the error the coarse space leaves;
-    /// 0 = none, D = N.
-    pub coarse_block: usize,
 }
 
 impl Architecture {
@@ -57,7 +51,6 @@ impl Architecture {
             levels: 2,
             blocks: 2,
             symmetric: false,
-            coarse_block: 0,
         }
     }
 
@@ -70,7 +63,6 @@ impl Architecture {
             levels: 3,
             blocks: 1,
             symmetric: false,
-            coarse_block: 0,
         }
     }
 
@@ -84,7 +76,6 @@ impl Architecture {
             levels: 4,
             blocks: 1,
             symmetric: true,
-            coarse_block: 0,
         }
     }
 
@@ -119,15 +110,6 @@ impl Architecture {
                 format!(
                     "channels = {} must be in 1..=256 and levels = {} in 1..=8",
                     self.channels, self.levels
-                ),
-            ));
-        }
-        if self.coarse_block == 1 || self.coarse_block > 1024 {
-            return Err(Error::invalid(
-                "coarse_block",
-                format!(
-                    "coarse_block = {} must be 0 (none) or in 2..=1024",
-                    self.coarse_block
                 ),
             ));
         }

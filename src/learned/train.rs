@@ -14,7 +14,7 @@
 use super::layers::Grid;
 use super::network::{Network, SplitMix, Tape};
 use crate::error::{Error, Result};
-use crate::krylov::{vector, CoarseSpace};
+use crate::krylov::vector;
 use crate::operator::{GridPoisson, LinearOperator};
 
 /// Right-hand sides built from Ritz vectors of A.
@@ -179,32 +179,10 @@ fn sample_loss(a: &GridPoisson, r: &[f64], q: &[f64]) -> Result<(f64, Vec<f64>)>
 /// The batch-mean loss of `net` on `batch` and its gradient wrt the
 /// parameters. In the symmetric form the direction is q = Sᵀ Lᵀ L S r (S
 /// scatters the unknowns into the grid), and for g = dL/dq on the grid
-/// dL = yᵀ dL g + (L g)ᵀ dL r with y = L S r: two more passes of L. With
-/// the architecture's two-level correction, the network sees (I − A C) r,
-/// q = C r + (I − C A) N(·), and dL/dN = (I − A C) dL/dq (A and C are
-/// symmetric); the coarse space of `a` is built here, once per call.
+/// dL = yᵀ dL g + (L g)ᵀ dL r with y = L S r: two more passes of L.
 pub fn loss_and_gradient<R: AsRef<[f64]>>(
     net: &Network,
     a: &GridPoisson,
-    batch: &[R],
-) -> Result<(f64, Vec<f32>)> {
-    let coarse = coarse_space(net, a)?;
-    batch_loss_and_gradient(net, a, coarse.as_ref(), batch)
-}
-
-/// The coarse space of `a` that the architecture asks for, if any.
-fn coarse_space(net: &Network, a: &GridPoisson) -> Result<Option<CoarseSpace>> {
-    match net.architecture().coarse_block {
-        0 => Ok(None),
-        block => CoarseSpace::new(a, block).map(Some),
-    }
-}
-
-/// [`loss_and_gradient`] with the coarse space given.
-fn batch_loss_and_gradient<R: AsRef<[f64]>>(
-    net: &Network,
-    a: &GridPoisson,
-    coarse: Option<&CoarseSpace>,
     batch: &[R],
 ) -> Result<(f64, Vec<f32>)> {
     let grid = Grid::new(a.dims());
@@ -214,16 +192,10 @@ fn batch_loss_and_gradient<R: AsRef<[f64]>>(
     let mut transposed = vec![0.0f32; if symmetric { grid.cells() } else { 0 }];
     let (mut tape, mut tape_g) = (Tape::default(), Tape::default());
     let mut total = 0.0;
-    let n = a.dim();
-    let mut q = vec![0.0; n];
-    let (mut input, mut s1, mut s2) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    let mut q = vec![0.0; a.dim()];
     for r in batch {
         let r = r.as_ref();
-        match coarse {
-            Some(c) => c.deflate(a, r, &mut input, &mut s1)?,
-            None => input.copy_from_slice(r),
-        }
-        to_field(a, &input, &mut field);
+        to_field(a, r, &mut field);
         let out = net.forward(grid, &field, &mut tape)?;
         if symmetric {
             net.backward_to(grid, &tape, &out, None, Some(&mut transposed));
@@ -231,17 +203,10 @@ fn batch_loss_and_gradient<R: AsRef<[f64]>>(
         } else {
             from_field(a, &out, &mut q);
         }
-        if let Some(c) = coarse {
-            c.complete(a, r, &mut q, &mut s1, &mut s2)?;
-        }
-        let (loss, mut dq) = sample_loss(a, r, &q)?;
+        let (loss, dq) = sample_loss(a, r, &q)?;
         total += loss;
-        if let Some(c) = coarse {
-            c.deflate(a, &dq, &mut input, &mut s1)?;
-            dq.copy_from_slice(&input);
-        }
         // The tape keeps its own copy of the input: `field` now carries
-        // dL/dN, averaged over the batch.
+        // dL/dq, averaged over the batch.
         to_field(a, &dq, &mut field);
         field.iter_mut().for_each(|g| *g /= batch.len() as f32);
         if symmetric {
@@ -333,7 +298,6 @@ pub fn train(
     if data.is_empty() || options.batch == 0 {
         return Err(Error::invalid("data", "an empty dataset or batch"));
     }
-    let coarse = coarse_space(net, a)?;
     let mut adam = Adam::new(net.params().len(), options.learning_rate);
     let mut rng = SplitMix(options.seed);
     let mut order: Vec<usize> = (0..data.len()).collect();
@@ -347,7 +311,7 @@ pub fn train(
         let mut sum = 0.0;
         for chunk in order.chunks(options.batch) {
             let batch: Vec<&[f64]> = chunk.iter().map(|&k| data[k].as_slice()).collect();
-            let (loss, grad) = batch_loss_and_gradient(net, a, coarse.as_ref(), &batch)?;
+            let (loss, grad) = loss_and_gradient(net, a, &batch)?;
             adam.step(net.params_mut(), &grad);
             sum += loss * chunk.len() as f64;
             step += 1;
