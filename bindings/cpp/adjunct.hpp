@@ -317,7 +317,9 @@ inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner 
 }
 
 /// A trained direction network for the conjugate-direction solver (DCDM
-/// form, or the symmetric form D = LᵀL with which `cdm` is PCG).
+/// form, or the symmetric form D = LᵀL with which `cdm` is PCG). A model
+/// whose file sets `coarse_block` (the shipped ones: 8) runs inside the
+/// two-level coarse-space correction built from the operator at each solve.
 class Model {
 public:
     /// Loads a model file; throws Error (ADJ_ERR_IO, ADJ_ERR_FORMAT).

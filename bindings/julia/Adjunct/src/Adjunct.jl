@@ -796,7 +796,9 @@ end
 # ---------------------------------------------------------------- learned conjugate directions
 
 """A trained direction network (DCDM form, or the symmetric form D = LᵀL with which
-`cdm` is PCG), loaded with `load_model`; freed by a finalizer."""
+`cdm` is PCG), loaded with `load_model`; freed by a finalizer. A model whose file
+sets `coarse_block` (the shipped ones: 8) runs inside the two-level coarse-space
+correction D(r) = C r + (I − C A) s N((I − A C) r) built from `A` at each solve."""
 mutable struct Model
     ptr::Ptr{Cvoid}
     function Model(ptr::Ptr{Cvoid})
