@@ -169,7 +169,7 @@ impl CoarseSpace {
 
     /// d ← d + C (r − A d) = C r + (I − C A) d for the inner generator's
     /// direction d (`s1`, `s2`: scratch of length n).
-    pub(crate) fn complete(
+    fn complete(
         &self,
         a: &GridPoisson,
         r: &[f64],
