@@ -161,3 +161,25 @@ fn singular_grids_and_bad_blocks() {
     let mut short = vec![0.0; 3];
     assert!(coarse.correct(&r, &mut short).is_err());
 }
+
+#[test]
+fn coarse_spaces_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<CoarseSpace>();
+    let problem = adjunct::scene::obstacles([16, 12, 10], 2).unwrap();
+    let a = problem.operator().unwrap();
+    let coarse = CoarseSpace::new(&a, 4).unwrap();
+    let mut expected = vec![0.0; a.dim()];
+    coarse.correct(&problem.rhs, &mut expected).unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let mut z = vec![0.0; a.dim()];
+                for _ in 0..20 {
+                    coarse.correct(&problem.rhs, &mut z).unwrap();
+                    assert_eq!(z, expected);
+                }
+            });
+        }
+    });
+}

@@ -23,8 +23,13 @@ use super::vector;
 use crate::error::{Error, Result};
 use crate::operator::{GridPoisson, LinearOperator};
 use crate::parallel::{for_blocks, DisjointSlice};
-use faer::linalg::solvers::Solve;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::factor::LltRegularization;
+use faer::sparse::linalg::cholesky::{
+    factorize_symbolic_cholesky, LltRef, SymbolicCholesky, SymmetricOrdering,
+};
 use faer::sparse::{SparseColMat, Triplet};
+use faer::{Conj, Par, Side};
 use std::sync::Mutex;
 
 /// Unknowns per parallel task of the transfers.
@@ -38,7 +43,16 @@ pub struct CoarseSpace {
     start: Vec<usize>,
     members: Vec<u32>,
     block: usize,
-    cholesky: faer::sparse::linalg::solvers::Llt<u32, f64>,
+    cholesky: CoarseCholesky,
+    /// Right-hand side / solution of the coarse solve and its workspace.
+    solve_buffers: Mutex<(Vec<f64>, MemBuffer)>,
+}
+
+/// The sparse Cholesky factor of A_c (faer's low-level API, so that a solve
+/// runs in caller-owned workspace).
+struct CoarseCholesky {
+    symbolic: SymbolicCholesky<u32>,
+    values: Vec<f64>,
 }
 
 impl std::fmt::Debug for CoarseSpace {
@@ -98,12 +112,15 @@ impl CoarseSpace {
             fill[g as usize] += 1;
         }
         let cholesky = galerkin_cholesky(a, &aggregate, n_c)?;
+        let workspace =
+            MemBuffer::new(cholesky.symbolic.solve_in_place_scratch::<f64>(1, Par::Seq));
         Ok(Self {
             aggregate,
             start,
             members,
             block,
             cholesky,
+            solve_buffers: Mutex::new((vec![0.0; n_c], workspace)),
         })
     }
 
@@ -117,15 +134,15 @@ impl CoarseSpace {
         self.block
     }
 
-    /// z ← C r = P A_c⁻¹ Pᵀ r.
+    /// z ← C r = P A_c⁻¹ Pᵀ r (no allocation; concurrent calls serialise).
     pub fn correct(&self, r: &[f64], z: &mut [f64]) -> Result<()> {
         Error::check_len("r", self.aggregate.len(), r.len())?;
         Error::check_len("z", self.aggregate.len(), z.len())?;
         let n_c = self.aggregates();
-        let mut coarse = faer::Mat::<f64>::zeros(n_c, 1);
+        let mut guard = self.solve_buffers.lock().unwrap_or_else(|p| p.into_inner());
+        let (coarse, workspace) = &mut *guard;
         {
-            let sums = coarse.col_as_slice_mut(0);
-            let out = DisjointSlice::new(sums);
+            let out = DisjointSlice::new(coarse.as_mut_slice());
             for_blocks(n_c.div_ceil(TRANSFER_BLOCK), r.len(), |b| {
                 let range = b * TRANSFER_BLOCK..((b + 1) * TRANSFER_BLOCK).min(n_c);
                 // SAFETY: blocks are disjoint.
@@ -138,8 +155,14 @@ impl CoarseSpace {
                 }
             });
         }
-        self.cholesky.solve_in_place(coarse.as_mut());
-        let values = coarse.col_as_slice(0);
+        LltRef::<u32, f64>::new(&self.cholesky.symbolic, &self.cholesky.values)
+            .solve_in_place_with_conj(
+                Conj::No,
+                faer::MatMut::from_column_major_slice_mut(coarse, n_c, 1),
+                Par::Seq,
+                MemStack::new(workspace),
+            );
+        let values = &coarse[..];
         let n = z.len();
         let out = DisjointSlice::new(z);
         for_blocks(n.div_ceil(TRANSFER_BLOCK), 2 * n, |b| {
@@ -187,11 +210,7 @@ impl CoarseSpace {
 
 /// Sparse Cholesky of A_c = Pᵀ A P (entries summed over aggregate pairs),
 /// retried with a diagonal shift when A_c is singular.
-fn galerkin_cholesky(
-    a: &GridPoisson,
-    aggregate: &[u32],
-    n_c: usize,
-) -> Result<faer::sparse::linalg::solvers::Llt<u32, f64>> {
+fn galerkin_cholesky(a: &GridPoisson, aggregate: &[u32], n_c: usize) -> Result<CoarseCholesky> {
     let csr = a.to_csr();
     let (ptr, cols, vals) = (csr.row_ptr(), csr.col_idx(), csr.values());
     // Lower triangle of A_c row by row (the factorisation reads one side);
@@ -220,7 +239,7 @@ fn galerkin_cholesky(
         .iter()
         .filter(|(gi, gj, _)| gi == gj)
         .fold(0.0f64, |m, &(_, _, v)| m.max(v));
-    let factor = |shift: f64| {
+    let factor = |shift: f64| -> Result<CoarseCholesky> {
         let mut triplets: Vec<Triplet<u32, u32, f64>> = entries
             .iter()
             .map(|&(row, col, val)| Triplet { row, col, val })
@@ -232,13 +251,34 @@ fn galerkin_cholesky(
         }));
         let matrix = SparseColMat::<u32, f64>::try_new_from_triplets(n_c, n_c, &triplets)
             .map_err(|e| Error::invalid("op", format!("coarse operator: {e:?}")))?;
-        matrix
-            .sp_cholesky(faer::Side::Lower)
-            .map_err(|_| Error::NotSpd {
-                message: format!(
-                    "the Galerkin coarse operator ({n_c} aggregates) is not positive definite"
-                ),
-            })
+        let not_spd = || Error::NotSpd {
+            message: format!(
+                "the Galerkin coarse operator ({n_c} aggregates) is not positive definite"
+            ),
+        };
+        let symbolic = factorize_symbolic_cholesky(
+            matrix.symbolic(),
+            Side::Lower,
+            SymmetricOrdering::Amd,
+            Default::default(),
+        )
+        .map_err(|_| not_spd())?;
+        let mut values = vec![0.0; symbolic.len_val()];
+        let mut workspace = MemBuffer::new(
+            symbolic.factorize_numeric_llt_scratch::<f64>(Par::Seq, Default::default()),
+        );
+        symbolic
+            .factorize_numeric_llt(
+                &mut values,
+                matrix.as_ref(),
+                Side::Lower,
+                LltRegularization::default(),
+                Par::Seq,
+                MemStack::new(&mut workspace),
+                Default::default(),
+            )
+            .map_err(|_| not_spd())?;
+        Ok(CoarseCholesky { symbolic, values })
     };
     factor(0.0).or_else(|_| factor(1e-10 * largest_diagonal))
 }

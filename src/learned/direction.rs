@@ -80,7 +80,7 @@ pub struct NetworkDirection<'a> {
 
 enum Generator<'a> {
     Network(NetworkOnGrid<'a>),
-    TwoLevel(TwoLevel<'a, NetworkOnGrid<'a>>),
+    TwoLevel(Box<TwoLevel<'a, NetworkOnGrid<'a>>>),
 }
 
 impl<'a> NetworkDirection<'a> {
@@ -103,7 +103,7 @@ impl<'a> NetworkDirection<'a> {
         let coarse = CoarseSpace::new(op, coarse_block)?;
         inner.scale = fitted_scale(op, &coarse, &inner)?;
         Ok(Self {
-            generator: Generator::TwoLevel(TwoLevel::new(op, coarse, inner)?),
+            generator: Generator::TwoLevel(Box::new(TwoLevel::new(op, coarse, inner)?)),
         })
     }
 
