@@ -93,6 +93,12 @@ fn two_level_with_the_exact_inverse_converges_in_one_iteration() {
     });
     // C + (I − CA) A⁻¹ (I − AC) = A⁻¹ because C A C = C.
     let two_level = TwoLevel::new(&a, CoarseSpace::new(&a, 4).unwrap(), exact).unwrap();
+    // The fitted step of the exact inverse is 1.
+    assert!(
+        (two_level.scale() - 1.0).abs() < 1e-10,
+        "{}",
+        two_level.scale()
+    );
     let mut x = vec![0.0; a.dim()];
     let report =
         conjugate_direction(&a, &two_level, &problem.rhs, &mut x, &options(1e-10)).unwrap();
@@ -113,6 +119,19 @@ fn two_level_jacobi_is_symmetric_and_beats_jacobi_pcg() {
     .unwrap();
     let mut rng = Rng::new(8);
     let (u, v) = (rng.vector(a.dim()), rng.vector(a.dim()));
+    // The fitted scale absorbs the inner generator's: 10 × Jacobi gives the
+    // same directions.
+    let ten_jacobi = FnDirection::new(a.dim(), |r: &[f64], d: &mut [f64]| {
+        PreconditionerDirection(&jacobi).direction(r, d)?;
+        d.iter_mut().for_each(|x| *x *= 10.0);
+        Ok(())
+    });
+    let scaled = TwoLevel::new(&a, CoarseSpace::new(&a, 4).unwrap(), ten_jacobi).unwrap();
+    assert!((10.0 * scaled.scale() / two_level.scale() - 1.0).abs() < 1e-12);
+    let (mut d1, mut d10) = (vec![0.0; a.dim()], vec![0.0; a.dim()]);
+    two_level.direction(&u, &mut d1).unwrap();
+    scaled.direction(&u, &mut d10).unwrap();
+    assert!(rel_diff(&d10, &d1) < 1e-12);
     let (mut du, mut dv) = (vec![0.0; a.dim()], vec![0.0; a.dim()]);
     two_level.direction(&u, &mut du).unwrap();
     two_level.direction(&v, &mut dv).unwrap();

@@ -3,21 +3,20 @@
 
 use super::io::Model;
 use super::layers::Grid;
-use super::network::{Network, SplitMix, Workspace};
+use super::network::{Network, Workspace};
 use super::train::{from_field, to_field};
 use crate::error::{Error, Result};
-use crate::krylov::{vector, CoarseSpace, DirectionGenerator, TwoLevel};
+use crate::krylov::{CoarseSpace, DirectionGenerator, TwoLevel};
 use crate::operator::{GridPoisson, LinearOperator};
 use std::sync::Mutex;
 
-/// s · N(r), or s · Lᵀ L r for a network of the symmetric form, on the grid
+/// N(r), or Lᵀ L r for a network of the symmetric form, on the grid
 /// of `op`, non-fluid cells masked to zero on input and output. Applies
 /// serialise on internal buffers, allocated once (no allocation per
 /// direction after the first).
 struct NetworkOnGrid<'a> {
     op: &'a GridPoisson,
     network: &'a Network,
-    scale: f64,
     buffers: Mutex<(Vec<f32>, Workspace)>,
 }
 
@@ -38,7 +37,6 @@ impl<'a> NetworkOnGrid<'a> {
         Ok(Self {
             op,
             network,
-            scale: 1.0,
             buffers: Mutex::new((vec![0.0; grid.cells()], Workspace::default())),
         })
     }
@@ -58,22 +56,14 @@ impl DirectionGenerator for NetworkOnGrid<'_> {
         let grid = Grid::new(self.op.dims());
         let out = self.network.direction(grid, field, workspace)?;
         from_field(self.op, out, d);
-        if self.scale != 1.0 {
-            d.iter_mut().for_each(|v| *v *= self.scale);
-        }
         Ok(())
     }
 }
 
 /// The direction of a trained network on the grid of `op`: D(r) = N(r)
 /// (Lᵀ L r for the symmetric form), or with the two-level correction of
-/// [`crate::krylov::TwoLevel`], D(r) = C r + (I − C A) s N((I − A C) r).
-///
-/// The network's own scale is arbitrary (the training loss eliminates it),
-/// but the two-level form adds s N to the coarse correction, so s matters:
-/// it is fitted once, when the generator is built, as the exact line-search
-/// step s = nᵀ r / nᵀ A n for n = N(r) on a fixed pseudo-random residual
-/// r = (I − A C) v (iteration counts change little for s within ×3 of it).
+/// [`crate::krylov::TwoLevel`], D(r) = C r + (I − C A) s N((I − A C) r),
+/// whose scale s absorbs the network's arbitrary one.
 pub struct NetworkDirection<'a> {
     generator: Generator<'a>,
 }
@@ -99,9 +89,8 @@ impl<'a> NetworkDirection<'a> {
         network: &'a Network,
         coarse_block: usize,
     ) -> Result<Self> {
-        let mut inner = NetworkOnGrid::new(op, network)?;
+        let inner = NetworkOnGrid::new(op, network)?;
         let coarse = CoarseSpace::new(op, coarse_block)?;
-        inner.scale = fitted_scale(op, &coarse, &inner)?;
         Ok(Self {
             generator: Generator::TwoLevel(Box::new(TwoLevel::new(op, coarse, inner)?)),
         })
@@ -115,21 +104,6 @@ impl<'a> NetworkDirection<'a> {
             block => Self::two_level(op, &model.network, block),
         }
     }
-}
-
-/// s = nᵀ r / nᵀ A n for n = N(r), r = (I − A C) v, v pseudo-random (fixed
-/// seed); 1 when the network's output has no positive curvature there.
-fn fitted_scale(op: &GridPoisson, coarse: &CoarseSpace, net: &NetworkOnGrid) -> Result<f64> {
-    let n = op.dim();
-    let mut rng = SplitMix(0x5EED);
-    let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
-    let (mut r, mut scratch, mut d) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-    coarse.deflate(op, &v, &mut r, &mut scratch)?;
-    net.direction(&r, &mut d)?;
-    op.apply(&d, &mut scratch)?;
-    let (dr, dad) = (vector::dot(&d, &r), vector::dot(&d, &scratch));
-    let s = dr / dad;
-    Ok(if s.is_finite() && s > 0.0 { s } else { 1.0 })
 }
 
 impl DirectionGenerator for NetworkDirection<'_> {

@@ -21,6 +21,7 @@ use super::layers::{
     ConvShape, Grid,
 };
 use crate::error::{Error, Result};
+use crate::random::SplitMix;
 
 /// The network's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -520,24 +521,5 @@ impl Network {
         }
         transpose(0, grid, &levels[0][0], out);
         Ok(out)
-    }
-}
-
-/// SplitMix64 with Box–Muller normals, for reproducible initialisation.
-pub(crate) struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn uniform(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn normal(&mut self) -> f64 {
-        let u = self.uniform().max(1e-300);
-        let v = self.uniform();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
     }
 }

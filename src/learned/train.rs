@@ -12,10 +12,11 @@
 //! - Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8).
 
 use super::layers::Grid;
-use super::network::{Network, SplitMix, Tape};
+use super::network::{Network, Tape};
 use crate::error::{Error, Result};
 use crate::krylov::vector;
 use crate::operator::{GridPoisson, LinearOperator};
+use crate::random::SplitMix;
 
 /// Right-hand sides built from Ritz vectors of A.
 pub fn ritz_dataset(
