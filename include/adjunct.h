@@ -260,6 +260,13 @@ typedef struct adj_cdm_options {
   adj_allreduce_fn allreduce;
   // Passed to `allreduce`.
   void *allreduce_ctx;
+  // Two-level coarse-space correction around the direction generator G:
+  // D(r) = C r + (I − C A) s G((I − A C) r), C = P (Pᵀ A P)⁻¹ Pᵀ over
+  // aggregates of coarse_block^d cells, s fitted once (G is called once
+  // more for it). Needs a grid operator. At least 2: applied with that
+  // block; 0: none; -1 (default): what the model file says (the shipped
+  // models: 8), none for `precond` and `direction`.
+  int32_t coarse_block;
 } adj_cdm_options;
 
 // A vector map `y = f(x)` given by the caller: a matrix-free operator
@@ -459,11 +466,11 @@ struct adj_cdm_options adj_cdm_options_default(void);
 // method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
 // against the last k and takes the exact line-search step. The direction
 // generator is exactly one of: `model` (a trained network; `op` must be a
-// grid operator of the model's dimension; when the model file sets
-// `coarse_block`, as the shipped ones do, the network runs inside the
-// two-level correction D(r) = C r + (I − C A) s N((I − A C) r) with an
-// aggregation coarse space built from `op` on every call), `precond`
-// (D = M⁻¹: a flexible PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
+// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
+// PCG), or `direction` with `direction_ctx`; `options->coarse_block` wraps
+// it in the two-level correction (by default when the model file asks for
+// it, as the shipped ones do), with the coarse space built from `op` on
+// every call. `b` and `x` hold n doubles.
 // With `options->allreduce` set, each rank passes its part of the problem
 // (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
 // On success x holds the solution; on failure x is unchanged. `report`

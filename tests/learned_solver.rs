@@ -10,7 +10,7 @@ use adjunct::krylov::{
     DirectionGenerator, PreconditionerDirection, TwoLevel,
 };
 use adjunct::learned::{Model, NetworkDirection};
-use adjunct::{cg, scene, GridPoisson, Identity, Jacobi, KrylovOptions, LinearOperator};
+use adjunct::{cg, scene, Cell, GridPoisson, Identity, Jacobi, KrylovOptions, LinearOperator};
 use common::{direct_solve, rel_diff, root, Rng};
 use std::ptr::{null, null_mut};
 
@@ -321,6 +321,126 @@ fn models_and_cdm_through_the_c_abi() {
         adj_model_free(model);
         adj_model_free(model3);
         adj_model_free(null_mut());
+        adj_operator_free(grid);
+    }
+}
+
+#[test]
+fn two_level_option_through_the_c_abi() {
+    // The scene of the Julia package's test: 32², air in the top two rows,
+    // a solid box at x 9..14, y 7..12 (0-based).
+    let cells: Vec<u8> = (0..32 * 32)
+        .map(|c| {
+            let (x, y) = (c % 32, c / 32);
+            if y >= 30 {
+                Cell::Air as u8
+            } else if (9..14).contains(&x) && (7..12).contains(&y) {
+                Cell::Solid as u8
+            } else {
+                Cell::Fluid as u8
+            }
+        })
+        .collect();
+    let path =
+        std::ffi::CString::new(root().join("models/cdm_2d.safetensors").to_str().unwrap()).unwrap();
+    let (mut grid, mut model, mut pc, mut csr) = (null_mut(), null_mut(), null_mut(), null_mut());
+    use adj_status::*;
+    // SAFETY: valid arguments as documented; handles freed below.
+    unsafe {
+        let spacing = [1.0 / 32.0; 2];
+        assert_eq!(
+            adj_operator_new_grid_poisson(
+                32,
+                32,
+                1,
+                cells.as_ptr(),
+                spacing.as_ptr(),
+                null(),
+                &mut grid
+            ),
+            ADJ_OK
+        );
+        assert_eq!(adj_model_load(path.as_ptr(), &mut model), ADJ_OK);
+        assert_eq!(adj_precond_new(grid, ADJ_PRECOND_JACOBI, &mut pc), ADJ_OK);
+        let mut n = 0;
+        adj_operator_dim(grid, &mut n);
+        let (row_ptr, col_idx, values) = (vec![0i32, 1], vec![0i32], vec![2.0]);
+        assert_eq!(
+            adj_operator_new_csr_i32(
+                1,
+                1,
+                row_ptr.as_ptr(),
+                col_idx.as_ptr(),
+                values.as_ptr(),
+                &mut csr
+            ),
+            ADJ_OK
+        );
+        let solve = |op: *const adj_operator,
+                     model: *const adj_model,
+                     pc: *const adj_precond,
+                     f: adj_direction_fn,
+                     b: &[f64],
+                     coarse_block: i32|
+         -> (adj_status, usize) {
+            let mut options = adj_cdm_options_default();
+            options.rtol = 1e-6;
+            options.coarse_block = coarse_block;
+            let mut x = vec![0.0; b.len()];
+            let mut report = std::mem::MaybeUninit::<adj_cdm_report>::zeroed();
+            let status = adj_cdm_solve(
+                op,
+                model,
+                pc,
+                f,
+                null_mut(),
+                b.as_ptr(),
+                x.as_mut_ptr(),
+                b.len(),
+                &options,
+                report.as_mut_ptr(),
+            );
+            (status, report.assume_init().solve.iterations)
+        };
+        let identity = Some(copy_direction as unsafe extern "C" fn(_, _, _, _) -> _);
+        // Entries of either sign, and positive ones as Julia's `rand` gives.
+        for (seed, positive) in [(1, false), (2, false), (3, true), (4, true)] {
+            let mut b = Rng::new(seed).vector(n);
+            if positive {
+                b.iter_mut().for_each(|v| *v = v.abs());
+            }
+            let (status, default) = solve(grid, model, null(), None, &b, -1);
+            assert_eq!(status, ADJ_OK);
+            let (_, eight) = solve(grid, model, null(), None, &b, 8);
+            assert_eq!(default, eight, "the model file says 8");
+            let (_, alone) = solve(grid, model, null(), None, &b, 0);
+            let (_, jacobi) = solve(grid, null(), pc, None, &b, -1);
+            let (_, jacobi8) = solve(grid, null(), pc, None, &b, 8);
+            let (_, callback) = solve(grid, null(), null(), identity, &b, 0);
+            let (_, callback8) = solve(grid, null(), null(), identity, &b, 8);
+            eprintln!(
+                "seed {seed}: model {default} (alone {alone}), Jacobi {jacobi} (two-level {jacobi8}), identity {callback} (two-level {callback8})"
+            );
+            assert!(alone > default && jacobi8 < jacobi && callback8 < callback);
+        }
+        let b = vec![1.0; n];
+        for bad in [1, -2] {
+            let (status, _) = solve(grid, null(), pc, None, &b, bad);
+            assert_eq!(status, ADJ_ERR_INVALID_ARGUMENT);
+            let message = std::ffi::CStr::from_ptr(adj_last_error_message()).to_string_lossy();
+            assert!(message.contains("coarse_block"), "{message}");
+        }
+        let (status, _) = solve(csr, null(), null(), identity, &[1.0], 4);
+        assert_eq!(status, ADJ_ERR_INVALID_ARGUMENT);
+        let message = std::ffi::CStr::from_ptr(adj_last_error_message()).to_string_lossy();
+        assert!(
+            message.contains("coarse_block") && message.contains("grid"),
+            "{message}"
+        );
+        assert_eq!(solve(csr, null(), null(), identity, &[1.0], -1).0, ADJ_OK);
+        adj_operator_free(csr);
+        adj_precond_free(pc);
+        adj_model_free(model);
         adj_operator_free(grid);
     }
 }

@@ -8,8 +8,8 @@ use super::precond::adj_precond;
 use super::status::{adj_status, boundary, boundary_or};
 use crate::error::Error;
 use crate::krylov::{
-    conjugate_direction, conjugate_direction_reduced, ConjugateDirectionOptions,
-    DirectionGenerator, FnDirection, KrylovOptions, PreconditionerDirection,
+    conjugate_direction, conjugate_direction_reduced, CoarseSpace, ConjugateDirectionOptions,
+    DirectionGenerator, FnDirection, KrylovOptions, PreconditionerDirection, TwoLevel,
 };
 use crate::learned::{Model, NetworkDirection};
 use std::ffi::{c_char, c_void, CStr};
@@ -104,6 +104,13 @@ pub struct adj_cdm_options {
     pub allreduce: adj_allreduce_fn,
     /// Passed to `allreduce`.
     pub allreduce_ctx: *mut c_void,
+    /// Two-level coarse-space correction around the direction generator G:
+    /// D(r) = C r + (I − C A) s G((I − A C) r), C = P (Pᵀ A P)⁻¹ Pᵀ over
+    /// aggregates of coarse_block^d cells, s fitted once (G is called once
+    /// more for it). Needs a grid operator. At least 2: applied with that
+    /// block; 0: none; -1 (default): what the model file says (the shipped
+    /// models: 8), none for `precond` and `direction`.
+    pub coarse_block: i32,
 }
 
 /// The outcome of `adj_cdm_solve`.
@@ -133,6 +140,7 @@ pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
         stall_cosine: d.stall_cosine,
         allreduce: None,
         allreduce_ctx: std::ptr::null_mut(),
+        coarse_block: -1,
     }
 }
 
@@ -140,11 +148,11 @@ pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
 /// method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
 /// against the last k and takes the exact line-search step. The direction
 /// generator is exactly one of: `model` (a trained network; `op` must be a
-/// grid operator of the model's dimension; when the model file sets
-/// `coarse_block`, as the shipped ones do, the network runs inside the
-/// two-level correction D(r) = C r + (I − C A) s N((I − A C) r) with an
-/// aggregation coarse space built from `op` on every call), `precond`
-/// (D = M⁻¹: a flexible PCG), or `direction` with `direction_ctx`. `b` and `x` hold n doubles.
+/// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
+/// PCG), or `direction` with `direction_ctx`; `options->coarse_block` wraps
+/// it in the two-level correction (by default when the model file asks for
+/// it, as the shipped ones do), with the coarse space built from `op` on
+/// every call. `b` and `x` hold n doubles.
 /// With `options->allreduce` set, each rank passes its part of the problem
 /// (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
 /// On success x holds the solution; on failure x is unchanged. `report`
@@ -195,11 +203,24 @@ pub unsafe extern "C" fn adj_cdm_solve(
                 "pass exactly one of model, precond and direction",
             ));
         }
+        let coarse_block = match o.coarse_block {
+            -1 => model.map_or(0, |m| m.model.coarse_block),
+            0 => 0,
+            b if b >= 2 => b as usize,
+            other => {
+                return Err(Error::invalid(
+                    "coarse_block",
+                    format!(
+                        "coarse_block = {other} must be -1 (as the model file says), 0 (none) or at least 2"
+                    ),
+                ))
+            }
+        };
         let network;
         let precond_direction;
         let callback;
-        let generator: &dyn DirectionGenerator = if let Some(m) = model {
-            network = NetworkDirection::for_model(op.grid()?, &m.model)?;
+        let base: &dyn DirectionGenerator = if let Some(m) = model {
+            network = NetworkDirection::new(op.grid()?, &m.model.network)?;
             &network
         } else if let Some(p) = precond {
             precond_direction = PreconditionerDirection(&*p.inner);
@@ -207,6 +228,19 @@ pub unsafe extern "C" fn adj_cdm_solve(
         } else {
             callback = FnDirection::new(n, callback_map(n, direction, direction_ctx, "direction")?);
             &callback
+        };
+        let two_level;
+        let generator: &dyn DirectionGenerator = if coarse_block == 0 {
+            base
+        } else {
+            let grid = op.grid().map_err(|_| {
+                Error::invalid(
+                    "coarse_block",
+                    "the two-level correction needs a grid operator (set coarse_block = 0)",
+                )
+            })?;
+            two_level = TwoLevel::new(grid, CoarseSpace::new(grid, coarse_block)?, base)?;
+            &two_level
         };
         let mut work = x.to_vec();
         let sum = |buf: &mut [f64]| allreduce_sum(o.allreduce, o.allreduce_ctx, buf);

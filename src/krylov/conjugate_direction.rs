@@ -33,6 +33,15 @@ pub trait DirectionGenerator {
     fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()>;
 }
 
+impl<G: DirectionGenerator + ?Sized> DirectionGenerator for &G {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
+        (**self).direction(r, d)
+    }
+}
+
 /// A preconditioner as direction generator: D(r) = M⁻¹ r.
 pub struct PreconditionerDirection<'a, M: ?Sized>(pub &'a M);
 

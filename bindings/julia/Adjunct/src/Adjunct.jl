@@ -841,6 +841,7 @@ struct CdmOptions
     stall_cosine::Cdouble
     allreduce::Ptr{Cvoid}
     allreduce_ctx::Ptr{Cvoid}
+    coarse_block::Int32
 end
 
 """Mirror of `adj_cdm_report`."""
@@ -855,7 +856,7 @@ cdm_options_default() = ccall((:adj_cdm_options_default, libadjunct()), CdmOptio
 """
     x, report = cdm(A, b; model=nothing, precond=nothing, direction=nothing, rtol=1e-8, atol=0.0,
                     maxiter=10_000, orthogonalize=2, true_residual_period=50, stall_cosine=0.01, x0=nothing,
-                    allreduce! = nothing)
+                    allreduce! = nothing, coarse_block=-1)
 
 Conjugate-direction solve of A x = b with directions from exactly one of: a
 trained `model` (A a grid operator), a `precond` (`Preconditioner` or
@@ -864,11 +865,15 @@ writing d for the normalised residual r. `report.direction_seconds` is the
 time spent generating directions; `report.fallback_steps` counts steps where
 a stalled direction (|cos∠(p, r)| < stall_cosine) was replaced by r.
 With `allreduce!` (as for `cg_distributed`) A, b and x are this rank's parts.
+`coarse_block` (A a grid operator) wraps the generator in the two-level
+coarse-space correction with aggregates of `coarse_block`^d cells: ≥ 2 to
+apply it, 0 for none, -1 (default) for what the model file says (none for
+`precond` and `direction`).
 """
 function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}=nothing, precond=nothing,
              direction=nothing, rtol::Real=1e-8, atol::Real=0.0, maxiter::Integer=10_000,
              orthogonalize::Integer=2, true_residual_period::Integer=50, stall_cosine::Real=0.01,
-             x0=nothing, allreduce! = nothing)
+             x0=nothing, allreduce! = nothing, coarse_block::Integer=-1)
     pc = precond isa Symbol ? Preconditioner(A, precond) : precond
     cb = direction === nothing ? nothing : _Callback(direction, nothing)
     bb = Vector{Float64}(b)
@@ -878,7 +883,7 @@ function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}
     status = GC.@preserve A model pc cb reduction begin
         options = CdmOptions(rtol, atol, maxiter, x0 === nothing ? 0 : 1, orthogonalize, true_residual_period,
                              stall_cosine, allreduce! === nothing ? C_NULL : _REDUCTION[],
-                             pointer_from_objref(reduction))
+                             pointer_from_objref(reduction), coarse_block)
         ccall((:adj_cdm_solve, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
                Ref{CdmOptions}, Ref{CdmReport}),

@@ -148,6 +148,14 @@ end
         rhs = gather(G, rand(32, 32))
         xm, rm = cdm(G, rhs; model=m2, rtol=1e-6)
         @test rm.relative_residual <= 1e-6
+        # The network alone (coarse_block = 0) needs more iterations than the
+        # two-level form the model file asks for; Jacobi gains from it too.
+        xp, rp = cdm(G, rhs; model=m2, rtol=1e-6, coarse_block=0)
+        @test rp.iterations > rm.iterations
+        _, rj = cdm(G, rhs; precond=:jacobi, rtol=1e-6)
+        _, rj2 = cdm(G, rhs; precond=:jacobi, rtol=1e-6, coarse_block=8)
+        @test rj2.iterations < rj.iterations
+        @test_throws AdjunctError cdm(G, rhs; precond=:jacobi, coarse_block=1)
         e = try
             load_model("/nonexistent/model.safetensors")
             nothing
