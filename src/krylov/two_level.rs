@@ -8,11 +8,12 @@
 //!   (faer). The coarse correction is C = P A_c⁻¹ Pᵀ; C A is the
 //!   A-orthogonal projector onto range(P).
 //! - Two-level direction (the balanced form of deflation):
-//!   D(r) = C r + (I − C A) s G((I − A C) r), s a scale fitted once. The coarse space takes the
-//!   smooth error that a local generator G (a network with a bounded
-//!   receptive field, Jacobi) cannot reach; G only has to act on the
-//!   A-orthogonal complement. When G is symmetric positive definite, so is
-//!   D (vᵀ D v = vᵀ C v + wᵀ G w with w = (I − A C) v), and the
+//!   D(r) = C r + (I − C A) s G((I − A C) r), with s > 0 a scale fitted
+//!   once (see [`TwoLevel`]). The coarse space takes the smooth error that
+//!   a local generator G (a network with a bounded receptive field,
+//!   Jacobi) cannot reach; G only has to act on the A-orthogonal
+//!   complement. When G is symmetric positive definite, so is D
+//!   (vᵀ D v = vᵀ C v + s wᵀ G w with w = (I − A C) v), and the
 //!   conjugate-direction method with D is preconditioned CG.
 //!
 //! Cost per direction: G, two products with A, two coarse solves and four
