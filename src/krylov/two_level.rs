@@ -178,6 +178,24 @@ impl CoarseSpace {
         Ok(())
     }
 
+    /// The exact line-search step s = gᵀ r / gᵀ A g for g = G(r) on a fixed
+    /// pseudo-random residual r = (I − A C) v of `a` (this coarse space's
+    /// operator): the scale [`TwoLevel`] gives G; 1 when gᵀ A g is not
+    /// positive.
+    pub fn fitted_scale(&self, a: &GridPoisson, g: &dyn DirectionGenerator) -> Result<f64> {
+        let n = a.dim();
+        Error::check_len("a", self.aggregate.len(), n)?;
+        Error::check_len("g", n, g.dim())?;
+        let mut rng = SplitMix(0x5EED);
+        let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let (mut r, mut d, mut scratch) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+        self.deflate(a, &v, &mut r, &mut scratch)?;
+        g.direction(&r, &mut d)?;
+        a.apply(&d, &mut scratch)?;
+        let s = vector::dot(&d, &r) / vector::dot(&d, &scratch);
+        Ok(if s.is_finite() && s > 0.0 { s } else { 1.0 })
+    }
+
     /// out ← (I − A C) r, the input of the inner generator (`scratch`: n).
     fn deflate(
         &self,
@@ -309,20 +327,14 @@ impl<'a, G: DirectionGenerator> TwoLevel<'a, G> {
     pub fn new(op: &'a GridPoisson, coarse: CoarseSpace, inner: G) -> Result<Self> {
         Error::check_len("coarse", op.dim(), coarse.aggregate.len())?;
         Error::check_len("inner", op.dim(), inner.dim())?;
+        let scale = coarse.fitted_scale(op, &inner)?;
         let n = op.dim();
-        let mut rng = SplitMix(0x5EED);
-        let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
-        let (mut r, mut g, mut scratch) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        coarse.deflate(op, &v, &mut r, &mut scratch)?;
-        inner.direction(&r, &mut g)?;
-        op.apply(&g, &mut scratch)?;
-        let s = vector::dot(&g, &r) / vector::dot(&g, &scratch);
         Ok(Self {
             op,
             coarse,
             inner,
-            scale: if s.is_finite() && s > 0.0 { s } else { 1.0 },
-            buffers: Mutex::new([r, g, scratch]),
+            scale,
+            buffers: Mutex::new([vec![0.0; n], vec![0.0; n], vec![0.0; n]]),
         })
     }
 
