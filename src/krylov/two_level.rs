@@ -184,8 +184,8 @@ impl CoarseSpace {
     /// positive.
     pub fn fitted_scale(&self, a: &GridPoisson, g: &dyn DirectionGenerator) -> Result<f64> {
         let n = a.dim();
-        Error::check_len("a", self.aggregate.len(), n)?;
-        Error::check_len("g", n, g.dim())?;
+        Error::check_len("coarse", n, self.aggregate.len())?;
+        Error::check_len("inner", n, g.dim())?;
         let mut rng = SplitMix(0x5EED);
         let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
         let (mut r, mut d, mut scratch) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
@@ -206,7 +206,7 @@ impl CoarseSpace {
     ) -> Result<()> {
         self.correct(r, scratch)?;
         a.apply(scratch, out)?;
-        out.iter_mut().zip(r).for_each(|(o, r)| *o = r - *o);
+        vector::residual_from_product(r, out);
         Ok(())
     }
 
@@ -221,7 +221,7 @@ impl CoarseSpace {
         s2: &mut [f64],
     ) -> Result<()> {
         a.apply(d, s1)?;
-        s1.iter_mut().zip(r).for_each(|(s, r)| *s = r - *s);
+        vector::residual_from_product(r, s1);
         self.correct(s1, s2)?;
         vector::axpy(1.0, s2, d);
         Ok(())
@@ -250,43 +250,39 @@ fn galerkin_cholesky(a: &GridPoisson, aggregate: &[u32], n_c: usize) -> Result<C
             }
         }
     }
-    let entries: Vec<(u32, u32, f64)> = rows
+    // Every aggregate holds a fluid unknown, so every diagonal entry exists.
+    let mut triplets: Vec<Triplet<u32, u32, f64>> = rows
         .iter()
         .enumerate()
-        .flat_map(|(gi, row)| row.iter().map(move |&(gj, v)| (gi as u32, gj, v)))
+        .flat_map(|(gi, row)| {
+            row.iter().map(move |&(gj, val)| Triplet {
+                row: gi as u32,
+                col: gj,
+                val,
+            })
+        })
         .collect();
-    let largest_diagonal = entries
-        .iter()
-        .filter(|(gi, gj, _)| gi == gj)
-        .fold(0.0f64, |m, &(_, _, v)| m.max(v));
-    let factor = |shift: f64| -> Result<CoarseCholesky> {
-        let mut triplets: Vec<Triplet<u32, u32, f64>> = entries
-            .iter()
-            .map(|&(row, col, val)| Triplet { row, col, val })
-            .collect();
-        triplets.extend((0..n_c as u32).map(|j| Triplet {
-            row: j,
-            col: j,
-            val: shift,
-        }));
-        let matrix = SparseColMat::<u32, f64>::try_new_from_triplets(n_c, n_c, &triplets)
-            .map_err(|e| Error::invalid("op", format!("coarse operator: {e:?}")))?;
-        let not_spd = || Error::NotSpd {
-            message: format!(
-                "the Galerkin coarse operator ({n_c} aggregates) is not positive definite"
-            ),
-        };
-        let symbolic = factorize_symbolic_cholesky(
-            matrix.symbolic(),
-            Side::Lower,
-            SymmetricOrdering::Amd,
-            Default::default(),
-        )
-        .map_err(|_| not_spd())?;
-        let mut values = vec![0.0; symbolic.len_val()];
-        let mut workspace = MemBuffer::new(
-            symbolic.factorize_numeric_llt_scratch::<f64>(Par::Seq, Default::default()),
-        );
+    let assemble = |triplets: &[Triplet<u32, u32, f64>]| {
+        SparseColMat::<u32, f64>::try_new_from_triplets(n_c, n_c, triplets)
+            .map_err(|e| Error::invalid("op", format!("coarse operator: {e:?}")))
+    };
+    let not_spd = || Error::NotSpd {
+        message: format!(
+            "the Galerkin coarse operator ({n_c} aggregates) is not positive definite"
+        ),
+    };
+    let matrix = assemble(&triplets)?;
+    let symbolic = factorize_symbolic_cholesky(
+        matrix.symbolic(),
+        Side::Lower,
+        SymmetricOrdering::Amd,
+        Default::default(),
+    )
+    .map_err(|_| not_spd())?;
+    let mut values = vec![0.0; symbolic.len_val()];
+    let mut workspace =
+        MemBuffer::new(symbolic.factorize_numeric_llt_scratch::<f64>(Par::Seq, Default::default()));
+    let mut factor = |matrix: &SparseColMat<u32, f64>| {
         symbolic
             .factorize_numeric_llt(
                 &mut values,
@@ -297,10 +293,23 @@ fn galerkin_cholesky(a: &GridPoisson, aggregate: &[u32], n_c: usize) -> Result<C
                 MemStack::new(&mut workspace),
                 Default::default(),
             )
-            .map_err(|_| not_spd())?;
-        Ok(CoarseCholesky { symbolic, values })
+            .is_ok()
     };
-    factor(0.0).or_else(|_| factor(1e-10 * largest_diagonal))
+    if !factor(&matrix) {
+        // Singular: shift the diagonal (same pattern, same symbolic analysis).
+        let largest_diagonal = triplets
+            .iter()
+            .filter(|t| t.row == t.col)
+            .fold(0.0f64, |m, t| m.max(t.val));
+        triplets
+            .iter_mut()
+            .filter(|t| t.row == t.col)
+            .for_each(|t| t.val += 1e-10 * largest_diagonal);
+        if !factor(&assemble(&triplets)?) {
+            return Err(not_spd());
+        }
+    }
+    Ok(CoarseCholesky { symbolic, values })
 }
 
 /// D(r) = C r + (I − C A) s G((I − A C) r): a direction generator G with
@@ -325,8 +334,7 @@ impl<'a, G: DirectionGenerator> TwoLevel<'a, G> {
     /// The two-level generator on `op` around `inner`, with the coarse space
     /// `coarse` of `op`; calls `inner` once to fit its scale.
     pub fn new(op: &'a GridPoisson, coarse: CoarseSpace, inner: G) -> Result<Self> {
-        Error::check_len("coarse", op.dim(), coarse.aggregate.len())?;
-        Error::check_len("inner", op.dim(), inner.dim())?;
+        // Also checks that `coarse` and `inner` have the dimension of `op`.
         let scale = coarse.fitted_scale(op, &inner)?;
         let n = op.dim();
         Ok(Self {
