@@ -203,10 +203,10 @@ pub unsafe extern "C" fn adj_cdm_solve(
                 "pass exactly one of model, precond and direction",
             ));
         }
+        // 1 is rejected, naming coarse_block, by CoarseSpace::new.
         let coarse_block = match o.coarse_block {
             -1 => model.map_or(0, |m| m.model.coarse_block),
-            0 => 0,
-            b if b >= 2 => b as usize,
+            b if b >= 0 => b as usize,
             other => {
                 return Err(Error::invalid(
                     "coarse_block",

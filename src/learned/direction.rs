@@ -65,12 +65,7 @@ impl DirectionGenerator for NetworkOnGrid<'_> {
 /// [`crate::krylov::TwoLevel`], D(r) = C r + (I − C A) s N((I − A C) r),
 /// whose scale s absorbs the network's arbitrary one.
 pub struct NetworkDirection<'a> {
-    generator: Generator<'a>,
-}
-
-enum Generator<'a> {
-    Network(NetworkOnGrid<'a>),
-    TwoLevel(Box<TwoLevel<'a, NetworkOnGrid<'a>>>),
+    generator: Box<dyn DirectionGenerator + Send + Sync + 'a>,
 }
 
 impl<'a> NetworkDirection<'a> {
@@ -78,7 +73,7 @@ impl<'a> NetworkDirection<'a> {
     /// grid's.
     pub fn new(op: &'a GridPoisson, network: &'a Network) -> Result<Self> {
         Ok(Self {
-            generator: Generator::Network(NetworkOnGrid::new(op, network)?),
+            generator: Box::new(NetworkOnGrid::new(op, network)?),
         })
     }
 
@@ -92,7 +87,7 @@ impl<'a> NetworkDirection<'a> {
         let inner = NetworkOnGrid::new(op, network)?;
         let coarse = CoarseSpace::new(op, coarse_block)?;
         Ok(Self {
-            generator: Generator::TwoLevel(Box::new(TwoLevel::new(op, coarse, inner)?)),
+            generator: Box::new(TwoLevel::new(op, coarse, inner)?),
         })
     }
 
@@ -108,16 +103,10 @@ impl<'a> NetworkDirection<'a> {
 
 impl DirectionGenerator for NetworkDirection<'_> {
     fn dim(&self) -> usize {
-        match &self.generator {
-            Generator::Network(g) => g.dim(),
-            Generator::TwoLevel(g) => g.dim(),
-        }
+        self.generator.dim()
     }
 
     fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
-        match &self.generator {
-            Generator::Network(g) => g.direction(r, d),
-            Generator::TwoLevel(g) => g.direction(r, d),
-        }
+        self.generator.direction(r, d)
     }
 }
