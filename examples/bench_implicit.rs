@@ -24,7 +24,8 @@ use std::process::Command;
 use std::time::Instant;
 
 mod common;
-use common::{write_f64, Rng};
+use adjunct::random::SplitMix as Rng;
+use common::write_f64;
 
 const N: usize = 1000;
 const EPS: f64 = 0.01;

@@ -16,7 +16,8 @@ use std::process::Command;
 use std::time::Instant;
 
 mod common;
-use common::{write_f64, Rng};
+use adjunct::random::SplitMix as Rng;
+use common::write_f64;
 
 const EPS: f64 = 1.0 / 1200.0;
 const TOL: f64 = 1e-9;

@@ -37,7 +37,7 @@ pub mod learned;
 pub mod operator;
 pub mod ot;
 mod parallel;
-mod random;
+pub mod random;
 pub mod scene;
 mod simd;
 

@@ -1,17 +1,24 @@
-//! A small seeded generator for reproducible initialisation, datasets and
-//! probe vectors (no dependency for this).
+//! The small seeded generator the library uses for network initialisation,
+//! training datasets and the two-level probe vector (no dependency for
+//! this); public so that examples and tests draw reproducible data from it.
 
-/// SplitMix64 with Box–Muller normals.
-pub(crate) struct SplitMix(pub u64);
+/// SplitMix64 (the state is the seed), with Box–Muller normals.
+#[derive(Debug, Clone)]
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Standard normal.

@@ -3,31 +3,28 @@
 //! independent reference.
 #![allow(dead_code)]
 
+use adjunct::random::SplitMix;
 use adjunct::{Cell, CsrMatrix};
 use faer::linalg::solvers::Solve;
 use faer::Side;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A small deterministic generator (SplitMix64), so tests need no RNG crate.
-pub struct Rng(u64);
+/// The library's seeded generator (SplitMix64) with the draws the tests use.
+pub struct Rng(SplitMix);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(SplitMix(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform()
     }
 
     /// Uniform in [lo, hi).
