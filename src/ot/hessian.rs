@@ -27,7 +27,7 @@ use super::dual::{lane_sum, lane_sum_into, project_out_null, row_and_col_sums, R
 use crate::error::{Error, Result};
 use crate::krylov::{cg, vector, Jacobi, KrylovOptions, SolveReason, SolveReport};
 use crate::operator::LinearOperator;
-use crate::parallel::map_blocks;
+use crate::parallel::{for_blocks, DisjointSlice};
 use crate::simd::vectorized_fn;
 
 /// Row access to an n×m plan, dense or sparsified.
@@ -266,17 +266,17 @@ impl<P: PlanRows> OtHessian<P> {
             }
             Err(e) => return Err(e),
         };
-        // z_f = D_r⁻¹ (y_f − P z_g), row by row.
+        // z_f = D_r⁻¹ (y_f − P z_g), row by row, in place.
         let z_g = &*z_g;
-        let rows = map_blocks(self.blocks.count(), self.plan.stored(), |b| {
-            self.blocks
-                .rows(b)
-                .map(|i| (y_f[i] - self.plan.row_dot(i, z_g)) / self.row_diag[i])
-                .collect::<Vec<f64>>()
+        let out = DisjointSlice::new(z_f);
+        for_blocks(self.blocks.count(), self.plan.stored(), |b| {
+            let rows = self.blocks.rows(b);
+            // SAFETY: row blocks are disjoint.
+            let z = unsafe { out.range(rows.clone()) };
+            for (z, i) in z.iter_mut().zip(rows) {
+                *z = (y_f[i] - self.plan.row_dot(i, z_g)) / self.row_diag[i];
+            }
         });
-        for (z, v) in z_f.iter_mut().zip(rows.into_iter().flatten()) {
-            *z = v;
-        }
         project_out_null(&mut z, n);
         Ok((z, report))
     }
