@@ -5,7 +5,6 @@
 //! `field[c · cells + cell]`, cells in grid order (x fastest).
 
 use crate::parallel::{for_blocks, for_each_chunk, DisjointSlice};
-use crate::simd::vectorized_fn;
 
 /// A grid: `[nx, ny, nz]` and its dimension. A grid built from dims is 2D
 /// when nz = 1; coarsening keeps the dimension, so a 3D grid stays 3D (with
@@ -123,33 +122,57 @@ fn row_segment(grid: Grid, y: usize, z: usize, off: [isize; 3]) -> Option<(usize
     (hi > lo).then(|| (lo, row + (lo as isize + off[0]) as usize, hi - lo))
 }
 
-/// Cells of one output row computed together (one 512-bit f32 vector).
-const LANES: usize = 16;
-/// Output channels computed together: their accumulators (GROUP × LANES
-/// f32) stay in registers while every source channel and tap adds to them.
+/// Output channels computed together: their accumulators stay in registers
+/// while every source channel and tap adds to them, so each source vector
+/// is read once per group.
 const GROUP: usize = 8;
+/// Output rows are computed in whole multiples of this many cells (the
+/// widest accumulator of [`row_kernel`]).
+const ROW_QUANTUM: usize = 64;
 /// Output rows per parallel task.
 const ROWS_PER_TASK: usize = 8;
 
 thread_local! {
-    /// Zero-padded copies of the source rows one output row reads, reused
-    /// across calls (no allocation once grown).
-    static PADDED_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per worker: zero-padded copies of the source rows one output row
+    /// reads, and that output row for every channel, reused across calls
+    /// (no allocation once grown).
+    static ROW_BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// Per calling thread: the weights in the layout of [`kernel_weights`].
+    static KERNEL_WEIGHTS: std::cell::RefCell<Vec<f32>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// out[o][p] = init(o) + Σ_j Σ_t w[o][j][t] · field_j[p + sign·off_t] for
+/// `w` laid out [outs][sources][taps] rearranged for [`correlate_row`]:
+/// each whole group of [`GROUP`] output channels as [sources][taps][GROUP]
+/// (the group's weights of one tap side by side), the remaining channels
+/// unchanged.
+fn kernel_weights(w: &[f32], outs: usize, per_output: usize, into: &mut Vec<f32>) {
+    into.clear();
+    into.extend_from_slice(w);
+    for first in (0..outs - outs % GROUP).step_by(GROUP) {
+        let block = first * per_output;
+        for g in 0..GROUP {
+            for k in 0..per_output {
+                into[block + k * GROUP + g] = w[block + g * per_output + k];
+            }
+        }
+    }
+}
+
+/// out[o][p] = bias[o] + Σ_j Σ_t w[o][j][t] · field_j[p + sign·off_t] for
 /// every output channel o (w laid out [outs][sources][taps], zero outside
-/// the grid). Output rows run in parallel; each copies the source rows its
-/// taps read into zero-padded buffers, then computes the output channels
-/// in groups of [`GROUP`], [`LANES`] cells at a time, summing over j then t
-/// (terms outside the grid in x add w·0, which leaves every sum unchanged).
+/// the grid, bias 0 when absent). Output rows run in parallel; each copies
+/// the source rows its taps read into zero-padded buffers, then computes
+/// every output channel over the row (see [`correlate_row`]); terms outside
+/// the grid in x add w·0, which leaves every sum unchanged.
 fn correlate(
     grid: Grid,
     offsets: &Taps,
     sign: isize,
     (sources, field): (usize, &[f32]),
     w: &[f32],
-    init: impl Fn(usize) -> f32 + Sync,
+    bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
     let [nx, ny, nz] = grid.dims;
@@ -174,15 +197,22 @@ fn correlate(
         tap_rows[t] = (r, sign * off[0]);
     }
     let row_offsets = &row_offsets[..distinct];
-    // A padded row: one zero before x = 0, zeros after nx to whole chunks
-    // of LANES plus one.
-    let stride = nx.div_ceil(LANES) * LANES + 2;
+    // A padded row: one zero before x = 0, zeros after nx to the whole
+    // computed width plus one.
+    let width = nx.div_ceil(ROW_QUANTUM) * ROW_QUANTUM;
+    let stride = width + 2;
     let channel_stride = distinct * stride;
     let rows = ny * nz;
+    // Taken out of the thread-local (not borrowed) so that a nested call on
+    // this thread, e.g. a stolen rayon task, finds an empty buffer instead
+    // of a borrowed one.
+    let mut weights = KERNEL_WEIGHTS.with_borrow_mut(std::mem::take);
+    kernel_weights(w, outs, sources * taps, &mut weights);
     let out = DisjointSlice::new(out);
     for_blocks(rows.div_ceil(ROWS_PER_TASK), w.len() * cells, |task| {
-        PADDED_ROWS.with_borrow_mut(|padded| {
+        ROW_BUFFERS.with_borrow_mut(|(padded, row_out)| {
             padded.resize(padded.len().max(sources * channel_stride), 0.0);
+            row_out.resize(row_out.len().max(outs * width), 0.0);
             for row in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(rows) {
                 let (y, z) = (row % ny, row / ny);
                 let mut valid = [false; 9];
@@ -215,32 +245,18 @@ fn correlate(
                     sources,
                     taps,
                 };
-                for o in (0..outs).step_by(GROUP) {
-                    let group = GROUP.min(outs - o);
-                    for x0 in (0..nx).step_by(LANES) {
-                        let mut acc = [[0.0f32; LANES]; GROUP];
-                        for (g, a) in acc.iter_mut().enumerate().take(group) {
-                            *a = [init(o + g); LANES];
-                        }
-                        correlate_chunk(
-                            &mut acc,
-                            &sources_of_row,
-                            &w[o * sources * taps..],
-                            x0,
-                            group,
-                        );
-                        let len = LANES.min(nx - x0);
-                        for (g, a) in acc.iter().enumerate().take(group) {
-                            let at = (o + g) * cells + row * nx + x0;
-                            // SAFETY: row `row` of every output channel is
-                            // written by this task only.
-                            unsafe { out.range(at..at + len) }.copy_from_slice(&a[..len]);
-                        }
-                    }
+                let row_out = &mut row_out[..outs * width];
+                correlate_row(row_out, width, &sources_of_row, &weights, bias);
+                for (o, computed) in row_out.chunks_exact(width).enumerate() {
+                    let at = o * cells + row * nx;
+                    // SAFETY: row `row` of every output channel is
+                    // written by this task only.
+                    unsafe { out.range(at..at + nx) }.copy_from_slice(&computed[..nx]);
                 }
             }
         });
     });
+    KERNEL_WEIGHTS.with_borrow_mut(|buffer| *buffer = weights);
 }
 
 /// What the output chunks of one row read: the zero-padded source rows
@@ -254,53 +270,150 @@ struct RowSources<'a> {
     taps: usize,
 }
 
-vectorized_fn! {
-    /// acc[g][l] += Σ_j Σ_(t, base) w[(g·sources + j)·taps + t] ·
-    /// padded[j·channel_stride + base + x0 + l] for g < group.
-    fn correlate_chunk(
-        acc: &mut [[f32; LANES]; GROUP],
-        rows: &RowSources<'_>,
-        w: &[f32],
-        x0: usize,
-        group: usize,
-    ) {
-        if group == GROUP {
-            accumulate::<GROUP>(acc, rows, w, x0);
-        } else {
-            let per_output = rows.sources * rows.taps;
-            for g in 0..group {
-                accumulate::<1>(&mut acc[g..], rows, &w[g * per_output..], x0);
+/// row_out[o·width + x] = bias[o] + Σ_j Σ_(t, base) w(o, j, t) ·
+/// padded[j·channel_stride + base + x] for every output channel o and
+/// x < width (`w` as [`kernel_weights`] lays it out), each term added by a
+/// fused multiply-add in the order j then t, whatever the CPU: results are
+/// bitwise identical on every path. The accumulators of a group of output
+/// channels span 32 cells with AVX-512 (16 registers) and 16 otherwise; a
+/// lone channel's span 64 and 32 (independent sums that hide the latency
+/// of the additions).
+fn correlate_row(
+    row_out: &mut [f32],
+    width: usize,
+    rows: &RowSources<'_>,
+    w: &[f32],
+    bias: Option<&[f32]>,
+) {
+    /// The chunk kernels of one CPU level: a `#[target_feature]` copy of
+    /// [`accumulate_chunk`] per accumulator shape (the compiler keeps the
+    /// accumulators in registers only when the chunk is its own function).
+    macro_rules! chunk_kernels {
+        ($feature:literal, $group_cells:literal, $lone_cells:literal) => {{
+            #[target_feature(enable = $feature)]
+            unsafe fn group(
+                acc: &mut [[f32; $group_cells]; GROUP],
+                rows: &RowSources<'_>,
+                w: &[f32],
+                x0: usize,
+            ) {
+                accumulate_chunk(acc, rows, w, x0)
             }
+            #[target_feature(enable = $feature)]
+            unsafe fn lone(
+                acc: &mut [[f32; $lone_cells]; 1],
+                rows: &RowSources<'_>,
+                w: &[f32],
+                x0: usize,
+            ) {
+                accumulate_chunk(acc, rows, w, x0)
+            }
+            // SAFETY: `level()` reports only features the CPU has (the
+            // AVX2 level requires FMA too).
+            row_kernel(
+                (row_out, width, rows, w, bias),
+                |acc, rows, w, x0| unsafe { group(acc, rows, w, x0) },
+                |acc, rows, w, x0| unsafe { lone(acc, rows, w, x0) },
+            )
+        }};
+    }
+    match crate::simd::level() {
+        #[cfg(target_arch = "x86_64")]
+        crate::simd::Level::Avx512 => chunk_kernels!("avx512f", 32, 64),
+        #[cfg(target_arch = "x86_64")]
+        crate::simd::Level::Avx2 => chunk_kernels!("avx2,fma", 16, 32),
+        crate::simd::Level::Baseline => row_kernel(
+            (row_out, width, rows, w, bias),
+            accumulate_chunk::<GROUP, 16>,
+            accumulate_chunk::<1, 16>,
+        ),
+    }
+}
+
+/// The arguments of [`correlate_row`].
+type RowArgs<'r, 'a> = (
+    &'r mut [f32],
+    usize,
+    &'r RowSources<'a>,
+    &'r [f32],
+    Option<&'r [f32]>,
+);
+
+/// [`correlate_row`] through the chunk kernels `group` (accumulators of
+/// GW cells for [`GROUP`] channels) and `lone` (LW cells, one channel).
+#[inline(always)]
+fn row_kernel<const GW: usize, const LW: usize>(
+    (row_out, width, rows, w, bias): RowArgs<'_, '_>,
+    group: impl Fn(&mut [[f32; GW]; GROUP], &RowSources<'_>, &[f32], usize),
+    lone: impl Fn(&mut [[f32; LW]; 1], &RowSources<'_>, &[f32], usize),
+) {
+    let outs = row_out.len() / width;
+    let per_output = rows.sources * rows.taps;
+    let mut o = 0;
+    while o < outs {
+        let size = if outs - o >= GROUP { GROUP } else { 1 };
+        let out = &mut row_out[o * width..(o + size) * width];
+        let w = &w[o * per_output..(o + size) * per_output];
+        let bias = bias.map(|b| &b[o..o + size]);
+        if size == GROUP {
+            accumulate_row(out, width, rows, w, bias, &group);
+        } else {
+            accumulate_row(out, width, rows, w, bias, &lone);
+        }
+        o += size;
+    }
+}
+
+/// The rows of G output channels, W cells at a time, each chunk summed by
+/// `chunk`.
+#[inline(always)]
+fn accumulate_row<const G: usize, const W: usize>(
+    out: &mut [f32],
+    width: usize,
+    rows: &RowSources<'_>,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    chunk: &impl Fn(&mut [[f32; W]; G], &RowSources<'_>, &[f32], usize),
+) {
+    let mut init = [0.0f32; G];
+    if let Some(bias) = bias {
+        init.copy_from_slice(bias);
+    }
+    for x0 in (0..width).step_by(W) {
+        let mut acc = [[0.0f32; W]; G];
+        for (a, &b) in acc.iter_mut().zip(&init) {
+            *a = [b; W];
+        }
+        chunk(&mut acc, rows, w, x0);
+        for (g, a) in acc.iter().enumerate() {
+            out[g * width + x0..][..W].copy_from_slice(a);
         }
     }
 }
 
-/// [`correlate_chunk`] for G output channels, unrolled so that their
-/// accumulators live in registers.
+/// acc[g][l] += Σ_j Σ_(t, base) w(g, j, t) · padded[j·channel_stride +
+/// base + x0 + l] by fused multiply-adds, j then t.
 #[inline(always)]
-fn accumulate<const G: usize>(
-    acc: &mut [[f32; LANES]],
+fn accumulate_chunk<const G: usize, const W: usize>(
+    acc: &mut [[f32; W]; G],
     rows: &RowSources<'_>,
     w: &[f32],
     x0: usize,
 ) {
-    let mut local = [[0.0f32; LANES]; G];
-    local.copy_from_slice(&acc[..G]);
+    let mut local = *acc;
     for j in 0..rows.sources {
         let channel = &rows.padded[j * rows.channel_stride..];
         for &(t, base) in rows.row_taps {
-            let s: &[f32; LANES] = channel[base + x0..][..LANES]
-                .try_into()
-                .expect("LANES entries");
+            let s: &[f32; W] = channel[base + x0..][..W].try_into().expect("W cells");
             for (g, a) in local.iter_mut().enumerate() {
-                let wv = w[(g * rows.sources + j) * rows.taps + t];
-                for l in 0..LANES {
-                    a[l] += wv * s[l];
+                let wv = w[(j * rows.taps + t) * G + g];
+                for l in 0..W {
+                    a[l] = wv.mul_add(s[l], a[l]);
                 }
             }
         }
     }
-    acc[..G].copy_from_slice(&local);
+    *acc = local;
 }
 
 /// out = conv(input) (+ bias, when given).
@@ -313,15 +426,7 @@ pub fn conv_forward(
     out: &mut [f32],
 ) {
     let offsets = shape.offsets(grid.ndim());
-    correlate(
-        grid,
-        &offsets,
-        1,
-        (shape.cin, input),
-        weight,
-        |co| bias.map_or(0.0, |b| b[co]),
-        out,
-    );
+    correlate(grid, &offsets, 1, (shape.cin, input), weight, bias, out);
 }
 
 /// Given dL/d(out), accumulates dL/dweight into `grad_weight` and dL/dbias
@@ -388,7 +493,7 @@ pub fn conv_backward(
             -1,
             (shape.cout, grad_out),
             &transposed,
-            |_| 0.0,
+            None,
             grad_input,
         );
     }
@@ -480,4 +585,62 @@ pub fn upsample_backward(fine: Grid, channels: usize, grad_out: &[f32], grad_inp
             *g = kids[..k].iter().map(|&f| go[f]).sum();
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::FORCED;
+    use std::sync::atomic::Ordering;
+
+    /// Every vector path gives the baseline's bits: forward (a group of
+    /// eight output channels and three lone ones, with bias) and the
+    /// transposed convolution, on 2D and 3D grids whose rows end in a
+    /// partial chunk.
+    #[test]
+    fn vector_paths_give_identical_bits() {
+        let wave = |k: usize, s: f32| (k as f32 * s).sin();
+        for dims in [[37, 5, 4], [70, 3, 1]] {
+            let grid = Grid::new(dims);
+            let shape = ConvShape {
+                cin: 5,
+                cout: 11,
+                k: 3,
+            };
+            let weight: Vec<f32> = (0..shape.weights(grid.ndim()))
+                .map(|k| wave(k, 0.37))
+                .collect();
+            let bias: Vec<f32> = (0..shape.cout).map(|k| wave(k, 1.1)).collect();
+            let input: Vec<f32> = (0..shape.cin * grid.cells())
+                .map(|k| wave(k, 0.71))
+                .collect();
+            let grad_out: Vec<f32> = (0..shape.cout * grid.cells())
+                .map(|k| wave(k, 0.53))
+                .collect();
+            let passes = || {
+                let mut out = vec![0.0; shape.cout * grid.cells()];
+                conv_forward(grid, shape, &weight, Some(&bias), &input, &mut out);
+                let mut grad_input = vec![0.0; input.len()];
+                conv_backward(
+                    grid,
+                    shape,
+                    &weight,
+                    &input,
+                    &grad_out,
+                    None,
+                    None,
+                    Some(&mut grad_input),
+                );
+                out.extend(grad_input);
+                out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            };
+            let detected = passes();
+            for forced in [1, 2] {
+                FORCED.store(forced, Ordering::SeqCst);
+                let other = passes();
+                FORCED.store(0, Ordering::SeqCst);
+                assert_eq!(other, detected, "{dims:?}, forced level {forced}");
+            }
+        }
+    }
 }
