@@ -1,6 +1,7 @@
 //! A trained network as the direction generator of the conjugate-direction
 //! method on a grid Poisson operator.
 
+use super::contracted::Contracted;
 use super::io::Model;
 use super::layers::Grid;
 use super::network::{Network, Workspace};
@@ -10,18 +11,37 @@ use crate::krylov::{CoarseSpace, DirectionGenerator, TwoLevel};
 use crate::operator::{GridPoisson, LinearOperator};
 use std::sync::Mutex;
 
+/// How a network is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Evaluation {
+    /// With the finest level contracted into single kernels where the
+    /// network allows it (the symmetric form with at most one block per
+    /// level: about 3× fewer multiply-adds in 3D, the same network away
+    /// from the grid's edge but not within a few cells of it, see
+    /// `learned/contracted.rs`), else layer by layer.
+    #[default]
+    Fastest,
+    /// Layer by layer, exactly the network as trained.
+    LayerByLayer,
+}
+
+/// The evaluation of one network and its buffers.
+enum Evaluator<'a> {
+    Layers(&'a Network, Workspace),
+    Contracted(Contracted<'a>),
+}
+
 /// N(r), or Lᵀ L r for a network of the symmetric form, on the grid
 /// of `op`, non-fluid cells masked to zero on input and output. Applies
 /// serialise on internal buffers, allocated once (no allocation per
 /// direction after the first).
 struct NetworkOnGrid<'a> {
     op: &'a GridPoisson,
-    network: &'a Network,
-    buffers: Mutex<(Vec<f32>, Workspace)>,
+    buffers: Mutex<(Vec<f32>, Evaluator<'a>)>,
 }
 
 impl<'a> NetworkOnGrid<'a> {
-    fn new(op: &'a GridPoisson, network: &'a Network) -> Result<Self> {
+    fn new(op: &'a GridPoisson, network: &'a Network, evaluation: Evaluation) -> Result<Self> {
         let grid = Grid::new(op.dims());
         if grid.ndim() != network.architecture().dim {
             return Err(Error::invalid(
@@ -34,10 +54,14 @@ impl<'a> NetworkOnGrid<'a> {
                 ),
             ));
         }
+        let evaluator = if evaluation == Evaluation::Fastest && Contracted::applies(network) {
+            Evaluator::Contracted(Contracted::new(network)?)
+        } else {
+            Evaluator::Layers(network, Workspace::default())
+        };
         Ok(Self {
             op,
-            network,
-            buffers: Mutex::new((vec![0.0; grid.cells()], Workspace::default())),
+            buffers: Mutex::new((vec![0.0; grid.cells()], evaluator)),
         })
     }
 }
@@ -51,10 +75,13 @@ impl DirectionGenerator for NetworkOnGrid<'_> {
         Error::check_len("r", self.dim(), r.len())?;
         Error::check_len("d", self.dim(), d.len())?;
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        let (field, workspace) = &mut *guard;
+        let (field, evaluator) = &mut *guard;
         to_field(self.op, r, field);
         let grid = Grid::new(self.op.dims());
-        let out = self.network.direction(grid, field, workspace)?;
+        let out = match evaluator {
+            Evaluator::Layers(network, workspace) => network.direction(grid, field, workspace)?,
+            Evaluator::Contracted(contracted) => contracted.direction(grid, field)?,
+        };
         from_field(self.op, out, d);
         Ok(())
     }
@@ -72,9 +99,7 @@ impl<'a> NetworkDirection<'a> {
     /// D(r) = N(r) on `op`; fails when the network's dimension is not the
     /// grid's.
     pub fn new(op: &'a GridPoisson, network: &'a Network) -> Result<Self> {
-        Ok(Self {
-            generator: Box::new(NetworkOnGrid::new(op, network)?),
-        })
+        Self::with_evaluation(op, network, 0, Evaluation::Fastest)
     }
 
     /// The two-level direction with aggregates of `coarse_block`ᵈ cells
@@ -84,20 +109,29 @@ impl<'a> NetworkDirection<'a> {
         network: &'a Network,
         coarse_block: usize,
     ) -> Result<Self> {
-        let inner = NetworkOnGrid::new(op, network)?;
-        let coarse = CoarseSpace::new(op, coarse_block)?;
-        Ok(Self {
-            generator: Box::new(TwoLevel::new(op, coarse, inner)?),
-        })
+        Self::with_evaluation(op, network, coarse_block, Evaluation::Fastest)
     }
 
     /// The generator a model file asks for: two-level when its
     /// `coarse_block` is set, else plain.
     pub fn for_model(op: &'a GridPoisson, model: &'a Model) -> Result<Self> {
-        match model.coarse_block {
-            0 => Self::new(op, &model.network),
-            block => Self::two_level(op, &model.network, block),
-        }
+        Self::with_evaluation(op, &model.network, model.coarse_block, Evaluation::Fastest)
+    }
+
+    /// The direction of `network` evaluated as `evaluation` says, plain
+    /// (`coarse_block` = 0) or two-level (≥ 2).
+    pub fn with_evaluation(
+        op: &'a GridPoisson,
+        network: &'a Network,
+        coarse_block: usize,
+        evaluation: Evaluation,
+    ) -> Result<Self> {
+        let inner = NetworkOnGrid::new(op, network, evaluation)?;
+        let generator: Box<dyn DirectionGenerator + Send + Sync + 'a> = match coarse_block {
+            0 => Box::new(inner),
+            block => Box::new(TwoLevel::new(op, CoarseSpace::new(op, block)?, inner)?),
+        };
+        Ok(Self { generator })
     }
 }
 

@@ -69,18 +69,36 @@ impl ConvShape {
         self.cout * self.cin * self.taps(ndim)
     }
 
-    /// The (dx, dy, dz) offset of each tap, z outermost, x innermost (in
-    /// a fixed array: no allocation per call).
+    /// The (dx, dy, dz) offset of each tap, z outermost, x innermost.
     fn offsets(&self, ndim: usize) -> Taps {
         let r = (self.k / 2) as isize;
-        let zr = if ndim == 3 { r } else { 0 };
+        Taps::boxed(ndim, [[-r, r]; 3])
+    }
+}
+
+/// The tap offsets of a kernel: every (dx, dy, dz) of a box, z outermost,
+/// x innermost, in a fixed array (no allocation per call).
+pub(crate) struct Taps {
+    offsets: [[isize; 3]; Taps::MAX],
+    len: usize,
+}
+
+impl Taps {
+    /// The most taps: a 7³ box.
+    pub(crate) const MAX: usize = 343;
+
+    /// The taps of the box `ranges[axis] = [lo, hi]` (inclusive; z is 0 in
+    /// 2D). Panics beyond [`Taps::MAX`] taps (an internal error).
+    pub(crate) fn boxed(ndim: usize, ranges: [[isize; 2]; 3]) -> Self {
+        let [[xl, xh], [yl, yh], [zl, zh]] = ranges;
+        let (zl, zh) = if ndim == 3 { (zl, zh) } else { (0, 0) };
         let mut out = Taps {
-            offsets: [[0; 3]; 27],
+            offsets: [[0; 3]; Taps::MAX],
             len: 0,
         };
-        for dz in -zr..=zr {
-            for dy in -r..=r {
-                for dx in -r..=r {
+        for dz in zl..=zh {
+            for dy in yl..=yh {
+                for dx in xl..=xh {
                     out.offsets[out.len] = [dx, dy, dz];
                     out.len += 1;
                 }
@@ -88,12 +106,6 @@ impl ConvShape {
         }
         out
     }
-}
-
-/// The tap offsets of a kernel of size ≤ 3 (at most 27).
-struct Taps {
-    offsets: [[isize; 3]; 27],
-    len: usize,
 }
 
 impl std::ops::Deref for Taps {
@@ -133,14 +145,13 @@ const ROW_QUANTUM: usize = 64;
 const ROWS_PER_TASK: usize = 8;
 
 thread_local! {
-    /// Per worker: zero-padded copies of the source rows one output row
-    /// reads, and that output row for every channel, reused across calls
+    /// Per worker: one output row for every channel, reused across calls
     /// (no allocation once grown).
-    static ROW_BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+    static ROW_OUT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per calling thread: the zero-padded source field and the weights in
+    /// the layout of [`kernel_weights`].
+    static CALL_BUFFERS: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
-    /// Per calling thread: the weights in the layout of [`kernel_weights`].
-    static KERNEL_WEIGHTS: std::cell::RefCell<Vec<f32>> =
-        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `w` laid out [outs][sources][taps] rearranged for [`correlate_row`]:
@@ -160,93 +171,134 @@ fn kernel_weights(w: &[f32], outs: usize, per_output: usize, into: &mut Vec<f32>
     }
 }
 
-/// out[o][p] = bias[o] + Σ_j Σ_t w[o][j][t] · field_j[p + sign·off_t] for
-/// every output channel o (w laid out [outs][sources][taps], zero outside
-/// the grid, bias 0 when absent). Output rows run in parallel; each copies
-/// the source rows its taps read into zero-padded buffers, then computes
-/// every output channel over the row (see [`correlate_row`]); terms outside
-/// the grid in x add w·0, which leaves every sum unchanged.
-fn correlate(
+/// What a correlation's sums start from.
+#[derive(Clone, Copy)]
+pub(crate) enum Start<'a> {
+    /// bias[o], or 0 when absent.
+    Bias(Option<&'a [f32]>),
+    /// The output's current values (the correlation is added to it).
+    Output,
+}
+
+/// A field's channels copied with zeros around them: `pad[a]` cells before
+/// and after the grid on each axis, rows `stride` long (the computed width
+/// plus the x padding).
+struct Padding {
+    pad: [usize; 3],
+    stride: usize,
+    rows_per_layer: usize,
+    channel_stride: usize,
+}
+
+impl Padding {
+    fn new(grid: Grid, pad: [usize; 3], width: usize) -> Self {
+        let stride = width + 2 * pad[0];
+        let rows_per_layer = grid.dims[1] + 2 * pad[1];
+        let layers = grid.dims[2] + 2 * pad[2];
+        Self {
+            pad,
+            stride,
+            rows_per_layer,
+            channel_stride: stride * rows_per_layer * layers,
+        }
+    }
+
+    /// Copies `sources` channels of `field` into `padded` (resized), in
+    /// parallel by padded layer.
+    fn fill(&self, grid: Grid, sources: usize, field: &[f32], padded: &mut Vec<f32>) {
+        let [nx, ny, nz] = grid.dims;
+        let cells = grid.cells();
+        let layer = self.stride * self.rows_per_layer;
+        let layers = self.channel_stride / layer;
+        padded.resize(sources * self.channel_stride, 0.0);
+        for_each_chunk(
+            padded,
+            layer,
+            sources * self.channel_stride,
+            |index, out| {
+                let (j, zp) = (index / layers, index % layers);
+                out.fill(0.0);
+                let Some(z) = zp.checked_sub(self.pad[2]).filter(|&z| z < nz) else {
+                    return;
+                };
+                for y in 0..ny {
+                    let row = &mut out[(y + self.pad[1]) * self.stride + self.pad[0]..][..nx];
+                    row.copy_from_slice(&field[j * cells + nx * (y + ny * z)..][..nx]);
+                }
+            },
+        );
+    }
+}
+
+/// out[o][p] = start(o, p) + Σ_j Σ_t w[o][j][t] · field_j[p + sign·off_t]
+/// for every output channel o (w laid out [outs][sources][taps], zero
+/// outside the grid). The source channels are first copied with zeros
+/// around them, as far as the taps reach; then output rows run in
+/// parallel, each computing every output channel over the row (see
+/// [`correlate_row`]). Terms outside the grid add w·0, which leaves every
+/// sum unchanged.
+pub(crate) fn correlate(
     grid: Grid,
     offsets: &Taps,
     sign: isize,
     (sources, field): (usize, &[f32]),
     w: &[f32],
-    bias: Option<&[f32]>,
+    start: Start<'_>,
     out: &mut [f32],
 ) {
     let [nx, ny, nz] = grid.dims;
     let cells = grid.cells();
     let taps = offsets.len();
     let outs = out.len() / cells;
-    // The distinct source rows (dy, dz) of the taps (at most 9), and each
-    // tap's source row and x shift.
-    let mut row_offsets = [[0isize; 2]; 9];
-    let mut distinct = 0;
-    let mut tap_rows = [(0usize, 0isize); 27];
-    for (t, off) in offsets.iter().enumerate() {
-        let row = [sign * off[1], sign * off[2]];
-        let r = match row_offsets[..distinct].iter().position(|&o| o == row) {
-            Some(r) => r,
-            None => {
-                row_offsets[distinct] = row;
-                distinct += 1;
-                distinct - 1
-            }
-        };
-        tap_rows[t] = (r, sign * off[0]);
+    let mut pad = [0usize; 3];
+    for off in offsets.iter() {
+        for (p, o) in pad.iter_mut().zip(off) {
+            *p = (*p).max(o.unsigned_abs());
+        }
     }
-    let row_offsets = &row_offsets[..distinct];
-    // A padded row: one zero before x = 0, zeros after nx to the whole
-    // computed width plus one.
     let width = nx.div_ceil(ROW_QUANTUM) * ROW_QUANTUM;
-    let stride = width + 2;
-    let channel_stride = distinct * stride;
-    let rows = ny * nz;
+    let padding = Padding::new(grid, pad, width);
+    // Each tap's start of x = 0 of output row (0, 0) in a padded channel.
+    let mut row_taps = [(0usize, 0usize); Taps::MAX];
+    for (t, off) in offsets.iter().enumerate() {
+        let at = |axis: usize| (pad[axis] as isize + sign * off[axis]) as usize;
+        row_taps[t] = (
+            t,
+            (at(2) * padding.rows_per_layer + at(1)) * padding.stride + at(0),
+        );
+    }
     // Taken out of the thread-local (not borrowed) so that a nested call on
-    // this thread, e.g. a stolen rayon task, finds an empty buffer instead
-    // of a borrowed one.
-    let mut weights = KERNEL_WEIGHTS.with_borrow_mut(std::mem::take);
+    // this thread, e.g. a stolen rayon task, finds empty buffers instead of
+    // borrowed ones.
+    let (mut padded, mut weights) = CALL_BUFFERS.with_borrow_mut(std::mem::take);
+    padding.fill(grid, sources, field, &mut padded);
     kernel_weights(w, outs, sources * taps, &mut weights);
+    let rows = ny * nz;
     let out = DisjointSlice::new(out);
     for_blocks(rows.div_ceil(ROWS_PER_TASK), w.len() * cells, |task| {
-        ROW_BUFFERS.with_borrow_mut(|(padded, row_out)| {
-            padded.resize(padded.len().max(sources * channel_stride), 0.0);
+        ROW_OUT.with_borrow_mut(|row_out| {
             row_out.resize(row_out.len().max(outs * width), 0.0);
+            let row_out = &mut row_out[..outs * width];
             for row in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(rows) {
                 let (y, z) = (row % ny, row / ny);
-                let mut valid = [false; 9];
-                for (r, &offset) in row_offsets.iter().enumerate() {
-                    let source = source_row(grid, y, z, offset);
-                    valid[r] = source.is_some();
-                    if let Some(src) = source {
-                        for j in 0..sources {
-                            let buffer = &mut padded[j * channel_stride + r * stride..][..stride];
-                            buffer[0] = 0.0;
-                            buffer[1..=nx].copy_from_slice(&field[j * cells + src..][..nx]);
-                            buffer[nx + 1..].fill(0.0);
+                for (o, start_row) in row_out.chunks_exact_mut(width).enumerate() {
+                    match start {
+                        Start::Bias(bias) => start_row.fill(bias.map_or(0.0, |b| b[o])),
+                        Start::Output => {
+                            let at = o * cells + row * nx;
+                            // SAFETY: as below, row `row` is this task's.
+                            start_row[..nx].copy_from_slice(unsafe { out.range(at..at + nx) });
                         }
                     }
                 }
-                // (tap, start of its x = 0 in a channel's padded rows).
-                let mut row_taps = [(0usize, 0usize); 27];
-                let mut count = 0;
-                for (t, &(r, dx)) in tap_rows[..taps].iter().enumerate() {
-                    if valid[r] {
-                        // dx ≥ −1: the padding absorbs the shift.
-                        row_taps[count] = (t, r * stride + (1 + dx) as usize);
-                        count += 1;
-                    }
-                }
                 let sources_of_row = RowSources {
-                    padded,
-                    channel_stride,
-                    row_taps: &row_taps[..count],
+                    padded: &padded,
+                    channel_stride: padding.channel_stride,
+                    row_start: (z * padding.rows_per_layer + y) * padding.stride,
+                    row_taps: &row_taps[..taps],
                     sources,
-                    taps,
                 };
-                let row_out = &mut row_out[..outs * width];
-                correlate_row(row_out, width, &sources_of_row, &weights, bias);
+                correlate_row(row_out, width, &sources_of_row, &weights);
                 for (o, computed) in row_out.chunks_exact(width).enumerate() {
                     let at = o * cells + row * nx;
                     // SAFETY: row `row` of every output channel is
@@ -256,21 +308,21 @@ fn correlate(
             }
         });
     });
-    KERNEL_WEIGHTS.with_borrow_mut(|buffer| *buffer = weights);
+    CALL_BUFFERS.with_borrow_mut(|buffers| *buffers = (padded, weights));
 }
 
-/// What the output chunks of one row read: the zero-padded source rows
-/// (`channel_stride` apart per source channel) and the taps that fall in
-/// the grid, as (tap, start of x = 0 in a channel's padded rows).
+/// What the output chunks of one row read: the zero-padded source
+/// channels (`channel_stride` apart), the row's offset in them, and each
+/// tap with its start of x = 0 relative to that offset.
 struct RowSources<'a> {
     padded: &'a [f32],
     channel_stride: usize,
+    row_start: usize,
     row_taps: &'a [(usize, usize)],
     sources: usize,
-    taps: usize,
 }
 
-/// row_out[o·width + x] = bias[o] + Σ_j Σ_(t, base) w(o, j, t) ·
+/// row_out[o·width + x] += Σ_j Σ_(t, base) w(o, j, t) ·
 /// padded[j·channel_stride + base + x] for every output channel o and
 /// x < width (`w` as [`kernel_weights`] lays it out), each term added by a
 /// fused multiply-add in the order j then t, whatever the CPU: results are
@@ -278,13 +330,7 @@ struct RowSources<'a> {
 /// channels span 32 cells with AVX-512 (16 registers) and 16 otherwise; a
 /// lone channel's span 64 and 32 (independent sums that hide the latency
 /// of the additions).
-fn correlate_row(
-    row_out: &mut [f32],
-    width: usize,
-    rows: &RowSources<'_>,
-    w: &[f32],
-    bias: Option<&[f32]>,
-) {
+fn correlate_row(row_out: &mut [f32], width: usize, rows: &RowSources<'_>, w: &[f32]) {
     /// The chunk kernels of one CPU level: a `#[target_feature]` copy of
     /// [`accumulate_chunk`] per accumulator shape (the compiler keeps the
     /// accumulators in registers only when the chunk is its own function).
@@ -311,7 +357,7 @@ fn correlate_row(
             // SAFETY: `level()` reports only features the CPU has (the
             // AVX2 level requires FMA too).
             row_kernel(
-                (row_out, width, rows, w, bias),
+                (row_out, width, rows, w),
                 |acc, rows, w, x0| unsafe { group(acc, rows, w, x0) },
                 |acc, rows, w, x0| unsafe { lone(acc, rows, w, x0) },
             )
@@ -323,7 +369,7 @@ fn correlate_row(
         #[cfg(target_arch = "x86_64")]
         crate::simd::Level::Avx2 => chunk_kernels!("avx2,fma", 16, 32),
         crate::simd::Level::Baseline => row_kernel(
-            (row_out, width, rows, w, bias),
+            (row_out, width, rows, w),
             accumulate_chunk::<GROUP, 16>,
             accumulate_chunk::<1, 16>,
         ),
@@ -331,58 +377,46 @@ fn correlate_row(
 }
 
 /// The arguments of [`correlate_row`].
-type RowArgs<'r, 'a> = (
-    &'r mut [f32],
-    usize,
-    &'r RowSources<'a>,
-    &'r [f32],
-    Option<&'r [f32]>,
-);
+type RowArgs<'r, 'a> = (&'r mut [f32], usize, &'r RowSources<'a>, &'r [f32]);
 
 /// [`correlate_row`] through the chunk kernels `group` (accumulators of
 /// GW cells for [`GROUP`] channels) and `lone` (LW cells, one channel).
 #[inline(always)]
 fn row_kernel<const GW: usize, const LW: usize>(
-    (row_out, width, rows, w, bias): RowArgs<'_, '_>,
+    (row_out, width, rows, w): RowArgs<'_, '_>,
     group: impl Fn(&mut [[f32; GW]; GROUP], &RowSources<'_>, &[f32], usize),
     lone: impl Fn(&mut [[f32; LW]; 1], &RowSources<'_>, &[f32], usize),
 ) {
     let outs = row_out.len() / width;
-    let per_output = rows.sources * rows.taps;
+    let per_output = rows.sources * rows.row_taps.len();
     let mut o = 0;
     while o < outs {
         let size = if outs - o >= GROUP { GROUP } else { 1 };
         let out = &mut row_out[o * width..(o + size) * width];
         let w = &w[o * per_output..(o + size) * per_output];
-        let bias = bias.map(|b| &b[o..o + size]);
         if size == GROUP {
-            accumulate_row(out, width, rows, w, bias, &group);
+            accumulate_row(out, width, rows, w, &group);
         } else {
-            accumulate_row(out, width, rows, w, bias, &lone);
+            accumulate_row(out, width, rows, w, &lone);
         }
         o += size;
     }
 }
 
-/// The rows of G output channels, W cells at a time, each chunk summed by
-/// `chunk`.
+/// Adds to the rows of G output channels, W cells at a time, each chunk
+/// summed by `chunk`.
 #[inline(always)]
 fn accumulate_row<const G: usize, const W: usize>(
     out: &mut [f32],
     width: usize,
     rows: &RowSources<'_>,
     w: &[f32],
-    bias: Option<&[f32]>,
     chunk: &impl Fn(&mut [[f32; W]; G], &RowSources<'_>, &[f32], usize),
 ) {
-    let mut init = [0.0f32; G];
-    if let Some(bias) = bias {
-        init.copy_from_slice(bias);
-    }
     for x0 in (0..width).step_by(W) {
         let mut acc = [[0.0f32; W]; G];
-        for (a, &b) in acc.iter_mut().zip(&init) {
-            *a = [b; W];
+        for (g, a) in acc.iter_mut().enumerate() {
+            a.copy_from_slice(&out[g * width + x0..][..W]);
         }
         chunk(&mut acc, rows, w, x0);
         for (g, a) in acc.iter().enumerate() {
@@ -402,11 +436,11 @@ fn accumulate_chunk<const G: usize, const W: usize>(
 ) {
     let mut local = *acc;
     for j in 0..rows.sources {
-        let channel = &rows.padded[j * rows.channel_stride..];
+        let channel = &rows.padded[j * rows.channel_stride + rows.row_start..];
         for &(t, base) in rows.row_taps {
             let s: &[f32; W] = channel[base + x0..][..W].try_into().expect("W cells");
             for (g, a) in local.iter_mut().enumerate() {
-                let wv = w[(j * rows.taps + t) * G + g];
+                let wv = w[(j * rows.row_taps.len() + t) * G + g];
                 for l in 0..W {
                     a[l] = wv.mul_add(s[l], a[l]);
                 }
@@ -426,7 +460,15 @@ pub fn conv_forward(
     out: &mut [f32],
 ) {
     let offsets = shape.offsets(grid.ndim());
-    correlate(grid, &offsets, 1, (shape.cin, input), weight, bias, out);
+    correlate(
+        grid,
+        &offsets,
+        1,
+        (shape.cin, input),
+        weight,
+        Start::Bias(bias),
+        out,
+    );
 }
 
 /// Given dL/d(out), accumulates dL/dweight into `grad_weight` and dL/dbias
@@ -493,7 +535,7 @@ pub fn conv_backward(
             -1,
             (shape.cout, grad_out),
             &transposed,
-            None,
+            Start::Bias(None),
             grad_input,
         );
     }

@@ -5,13 +5,14 @@
 //! on grid Poisson operators. Trained ([`train`]), saved and loaded
 //! ([`Model`], safetensors) and run ([`NetworkDirection`]) by the library.
 
+mod contracted;
 mod direction;
 mod io;
 pub mod layers;
 mod network;
 mod train;
 
-pub use direction::NetworkDirection;
+pub use direction::{Evaluation, NetworkDirection};
 pub use io::Model;
 pub use network::{Architecture, Network, Tape, Workspace};
 pub use train::{loss_and_gradient, ritz_dataset, solver_residuals, train, Adam, TrainOptions};

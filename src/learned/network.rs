@@ -430,15 +430,38 @@ impl Network {
             workspace.out = vec![0.0; grid.cells()];
         }
         let Workspace { levels, out, .. } = workspace;
-        let conv = |k: usize, g: Grid, x: &[f32], y: &mut [f32]| {
-            let p = &self.convs[k];
-            conv_forward(g, p.shape, self.weight(p), None, x, y);
-        };
-        conv(0, grid, input, &mut levels[0][0]);
-        let mut k = 1;
-        for level in 0..self.arch.levels {
+        self.conv_into(0, grid, input, &mut levels[0][0]);
+        self.forward_levels(grid, levels, 0);
+        self.conv_into(self.convs.len() - 1, grid, &levels[0][0], out);
+        Ok(out)
+    }
+
+    /// y = conv_k(x) on `grid`.
+    pub(crate) fn conv_into(&self, k: usize, grid: Grid, x: &[f32], y: &mut [f32]) {
+        let p = &self.convs[k];
+        conv_forward(grid, p.shape, self.weight(p), None, x, y);
+    }
+
+    /// x = conv_kᵀ(y) on `grid` (the convolution's input gradient).
+    pub(crate) fn conv_transpose_into(&self, k: usize, grid: Grid, y: &[f32], x: &mut [f32]) {
+        let p = &self.convs[k];
+        conv_backward(grid, p.shape, self.weight(p), &[], y, None, None, Some(x));
+    }
+
+    /// The index of convolution a of block `block` on `level` (b is next).
+    fn block_conv(&self, level: usize, block: usize) -> usize {
+        1 + 2 * (level * self.arch.blocks + block)
+    }
+
+    /// Levels `from..L` of the forward pass in workspace buffers (see
+    /// [`Workspace`]): `levels[from][0]` holds the level's input on entry
+    /// and its output, the residual blocks and the upsampled coarser
+    /// levels added, on return. `grid` is the finest level's.
+    pub(crate) fn forward_levels(&self, grid: Grid, levels: &mut [[Vec<f32>; 3]], from: usize) {
+        let c = self.arch.channels;
+        for level in from..self.arch.levels {
             let level_grid = self.level_grid(grid, level);
-            if level > 0 {
+            if level > from {
                 let (finer, here) = levels.split_at_mut(level);
                 pool_forward(
                     self.level_grid(grid, level - 1),
@@ -448,17 +471,17 @@ impl Network {
                 );
             }
             let [h, a, b] = &mut levels[level];
-            for _ in 0..self.arch.blocks {
-                conv(k, level_grid, h, a);
+            for block in 0..self.arch.blocks {
+                let k = self.block_conv(level, block);
+                self.conv_into(k, level_grid, h, a);
                 a.iter_mut().for_each(|v| *v = self.arch.activate(*v));
-                conv(k + 1, level_grid, a, b);
+                self.conv_into(k + 1, level_grid, a, b);
                 h.iter_mut()
                     .zip(b.iter())
                     .for_each(|(h, &b)| *h += self.arch.activate(b));
-                k += 2;
             }
         }
-        for level in (1..self.arch.levels).rev() {
+        for level in (from + 1..self.arch.levels).rev() {
             let (finer, here) = levels.split_at_mut(level);
             upsample_add(
                 self.level_grid(grid, level - 1),
@@ -467,8 +490,35 @@ impl Network {
                 &mut finer[level - 1][0],
             );
         }
-        conv(k, grid, &levels[0][0], out);
-        Ok(out)
+    }
+
+    /// The transpose of [`Network::forward_levels`] for the linear network
+    /// of the symmetric form: `levels[from][0]` holds a field at the
+    /// level's output on entry, its image under the transpose on return.
+    pub(crate) fn transpose_levels(&self, grid: Grid, levels: &mut [[Vec<f32>; 3]], from: usize) {
+        let c = self.arch.channels;
+        // The upsampling path: each level's skip gradient, coarser and coarser.
+        for level in from + 1..self.arch.levels {
+            let (finer, here) = levels.split_at_mut(level);
+            let fine = self.level_grid(grid, level - 1);
+            upsample_backward(fine, c, &finer[level - 1][0], &mut here[0][0]);
+        }
+        for level in (from..self.arch.levels).rev() {
+            let level_grid = self.level_grid(grid, level);
+            let (here, coarser) = levels.split_at_mut(level + 1);
+            let [h, a, b] = &mut here[level];
+            if let Some(coarser) = coarser.first() {
+                pool_backward(level_grid, c, &coarser[0], a);
+                h.iter_mut().zip(a.iter()).for_each(|(h, a)| *h += a);
+            }
+            // (I + W_b W_a)ᵀ = I + W_aᵀ W_bᵀ, blocks in reverse order.
+            for block in (0..self.arch.blocks).rev() {
+                let k = self.block_conv(level, block);
+                self.conv_transpose_into(k + 1, level_grid, h, a);
+                self.conv_transpose_into(k, level_grid, a, b);
+                h.iter_mut().zip(b.iter()).for_each(|(h, b)| *h += b);
+            }
+        }
     }
 }
 
@@ -487,39 +537,11 @@ impl Network {
         if !self.arch.symmetric {
             return Ok(&workspace.out);
         }
-        let c = self.arch.channels;
         let Workspace { levels, out, .. } = workspace;
-        // x = Wᵀ y for convolution k (its input gradient, no weight gradient).
-        let transpose = |k: usize, g: Grid, y: &[f32], x: &mut [f32]| {
-            let p = &self.convs[k];
-            conv_backward(g, p.shape, self.weight(p), &[], y, None, None, Some(x));
-        };
         let last = self.convs.len() - 1;
-        transpose(last, grid, out, &mut levels[0][0]);
-        // The upsampling path: each level's skip gradient, coarser and coarser.
-        for level in 1..self.arch.levels {
-            let (finer, here) = levels.split_at_mut(level);
-            let fine = self.level_grid(grid, level - 1);
-            upsample_backward(fine, c, &finer[level - 1][0], &mut here[0][0]);
-        }
-        let mut k = last;
-        for level in (0..self.arch.levels).rev() {
-            let level_grid = self.level_grid(grid, level);
-            let (here, coarser) = levels.split_at_mut(level + 1);
-            let [h, a, b] = &mut here[level];
-            if let Some(coarser) = coarser.first() {
-                pool_backward(level_grid, c, &coarser[0], a);
-                h.iter_mut().zip(a.iter()).for_each(|(h, a)| *h += a);
-            }
-            // (I + W_b W_a)ᵀ = I + W_aᵀ W_bᵀ, blocks in reverse order.
-            for _ in 0..self.arch.blocks {
-                k -= 2;
-                transpose(k + 1, level_grid, h, a);
-                transpose(k, level_grid, a, b);
-                h.iter_mut().zip(b.iter()).for_each(|(h, b)| *h += b);
-            }
-        }
-        transpose(0, grid, &levels[0][0], out);
+        self.conv_transpose_into(last, grid, out, &mut levels[0][0]);
+        self.transpose_levels(grid, levels, 0);
+        self.conv_transpose_into(0, grid, &levels[0][0], out);
         Ok(out)
     }
 }
