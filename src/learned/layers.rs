@@ -138,9 +138,6 @@ fn row_segment(grid: Grid, y: usize, z: usize, off: [isize; 3]) -> Option<(usize
 /// while every source channel and tap adds to them, so each source vector
 /// is read once per group.
 const GROUP: usize = 8;
-/// Output rows are computed in whole multiples of this many cells (the
-/// widest accumulator of [`row_kernel`]).
-const ROW_QUANTUM: usize = 64;
 /// Output rows per parallel task.
 const ROWS_PER_TASK: usize = 8;
 
@@ -256,7 +253,7 @@ pub(crate) fn correlate(
             *p = (*p).max(o.unsigned_abs());
         }
     }
-    let width = nx.div_ceil(ROW_QUANTUM) * ROW_QUANTUM;
+    let width = nx.div_ceil(NARROW) * NARROW;
     let padding = Padding::new(grid, pad, width);
     // Each tap's start of x = 0 of output row (0, 0) in a padded channel.
     let mut row_taps = [(0usize, 0usize); Taps::MAX];
@@ -337,29 +334,40 @@ fn correlate_row(row_out: &mut [f32], width: usize, rows: &RowSources<'_>, w: &[
     macro_rules! chunk_kernels {
         ($feature:literal, $group_cells:literal, $lone_cells:literal) => {{
             #[target_feature(enable = $feature)]
-            unsafe fn group(
-                acc: &mut [[f32; $group_cells]; GROUP],
+            unsafe fn chunk<const G: usize, const W: usize>(
+                acc: &mut [[f32; W]; G],
                 rows: &RowSources<'_>,
                 w: &[f32],
                 x0: usize,
             ) {
                 accumulate_chunk(acc, rows, w, x0)
             }
-            #[target_feature(enable = $feature)]
-            unsafe fn lone(
-                acc: &mut [[f32; $lone_cells]; 1],
-                rows: &RowSources<'_>,
-                w: &[f32],
-                x0: usize,
-            ) {
-                accumulate_chunk(acc, rows, w, x0)
-            }
-            // SAFETY: `level()` reports only features the CPU has (the
-            // AVX2 level requires FMA too).
-            row_kernel(
+            // SAFETY (each call): `level()` reports only features the CPU
+            // has (the AVX2 level requires FMA too).
+            row_kernel::<$group_cells, $lone_cells>(
                 (row_out, width, rows, w),
-                |acc, rows, w, x0| unsafe { group(acc, rows, w, x0) },
-                |acc, rows, w, x0| unsafe { lone(acc, rows, w, x0) },
+                ChunkKernels {
+                    group: |acc: &mut [[f32; $group_cells]; GROUP],
+                            rows: &RowSources<'_>,
+                            w: &[f32],
+                            x0: usize| unsafe { chunk(acc, rows, w, x0) },
+                    group_narrow: |acc: &mut [[f32; NARROW]; GROUP],
+                                   rows: &RowSources<'_>,
+                                   w: &[f32],
+                                   x0: usize| unsafe {
+                        chunk(acc, rows, w, x0)
+                    },
+                    lone: |acc: &mut [[f32; $lone_cells]; 1],
+                           rows: &RowSources<'_>,
+                           w: &[f32],
+                           x0: usize| unsafe { chunk(acc, rows, w, x0) },
+                    lone_narrow: |acc: &mut [[f32; NARROW]; 1],
+                                  rows: &RowSources<'_>,
+                                  w: &[f32],
+                                  x0: usize| unsafe {
+                        chunk(acc, rows, w, x0)
+                    },
+                },
             )
         }};
     }
@@ -368,24 +376,56 @@ fn correlate_row(row_out: &mut [f32], width: usize, rows: &RowSources<'_>, w: &[
         crate::simd::Level::Avx512 => chunk_kernels!("avx512f", 32, 64),
         #[cfg(target_arch = "x86_64")]
         crate::simd::Level::Avx2 => chunk_kernels!("avx2,fma", 16, 32),
-        crate::simd::Level::Baseline => row_kernel(
+        crate::simd::Level::Baseline => row_kernel::<NARROW, NARROW>(
             (row_out, width, rows, w),
-            accumulate_chunk::<GROUP, 16>,
-            accumulate_chunk::<1, 16>,
+            ChunkKernels {
+                group: accumulate_chunk,
+                group_narrow: accumulate_chunk,
+                lone: accumulate_chunk,
+                lone_narrow: accumulate_chunk,
+            },
         ),
     }
 }
 
+/// Cells of the narrowest chunk: rows are computed to a multiple of it,
+/// in chunks of the kernels' full width while they fit, then narrow ones.
+const NARROW: usize = 16;
+
 /// The arguments of [`correlate_row`].
 type RowArgs<'r, 'a> = (&'r mut [f32], usize, &'r RowSources<'a>, &'r [f32]);
 
-/// [`correlate_row`] through the chunk kernels `group` (accumulators of
-/// GW cells for [`GROUP`] channels) and `lone` (LW cells, one channel).
+/// The chunk functions of [`correlate_row`]: for a group of [`GROUP`]
+/// channels and for one channel, of full and of [`NARROW`] width.
+struct ChunkKernels<G, GN, L, LN> {
+    group: G,
+    group_narrow: GN,
+    lone: L,
+    lone_narrow: LN,
+}
+
+/// A chunk function: adds the correlation of chunk x0 to G accumulators of
+/// W cells.
+trait Chunk<const G: usize, const W: usize>:
+    Fn(&mut [[f32; W]; G], &RowSources<'_>, &[f32], usize)
+{
+}
+impl<const G: usize, const W: usize, F> Chunk<G, W> for F where
+    F: Fn(&mut [[f32; W]; G], &RowSources<'_>, &[f32], usize)
+{
+}
+
+/// [`correlate_row`] through the chunk kernels, GW cells wide for a group
+/// and LW for a lone channel.
 #[inline(always)]
 fn row_kernel<const GW: usize, const LW: usize>(
     (row_out, width, rows, w): RowArgs<'_, '_>,
-    group: impl Fn(&mut [[f32; GW]; GROUP], &RowSources<'_>, &[f32], usize),
-    lone: impl Fn(&mut [[f32; LW]; 1], &RowSources<'_>, &[f32], usize),
+    kernels: ChunkKernels<
+        impl Chunk<GROUP, GW>,
+        impl Chunk<GROUP, NARROW>,
+        impl Chunk<1, LW>,
+        impl Chunk<1, NARROW>,
+    >,
 ) {
     let outs = row_out.len() / width;
     let per_output = rows.sources * rows.row_taps.len();
@@ -395,33 +435,52 @@ fn row_kernel<const GW: usize, const LW: usize>(
         let out = &mut row_out[o * width..(o + size) * width];
         let w = &w[o * per_output..(o + size) * per_output];
         if size == GROUP {
-            accumulate_row(out, width, rows, w, &group);
+            accumulate_row(out, width, rows, w, &kernels.group, &kernels.group_narrow);
         } else {
-            accumulate_row(out, width, rows, w, &lone);
+            accumulate_row(out, width, rows, w, &kernels.lone, &kernels.lone_narrow);
         }
         o += size;
     }
 }
 
-/// Adds to the rows of G output channels, W cells at a time, each chunk
-/// summed by `chunk`.
+/// Adds to the rows of G output channels: chunks of W cells by `wide`
+/// while they fit in `width`, the rest by `narrow`.
 #[inline(always)]
 fn accumulate_row<const G: usize, const W: usize>(
     out: &mut [f32],
     width: usize,
     rows: &RowSources<'_>,
     w: &[f32],
-    chunk: &impl Fn(&mut [[f32; W]; G], &RowSources<'_>, &[f32], usize),
+    wide: &impl Chunk<G, W>,
+    narrow: &impl Chunk<G, NARROW>,
 ) {
-    for x0 in (0..width).step_by(W) {
-        let mut acc = [[0.0f32; W]; G];
-        for (g, a) in acc.iter_mut().enumerate() {
-            a.copy_from_slice(&out[g * width + x0..][..W]);
-        }
-        chunk(&mut acc, rows, w, x0);
-        for (g, a) in acc.iter().enumerate() {
-            out[g * width + x0..][..W].copy_from_slice(a);
-        }
+    let mut x0 = 0;
+    while x0 + W <= width {
+        run_chunk(out, width, x0, |acc| wide(acc, rows, w, x0));
+        x0 += W;
+    }
+    while x0 < width {
+        run_chunk(out, width, x0, |acc| narrow(acc, rows, w, x0));
+        x0 += NARROW;
+    }
+}
+
+/// Loads the accumulators of chunk x0 from the rows of `out`, lets `add`
+/// add to them, and stores them back.
+#[inline(always)]
+fn run_chunk<const G: usize, const W: usize>(
+    out: &mut [f32],
+    width: usize,
+    x0: usize,
+    add: impl FnOnce(&mut [[f32; W]; G]),
+) {
+    let mut acc = [[0.0f32; W]; G];
+    for (g, a) in acc.iter_mut().enumerate() {
+        a.copy_from_slice(&out[g * width + x0..][..W]);
+    }
+    add(&mut acc);
+    for (g, a) in acc.iter().enumerate() {
+        out[g * width + x0..][..W].copy_from_slice(a);
     }
 }
 
