@@ -32,6 +32,7 @@
 use super::layers::{correlate, upsample_add, upsample_backward, ConvShape, Grid, Start, Taps};
 use super::network::Network;
 use crate::error::{Error, Result};
+use crate::parallel::for_each_chunk;
 
 /// A multi-channel correlation kernel in f64: `w[(o·cin + i)·taps + t]`
 /// over the box [−radius, radius]ᵈ of taps (z outermost, x innermost).
@@ -141,10 +142,10 @@ impl Stencil {
 }
 
 /// One parity p of the fine cells: E_p, C outputs from the phase r_p,
-/// over the taps `ranges`.
+/// over the taps `ranges` (the phases are held in the order of
+/// [`phase_index`]).
 #[derive(Debug)]
 struct Phase {
-    parity: [usize; 3],
     ranges: [[isize; 2]; 3],
     /// [C][1][taps], f32.
     weights: Vec<f32>,
@@ -162,14 +163,16 @@ pub(crate) struct Contracted<'n> {
     buffers: Buffers,
 }
 
-/// Per-call fields: the network's levels ≥ 1 (level 0 is never used), a
-/// phase and its image, the coarse single-channel field w·h₁, and L r.
+/// Per-call fields: the network's levels ≥ 1 (level 0 is never used), the
+/// phases of the input and their images under Eᵀ (phase after phase, in
+/// the order of [`phase_index`]), the coarse single-channel field w·h₁,
+/// L r and Lᵀ L r.
 #[derive(Debug, Default)]
 struct Buffers {
     dims: [usize; 3],
     levels: Vec<[Vec<f32>; 3]>,
-    phase: Vec<f32>,
-    phase_image: Vec<f32>,
+    phases: Vec<f32>,
+    phase_images: Vec<f32>,
     coarse: Vec<f32>,
     lr: Vec<f32>,
     out: Vec<f32>,
@@ -266,8 +269,13 @@ impl<'n> Contracted<'n> {
             return;
         }
         let coarse = grid.coarse();
-        for (n, phase) in self.phases.iter().enumerate() {
-            gather_phase(grid, phase.parity, input, &mut b.phase);
+        gather_phases(grid, input, &mut b.phases);
+        for (n, (phase, field)) in self
+            .phases
+            .iter()
+            .zip(b.phases.chunks_exact(coarse.cells()))
+            .enumerate()
+        {
             let taps = Taps::boxed(grid.ndim(), phase.ranges);
             let start = if n == 0 {
                 Start::Bias(None)
@@ -278,7 +286,7 @@ impl<'n> Contracted<'n> {
                 coarse,
                 &taps,
                 1,
-                (1, &b.phase),
+                (1, field),
                 &phase.weights,
                 start,
                 &mut b.levels[1][0],
@@ -315,7 +323,11 @@ impl<'n> Contracted<'n> {
             .conv_transpose_into(last, coarse, &b.coarse, &mut b.levels[1][0]);
         self.network.transpose_levels(grid, &mut b.levels, 1);
         let channels = self.network.architecture().channels;
-        for phase in &self.phases {
+        for (phase, image) in self
+            .phases
+            .iter()
+            .zip(b.phase_images.chunks_exact_mut(coarse.cells()))
+        {
             let taps = Taps::boxed(grid.ndim(), phase.ranges);
             correlate(
                 coarse,
@@ -324,10 +336,10 @@ impl<'n> Contracted<'n> {
                 (channels, &b.levels[1][0]),
                 &phase.weights,
                 Start::Bias(None),
-                &mut b.phase_image,
+                image,
             );
-            scatter_phase_add(grid, phase.parity, &b.phase_image, &mut b.out);
         }
+        scatter_phases_add(grid, &b.phase_images, &mut b.out);
     }
 
     fn prepare(&mut self, grid: Grid) {
@@ -348,8 +360,9 @@ impl<'n> Contracted<'n> {
                 [vec![0.0; cells], vec![0.0; cells], vec![0.0; cells]]
             })
             .collect();
-        b.phase = vec![0.0; coarse];
-        b.phase_image = vec![0.0; coarse];
+        let phases = self.phases.len() * coarse;
+        b.phases = vec![0.0; phases];
+        b.phase_images = vec![0.0; phases];
         b.coarse = vec![0.0; coarse];
         b.lr = vec![0.0; grid.cells()];
         b.out = vec![0.0; grid.cells()];
@@ -394,50 +407,58 @@ fn pooled_phases(g: &Stencil) -> Vec<Phase> {
                         weights.push((scale * sum) as f32);
                     }
                 }
-                phases.push(Phase {
-                    parity,
-                    ranges,
-                    weights,
-                });
+                debug_assert_eq!(phase_index(parity), phases.len());
+                phases.push(Phase { ranges, weights });
             }
         }
     }
     phases
 }
 
-/// phase[J] = field[2J + parity] on `fine.coarse()`, 0 outside `fine`.
-fn gather_phase(fine: Grid, parity: [usize; 3], field: &[f32], phase: &mut [f32]) {
-    let [nx, ny, nz] = fine.dims;
-    let [cx, cy, _] = fine.coarse().dims;
-    for (j, v) in phase.iter_mut().enumerate() {
-        let f = [
-            2 * (j % cx) + parity[0],
-            2 * ((j / cx) % cy) + parity[1],
-            2 * (j / (cx * cy)) + parity[2],
-        ];
-        *v = if f[0] < nx && f[1] < ny && f[2] < nz {
-            field[f[0] + nx * (f[1] + ny * f[2])]
-        } else {
-            0.0
-        };
-    }
+/// The index of the phase of `parity` (x fastest; z is 0 in 2D), the
+/// order in which [`pooled_phases`] builds them.
+fn phase_index(parity: [usize; 3]) -> usize {
+    (parity[2] * 2 + parity[1]) * 2 + parity[0]
 }
 
-/// field[2J + parity] += phase[J] inside `fine` (the transpose of
-/// [`gather_phase`]).
-fn scatter_phase_add(fine: Grid, parity: [usize; 3], phase: &[f32], field: &mut [f32]) {
+/// phases[p][J] = field[2J + parity(p)] on `fine.coarse()`, 0 outside
+/// `fine`, for every phase p (in parallel).
+fn gather_phases(fine: Grid, field: &[f32], phases: &mut [f32]) {
     let [nx, ny, nz] = fine.dims;
     let [cx, cy, _] = fine.coarse().dims;
-    for (j, v) in phase.iter().enumerate() {
-        let f = [
-            2 * (j % cx) + parity[0],
-            2 * ((j / cx) % cy) + parity[1],
-            2 * (j / (cx * cy)) + parity[2],
-        ];
-        if f[0] < nx && f[1] < ny && f[2] < nz {
-            field[f[0] + nx * (f[1] + ny * f[2])] += v;
+    let coarse = fine.coarse().cells();
+    for_each_chunk(phases, coarse, phases.len(), |p, phase| {
+        let parity = [p % 2, (p / 2) % 2, p / 4];
+        debug_assert_eq!(phase_index(parity), p);
+        for (j, v) in phase.iter_mut().enumerate() {
+            let f = [
+                2 * (j % cx) + parity[0],
+                2 * ((j / cx) % cy) + parity[1],
+                2 * (j / (cx * cy)) + parity[2],
+            ];
+            *v = if f[0] < nx && f[1] < ny && f[2] < nz {
+                field[f[0] + nx * (f[1] + ny * f[2])]
+            } else {
+                0.0
+            };
         }
-    }
+    });
+}
+
+/// field[f] += phases[p(f)][f / 2] for every fine cell f, p(f) its
+/// parity (the transpose of [`gather_phases`]; in parallel by layer).
+fn scatter_phases_add(fine: Grid, phases: &[f32], field: &mut [f32]) {
+    let [nx, ny, _] = fine.dims;
+    let [cx, cy, _] = fine.coarse().dims;
+    let coarse = fine.coarse().cells();
+    for_each_chunk(field, nx * ny, field.len(), |z, layer| {
+        for y in 0..ny {
+            for x in 0..nx {
+                let p = phase_index([x % 2, y % 2, z % 2]);
+                layer[x + nx * y] += phases[p * coarse + x / 2 + cx * (y / 2 + cy * (z / 2))];
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use super::network::{Network, Tape};
 use crate::error::{Error, Result};
 use crate::krylov::vector;
 use crate::operator::{GridPoisson, LinearOperator};
+use crate::parallel::for_each_chunk;
 use crate::random::SplitMix;
 
 /// Right-hand sides built from Ritz vectors of A.
@@ -139,20 +140,26 @@ pub fn solver_residuals(
     Ok(seen.into_inner())
 }
 
+/// Cells per parallel chunk of [`to_field`] and [`from_field`].
+const FIELD_CHUNK: usize = 1 << 14;
+
 /// Scatters unknowns into a one-channel f32 field (0 outside the fluid).
 pub(crate) fn to_field(a: &GridPoisson, unknowns: &[f64], field: &mut [f32]) {
-    for (c, f) in field.iter_mut().enumerate() {
-        *f = a.unknown_of_cell(c).map_or(0.0, |u| unknowns[u] as f32);
-    }
+    for_each_chunk(field, FIELD_CHUNK, field.len(), |k, chunk| {
+        for (c, f) in (k * FIELD_CHUNK..).zip(chunk.iter_mut()) {
+            *f = a.unknown_of_cell(c).map_or(0.0, |u| unknowns[u] as f32);
+        }
+    });
 }
 
 /// Gathers the fluid cells of a one-channel f32 field.
 pub(crate) fn from_field(a: &GridPoisson, field: &[f32], unknowns: &mut [f64]) {
-    for (c, f) in field.iter().enumerate() {
-        if let Some(u) = a.unknown_of_cell(c) {
-            unknowns[u] = *f as f64;
+    let cells = a.cells_of_unknowns();
+    for_each_chunk(unknowns, FIELD_CHUNK, field.len(), |k, chunk| {
+        for (u, &c) in chunk.iter_mut().zip(&cells[k * FIELD_CHUNK..]) {
+            *u = field[c as usize] as f64;
         }
-    }
+    });
 }
 
 /// The loss of one sample and dL/dq.

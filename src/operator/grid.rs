@@ -323,6 +323,11 @@ impl GridPoisson {
         (u < AIR).then_some(u as usize)
     }
 
+    /// The cell of each unknown, in unknown order.
+    pub(crate) fn cells_of_unknowns(&self) -> &[u32] {
+        &self.cell_of_unknown
+    }
+
     /// `true` when some fluid region is enclosed by walls, so A is singular.
     pub fn is_singular(&self) -> bool {
         self.floating.is_some()
