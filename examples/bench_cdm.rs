@@ -31,7 +31,7 @@ use adjunct::krylov::{
     conjugate_direction, CoarseSpace, ConjugateDirectionOptions, DirectionGenerator, Multigrid,
     MultigridOptions, PreconditionerDirection, TwoLevel,
 };
-use adjunct::learned::{Model, NetworkDirection};
+use adjunct::learned::{Evaluation, Model, NetworkDirection};
 use adjunct::{
     cg, scene, Error, GridPoisson, Ic0, Identity, Jacobi, KrylovOptions, LinearOperator,
     Preconditioner, SolveReport,
@@ -111,8 +111,16 @@ fn classical(
     })
 }
 
-fn learned(label: &str, a: &GridPoisson, model: &Model, b: &[f64], max_seconds: f64) -> Row {
-    let generator = NetworkDirection::for_model(a, model).expect("model matches the grid");
+fn learned(
+    label: &str,
+    a: &GridPoisson,
+    (model, evaluation): (&Model, Evaluation),
+    b: &[f64],
+    max_seconds: f64,
+) -> Row {
+    let generator =
+        NetworkDirection::with_evaluation(a, &model.network, model.coarse_block, evaluation)
+            .expect("model matches the grid");
     // One untimed warm-up direction (allocates the workspace), one timed.
     let mut d = vec![0.0; a.dim()];
     generator.direction(b, &mut d).expect("direction");
@@ -187,7 +195,7 @@ fn main() {
     );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let load = |path: PathBuf| Model::load(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let models = |dim: usize| -> Vec<(String, Model)> {
+    let models = |dim: usize| -> Vec<(String, Model, Evaluation)> {
         let mut out = Vec::new();
         for (label, name) in [("symmetric", ""), ("dcdm", "_dcdm")] {
             let path = flag(&format!("--{label}{dim}")).map_or_else(
@@ -195,15 +203,31 @@ fn main() {
                 PathBuf::from,
             );
             let model = load(path);
-            let preset = if model.network.architecture().symmetric {
-                "symmetric"
+            if model.network.architecture().symmetric {
+                out.push((
+                    "learned (sym., layers)".to_string(),
+                    model.clone(),
+                    Evaluation::LayerByLayer,
+                ));
+                out.push((
+                    "learned (symmetric)".to_string(),
+                    model,
+                    Evaluation::Fastest,
+                ));
             } else {
-                "DCDM fast"
-            };
-            out.push((format!("learned ({preset})"), model));
+                out.push((
+                    "learned (DCDM fast)".to_string(),
+                    model,
+                    Evaluation::Fastest,
+                ));
+            }
         }
         if let Some(path) = flag(&format!("--reference{dim}")) {
-            out.push(("learned (DCDM reference)".to_string(), load(path.into())));
+            out.push((
+                "learned (DCDM reference)".to_string(),
+                load(path.into()),
+                Evaluation::Fastest,
+            ));
         }
         out
     };
@@ -273,13 +297,13 @@ fn main() {
             }),
         ];
         rows.iter().for_each(print_row);
-        for (label, model) in models(dim) {
+        for (label, model, evaluation) in models(dim) {
             let cap = if model.network.architecture().symmetric {
                 max_seconds
             } else {
                 dcdm_max_seconds
             };
-            let row = learned(&label, &a, &model, b, cap);
+            let row = learned(&label, &a, (&model, evaluation), b, cap);
             print_row(&row);
             ratios.push((
                 dims,

@@ -160,6 +160,10 @@ pub(crate) struct Contracted<'n> {
     /// K, [1][1][(2R + 1)ᵈ], f32.
     k: Vec<f32>,
     phases: Vec<Phase>,
+    /// Eᵀ in one correlation, phase images from the C channels: the E_p
+    /// over the union of their tap boxes (zero where a phase has no tap),
+    /// [phase][C][taps], so that it runs as one group of outputs.
+    transposed: Phase,
     buffers: Buffers,
 }
 
@@ -218,11 +222,13 @@ impl<'n> Contracted<'n> {
         } else {
             Vec::new()
         };
+        let transposed = all_phases(ndim, &phases);
         Ok(Self {
             network,
             radius,
             k: k.w.iter().map(|&v| v as f32).collect(),
             phases,
+            transposed,
             buffers: Buffers::default(),
         })
     }
@@ -323,22 +329,16 @@ impl<'n> Contracted<'n> {
             .conv_transpose_into(last, coarse, &b.coarse, &mut b.levels[1][0]);
         self.network.transpose_levels(grid, &mut b.levels, 1);
         let channels = self.network.architecture().channels;
-        for (phase, image) in self
-            .phases
-            .iter()
-            .zip(b.phase_images.chunks_exact_mut(coarse.cells()))
-        {
-            let taps = Taps::boxed(grid.ndim(), phase.ranges);
-            correlate(
-                coarse,
-                &taps,
-                -1,
-                (channels, &b.levels[1][0]),
-                &phase.weights,
-                Start::Bias(None),
-                image,
-            );
-        }
+        let taps = Taps::boxed(grid.ndim(), self.transposed.ranges);
+        correlate(
+            coarse,
+            &taps,
+            -1,
+            (channels, &b.levels[1][0]),
+            &self.transposed.weights,
+            Start::Bias(None),
+            &mut b.phase_images,
+        );
         scatter_phases_add(grid, &b.phase_images, &mut b.out);
     }
 
@@ -413,6 +413,33 @@ fn pooled_phases(g: &Stencil) -> Vec<Phase> {
         }
     }
     phases
+}
+
+/// The E_p side by side: the union of their tap boxes and the weights
+/// [phase][C][union taps], zero where a phase has no tap.
+fn all_phases(ndim: usize, phases: &[Phase]) -> Phase {
+    let mut union = [[0isize; 2]; 3];
+    for phase in phases {
+        for (u, r) in union.iter_mut().zip(&phase.ranges) {
+            *u = [u[0].min(r[0]), u[1].max(r[1])];
+        }
+    }
+    let taps = Taps::boxed(ndim, union);
+    let mut weights = Vec::new();
+    for phase in phases {
+        let own = Taps::boxed(ndim, phase.ranges);
+        let channels = phase.weights.len() / own.len();
+        for c in 0..channels {
+            for off in taps.iter() {
+                let t = own.iter().position(|o| o == off);
+                weights.push(t.map_or(0.0, |t| phase.weights[c * own.len() + t]));
+            }
+        }
+    }
+    Phase {
+        ranges: union,
+        weights,
+    }
 }
 
 /// The index of the phase of `parity` (x fastest; z is 0 in 2D), the
