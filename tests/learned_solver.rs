@@ -9,7 +9,7 @@ use adjunct::krylov::{
     conjugate_direction, CoarseSpace, ConjugateDirectionOptions, ConjugateDirectionReport,
     DirectionGenerator, PreconditionerDirection, TwoLevel,
 };
-use adjunct::learned::{Model, NetworkDirection};
+use adjunct::learned::{Evaluation, Model, NetworkDirection};
 use adjunct::{cg, scene, Cell, GridPoisson, Identity, Jacobi, KrylovOptions, LinearOperator};
 use common::{direct_solve, rel_diff, root, Rng};
 use std::ptr::{null, null_mut};
@@ -135,6 +135,25 @@ fn shipped_symmetric_models_beat_cg_on_held_out_scenes() {
         assert!(
             two_level < plain && two_level < yardstick,
             "{name}: two-level {two_level}, network alone {plain}, two-level Jacobi {yardstick}"
+        );
+        // The default evaluation contracts the finest level, which changes
+        // the directions only near the grid's edge: about the iterations
+        // of the network evaluated layer by layer, exactly as trained.
+        let layers = iterations(
+            &a,
+            &b,
+            &NetworkDirection::with_evaluation(
+                &a,
+                &model.network,
+                model.coarse_block,
+                Evaluation::LayerByLayer,
+            )
+            .unwrap(),
+        );
+        eprintln!("{name}: two-level {two_level} contracted, {layers} layer by layer");
+        assert!(
+            two_level as f64 <= 1.25 * layers as f64 && layers < yardstick,
+            "{name}: contracted {two_level}, layer by layer {layers}"
         );
     }
 }
