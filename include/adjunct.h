@@ -267,6 +267,13 @@ typedef struct adj_cdm_options {
   // block; 0: none; -1 (default): what the model file says (the shipped
   // models: 8), none for `precond` and `direction`.
   int32_t coarse_block;
+  // 1: evaluate `model` layer by layer, exactly the network as trained;
+  // 0 (default): with its finest level contracted into single kernels
+  // where the network allows it (the symmetric form with one block per
+  // level, as the shipped `cdm_2d`/`cdm_3d` models: about 3× fewer
+  // operations in 3D, the same directions away from the grid's edge,
+  // different ones within a few cells of it). Unused without `model`.
+  int32_t layer_by_layer;
 } adj_cdm_options;
 
 // A vector map `y = f(x)` given by the caller: a matrix-free operator

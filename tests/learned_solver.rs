@@ -395,16 +395,18 @@ fn two_level_option_through_the_c_abi() {
             ),
             ADJ_OK
         );
-        let solve = |op: *const adj_operator,
-                     model: *const adj_model,
-                     pc: *const adj_precond,
-                     f: adj_direction_fn,
-                     b: &[f64],
-                     coarse_block: i32|
+        let solve_evaluated = |op: *const adj_operator,
+                               model: *const adj_model,
+                               pc: *const adj_precond,
+                               f: adj_direction_fn,
+                               b: &[f64],
+                               coarse_block: i32,
+                               layer_by_layer: i32|
          -> (adj_status, usize) {
             let mut options = adj_cdm_options_default();
             options.rtol = 1e-6;
             options.coarse_block = coarse_block;
+            options.layer_by_layer = layer_by_layer;
             let mut x = vec![0.0; b.len()];
             let mut report = std::mem::MaybeUninit::<adj_cdm_report>::zeroed();
             let status = adj_cdm_solve(
@@ -420,6 +422,9 @@ fn two_level_option_through_the_c_abi() {
                 report.as_mut_ptr(),
             );
             (status, report.assume_init().solve.iterations)
+        };
+        let solve = |op, model, pc, f, b: &[f64], coarse_block| {
+            solve_evaluated(op, model, pc, f, b, coarse_block, 0)
         };
         let identity = Some(copy_direction as unsafe extern "C" fn(_, _, _, _) -> _);
         // Entries of either sign, and positive ones as Julia's `rand` gives.
@@ -437,11 +442,19 @@ fn two_level_option_through_the_c_abi() {
             let (_, jacobi8) = solve(grid, null(), pc, None, &b, 8);
             let (_, callback) = solve(grid, null(), null(), identity, &b, 0);
             let (_, callback8) = solve(grid, null(), null(), identity, &b, 8);
+            let (status, layers) = solve_evaluated(grid, model, null(), None, &b, -1, 1);
+            assert_eq!(status, ADJ_OK);
             eprintln!(
-                "seed {seed}: model {default} (alone {alone}), Jacobi {jacobi} (two-level {jacobi8}), identity {callback} (two-level {callback8})"
+                "seed {seed}: model {default} (alone {alone}, layer by layer {layers}), Jacobi {jacobi} (two-level {jacobi8}), identity {callback} (two-level {callback8})"
             );
             assert!(alone > default && jacobi8 < jacobi && callback8 < callback);
+            assert!(default as f64 <= 1.25 * layers as f64 && layers < jacobi8);
         }
+        let b_ones = vec![1.0; n];
+        let (status, _) = solve_evaluated(grid, model, null(), None, &b_ones, -1, 2);
+        assert_eq!(status, ADJ_ERR_INVALID_ARGUMENT);
+        let message = std::ffi::CStr::from_ptr(adj_last_error_message()).to_string_lossy();
+        assert!(message.contains("layer_by_layer"), "{message}");
         let b = vec![1.0; n];
         for bad in [1, -2] {
             let (status, _) = solve(grid, null(), pc, None, &b, bad);

@@ -320,6 +320,10 @@ inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner 
 /// form, or the symmetric form D = LᵀL with which `cdm` is PCG). A model
 /// whose file sets `coarse_block` (the shipped ones: 8) runs inside the
 /// two-level coarse-space correction built from the operator at each solve.
+/// It is evaluated with its finest level contracted into single kernels
+/// where the network allows it (the same directions away from the grid's
+/// edge); `adj_cdm_options::layer_by_layer = 1` evaluates it exactly as
+/// trained.
 class Model {
 public:
     /// Loads a model file; throws Error (ADJ_ERR_IO, ADJ_ERR_FORMAT).

@@ -28,7 +28,7 @@ pub enum Evaluation {
 /// The evaluation of one network and its buffers.
 enum Evaluator<'a> {
     Layers(&'a Network, Workspace),
-    Contracted(Contracted<'a>),
+    Contracted(Box<Contracted<'a>>),
 }
 
 /// N(r), or Lᵀ L r for a network of the symmetric form, on the grid
@@ -55,7 +55,7 @@ impl<'a> NetworkOnGrid<'a> {
             ));
         }
         let evaluator = if evaluation == Evaluation::Fastest && Contracted::applies(network) {
-            Evaluator::Contracted(Contracted::new(network)?)
+            Evaluator::Contracted(Box::new(Contracted::new(network)?))
         } else {
             Evaluator::Layers(network, Workspace::default())
         };

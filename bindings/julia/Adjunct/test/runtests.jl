@@ -156,6 +156,10 @@ end
         _, rj2 = cdm(G, rhs; precond=:jacobi, rtol=1e-6, coarse_block=8)
         @test rj2.iterations < rj.iterations
         @test_throws AdjunctError cdm(G, rhs; precond=:jacobi, coarse_block=1)
+        # Evaluated layer by layer, exactly as trained: the same solution.
+        xl, rl = cdm(G, rhs; model=m2, rtol=1e-6, layer_by_layer=true)
+        @test rl.relative_residual <= 1e-6
+        @test xl ≈ xm rtol=1e-3
         e = try
             load_model("/nonexistent/model.safetensors")
             nothing
