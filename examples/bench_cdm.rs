@@ -13,8 +13,10 @@
 //! 1e-6·‖b‖ from x = 0 with the grid operator by CG, Jacobi-PCG, IC(0)-PCG (IC(0) of the same matrix in
 //! CSR form, factorisation time reported apart) and the conjugate-direction
 //! method (k = 2, stall safeguard on) with each model: by default the
-//! shipped symmetric models `models/cdm_{2,3}d.safetensors` (D = LᵀL) and
-//! DCDM-form fast-variant models `models/cdm_{2,3}d_dcdm.safetensors`, and
+//! shipped symmetric models `models/cdm_{2,3}d.safetensors` (D = LᵀL),
+//! evaluated layer by layer ("sym., layers") and with the finest level
+//! contracted ("symmetric", the default evaluation), and DCDM-form
+//! fast-variant models `models/cdm_{2,3}d_dcdm.safetensors`, and
 //! reference-preset models when `--reference2/3` name them (none ships).
 //! A learned solve is capped at `--max-seconds` (default 300; DCDM-form
 //! models, which stall, at `--dcdm-max-seconds`, default 60) through its
