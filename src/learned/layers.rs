@@ -151,18 +151,38 @@ thread_local! {
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// `w` laid out [outs][sources][taps] rearranged for [`correlate_row`]:
-/// each whole group of [`GROUP`] output channels as [sources][taps][GROUP]
-/// (the group's weights of one tap side by side), the remaining channels
-/// unchanged.
-fn kernel_weights(w: &[f32], outs: usize, per_output: usize, into: &mut Vec<f32>) {
-    into.clear();
-    into.extend_from_slice(w);
-    for first in (0..outs - outs % GROUP).step_by(GROUP) {
-        let block = first * per_output;
-        for g in 0..GROUP {
-            for k in 0..per_output {
-                into[block + k * GROUP + g] = w[block + g * per_output + k];
+/// A correlation's weights w(o, j, t) for output channel o, source
+/// channel j and tap t.
+#[derive(Clone, Copy)]
+pub(crate) enum Weights<'a> {
+    /// Laid out [outs][sources][taps].
+    OutputsFirst(&'a [f32]),
+    /// Laid out [sources][outs][taps]: a convolution's weights read as
+    /// those of its transpose.
+    SourcesFirst(&'a [f32]),
+}
+
+/// The weights rearranged for [`correlate_row`]: each whole group of
+/// [`GROUP`] output channels as [sources][taps][GROUP] (the group's weights
+/// of one tap side by side), each remaining channel as [sources][taps].
+fn kernel_weights(w: Weights<'_>, outs: usize, sources: usize, taps: usize, into: &mut Vec<f32>) {
+    let per_output = sources * taps;
+    into.resize(outs * per_output, 0.0);
+    let grouped = outs - outs % GROUP;
+    for o in 0..outs {
+        for j in 0..sources {
+            for t in 0..taps {
+                let value = match w {
+                    Weights::OutputsFirst(w) => w[(o * sources + j) * taps + t],
+                    Weights::SourcesFirst(w) => w[(j * outs + o) * taps + t],
+                };
+                let k = j * taps + t;
+                let at = if o < grouped {
+                    (o - o % GROUP) * per_output + k * GROUP + o % GROUP
+                } else {
+                    o * per_output + k
+                };
+                into[at] = value;
             }
         }
     }
@@ -227,9 +247,8 @@ impl Padding {
     }
 }
 
-/// out[o][p] = start(o, p) + Σ_j Σ_t w[o][j][t] · field_j[p + sign·off_t]
-/// for every output channel o (w laid out [outs][sources][taps], zero
-/// outside the grid). The source channels are first copied with zeros
+/// out[o][p] = start(o, p) + Σ_j Σ_t w(o, j, t) · field_j[p + sign·off_t]
+/// for every output channel o (fields zero outside the grid). The source channels are first copied with zeros
 /// around them, as far as the taps reach; then output rows run in
 /// parallel, each computing every output channel over the row (see
 /// [`correlate_row`]). Terms outside the grid add w·0, which leaves every
@@ -239,7 +258,7 @@ pub(crate) fn correlate(
     offsets: &Taps,
     sign: isize,
     (sources, field): (usize, &[f32]),
-    w: &[f32],
+    w: Weights<'_>,
     start: Start<'_>,
     out: &mut [f32],
 ) {
@@ -269,42 +288,46 @@ pub(crate) fn correlate(
     // borrowed ones.
     let (mut padded, mut weights) = CALL_BUFFERS.with_borrow_mut(std::mem::take);
     padding.fill(grid, sources, field, &mut padded);
-    kernel_weights(w, outs, sources * taps, &mut weights);
+    kernel_weights(w, outs, sources, taps, &mut weights);
     let rows = ny * nz;
     let out = DisjointSlice::new(out);
-    for_blocks(rows.div_ceil(ROWS_PER_TASK), w.len() * cells, |task| {
-        ROW_OUT.with_borrow_mut(|row_out| {
-            row_out.resize(row_out.len().max(outs * width), 0.0);
-            let row_out = &mut row_out[..outs * width];
-            for row in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(rows) {
-                let (y, z) = (row % ny, row / ny);
-                for (o, start_row) in row_out.chunks_exact_mut(width).enumerate() {
-                    match start {
-                        Start::Bias(bias) => start_row.fill(bias.map_or(0.0, |b| b[o])),
-                        Start::Output => {
-                            let at = o * cells + row * nx;
-                            // SAFETY: as below, row `row` is this task's.
-                            start_row[..nx].copy_from_slice(unsafe { out.range(at..at + nx) });
+    for_blocks(
+        rows.div_ceil(ROWS_PER_TASK),
+        weights.len() * cells,
+        |task| {
+            ROW_OUT.with_borrow_mut(|row_out| {
+                row_out.resize(row_out.len().max(outs * width), 0.0);
+                let row_out = &mut row_out[..outs * width];
+                for row in task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(rows) {
+                    let (y, z) = (row % ny, row / ny);
+                    for (o, start_row) in row_out.chunks_exact_mut(width).enumerate() {
+                        match start {
+                            Start::Bias(bias) => start_row.fill(bias.map_or(0.0, |b| b[o])),
+                            Start::Output => {
+                                let at = o * cells + row * nx;
+                                // SAFETY: as below, row `row` is this task's.
+                                start_row[..nx].copy_from_slice(unsafe { out.range(at..at + nx) });
+                            }
                         }
                     }
+                    let sources_of_row = RowSources {
+                        padded: &padded,
+                        channel_stride: padding.channel_stride,
+                        row_start: (z * padding.rows_per_layer + y) * padding.stride,
+                        row_taps: &row_taps[..taps],
+                        sources,
+                    };
+                    correlate_row(row_out, width, &sources_of_row, &weights);
+                    for (o, computed) in row_out.chunks_exact(width).enumerate() {
+                        let at = o * cells + row * nx;
+                        // SAFETY: row `row` of every output channel is
+                        // written by this task only.
+                        unsafe { out.range(at..at + nx) }.copy_from_slice(&computed[..nx]);
+                    }
                 }
-                let sources_of_row = RowSources {
-                    padded: &padded,
-                    channel_stride: padding.channel_stride,
-                    row_start: (z * padding.rows_per_layer + y) * padding.stride,
-                    row_taps: &row_taps[..taps],
-                    sources,
-                };
-                correlate_row(row_out, width, &sources_of_row, &weights);
-                for (o, computed) in row_out.chunks_exact(width).enumerate() {
-                    let at = o * cells + row * nx;
-                    // SAFETY: row `row` of every output channel is
-                    // written by this task only.
-                    unsafe { out.range(at..at + nx) }.copy_from_slice(&computed[..nx]);
-                }
-            }
-        });
-    });
+            });
+        },
+    );
     CALL_BUFFERS.with_borrow_mut(|buffers| *buffers = (padded, weights));
 }
 
@@ -524,7 +547,7 @@ pub fn conv_forward(
         &offsets,
         1,
         (shape.cin, input),
-        weight,
+        Weights::OutputsFirst(weight),
         Start::Bias(bias),
         out,
     );
@@ -579,21 +602,12 @@ pub fn conv_backward(
     }
     if let Some(grad_input) = grad_input {
         // dL/d(input)[ci][q] = Σ_co Σ_t w(co, ci, t) · grad_out[co][q − off_t].
-        // The weights as [cin][cout][taps].
-        let mut transposed = vec![0.0f32; weight.len()];
-        for co in 0..shape.cout {
-            for ci in 0..shape.cin {
-                let from = (co * shape.cin + ci) * taps;
-                let to = (ci * shape.cout + co) * taps;
-                transposed[to..to + taps].copy_from_slice(&weight[from..from + taps]);
-            }
-        }
         correlate(
             grid,
             &offsets,
             -1,
             (shape.cout, grad_out),
-            &transposed,
+            Weights::SourcesFirst(weight),
             Start::Bias(None),
             grad_input,
         );
