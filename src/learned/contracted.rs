@@ -454,22 +454,20 @@ fn phase_index(parity: [usize; 3]) -> usize {
 /// `fine`, for every phase p (in parallel).
 fn gather_phases(fine: Grid, field: &[f32], phases: &mut [f32]) {
     let [nx, ny, nz] = fine.dims;
-    let [cx, cy, _] = fine.coarse().dims;
-    let coarse = fine.coarse().cells();
-    for_each_chunk(phases, coarse, phases.len(), |p, phase| {
+    let [cx, cy, cz] = fine.coarse().dims;
+    for_each_chunk(phases, cx * cy * cz, phases.len(), |p, phase| {
         let parity = [p % 2, (p / 2) % 2, p / 4];
         debug_assert_eq!(phase_index(parity), p);
-        for (j, v) in phase.iter_mut().enumerate() {
-            let f = [
-                2 * (j % cx) + parity[0],
-                2 * ((j / cx) % cy) + parity[1],
-                2 * (j / (cx * cy)) + parity[2],
-            ];
-            *v = if f[0] < nx && f[1] < ny && f[2] < nz {
-                field[f[0] + nx * (f[1] + ny * f[2])]
-            } else {
-                0.0
-            };
+        for (j, row) in phase.chunks_exact_mut(cx).enumerate() {
+            let (fy, fz) = (2 * (j % cy) + parity[1], 2 * (j / cy) + parity[2]);
+            if fy >= ny || fz >= nz {
+                row.fill(0.0);
+                continue;
+            }
+            let source = &field[nx * (fy + ny * fz)..][..nx];
+            for (jx, v) in row.iter_mut().enumerate() {
+                *v = source.get(2 * jx + parity[0]).copied().unwrap_or(0.0);
+            }
         }
     });
 }
@@ -481,10 +479,18 @@ fn scatter_phases_add(fine: Grid, phases: &[f32], field: &mut [f32]) {
     let [cx, cy, _] = fine.coarse().dims;
     let coarse = fine.coarse().cells();
     for_each_chunk(field, nx * ny, field.len(), |z, layer| {
-        for y in 0..ny {
-            for x in 0..nx {
-                let p = phase_index([x % 2, y % 2, z % 2]);
-                layer[x + nx * y] += phases[p * coarse + x / 2 + cx * (y / 2 + cy * (z / 2))];
+        for (y, row) in layer.chunks_exact_mut(nx).enumerate() {
+            let at = cx * (y / 2 + cy * (z / 2));
+            let phase = |px: usize| {
+                let p = phase_index([px, y % 2, z % 2]);
+                &phases[p * coarse + at..][..cx]
+            };
+            let (even, odd) = (phase(0), phase(1));
+            for (jx, pair) in row.chunks_mut(2).enumerate() {
+                pair[0] += even[jx];
+                if let Some(v) = pair.get_mut(1) {
+                    *v += odd[jx];
+                }
             }
         }
     });

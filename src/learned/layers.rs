@@ -614,60 +614,76 @@ pub fn conv_backward(
     }
 }
 
-/// The children of coarse cell `c` (those inside the fine grid): up to 8
-/// cell indices in `out`; returns how many.
-fn children(fine: Grid, coarse: Grid, c: usize, out: &mut [usize; 8]) -> usize {
-    let [cx, cy] = [coarse.dims[0], coarse.dims[1]];
-    let p = [c % cx, (c / cx) % cy, c / (cx * cy)];
-    let mut count = 0;
+/// The fine rows under coarse row (jy, jz), as the cell index of their
+/// x = 0, z outermost: up to 4 in `out` (those inside the fine grid);
+/// returns how many. The children of coarse cell (jx, jy, jz) are cells
+/// 2jx and 2jx + 1 (when inside) of these rows.
+fn child_rows(fine: Grid, jy: usize, jz: usize, out: &mut [usize; 4]) -> usize {
+    let [nx, ny, nz] = fine.dims;
     let kz = if fine.ndim() == 3 { 2 } else { 1 };
-    for k in 0..kz {
-        for j in 0..2 {
-            for i in 0..2 {
-                let f = [
-                    2 * p[0] + i,
-                    2 * p[1] + j,
-                    if kz == 2 { 2 * p[2] + k } else { 0 },
-                ];
-                if f[0] < fine.dims[0] && f[1] < fine.dims[1] && f[2] < fine.dims[2] {
-                    out[count] = f[0] + fine.dims[0] * (f[1] + fine.dims[1] * f[2]);
-                    count += 1;
-                }
-            }
+    let mut count = 0;
+    for fz in (kz * jz..kz * jz + kz).filter(|&z| z < nz) {
+        for fy in (2 * jy..2 * jy + 2).filter(|&y| y < ny) {
+            out[count] = nx * (fy + ny * fz);
+            count += 1;
         }
     }
     count
+}
+
+/// Calls `f(coarse row, its child rows)` for every row of the coarse grid
+/// of `fine`; the children of the row's cell jx are cells 2jx, 2jx + 1
+/// (when < nx) of each child row.
+fn for_coarse_rows(fine: Grid, mut f: impl FnMut(usize, &[usize])) {
+    let [_, cy, cz] = fine.coarse().dims;
+    let mut rows = [0; 4];
+    for row in 0..cy * cz {
+        let count = child_rows(fine, row % cy, row / cy, &mut rows);
+        f(row, &rows[..count]);
+    }
+}
+
+/// The cells 2jx, 2jx + 1 of a fine row of `nx` cells that exist.
+fn child_columns(jx: usize, nx: usize) -> std::ops::Range<usize> {
+    2 * jx..(2 * jx + 2).min(nx)
 }
 
 /// 2× average pooling of `channels` channels (the mean over the children
 /// inside the grid).
 pub fn pool_forward(fine: Grid, channels: usize, input: &[f32], out: &mut [f32]) {
     let coarse = fine.coarse();
-    let (fc, cc) = (fine.cells(), coarse.cells());
+    let (fc, cc, [nx, _, _], cx) = (fine.cells(), coarse.cells(), fine.dims, coarse.dims[0]);
     for_each_chunk(out, cc, channels * fc, |ch, out| {
         let src = &input[ch * fc..(ch + 1) * fc];
-        let mut kids = [0; 8];
-        for (c, o) in out.iter_mut().enumerate() {
-            let k = children(fine, coarse, c, &mut kids);
-            *o = kids[..k].iter().map(|&f| src[f]).sum::<f32>() / k as f32;
-        }
+        for_coarse_rows(fine, |row, rows| {
+            for (jx, o) in out[row * cx..][..cx].iter_mut().enumerate() {
+                let columns = child_columns(jx, nx);
+                let count = rows.len() * columns.len();
+                let sum: f32 = rows
+                    .iter()
+                    .flat_map(|&r| src[r + columns.start..r + columns.end].iter())
+                    .sum();
+                *o = sum / count as f32;
+            }
+        });
     });
 }
 
 /// Backward of [`pool_forward`]: each child gets grad_out(parent) / count.
 pub fn pool_backward(fine: Grid, channels: usize, grad_out: &[f32], grad_input: &mut [f32]) {
     let coarse = fine.coarse();
-    let (fc, cc) = (fine.cells(), coarse.cells());
+    let (fc, cc, [nx, _, _], cx) = (fine.cells(), coarse.cells(), fine.dims, coarse.dims[0]);
     for_each_chunk(grad_input, fc, channels * fc, |ch, gi| {
         let go = &grad_out[ch * cc..(ch + 1) * cc];
-        let mut kids = [0; 8];
-        for (c, g) in go.iter().enumerate() {
-            let k = children(fine, coarse, c, &mut kids);
-            let share = g / k as f32;
-            for &f in &kids[..k] {
-                gi[f] = share;
+        for_coarse_rows(fine, |row, rows| {
+            for (jx, &g) in go[row * cx..][..cx].iter().enumerate() {
+                let columns = child_columns(jx, nx);
+                let share = g / (rows.len() * columns.len()) as f32;
+                for &r in rows {
+                    gi[r + columns.start..r + columns.end].fill(share);
+                }
             }
-        }
+        });
     });
 }
 
@@ -675,30 +691,35 @@ pub fn pool_backward(fine: Grid, channels: usize, grad_out: &[f32], grad_input: 
 /// to `out`.
 pub fn upsample_add(fine: Grid, channels: usize, input: &[f32], out: &mut [f32]) {
     let coarse = fine.coarse();
-    let (fc, cc) = (fine.cells(), coarse.cells());
+    let (fc, cc, [nx, _, _], cx) = (fine.cells(), coarse.cells(), fine.dims, coarse.dims[0]);
     for_each_chunk(out, fc, channels * fc, |ch, out| {
         let src = &input[ch * cc..(ch + 1) * cc];
-        let mut kids = [0; 8];
-        for (c, s) in src.iter().enumerate() {
-            let k = children(fine, coarse, c, &mut kids);
-            for &f in &kids[..k] {
-                out[f] += s;
+        for_coarse_rows(fine, |row, rows| {
+            for &r in rows {
+                let fine_row = &mut out[r..r + nx];
+                for (pair, &s) in fine_row.chunks_mut(2).zip(&src[row * cx..][..cx]) {
+                    pair.iter_mut().for_each(|v| *v += s);
+                }
             }
-        }
+        });
     });
 }
 
 /// Backward of [`upsample_add`]: grad_input(parent) = Σ grad_out(children).
 pub fn upsample_backward(fine: Grid, channels: usize, grad_out: &[f32], grad_input: &mut [f32]) {
     let coarse = fine.coarse();
-    let (fc, cc) = (fine.cells(), coarse.cells());
+    let (fc, cc, [nx, _, _], cx) = (fine.cells(), coarse.cells(), fine.dims, coarse.dims[0]);
     for_each_chunk(grad_input, cc, channels * fc, |ch, gi| {
         let go = &grad_out[ch * fc..(ch + 1) * fc];
-        let mut kids = [0; 8];
-        for (c, g) in gi.iter_mut().enumerate() {
-            let k = children(fine, coarse, c, &mut kids);
-            *g = kids[..k].iter().map(|&f| go[f]).sum();
-        }
+        for_coarse_rows(fine, |row, rows| {
+            for (jx, g) in gi[row * cx..][..cx].iter_mut().enumerate() {
+                let columns = child_columns(jx, nx);
+                *g = rows
+                    .iter()
+                    .flat_map(|&r| go[r + columns.start..r + columns.end].iter())
+                    .sum();
+            }
+        });
     });
 }
 
