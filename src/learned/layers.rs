@@ -1,7 +1,8 @@
 //! The network's layers on multi-channel f32 fields over a 2D/3D grid:
 //! 3^d and 1×1 convolutions with zero padding at the grid boundary, 2×
 //! average pooling and nearest-neighbour upsampling, each with its
-//! backward pass. A field with C channels is stored channel-major:
+//! backward pass; underneath, one correlation over any box of taps up to
+//! 7³ (also used by the contracted evaluation of `learned::contracted`). A field with C channels is stored channel-major:
 //! `field[c · cells + cell]`, cells in grid order (x fastest).
 
 use crate::parallel::{for_blocks, for_each_chunk, DisjointSlice};
@@ -728,6 +729,77 @@ mod tests {
     use super::*;
     use crate::simd::FORCED;
     use std::sync::atomic::Ordering;
+
+    /// `correlate` against the sum written out, on an asymmetric box of
+    /// taps wider than the 3³ convolutions, in both directions, with both
+    /// weight layouts and both starts.
+    #[test]
+    fn correlation_matches_the_sum_written_out() {
+        let wave = |k: usize, s: f32| (k as f32 * s).sin();
+        for dims in [[21, 9, 7], [45, 6, 1]] {
+            let grid = Grid::new(dims);
+            let ranges = [[-3, 1], [-1, 2], [0, 2]];
+            let taps = Taps::boxed(grid.ndim(), ranges);
+            let (outs, sources, cells) = (9, 2, grid.cells());
+            let w: Vec<f32> = (0..outs * sources * taps.len())
+                .map(|k| wave(k, 0.37))
+                .collect();
+            let field: Vec<f32> = (0..sources * cells).map(|k| wave(k, 0.71)).collect();
+            let initial: Vec<f32> = (0..outs * cells).map(|k| wave(k, 0.19)).collect();
+            for sign in [1, -1] {
+                for sources_first in [false, true] {
+                    let weight = |o: usize, j: usize, t: usize| {
+                        let k = if sources_first {
+                            (j * outs + o) * taps.len() + t
+                        } else {
+                            (o * sources + j) * taps.len() + t
+                        };
+                        w[k]
+                    };
+                    let mut out = initial.clone();
+                    let layout = if sources_first {
+                        Weights::SourcesFirst(&w)
+                    } else {
+                        Weights::OutputsFirst(&w)
+                    };
+                    correlate(
+                        grid,
+                        &taps,
+                        sign,
+                        (sources, &field),
+                        layout,
+                        Start::Output,
+                        &mut out,
+                    );
+                    for (at, &got) in out.iter().enumerate() {
+                        let (o, c) = (at / cells, at % cells);
+                        let p = [
+                            c % dims[0],
+                            (c / dims[0]) % dims[1],
+                            c / (dims[0] * dims[1]),
+                        ];
+                        let mut expected = initial[at] as f64;
+                        for j in 0..sources {
+                            for (t, off) in taps.iter().enumerate() {
+                                let q: Vec<isize> =
+                                    (0..3).map(|a| p[a] as isize + sign * off[a]).collect();
+                                if (0..3).all(|a| q[a] >= 0 && q[a] < dims[a] as isize) {
+                                    let cell = q[0] as usize
+                                        + dims[0] * (q[1] as usize + dims[1] * q[2] as usize);
+                                    expected +=
+                                        weight(o, j, t) as f64 * field[j * cells + cell] as f64;
+                                }
+                            }
+                        }
+                        assert!(
+                            (got as f64 - expected).abs() < 1e-4,
+                            "{dims:?} sign {sign} output {o} cell {c}: {got} vs {expected}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// Every vector path gives the baseline's bits: forward (a group of
     /// eight output channels and three lone ones, with bias) and the
