@@ -203,18 +203,11 @@ impl<'n> Contracted<'n> {
         let arch = network.architecture();
         let ndim = arch.dim;
         let convs = network.conv_params();
-        let stencil = |k: usize| {
-            let c = convs[k];
-            Stencil::of_conv(
-                ndim,
-                c.shape,
-                &network.params()[c.weight..][..c.shape.weights(ndim)],
-            )
-        };
+        let stencil = |k: usize| Stencil::of_conv(ndim, convs[k].shape, network.weight(&convs[k]));
         // G = M₀ F, then K = w·G.
         let mut g = stencil(0);
         for block in 0..arch.blocks {
-            let a = 1 + 2 * block;
+            let a = network.block_conv(0, block);
             g = g.plus(&g.then(&stencil(a)).then(&stencil(a + 1)));
         }
         let k = g.then(&stencil(convs.len() - 1));
@@ -237,17 +230,7 @@ impl<'n> Contracted<'n> {
 
     /// D(input) = Lᵀ L input on `grid` (the caller masks non-fluid cells).
     pub(crate) fn direction(&mut self, grid: Grid, input: &[f32]) -> Result<&[f32]> {
-        let arch = self.network.architecture();
-        if grid.ndim() != arch.dim {
-            return Err(Error::invalid(
-                "grid",
-                format!(
-                    "a {}D network cannot run on the grid {:?}",
-                    arch.dim, grid.dims
-                ),
-            ));
-        }
-        Error::check_len("input", grid.cells(), input.len())?;
+        self.network.check_grid(grid, input.len())?;
         self.prepare(grid);
         self.forward(grid, input);
         self.transpose(grid);
@@ -349,19 +332,9 @@ impl<'n> Contracted<'n> {
         if b.dims == grid.dims && !b.out.is_empty() {
             return;
         }
-        let arch = self.network.architecture();
         let coarse = grid.coarse().cells();
         b.dims = grid.dims;
-        b.levels = (0..arch.levels)
-            .map(|l| {
-                let cells = if l == 0 {
-                    0
-                } else {
-                    arch.channels * (0..l).fold(grid, |g, _| g.coarse()).cells()
-                };
-                [vec![0.0; cells], vec![0.0; cells], vec![0.0; cells]]
-            })
-            .collect();
+        b.levels = self.network.level_buffers(grid, 1);
         let phases = self.phases.len() * coarse;
         b.phases = vec![0.0; phases];
         b.phase_images = vec![0.0; phases];

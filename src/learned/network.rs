@@ -213,11 +213,11 @@ impl Network {
         &self.convs
     }
 
-    fn weight(&self, c: &ConvParams) -> &[f32] {
+    pub(crate) fn weight(&self, c: &ConvParams) -> &[f32] {
         &self.params[c.weight..c.weight + c.shape.weights(self.arch.dim)]
     }
 
-    fn check_grid(&self, grid: Grid, len: usize) -> Result<()> {
+    pub(crate) fn check_grid(&self, grid: Grid, len: usize) -> Result<()> {
         if grid.ndim() != self.arch.dim {
             return Err(Error::invalid(
                 "grid",
@@ -418,15 +418,9 @@ impl Network {
         workspace: &'w mut Workspace,
     ) -> Result<&'w [f32]> {
         self.check_grid(grid, input.len())?;
-        let c = self.arch.channels;
         if workspace.dims != grid.dims || workspace.levels.len() != self.arch.levels {
             workspace.dims = grid.dims;
-            workspace.levels = (0..self.arch.levels)
-                .map(|l| {
-                    let cells = c * self.level_grid(grid, l).cells();
-                    [vec![0.0; cells], vec![0.0; cells], vec![0.0; cells]]
-                })
-                .collect();
+            workspace.levels = self.level_buffers(grid, 0);
             workspace.out = vec![0.0; grid.cells()];
         }
         let Workspace { levels, out, .. } = workspace;
@@ -434,6 +428,21 @@ impl Network {
         self.forward_levels(grid, levels, 0);
         self.conv_into(self.convs.len() - 1, grid, &levels[0][0], out);
         Ok(out)
+    }
+
+    /// The buffers of [`Workspace::levels`] for `grid` (the finest level's),
+    /// empty below level `from`, which the passes from `from` never touch.
+    pub(crate) fn level_buffers(&self, grid: Grid, from: usize) -> Vec<[Vec<f32>; 3]> {
+        (0..self.arch.levels)
+            .map(|l| {
+                let cells = if l < from {
+                    0
+                } else {
+                    self.arch.channels * self.level_grid(grid, l).cells()
+                };
+                [vec![0.0; cells], vec![0.0; cells], vec![0.0; cells]]
+            })
+            .collect()
     }
 
     /// y = conv_k(x) on `grid`.
@@ -449,7 +458,7 @@ impl Network {
     }
 
     /// The index of convolution a of block `block` on `level` (b is next).
-    fn block_conv(&self, level: usize, block: usize) -> usize {
+    pub(crate) fn block_conv(&self, level: usize, block: usize) -> usize {
         1 + 2 * (level * self.arch.blocks + block)
     }
 
