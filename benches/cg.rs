@@ -15,7 +15,7 @@ const ITERATIONS: usize = 20;
 fn cg_iterations(c: &mut Criterion) {
     let problem = scene::smoke([64, 64, 64], 2).expect("scene");
     let grid = problem.operator().expect("operator");
-    let csr = grid.to_csr();
+    let csr = grid.to_csr().unwrap();
     let b = &problem.rhs;
     let options = KrylovOptions {
         rtol: 0.0,

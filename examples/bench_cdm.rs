@@ -264,7 +264,7 @@ fn main() {
             ..KrylovOptions::default()
         };
         let start = Instant::now();
-        let ic0 = Ic0::new(&a.to_csr()).expect("IC(0)");
+        let ic0 = Ic0::new(&a.to_csr().unwrap()).expect("IC(0)");
         let factor_seconds = start.elapsed().as_secs_f64();
         let start = Instant::now();
         let multigrid = Multigrid::new(&a, &MultigridOptions::default()).expect("multigrid");

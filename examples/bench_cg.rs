@@ -140,7 +140,7 @@ struct Row {
 }
 
 fn bench(name: &str, g: &GridPoisson, b: &[f64], reps: usize) -> Row {
-    let csr = g.to_csr();
+    let csr = g.to_csr().unwrap();
     let stencil = time_adjunct(g, b, reps);
     let csr_timing = time_adjunct(&csr, b, reps);
     let (faer, faer_residual) = time_faer(&csr, b, 3);

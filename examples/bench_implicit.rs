@@ -224,7 +224,7 @@ fn pressure(repeats: usize, n: usize, ratios: &mut Ratios) {
         1e3 * t_grad,
         gradient.report.iterations
     );
-    let csr = a.to_csr();
+    let csr = a.to_csr().unwrap();
     let (t_values, values) = timed(repeats, || {
         matrix_gradient(&csr, &gradient.b, &x).expect("same sizes")
     });

@@ -128,7 +128,7 @@ fn main() {
         let ndim = if dims[2] > 1 { 3 } else { 2 };
         let problem = scene::smoke(dims, 2).expect("scene");
         let grid = problem.operator().expect("operator");
-        let csr = grid.to_csr();
+        let csr = grid.to_csr().unwrap();
         let b = &problem.rhs;
         let label = if ndim == 3 {
             format!("3D smoke {n}^3")

@@ -52,7 +52,7 @@ fn main() -> Result<(), adjunct::Error> {
     };
     run("none", &|| Ok(Box::new(Identity { dim: a.dim() })))?;
     run("jacobi", &|| Ok(Box::new(Jacobi::new(&a)?)))?;
-    run("ic0", &|| Ok(Box::new(Ic0::new(&a.to_csr())?)))?;
+    run("ic0", &|| Ok(Box::new(Ic0::new(&a.to_csr()?)?)))?;
     run("multigrid", &|| {
         Ok(Box::new(Multigrid::new(&a, &MultigridOptions::default())?))
     })?;

@@ -83,6 +83,18 @@
 // Setup is a few grid applications; each application costs about 6 of them.
 #define ADJ_PRECOND_MULTIGRID 3
 
+// Bounds of [`Architecture::channels`], [`Architecture::levels`] and
+// [`Architecture::blocks`]: with them a network has at most
+// 2 + 2·8·64 = 1 026 convolutions, so no size derived from an
+// architecture (for instance one read from a file) can overflow.
+#define Architecture_MAX_CHANNELS 256
+
+// See [`Architecture::MAX_CHANNELS`].
+#define Architecture_MAX_LEVELS 8
+
+// See [`Architecture::MAX_CHANNELS`].
+#define Architecture_MAX_BLOCKS 64
+
 // Status returned by every fallible function: 0 on success, a negative
 // code on failure, with details in `adj_last_error_message()`.
 typedef enum adj_status {
@@ -107,6 +119,9 @@ typedef enum adj_status {
   ADJ_ERR_IO = -8,
   // A file is truncated, corrupted or describes a different model.
   ADJ_ERR_FORMAT = -9,
+  // Memory for an object or workspace sized by the arguments could not
+  // be allocated; nothing was changed.
+  ADJ_ERR_OUT_OF_MEMORY = -10,
 } adj_status;
 
 // Why a solve stopped (`adj_solve_report.reason`), numbered as PETSc's

@@ -69,6 +69,13 @@ pub enum Error {
         /// What is wrong, naming the tensor or field.
         message: String,
     },
+    /// An allocation sized by the caller's data could not be made.
+    OutOfMemory {
+        /// What was being allocated.
+        what: &'static str,
+        /// How many elements it needed.
+        elements: usize,
+    },
     /// A user callback returned a nonzero status.
     Callback {
         /// Which callback ("operator apply", "preconditioner", ...).
@@ -140,6 +147,12 @@ impl fmt::Display for Error {
             Error::NotConverged { message } => write!(f, "not converged: {message}"),
             Error::Io { path, message } => write!(f, "cannot access `{path}`: {message}"),
             Error::Format { message } => write!(f, "invalid model file: {message}"),
+            Error::OutOfMemory { what, elements } => {
+                write!(
+                    f,
+                    "out of memory: cannot allocate {what} ({elements} elements)"
+                )
+            }
             Error::Callback { callback, code } => {
                 write!(f, "the {callback} callback returned {code}")
             }

@@ -29,6 +29,7 @@
 //! [`set_num_threads`], and give bitwise-identical results for any thread
 //! count.
 
+mod alloc;
 pub mod error;
 pub mod ffi;
 pub mod implicit;

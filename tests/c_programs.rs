@@ -4,14 +4,13 @@
 use std::process::Command;
 
 mod common;
-use common::{root, run, static_library, tempdir, tool_available, NATIVE_LIBS};
+use common::{require_tool, root, run, static_library, tempdir, NATIVE_LIBS};
 
 /// Compiles `examples/c/{name}.c` with strict C11 warnings against the
 /// static library, runs it with `args`, and returns its output; `None`
 /// (after printing why) when there is no C compiler.
 fn build_and_run_c_example(name: &str, args: &[&str]) -> Option<String> {
-    if !tool_available("cc") {
-        eprintln!("SKIPPED: no C compiler `cc` on PATH (.ci/run installs gcc)");
+    if !require_tool("cc", ".ci/run installs gcc") {
         return None;
     }
     let exe = tempdir(&format!("c_{name}")).join(name);
@@ -58,8 +57,7 @@ fn c_transport_example_builds_and_runs() {
 /// Compiles a C++ program against the header-only wrapper with strict
 /// warnings (plus `extra` flags), runs it, and returns its output.
 fn build_and_run_cpp(source: &str, label: &str, extra: &[&str]) -> Option<String> {
-    if !tool_available("g++") {
-        eprintln!("SKIPPED: no C++ compiler `g++` on PATH (.ci/run installs g++)");
+    if !require_tool("g++", ".ci/run installs g++") {
         return None;
     }
     let exe = tempdir(&format!("cpp_{label}")).join(label);
@@ -123,8 +121,7 @@ fn cpp_transport_example_runs() {
 
 #[test]
 fn header_compiles_as_cpp() {
-    if !tool_available("g++") {
-        eprintln!("SKIPPED: no C++ compiler `g++` on PATH (.ci/run installs g++)");
+    if !require_tool("g++", ".ci/run installs g++") {
         return;
     }
     let dir = tempdir("cpp_header");

@@ -96,7 +96,7 @@ fn grid_problems_match_direct_solve() {
             !g.is_singular(),
             "{label}: every fluid region of these scenes touches air"
         );
-        let a = g.to_csr();
+        let a = g.to_csr().unwrap();
         check_against_direct(
             &a,
             g,

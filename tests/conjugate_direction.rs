@@ -24,7 +24,7 @@ fn options(rtol: f64) -> ConjugateDirectionOptions {
 fn exact_inverse_converges_in_one_iteration() {
     let problem = adjunct::scene::smoke([12, 10, 9], 2).unwrap();
     let a = problem.operator().unwrap();
-    let csr = a.to_csr();
+    let csr = a.to_csr().unwrap();
     let exact = FnDirection::new(a.dim(), |r: &[f64], d: &mut [f64]| {
         d.copy_from_slice(&direct_solve(&csr, r));
         Ok(())

@@ -86,7 +86,7 @@ fn hand_written_small_grids() {
     let g = GridPoisson::builder([3, 1, 1], &[Fluid, Fluid, Air])
         .build()
         .unwrap();
-    let d = csr_to_dense(&g.to_csr());
+    let d = csr_to_dense(&g.to_csr().unwrap());
     assert_eq!(
         (d[(0, 0)], d[(0, 1)], d[(1, 0)], d[(1, 1)]),
         (1.0, -1.0, -1.0, 2.0)
@@ -97,7 +97,7 @@ fn hand_written_small_grids() {
         .spacing([0.5, 0.5, 1.0])
         .build()
         .unwrap();
-    let d = csr_to_dense(&g.to_csr());
+    let d = csr_to_dense(&g.to_csr().unwrap());
     // c0: neighbours c1 (solid, dropped), c2 (fluid): A00 = 4, A01 = -4.
     // c2: neighbours c0 (fluid), c3 (air): A11 = 8.
     assert_eq!(
@@ -128,7 +128,7 @@ fn matches_dense_reference_and_csr_export() {
             }
             let g = builder.build().unwrap();
             let reference = dense_reference(dims, &cells, spacing, with_beta.then_some(&beta[..]));
-            let csr = g.to_csr();
+            let csr = g.to_csr().unwrap();
             let dense = csr_to_dense(&csr);
             assert!(
                 max_abs_diff(&dense, &reference) < 1e-12,
@@ -190,7 +190,7 @@ fn symmetric_and_positive_definite_with_air() {
         .face_coefficients(&beta)
         .build()
         .unwrap();
-    let a = csr_to_dense(&g.to_csr());
+    let a = csr_to_dense(&g.to_csr().unwrap());
     assert!(
         max_abs_diff(&a, &a.transpose().to_owned()) == 0.0,
         "CSR export symmetric"
@@ -244,7 +244,7 @@ fn all_neumann_region_is_singular_and_checked() {
     assert!(g.is_singular());
     let (sealed, _) = two_rooms(true);
     assert!(!sealed.is_singular());
-    let eig = csr_to_dense(&g.to_csr())
+    let eig = csr_to_dense(&g.to_csr().unwrap())
         .self_adjoint_eigenvalues(Side::Lower)
         .unwrap();
     assert!(

@@ -119,7 +119,7 @@ fn csr_gradients_spd_and_nonsymmetric() {
 fn grid_gradients() {
     let problem = adjunct::scene::smoke([12, 10, 8], 2).unwrap();
     let g = problem.operator().unwrap();
-    let a = g.to_csr();
+    let a = g.to_csr().unwrap();
     let w = Rng::new(3).vector(g.dim());
     let x = lu_solve(&a, &problem.rhs);
     let grad = grid_solve_vjp(&g, &Jacobi::new(&g).unwrap(), &x, &w, &tight()).unwrap();

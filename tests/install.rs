@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{root, run, tool_available};
+use common::{require_tool, root, run};
 
 /// The directory holding the libraries built for this test run (cargo
 /// builds the library's crate types into the profile's `deps/`).
@@ -44,8 +44,10 @@ fn header_version_matches_cargo_toml() {
 #[test]
 fn install_then_build_with_pkg_config_and_cmake() {
     for tool in ["cmake", "pkg-config", "make", "readelf"] {
-        if !tool_available(tool) {
-            eprintln!("SKIPPED: `{tool}` is not installed (.ci/run installs cmake and pkg-config)");
+        if !require_tool(
+            tool,
+            ".ci/run installs cmake, pkg-config, make and binutils",
+        ) {
             return;
         }
     }

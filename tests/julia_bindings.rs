@@ -5,17 +5,19 @@
 //! tests/julia/check_bindings.py (needs `pip install tree-sitter tree-sitter-julia`,
 //! which .ci/run does).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn julia_bindings_conform_to_the_c_header() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let probe = Command::new("python3")
-        .args(["-c", "import tree_sitter, tree_sitter_julia"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: python3 with the packages tree-sitter and tree-sitter-julia is not available (pip install tree-sitter tree-sitter-julia; .ci/run installs them)");
+    if !common::require(
+        "python3 with tree-sitter and tree-sitter-julia",
+        Command::new("python3").args(["-c", "import tree_sitter, tree_sitter_julia"]),
+        "pip install tree-sitter tree-sitter-julia; .ci/run installs them",
+    ) {
         return;
     }
     let out = Command::new("python3")

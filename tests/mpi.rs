@@ -8,25 +8,24 @@
 
 mod common;
 
-use common::{root, run, static_library, tempdir, tool_available, NATIVE_LIBS};
+use common::{require_tool, root, run, static_library, tempdir, NATIVE_LIBS};
 use std::path::PathBuf;
 use std::process::Command;
 
 /// The example built once per test process (tests run in parallel).
+/// `None` (the skip reported by [`require_tool`]) without MPI.
+#[track_caller]
 fn build() -> Option<PathBuf> {
-    static EXE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
-    EXE.get_or_init(build_once).clone()
-}
-
-fn build_once() -> Option<PathBuf> {
     for tool in ["mpicc", "mpirun"] {
-        if !tool_available(tool) {
-            eprintln!(
-                "SKIPPED: no `{tool}` on PATH (.ci/run installs openmpi-bin and libopenmpi-dev)"
-            );
+        if !require_tool(tool, ".ci/run installs openmpi-bin and libopenmpi-dev") {
             return None;
         }
     }
+    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    Some(EXE.get_or_init(build_once).clone())
+}
+
+fn build_once() -> PathBuf {
     let exe = tempdir("mpi").join("poisson_mpi");
     run(Command::new("mpicc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
@@ -36,7 +35,7 @@ fn build_once() -> Option<PathBuf> {
         .args(NATIVE_LIBS)
         .arg("-o")
         .arg(&exe));
-    Some(exe)
+    exe
 }
 
 fn mpirun(ranks: usize, exe: &PathBuf, args: &[&str]) -> String {
@@ -148,8 +147,7 @@ fn a_callback_error_on_one_rank_is_reported_on_every_rank() {
 /// rank's operator reported on every rank.
 #[test]
 fn cpp_wrapper_under_mpi() {
-    if build().is_none() || !tool_available("mpicxx") {
-        eprintln!("SKIPPED: no `mpicxx` on PATH (.ci/run installs libopenmpi-dev)");
+    if build().is_none() || !require_tool("mpicxx", ".ci/run installs libopenmpi-dev") {
         return;
     }
     let exe = tempdir("mpi").join("mpi_wrapper_test");

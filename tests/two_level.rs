@@ -50,7 +50,7 @@ fn dense_prolongation(a: &GridPoisson, block: usize) -> faer::Mat<f64> {
 
 /// The dense matrix of A.
 fn dense(a: &GridPoisson) -> faer::Mat<f64> {
-    let csr = a.to_csr();
+    let csr = a.to_csr().unwrap();
     let (ptr, cols, vals) = (csr.row_ptr(), csr.col_idx(), csr.values());
     let mut m = faer::Mat::<f64>::zeros(a.dim(), a.dim());
     for i in 0..a.dim() {
@@ -86,7 +86,7 @@ fn coarse_correction_matches_a_dense_galerkin_solve() {
 fn two_level_with_the_exact_inverse_converges_in_one_iteration() {
     let problem = adjunct::scene::obstacles([14, 12, 10], 2).unwrap();
     let a = problem.operator().unwrap();
-    let csr = a.to_csr();
+    let csr = a.to_csr().unwrap();
     let exact = FnDirection::new(a.dim(), |r: &[f64], d: &mut [f64]| {
         d.copy_from_slice(&direct_solve(&csr, r));
         Ok(())
@@ -142,7 +142,7 @@ fn two_level_jacobi_is_symmetric_and_beats_jacobi_pcg() {
 
     let mut x = vec![0.0; a.dim()];
     let report = conjugate_direction(&a, &two_level, &problem.rhs, &mut x, &options(1e-8)).unwrap();
-    let csr = a.to_csr();
+    let csr = a.to_csr().unwrap();
     assert!(rel_diff(&x, &direct_solve(&csr, &problem.rhs)) < 1e-6);
     let mut y = vec![0.0; a.dim()];
     let pcg = cg(&a, &jacobi, &problem.rhs, &mut y, &options(1e-8).krylov).unwrap();

@@ -15,8 +15,26 @@ pub(crate) unsafe fn slice<'a, T>(
     if ptr.is_null() {
         return Err(Error::NullArgument { argument });
     }
-    // SAFETY: non-NULL, and the caller guarantees `len` valid elements.
+    check_extent::<T>(len, argument)?;
+    // SAFETY: non-NULL, within isize::MAX bytes, and the caller guarantees
+    // `len` valid elements.
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// No array of `len` elements of T can exist when it would span more than
+/// `isize::MAX` bytes: such a length is a caller's error, reported before
+/// the pointer is touched.
+fn check_extent<T>(len: usize, argument: &'static str) -> Result<()> {
+    match len.checked_mul(std::mem::size_of::<T>()) {
+        Some(bytes) if bytes <= isize::MAX as usize => Ok(()),
+        _ => Err(Error::invalid(
+            argument,
+            format!(
+                "a length of {len} elements of {} bytes exceeds the address space",
+                std::mem::size_of::<T>()
+            ),
+        )),
+    }
 }
 
 /// The `len` elements at `ptr` as a mutable slice.
@@ -32,7 +50,9 @@ pub(crate) unsafe fn slice_mut<'a, T>(
     if ptr.is_null() {
         return Err(Error::NullArgument { argument });
     }
-    // SAFETY: non-NULL, and the caller guarantees `len` valid elements.
+    check_extent::<T>(len, argument)?;
+    // SAFETY: non-NULL, within isize::MAX bytes, and the caller guarantees
+    // `len` valid elements.
     Ok(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
 }
 

@@ -98,7 +98,7 @@ impl adj_operator {
     pub(crate) fn to_csr(&self) -> Result<std::borrow::Cow<'_, CsrMatrix>> {
         match &self.kind {
             OperatorKind::Csr(a) => Ok(std::borrow::Cow::Borrowed(a)),
-            OperatorKind::Grid(g) => Ok(std::borrow::Cow::Owned(g.to_csr())),
+            OperatorKind::Grid(g) => Ok(std::borrow::Cow::Owned(g.to_csr()?)),
             OperatorKind::Callback(_) => Err(Error::invalid(
                 "op",
                 "a callback operator has no matrix entries (IC(0) and CSR export need a CSR or grid operator)",
@@ -119,8 +119,10 @@ unsafe fn new_csr<I: CsrIndex>(
 ) -> adj_status {
     boundary(|| {
         out_ptr(out, "out")?;
+        // The sizes are checked before any array is read.
+        CsrMatrix::check_shape(n_rows, n_cols)?;
         // SAFETY: the caller passes n_rows + 1 row pointers.
-        let ptr = unsafe { slice(row_ptr, n_rows.saturating_add(1), "row_ptr") }?;
+        let ptr = unsafe { slice(row_ptr, n_rows + 1, "row_ptr") }?;
         // A negative row_ptr[n_rows] is reported by `from_parts`.
         let nnz = ptr.last().and_then(|p| p.to_index()).unwrap_or(0);
         if nnz > u32::MAX as usize {
@@ -219,18 +221,15 @@ pub unsafe extern "C" fn adj_operator_new_grid_poisson(
         let ndim = if nz > 1 { 3 } else { 2 };
         // SAFETY: the caller passes nx·ny·nz flags.
         let flags = unsafe { slice(cells, num_cells, "cells") }?;
-        let cells = flags
-            .iter()
-            .enumerate()
-            .map(|(c, &f)| {
-                Cell::from_code(f).ok_or_else(|| {
-                    Error::invalid(
-                        "cells",
-                        format!("cells[{c}] = {f} is not ADJ_CELL_FLUID (0), SOLID (1) or AIR (2)"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut cells = crate::alloc::with_capacity(num_cells, "cells")?;
+        for (c, &f) in flags.iter().enumerate() {
+            cells.push(Cell::from_code(f).ok_or_else(|| {
+                Error::invalid(
+                    "cells",
+                    format!("cells[{c}] = {f} is not ADJ_CELL_FLUID (0), SOLID (1) or AIR (2)"),
+                )
+            })?);
+        }
         let mut builder = GridPoisson::builder([nx, ny, nz], &cells);
         if !spacing.is_null() {
             // SAFETY: non-NULL; the caller passes ndim spacings.
@@ -242,7 +241,10 @@ pub unsafe extern "C" fn adj_operator_new_grid_poisson(
         let beta;
         if !face_coefficients.is_null() {
             // SAFETY: non-NULL; the caller passes ndim·ncells coefficients.
-            beta = unsafe { slice(face_coefficients, ndim * num_cells, "face_coefficients") }?;
+            let len = num_cells.checked_mul(ndim).ok_or_else(|| {
+                Error::invalid("nz", format!("ndim·nx·ny·nz overflows for {nx}×{ny}×{nz}"))
+            })?;
+            beta = unsafe { slice(face_coefficients, len, "face_coefficients") }?;
             builder = builder.face_coefficients(beta);
         }
         let grid = builder.build()?;

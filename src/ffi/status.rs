@@ -2,9 +2,10 @@
 
 use crate::error::Error;
 use crate::krylov::SolveReason;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 /// Status returned by every fallible function: 0 on success, a negative
 /// code on failure, with details in `adj_last_error_message()`.
@@ -33,6 +34,9 @@ pub enum adj_status {
     ADJ_ERR_IO = -8,
     /// A file is truncated, corrupted or describes a different model.
     ADJ_ERR_FORMAT = -9,
+    /// Memory for an object or workspace sized by the arguments could not
+    /// be allocated; nothing was changed.
+    ADJ_ERR_OUT_OF_MEMORY = -10,
 }
 
 impl adj_status {
@@ -47,6 +51,7 @@ impl adj_status {
             Error::NotConverged { .. } => adj_status::ADJ_ERR_NOT_CONVERGED,
             Error::Io { .. } => adj_status::ADJ_ERR_IO,
             Error::Format { .. } => adj_status::ADJ_ERR_FORMAT,
+            Error::OutOfMemory { .. } => adj_status::ADJ_ERR_OUT_OF_MEMORY,
             Error::SolveFailed { report, .. } => match report.reason {
                 SolveReason::DivergedIndefiniteOperator
                 | SolveReason::DivergedIndefinitePreconditioner => adj_status::ADJ_ERR_NOT_SPD,
@@ -77,10 +82,42 @@ pub extern "C" fn adj_last_error_message() -> *const c_char {
     LAST_ERROR.with(|slot| slot.borrow().as_ptr())
 }
 
+thread_local! {
+    /// How many exported functions are running on this thread (callbacks
+    /// can re-enter the library).
+    static INSIDE_BOUNDARY: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `body` with panics caught and kept off the caller's stderr: the
+/// process's panic hook is wrapped once so that it stays silent for panics
+/// inside an exported function (they become `ADJ_ERR_PANIC` and a message)
+/// and behaves as before everywhere else, e.g. in the host's own Rust code.
+fn catch_silently<T>(body: impl FnOnce() -> T) -> std::thread::Result<T> {
+    static WRAP_HOOK: Once = Once::new();
+    WRAP_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            // The library's pool threads (named `adjunct-*`) only run
+            // kernels handed over from inside an exported function, which
+            // re-raises their panics on the calling thread.
+            let library_worker = std::thread::current()
+                .name()
+                .is_some_and(|name| name.starts_with("adjunct-"));
+            if INSIDE_BOUNDARY.with(Cell::get) == 0 && !library_worker {
+                previous(info);
+            }
+        }));
+    });
+    INSIDE_BOUNDARY.with(|d| d.set(d.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(body));
+    INSIDE_BOUNDARY.with(|d| d.set(d.get() - 1));
+    result
+}
+
 /// Runs the body of an exported function: converts its error into a
 /// status and message, and catches any panic.
 pub(crate) fn boundary(body: impl FnOnce() -> crate::Result<()>) -> adj_status {
-    match catch_unwind(AssertUnwindSafe(body)) {
+    match catch_silently(body) {
         Ok(Ok(())) => adj_status::ADJ_OK,
         Ok(Err(error)) => {
             set_last_error(&error.to_string());
@@ -101,7 +138,7 @@ pub(crate) fn boundary(body: impl FnOnce() -> crate::Result<()>) -> adj_status {
 /// Runs the body of an exported function that cannot report a status
 /// (free functions, getters): a panic is caught and `fallback` returned.
 pub(crate) fn boundary_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+    catch_silently(body).unwrap_or(fallback)
 }
 
 #[cfg(test)]

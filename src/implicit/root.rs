@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::krylov::{
-    bicgstab, cg, conclude, gmres, true_residual, vector, Identity, KrylovOptions, Preconditioner,
+    bicgstab, cg, conclude, gmres, true_residual, Identity, KrylovOptions, Preconditioner,
     SolveReason, SolveReport,
 };
 use crate::operator::{FnOperator, LinearOperator};
@@ -152,32 +152,89 @@ impl RootProblem<'_> {
             LinearSolver::NormalCg => {
                 let adjoint =
                     |v: &[f64], y: &mut [f64]| self.system_product(!transpose, options.ridge, v, y);
-                let mut tmp = vec![0.0; n];
-                let mut normal_rhs = vec![0.0; n];
-                adjoint(rhs, &mut normal_rhs)?;
-                let scratch = std::cell::RefCell::new(vec![0.0; n]);
-                let normal = FnOperator::new(n, |v: &[f64], y: &mut [f64]| {
-                    let mut t = scratch.borrow_mut();
-                    product(v, &mut t)?;
-                    adjoint(&t, y)
-                });
-                let inner = cg(&normal, precond, &normal_rhs, &mut z, &krylov)?;
-                // Report the residual of the original system.
-                let residual = true_residual(&op, rhs, &z, &mut tmp)?;
-                let rhs_norm = vector::norm2(rhs);
-                SolveReport {
-                    true_residual_norm: residual,
-                    relative_residual: if rhs_norm > 0.0 {
-                        residual / rhs_norm
-                    } else {
-                        0.0
-                    },
-                    ..inner
-                }
+                normal_cg(&op, &adjoint, precond, rhs, &mut z, &krylov)?
             }
             LinearSolver::DenseLu => dense_lu_solve(&op, rhs, &mut z, &krylov)?,
         };
         Ok((z, report))
+    }
+}
+
+/// Solves M z = rhs (M = `op`, Mᵀ = `adjoint`) by CG on the normal
+/// equations MᵀM z = Mᵀ rhs, to the tolerance of the system asked for:
+/// ‖rhs − M z‖₂ ≤ max(rtol·‖rhs‖₂, atol). A normal-equations residual
+/// below its tolerance does not imply that (the condition number is
+/// squared, and a singular M has Mᵀ rhs = 0 for rhs in its left null
+/// space), so CG is resumed with a proportionally tighter tolerance while
+/// the true residual keeps falling by at least half per round; when it
+/// stops falling M is taken as singular or the system as inconsistent
+/// ([`SolveReason::DivergedBreakdown`]). The report counts all rounds'
+/// iterations and holds the true residual of M z = rhs.
+fn normal_cg(
+    op: &dyn LinearOperator,
+    adjoint: &dyn Fn(&[f64], &mut [f64]) -> Result<()>,
+    precond: &dyn Preconditioner,
+    rhs: &[f64],
+    z: &mut [f64],
+    options: &KrylovOptions,
+) -> Result<SolveReport> {
+    const MAX_ROUNDS: usize = 8;
+    let n = op.dim();
+    let setup = options.setup(n, precond.dim(), rhs, z)?;
+    let mut normal_rhs = vec![0.0; n];
+    adjoint(rhs, &mut normal_rhs)?;
+    let scratch = std::cell::RefCell::new(vec![0.0; n]);
+    let normal = FnOperator::new(n, |v: &[f64], y: &mut [f64]| {
+        let mut t = scratch.borrow_mut();
+        op.apply(v, &mut t)?;
+        adjoint(&t, y)
+    });
+    let mut tmp = vec![0.0; n];
+    let initial_residual = if options.nonzero_initial_guess {
+        true_residual(op, rhs, z, &mut tmp)?
+    } else {
+        setup.b_norm
+    };
+    let mut inner_options = options.clone();
+    let (mut iterations, mut previous, mut round) = (0, f64::INFINITY, 0);
+    loop {
+        round += 1;
+        let inner = cg(&normal, precond, &normal_rhs, z, &inner_options)?;
+        iterations += inner.iterations;
+        let residual = true_residual(op, rhs, z, &mut tmp)?;
+        let reason = if !residual.is_finite() {
+            Some(SolveReason::DivergedNanOrInf)
+        } else if residual <= setup.threshold {
+            Some(setup.converged)
+        } else if residual >= 0.5 * previous
+            || round == MAX_ROUNDS
+            || iterations >= options.max_iterations
+        {
+            Some(SolveReason::DivergedBreakdown)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let report = SolveReport {
+                iterations,
+                true_residual_norm: residual,
+                initial_residual_norm: initial_residual,
+                ..inner
+            };
+            return conclude(
+                "CG on the normal equations",
+                report,
+                setup.b_norm,
+                Ok(reason),
+                || Ok(residual),
+            );
+        }
+        previous = residual;
+        let tighten = (0.5 * setup.threshold / residual).max(1e-8);
+        inner_options.rtol *= tighten;
+        inner_options.atol = (inner_options.atol * tighten).max(f64::MIN_POSITIVE);
+        inner_options.nonzero_initial_guess = true;
+        inner_options.max_iterations = options.max_iterations - iterations;
     }
 }
 

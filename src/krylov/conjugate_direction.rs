@@ -17,7 +17,7 @@
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
-use super::single_reduction::{start_local, AllreduceSum, Reducer};
+use super::single_reduction::{check_solvable_locally, start_local, AllreduceSum, Reducer};
 use super::vector;
 use crate::error::Result;
 use crate::operator::LinearOperator;
@@ -177,12 +177,11 @@ where
         &mut run.r,
         &mut run.reducer,
     );
+    check_solvable_locally(op, b, krylov, &mut run.reducer);
     let mut sums = [vector::dot(b, b), vector::dot(&run.r, &run.r)];
     let started = run.reducer.reduce(&mut sums);
     let b_norm = sums[0].sqrt();
     let threshold = (krylov.rtol * b_norm).max(krylov.atol);
-    // Shared with the other ranks at the first reduction of the iteration.
-    run.reducer.local(|| op.check_cg_solvable(b, threshold));
     let outcome = started.and_then(|()| {
         report.initial_residual_norm = sums[1].sqrt();
         report.true_residual_norm = report.initial_residual_norm;

@@ -471,7 +471,7 @@ fn jacobi_update(omega: f64, inv_diag: &[f64], b: &[f64], ax: Option<&[f64]>, x:
 /// of 1e-10 × the largest diagonal entry when the grid is singular (a fluid
 /// region without air at this resolution).
 fn dense_cholesky(op: &GridPoisson) -> Result<faer::linalg::solvers::Llt<f64>> {
-    let csr = op.to_csr();
+    let csr = op.to_csr()?;
     let n = csr.dim();
     let mut dense = faer::Mat::<f64>::zeros(n, n);
     let (ptr, cols, vals) = (csr.row_ptr(), csr.col_idx(), csr.values());

@@ -66,6 +66,7 @@ where
         &mut run.r,
         &mut run.reducer,
     );
+    check_solvable_locally(op, b, options, &mut run.reducer);
     let mut buf = [0.0; 4];
     run.directions(&mut buf);
     buf[BB] = if run.reducer.failed() {
@@ -76,7 +77,6 @@ where
     let outcome = run.reducer.reduce(&mut buf);
     let b_norm = buf[BB].sqrt();
     let threshold = (options.rtol * b_norm).max(options.atol);
-    run.reducer.local(|| op.check_cg_solvable(b, threshold));
     let outcome = outcome.and_then(|()| {
         report.initial_residual_norm = buf[RR].sqrt();
         run.iterate(x, b, options, threshold, converged, buf, &mut report)
@@ -116,6 +116,24 @@ pub(crate) fn start_local<A: LinearOperator + ?Sized>(
         }
     }
     (converged, options.new_report(converged))
+}
+
+/// Checks, before the first reduction, that b is consistent with this
+/// rank's operator (a singular grid: see
+/// [`LinearOperator::check_cg_solvable`]) at the local threshold
+/// max(rtol·‖b_local‖₂, atol), which is the serial one. A failure is the
+/// same error as in a serial solve on this rank and stops every rank at
+/// that first reduction.
+pub(crate) fn check_solvable_locally<A: LinearOperator + ?Sized>(
+    op: &A,
+    b: &[f64],
+    options: &KrylovOptions,
+    reducer: &mut Reducer<'_>,
+) {
+    reducer.local(|| {
+        let threshold = (options.rtol * vector::norm2(b)).max(options.atol);
+        op.check_cg_solvable(b, threshold)
+    });
 }
 
 /// Global sums with a failure flag appended, so that a local error stops

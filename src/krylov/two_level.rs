@@ -231,7 +231,7 @@ impl CoarseSpace {
 /// Sparse Cholesky of A_c = Pᵀ A P (entries summed over aggregate pairs),
 /// retried with a diagonal shift when A_c is singular.
 fn galerkin_cholesky(a: &GridPoisson, aggregate: &[u32], n_c: usize) -> Result<CoarseCholesky> {
-    let csr = a.to_csr();
+    let csr = a.to_csr()?;
     let (ptr, cols, vals) = (csr.row_ptr(), csr.col_idx(), csr.values());
     // Lower triangle of A_c row by row (the factorisation reads one side);
     // box aggregates of a 5- or 7-point stencil couple with at most 2d + 1

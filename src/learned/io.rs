@@ -143,11 +143,16 @@ impl Model {
                 }
             },
         };
-        let mut network =
-            Network::new(arch, 0).map_err(|e| format_error(format!("architecture: {e}")))?;
+        // Everything about the file is checked against the architecture
+        // before anything is allocated: the architecture's bounds keep the
+        // list of expected shapes short, and every expected tensor must be
+        // present with exactly that shape, so the parameter vector is never
+        // larger than the file itself.
+        let (convs, len) = arch
+            .layout()
+            .map_err(|e| format_error(format!("architecture: {e}")))?;
         let file = SafeTensors::deserialize(bytes)
             .map_err(|e| format_error(format!("corrupted or truncated: {e}")))?;
-        let convs = network.conv_params().to_vec();
         if file.len() != convs.len() {
             return Err(format_error(format!(
                 "{} tensors, the architecture has {}",
@@ -155,37 +160,46 @@ impl Model {
                 convs.len()
             )));
         }
-        let params = network.params_mut();
+        let mut tensors = Vec::with_capacity(convs.len());
         for (k, c) in convs.iter().enumerate() {
-            {
-                let (name, shape, offset) = (
-                    format!("conv{k}.weight"),
-                    tensor_shape(&arch, c.shape.cout, c.shape.cin, c.shape.k),
-                    c.weight,
-                );
-                let t = file
-                    .tensor(&name)
-                    .map_err(|_| format_error(format!("tensor `{name}` is missing")))?;
-                if t.dtype() != Dtype::F32 {
-                    return Err(format_error(format!(
-                        "tensor `{name}` has dtype {:?}, expected F32",
-                        t.dtype()
-                    )));
-                }
-                if t.shape() != shape.as_slice() {
-                    return Err(format_error(format!(
-                        "tensor `{name}` has shape {:?}, expected {shape:?}",
-                        t.shape()
-                    )));
-                }
-                for (p, b) in params[offset..].iter_mut().zip(t.data().chunks_exact(4)) {
-                    *p = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                }
+            let name = format!("conv{k}.weight");
+            let shape = tensor_shape(&arch, c.shape.cout, c.shape.cin, c.shape.k);
+            let t = file
+                .tensor(&name)
+                .map_err(|_| format_error(format!("tensor `{name}` is missing")))?;
+            if t.dtype() != Dtype::F32 {
+                return Err(format_error(format!(
+                    "tensor `{name}` has dtype {:?}, expected F32",
+                    t.dtype()
+                )));
             }
+            if t.shape() != shape.as_slice() {
+                return Err(format_error(format!(
+                    "tensor `{name}` has shape {:?}, expected {shape:?}",
+                    t.shape()
+                )));
+            }
+            tensors.push(t);
         }
-        if let Some(i) = network.params().iter().position(|v| !v.is_finite()) {
+        let mut params = Vec::new();
+        params
+            .try_reserve_exact(len)
+            .map_err(|_| Error::OutOfMemory {
+                what: "model parameters",
+                elements: len,
+            })?;
+        for t in &tensors {
+            params.extend(
+                t.data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+        }
+        if let Some(i) = params.iter().position(|v| !v.is_finite()) {
             return Err(format_error(format!("parameter {i} is not finite")));
         }
+        let network = Network::from_params(arch, params)
+            .map_err(|e| format_error(format!("architecture: {e}")))?;
         // Absent in files written before the two-level correction existed.
         let coarse_block = match meta.get("coarse_block") {
             None => 0,

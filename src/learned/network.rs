@@ -105,16 +105,50 @@ impl Architecture {
                 format!("dim = {} must be 2 or 3", self.dim),
             ));
         }
-        if self.channels == 0 || self.levels == 0 || self.channels > 256 || self.levels > 8 {
+        if self.channels == 0
+            || self.levels == 0
+            || self.channels > Self::MAX_CHANNELS
+            || self.levels > Self::MAX_LEVELS
+            || self.blocks > Self::MAX_BLOCKS
+        {
             return Err(Error::invalid(
                 "architecture",
                 format!(
-                    "channels = {} must be in 1..=256 and levels = {} in 1..=8",
-                    self.channels, self.levels
+                    "channels = {} must be in 1..={}, levels = {} in 1..={} and blocks = {} in 0..={}",
+                    self.channels,
+                    Self::MAX_CHANNELS,
+                    self.levels,
+                    Self::MAX_LEVELS,
+                    self.blocks,
+                    Self::MAX_BLOCKS
                 ),
             ));
         }
         Ok(())
+    }
+
+    /// Bounds of [`Architecture::channels`], [`Architecture::levels`] and
+    /// [`Architecture::blocks`]: with them a network has at most
+    /// 2 + 2·8·64 = 1 026 convolutions, so no size derived from an
+    /// architecture (for instance one read from a file) can overflow.
+    pub const MAX_CHANNELS: usize = 256;
+    /// See [`Architecture::MAX_CHANNELS`].
+    pub const MAX_LEVELS: usize = 8;
+    /// See [`Architecture::MAX_CHANNELS`].
+    pub const MAX_BLOCKS: usize = 64;
+
+    /// The convolutions and where their weights start in the flat
+    /// parameter vector, and that vector's length, after checking the
+    /// architecture's bounds.
+    pub(crate) fn layout(&self) -> Result<(Vec<ConvParams>, usize)> {
+        self.check()?;
+        let mut convs = Vec::new();
+        let mut len = 0;
+        for shape in self.convs() {
+            convs.push(ConvParams { shape, weight: len });
+            len += shape.weights(self.dim);
+        }
+        Ok((convs, len))
     }
 
     /// The convolutions in order: first, (a, b) per block per level, last.
@@ -171,13 +205,7 @@ pub struct Tape {
 impl Network {
     /// A network with He-initialised weights (seeded).
     pub fn new(arch: Architecture, seed: u64) -> Result<Self> {
-        arch.check()?;
-        let mut convs = Vec::new();
-        let mut len = 0;
-        for shape in arch.convs() {
-            convs.push(ConvParams { shape, weight: len });
-            len += shape.weights(arch.dim);
-        }
+        let (convs, len) = arch.layout()?;
         let mut params = vec![0.0f32; len];
         let mut rng = SplitMix(seed);
         for c in &convs {
@@ -187,6 +215,18 @@ impl Network {
                 *w = (scale * rng.normal()) as f32;
             }
         }
+        Ok(Self {
+            arch,
+            convs,
+            params,
+        })
+    }
+
+    /// A network with the given flat parameters (in the order of
+    /// [`Network::params`]); their count must match the architecture.
+    pub fn from_params(arch: Architecture, params: Vec<f32>) -> Result<Self> {
+        let (convs, len) = arch.layout()?;
+        Error::check_len("params", len, params.len())?;
         Ok(Self {
             arch,
             convs,

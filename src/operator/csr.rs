@@ -2,6 +2,7 @@
 //! sparse types, with a multithreaded SpMV.
 
 use super::LinearOperator;
+use crate::alloc;
 use crate::error::{Error, Result};
 use crate::parallel::{sum_blocks, DisjointSlice};
 use faer::sparse::{SparseRowMat, SparseRowMatRef, SymbolicSparseRowMat};
@@ -52,17 +53,20 @@ impl CsrMatrix {
     /// Checks: square, `row_ptr` of length n+1 starting at 0 and monotone,
     /// column indices in range and strictly increasing within each row, all
     /// values finite, at most 2³²−1 rows and nonzeros.
-    pub fn from_parts<I: CsrIndex>(
-        n_rows: usize,
-        n_cols: usize,
-        row_ptr: &[I],
-        col_idx: &[I],
-        values: &[f64],
-    ) -> Result<Self> {
+    /// Checks the shape of a CSR matrix before its arrays are read: square,
+    /// at least one and at most 2³²−2 rows (so that n + 1 row pointers fit
+    /// the 32-bit index type).
+    pub fn check_shape(n_rows: usize, n_cols: usize) -> Result<()> {
         if n_rows == 0 {
             return Err(Error::invalid(
                 "n_rows",
                 "the matrix must have at least one row",
+            ));
+        }
+        if n_rows >= u32::MAX as usize {
+            return Err(Error::invalid(
+                "n_rows",
+                format!("{n_rows} rows exceed the supported 2^32-2"),
             ));
         }
         if n_cols != n_rows {
@@ -71,15 +75,20 @@ impl CsrMatrix {
                 format!("the operator must be square: n_rows = {n_rows}, n_cols = {n_cols}"),
             ));
         }
+        Ok(())
+    }
+
+    pub fn from_parts<I: CsrIndex>(
+        n_rows: usize,
+        n_cols: usize,
+        row_ptr: &[I],
+        col_idx: &[I],
+        values: &[f64],
+    ) -> Result<Self> {
+        Self::check_shape(n_rows, n_cols)?;
         let n = n_rows;
-        if n > u32::MAX as usize {
-            return Err(Error::invalid(
-                "n_rows",
-                format!("{n} rows exceed the supported 2^32-1"),
-            ));
-        }
         Error::check_len("row_ptr", n + 1, row_ptr.len())?;
-        let mut ptr = Vec::with_capacity(n + 1);
+        let mut ptr = alloc::with_capacity(n + 1, "row pointers")?;
         for (i, &p) in row_ptr.iter().enumerate() {
             let p = p.to_index().ok_or_else(|| {
                 Error::invalid(
@@ -112,7 +121,7 @@ impl CsrMatrix {
         }
         Error::check_len("col_idx", nnz, col_idx.len())?;
         Error::check_len("values", nnz, values.len())?;
-        let mut cols = Vec::with_capacity(nnz);
+        let mut cols = alloc::with_capacity(nnz, "column indices")?;
         for i in 0..n {
             let mut prev: Option<usize> = None;
             for k in ptr[i]..ptr[i + 1] {
@@ -143,12 +152,24 @@ impl CsrMatrix {
                 cols.push(j as u32);
             }
         }
-        let ptr: Vec<u32> = ptr.into_iter().map(|p| p as u32).collect();
-        let symbolic = SymbolicSparseRowMat::new_checked(n, n, ptr, None, cols);
-        Ok(Self::from_faer(SparseRowMat::new(
-            symbolic,
-            values.to_vec(),
-        )))
+        let mut ptr32 = alloc::with_capacity(n + 1, "row pointers")?;
+        ptr32.extend(ptr.into_iter().map(|p| p as u32));
+        let mut vals = alloc::with_capacity(nnz, "values")?;
+        vals.extend_from_slice(values);
+        Ok(Self::from_valid_parts(n, ptr32, cols, vals))
+    }
+
+    /// A matrix from arrays the library built itself and knows to be valid
+    /// (the checks of [`CsrMatrix::from_parts`] hold by construction).
+    pub(crate) fn from_valid_parts(
+        n: usize,
+        row_ptr: Vec<u32>,
+        col_idx: Vec<u32>,
+        values: Vec<f64>,
+    ) -> Self {
+        debug_assert!(values.iter().all(|v| v.is_finite()));
+        let symbolic = SymbolicSparseRowMat::new_checked(n, n, row_ptr, None, col_idx);
+        Self::from_faer(SparseRowMat::new(symbolic, values))
     }
 
     fn from_faer(mat: SparseRowMat<u32, f64>) -> Self {
@@ -208,19 +229,18 @@ impl CsrMatrix {
         for j in 0..n {
             count[j + 1] += count[j];
         }
-        let row_ptr = count.clone();
+        let row_ptr: Vec<u32> = count.iter().map(|&c| c as u32).collect();
         let mut next = count;
-        let (mut t_cols, mut t_vals) = (vec![0usize; cols.len()], vec![0.0; cols.len()]);
+        let (mut t_cols, mut t_vals) = (vec![0u32; cols.len()], vec![0.0; cols.len()]);
         for i in 0..n {
             for k in ptr[i] as usize..ptr[i + 1] as usize {
                 let slot = &mut next[cols[k] as usize];
-                t_cols[*slot] = i;
+                t_cols[*slot] = i as u32;
                 t_vals[*slot] = vals[k];
                 *slot += 1;
             }
         }
-        CsrMatrix::from_parts(n, n, &row_ptr, &t_cols, &t_vals)
-            .expect("the transpose of a valid CSR matrix is valid")
+        CsrMatrix::from_valid_parts(n, row_ptr, t_cols, t_vals)
     }
 
     fn entry(&self, i: usize, j: usize) -> f64 {

@@ -20,6 +20,7 @@
 //! variable density), h_a to 1.
 
 use super::{CsrMatrix, LinearOperator};
+use crate::alloc;
 use crate::error::{Error, Result};
 use crate::parallel::{sum_blocks, DisjointSlice};
 use std::ops::Range;
@@ -210,6 +211,12 @@ impl GridPoisson {
                 ));
             }
             *w = 1.0 / (h * h);
+            if !w.is_finite() {
+                return Err(Error::invalid(
+                    "spacing",
+                    format!("spacing[{a}] = {h:e} is so small that 1/h² overflows"),
+                ));
+            }
         }
         let face_coefficients = match options.face_coefficients {
             None => None,
@@ -225,12 +232,35 @@ impl GridPoisson {
                         format!("face_coefficients[{k}] = {v} must be finite and >= 0"),
                     ));
                 }
-                Some(beta.to_vec())
+                let mut copy = alloc::with_capacity(beta.len(), "face coefficients")?;
+                copy.extend_from_slice(beta);
+                Some(copy)
             }
         };
+        // Every stencil entry, and a diagonal Σ β/h² over 2·ndim faces, must
+        // be finite, so that the matrix and its exports are.
+        let max_beta = face_coefficients.as_deref().map_or(1.0, |beta: &[f64]| {
+            beta.iter().fold(0.0, |m: f64, &v| m.max(v))
+        });
+        let max_inv_h2 = inv_h2.iter().fold(0.0, |m: f64, &v| m.max(v));
+        if !(2.0 * ndim as f64 * max_beta * max_inv_h2).is_finite() {
+            let argument = if options.face_coefficients.is_some() {
+                "face_coefficients"
+            } else {
+                "spacing"
+            };
+            return Err(Error::invalid(
+                argument,
+                format!(
+                    "the largest face weight β/h² = {max_beta:e} × {max_inv_h2:e} overflows a diagonal entry of A (at most {} such faces per cell)",
+                    2 * ndim
+                ),
+            ));
+        }
 
-        let mut unknown = Vec::with_capacity(num_cells);
-        let mut cell_of_unknown = Vec::new();
+        let mut unknown = alloc::with_capacity(num_cells, "cell indices")?;
+        let num_fluid = options.cells.iter().filter(|&&c| c == Cell::Fluid).count();
+        let mut cell_of_unknown = alloc::with_capacity(num_fluid, "unknown indices")?;
         for (c, cell) in options.cells.iter().enumerate() {
             unknown.push(match cell {
                 Cell::Fluid => {
@@ -249,7 +279,7 @@ impl GridPoisson {
         }
 
         let num_rows = dims[1] * dims[2];
-        let mut row_start = Vec::with_capacity(num_rows + 1);
+        let mut row_start = alloc::with_capacity(num_rows + 1, "row starts")?;
         let mut count = 0;
         for r in 0..num_rows {
             row_start.push(count);
@@ -527,22 +557,35 @@ impl GridPoisson {
     }
 
     /// The matrix of this operator in CSR form (for IC(0), direct solvers
-    /// and tests). Faces with β = 0 are not stored.
-    pub fn to_csr(&self) -> CsrMatrix {
+    /// and tests). Faces with β = 0 are not stored. Fails when the matrix
+    /// has more nonzeros than the CSR type's 2³²−1 (grids of more than
+    /// about 600 million fluid cells) or the memory cannot be allocated.
+    pub fn to_csr(&self) -> Result<CsrMatrix> {
         let n = self.dim();
-        let mut row_ptr = Vec::with_capacity(n + 1);
-        let mut cols = Vec::with_capacity(7 * n);
-        let mut vals = Vec::with_capacity(7 * n);
+        let nnz: usize = (0..n).map(|u| self.row(u).entries().len()).sum();
+        if nnz > u32::MAX as usize {
+            return Err(Error::invalid(
+                "op",
+                format!(
+                    "the CSR form of this grid has {nnz} nonzeros, more than the supported 2^32-1"
+                ),
+            ));
+        }
+        let mut row_ptr = alloc::with_capacity(n + 1, "row pointers")?;
+        let mut cols = alloc::with_capacity(nnz, "column indices")?;
+        let mut vals = alloc::with_capacity(nnz, "values")?;
         row_ptr.push(0);
         for u in 0..n {
             for &(col, v) in self.row(u).entries() {
-                cols.push(col);
+                cols.push(col as u32);
                 vals.push(v);
             }
-            row_ptr.push(cols.len());
+            row_ptr.push(cols.len() as u32);
         }
-        CsrMatrix::from_parts(n, n, &row_ptr, &cols, &vals)
-            .expect("the grid stencil is a valid CSR matrix")
+        // Valid by construction: fewer than 2^32 - 2 cells, at most 7 sorted
+        // entries per row, and the construction bounded every weight so that
+        // a diagonal Σ β/h² is finite.
+        Ok(CsrMatrix::from_valid_parts(n, row_ptr, cols, vals))
     }
 
     /// Finds the connected fluid regions (cells coupled through faces with

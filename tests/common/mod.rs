@@ -130,12 +130,41 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `true` when `tool --version` runs and succeeds.
-pub fn tool_available(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Whether the outside tool a test needs is present; `probe` runs it.
+///
+/// When it is missing the test must return early, and this says so where
+/// a newcomer sees it: the line goes straight to the process's stderr (the
+/// harness captures `eprintln!` of passing tests, so a skip would look
+/// passed), naming the test binary and `install` (how to get the tool).
+/// With `CI` set, a missing tool fails the test instead: `.ci/run`
+/// installs every such tool, so CI never skips.
+#[track_caller]
+pub fn require(tool: &str, probe: &mut Command, install: &str) -> bool {
+    if probe.output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    let message = format!("`{tool}` is not available ({install})");
+    if std::env::var_os("CI").is_some() {
+        panic!("CI is set but {message}");
+    }
+    let test = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let test = test.split('-').next().unwrap_or("").to_string();
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "\nSKIPPED (counted as passed by the harness): tests/{test}.rs at {}: {message}\n",
+        std::panic::Location::caller()
+    );
+    false
+}
+
+/// [`require`] for a tool that answers `--version`.
+#[track_caller]
+pub fn require_tool(tool: &str, install: &str) -> bool {
+    require(tool, Command::new(tool).arg("--version"), install)
 }
 
 /// Runs `cmd`, asserts success, and returns its stdout and stderr.

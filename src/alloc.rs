@@ -1,0 +1,26 @@
+//! Fallible allocation for buffers whose size comes from a caller or a
+//! file: an impossible size is an [`Error::OutOfMemory`], never an abort.
+
+use crate::error::{Error, Result};
+
+/// An empty vector with room for `len` elements, or [`Error::OutOfMemory`].
+pub(crate) fn with_capacity<T>(len: usize, what: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+        what,
+        elements: len,
+    })?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_impossible_size_is_an_error() {
+        let e = with_capacity::<u64>(usize::MAX / 2, "test buffer").unwrap_err();
+        assert!(matches!(e, Error::OutOfMemory { elements, .. } if elements == usize::MAX / 2));
+        assert!(with_capacity::<u8>(3, "small").unwrap().capacity() >= 3);
+    }
+}
