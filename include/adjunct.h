@@ -18,70 +18,9 @@
 #include <stdint.h>
 
 #define ADJ_VERSION_MAJOR 0
-#define ADJ_VERSION_MINOR 1
+#define ADJ_VERSION_MINOR 2
 #define ADJ_VERSION_PATCH 0
-#define ADJ_VERSION_STRING "0.1.0"
-
-// `adj_implicit_options.solver`: conjugate gradient (A symmetric positive definite).
-#define ADJ_SOLVER_CG 0
-
-// `adj_implicit_options.solver`: restarted GMRES (`gmres_restart`).
-#define ADJ_SOLVER_GMRES 1
-
-// `adj_implicit_options.solver`: BiCGStab.
-#define ADJ_SOLVER_BICGSTAB 2
-
-// `adj_implicit_options.solver`: CG on the normal equations (any
-// nonsingular A; needs products with A and Aᵀ).
-#define ADJ_SOLVER_NORMAL_CG 3
-
-// `adj_implicit_options.solver`: dense LU (faer) of A built from n
-// products, for n ≤ 4096.
-#define ADJ_SOLVER_DENSE_LU 4
-
-// `adj_root_problem.kind`: `a`/`a_t` give A = ∂F/∂x and Aᵀ.
-#define ADJ_JACOBIAN_GENERAL 0
-
-// `adj_root_problem.kind`: F is a gradient and A a symmetric Hessian;
-// only `a` is used (also for Aᵀ).
-#define ADJ_JACOBIAN_SYMMETRIC 1
-
-// `adj_root_problem.kind`: F(x, θ) = T(x, θ) − x; `a`/`a_t` give ∂T/∂x
-// and its transpose, `b`/`b_t` give ∂T/∂θ; A = ∂T/∂x − I.
-#define ADJ_JACOBIAN_FIXED_POINT 2
-
-// Cell flag of a fluid cell (an unknown) in `adj_operator_new_grid_poisson`.
-#define ADJ_CELL_FLUID 0
-
-// Cell flag of a solid cell (a wall: Neumann, no coupling).
-#define ADJ_CELL_SOLID 1
-
-// Cell flag of an air cell (free surface: Dirichlet p = 0).
-#define ADJ_CELL_AIR 2
-
-// `adj_ot_options.method`: log-domain Sinkhorn only.
-#define ADJ_OT_SINKHORN 0
-
-// `adj_ot_options.method`: Sinkhorn warm-up, then Newton steps with a
-// sparsified Hessian solved by CG (Sinkhorn-Newton-Sparse, default).
-#define ADJ_OT_SINKHORN_NEWTON_SPARSE 1
-
-// No preconditioning (M = I); same as passing NULL to the solver.
-#define ADJ_PRECOND_NONE 0
-
-// Jacobi: M = diag(A).
-#define ADJ_PRECOND_JACOBI 1
-
-// Incomplete Cholesky with zero fill on the pattern of A (grid operators
-// use their CSR form). Setup is serial; application is two serial
-// triangular solves.
-#define ADJ_PRECOND_IC0 2
-
-// Geometric multigrid V-cycle (grid Poisson operators only): 2 damped-Jacobi
-// sweeps before and after each coarse correction, coarsening by 2 until at
-// most 1000 unknowns, dense Cholesky there; symmetric positive definite.
-// Setup is a few grid applications; each application costs about 6 of them.
-#define ADJ_PRECOND_MULTIGRID 3
+#define ADJ_VERSION_STRING "0.2.0"
 
 // Bounds of [`Architecture::channels`], [`Architecture::levels`] and
 // [`Architecture::blocks`]: with them a network has at most
@@ -145,6 +84,74 @@ typedef enum adj_solve_reason {
   ADJ_DIVERGED_CALLBACK = -100,
 } adj_solve_reason;
 
+// The flag of a grid cell in `adj_operator_new_grid_poisson`'s `cells`
+// (stored as `uint8_t`).
+typedef enum adj_cell {
+  // A fluid cell (an unknown).
+  ADJ_CELL_FLUID = 0,
+  // A solid cell (a wall: Neumann, no coupling).
+  ADJ_CELL_SOLID = 1,
+  // An air cell (free surface: Dirichlet p = 0).
+  ADJ_CELL_AIR = 2,
+} adj_cell;
+
+// The kind of a preconditioner built by `adj_precond_new` (passed as
+// `uint32_t`).
+typedef enum adj_precond_kind {
+  // No preconditioning (M = I); same as passing NULL to the solver.
+  ADJ_PRECOND_NONE = 0,
+  // Jacobi: M = diag(A).
+  ADJ_PRECOND_JACOBI = 1,
+  // Incomplete Cholesky with zero fill on the pattern of A (grid
+  // operators use their CSR form). Setup is serial; application is two
+  // serial triangular solves.
+  ADJ_PRECOND_IC0 = 2,
+  // Geometric multigrid V-cycle (grid Poisson operators only): 2
+  // damped-Jacobi sweeps before and after each coarse correction,
+  // coarsening by 2 until at most 1000 unknowns, dense Cholesky there;
+  // symmetric positive definite. Setup is a few grid applications; each
+  // application costs about 6 of them.
+  ADJ_PRECOND_MULTIGRID = 3,
+} adj_precond_kind;
+
+// The linear solver of a VJP or JVP (`adj_implicit_options.solver`,
+// stored as `uint32_t`).
+typedef enum adj_solver {
+  // Conjugate gradient (A symmetric positive definite).
+  ADJ_SOLVER_CG = 0,
+  // Restarted GMRES (`gmres_restart`).
+  ADJ_SOLVER_GMRES = 1,
+  // BiCGStab.
+  ADJ_SOLVER_BICGSTAB = 2,
+  // CG on the normal equations (any nonsingular A; needs products with
+  // A and Aᵀ).
+  ADJ_SOLVER_NORMAL_CG = 3,
+  // Dense LU (faer) of A built from n products, for n ≤ 4096.
+  ADJ_SOLVER_DENSE_LU = 4,
+} adj_solver;
+
+// What the products of an `adj_root_problem` describe
+// (`adj_root_problem.kind`, stored as `uint32_t`).
+typedef enum adj_jacobian_kind {
+  // `a`/`a_t` give A = ∂F/∂x and Aᵀ.
+  ADJ_JACOBIAN_GENERAL = 0,
+  // F is a gradient and A a symmetric Hessian; only `a` is used (also
+  // for Aᵀ).
+  ADJ_JACOBIAN_SYMMETRIC = 1,
+  // F(x, θ) = T(x, θ) − x; `a`/`a_t` give ∂T/∂x and its transpose,
+  // `b`/`b_t` give ∂T/∂θ; A = ∂T/∂x − I.
+  ADJ_JACOBIAN_FIXED_POINT = 2,
+} adj_jacobian_kind;
+
+// The OT algorithm (`adj_ot_options.method`, stored as `uint32_t`).
+typedef enum adj_ot_method {
+  // Log-domain Sinkhorn only.
+  ADJ_OT_SINKHORN = 0,
+  // Sinkhorn warm-up, then Newton steps with a sparsified Hessian solved
+  // by CG (Sinkhorn-Newton-Sparse, default).
+  ADJ_OT_SINKHORN_NEWTON_SPARSE = 1,
+} adj_ot_method;
+
 // A trained direction network (opaque), loaded from a safetensors file:
 // either the DCDM form (D(r) = N(r), a ReLU network) or the symmetric form
 // (D(r) = Lᵀ L r with L a linear network: a learned SPD preconditioner,
@@ -162,8 +169,12 @@ typedef struct adj_operator adj_operator;
 // preconditioner is as thread-safe as its callback).
 typedef struct adj_precond adj_precond;
 
-// Options of `adj_cg_solve`. Start from `adj_cg_options_default()`.
+// Options of `adj_cg_solve`. Initialise with
+// `adj_cg_options_init(&options, sizeof options)`.
 typedef struct adj_cg_options {
+  // `sizeof(adj_cg_options)` as the caller's header declares it (set by
+  // `adj_cg_options_init`; see the README's ABI policy).
+  size_t struct_size;
   // Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
   double rtol;
   // Absolute tolerance, in the units of b. Default 0.
@@ -179,8 +190,11 @@ typedef struct adj_cg_options {
   size_t residual_history_capacity;
 } adj_cg_options;
 
-// The outcome of a solve.
+// The outcome of a solve. Initialise with
+// `adj_solve_report_init(&report, sizeof report)` before passing it.
 typedef struct adj_solve_report {
+  // `sizeof(adj_solve_report)` as the caller's header declares it.
+  size_t struct_size;
   // Iterations performed.
   size_t iterations;
   // ‖r‖₂ of the recursively updated residual at the end.
@@ -205,9 +219,12 @@ typedef struct adj_solve_report {
 typedef int (*adj_allreduce_fn)(void *ctx, double *buf, size_t n);
 
 // Options of the linear solve inside a VJP or JVP, independent of the
-// forward solve. Start from `adj_implicit_options_default()`.
+// forward solve. Initialise with
+// `adj_implicit_options_init(&options, sizeof options)`.
 typedef struct adj_implicit_options {
-  // `ADJ_SOLVER_*`. Default `ADJ_SOLVER_GMRES`.
+  // `sizeof(adj_implicit_options)` as the caller's header declares it.
+  size_t struct_size;
+  // An `adj_solver` value. Default `ADJ_SOLVER_GMRES`.
   uint32_t solver;
   // Restart length of GMRES. Default 30.
   size_t gmres_restart;
@@ -233,12 +250,16 @@ typedef int (*adj_jacobian_fn)(void *ctx, const double *v, size_t v_len, double 
 
 // The Jacobians of F(x, θ) = 0 at a solution x* ∈ ℝⁿ, θ ∈ ℝᵖ, as
 // products: A = ∂F/∂x (n×n), B = ∂F/∂θ (n×p). Unused products may be NULL.
+// Initialise with `adj_root_problem_init(&problem, sizeof problem)`.
 typedef struct adj_root_problem {
+  // `sizeof(adj_root_problem)` as the caller's header declares it (set
+  // by `adj_root_problem_init`).
+  size_t struct_size;
   // n: the number of unknowns (≥ 1).
   size_t n;
   // p: the number of parameters (≥ 1).
   size_t p;
-  // `ADJ_JACOBIAN_GENERAL`, `_SYMMETRIC` or `_FIXED_POINT`.
+  // An `adj_jacobian_kind` value. Default `ADJ_JACOBIAN_GENERAL`.
   uint32_t kind;
   // Passed first to every product; borrowed, never dereferenced.
   void *ctx;
@@ -252,8 +273,11 @@ typedef struct adj_root_problem {
   adj_jacobian_fn b_t;
 } adj_root_problem;
 
-// Options of `adj_cdm_solve`. Start from `adj_cdm_options_default()`.
+// Options of `adj_cdm_solve`. Initialise with
+// `adj_cdm_options_init(&options, sizeof options)`.
 typedef struct adj_cdm_options {
+  // `sizeof(adj_cdm_options)` as the caller's header declares it.
+  size_t struct_size;
   // Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
   double rtol;
   // Absolute tolerance, in the units of b. Default 0.
@@ -291,6 +315,17 @@ typedef struct adj_cdm_options {
   int32_t layer_by_layer;
 } adj_cdm_options;
 
+// What `adj_cdm_solve` reports beyond the `adj_solve_report` of every
+// solver. Initialise with `adj_cdm_report_init(&r, sizeof r)`.
+typedef struct adj_cdm_report {
+  // `sizeof(adj_cdm_report)` as the caller's header declares it.
+  size_t struct_size;
+  // Wall time spent generating directions, in seconds.
+  double direction_seconds;
+  // Steps that used the residual because the direction stalled.
+  size_t fallback_steps;
+} adj_cdm_report;
+
 // A vector map `y = f(x)` given by the caller: a matrix-free operator
 // (y = A x) or a preconditioner (y = M⁻¹ x). Receives the caller's `ctx`
 // first; `x` and `y` hold `n` doubles and do not overlap. Returns 0 on
@@ -305,21 +340,14 @@ typedef int (*adj_apply_fn)(void *ctx, const double *x, double *y, size_t n);
 // Invoked only on the calling thread.
 typedef adj_apply_fn adj_direction_fn;
 
-// The outcome of `adj_cdm_solve`.
-typedef struct adj_cdm_report {
-  // As for CG (no residual history).
-  struct adj_solve_report solve;
-  // Wall time spent generating directions, in seconds.
-  double direction_seconds;
-  // Steps that used the residual because the direction stalled.
-  size_t fallback_steps;
-} adj_cdm_report;
-
-// Options of `adj_ot_solve`. Start from `adj_ot_options_default()`.
+// Options of `adj_ot_solve`. Initialise with
+// `adj_ot_options_init(&options, sizeof options)`.
 typedef struct adj_ot_options {
+  // `sizeof(adj_ot_options)` as the caller's header declares it.
+  size_t struct_size;
   // Entropic regularisation ε > 0, in the units of the cost. Default 0.05.
   double eps;
-  // `ADJ_OT_SINKHORN` or `ADJ_OT_SINKHORN_NEWTON_SPARSE` (default).
+  // An `adj_ot_method` value. Default `ADJ_OT_SINKHORN_NEWTON_SPARSE`.
   uint32_t method;
   // Stop when ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ ≤ tol. Default 1e-9.
   double tol;
@@ -341,8 +369,11 @@ typedef struct adj_ot_options {
   size_t cg_max_iterations;
 } adj_ot_options;
 
-// What `adj_ot_solve` computed.
+// What `adj_ot_solve` computed. Initialise with
+// `adj_ot_result_init(&result, sizeof result)` before passing it.
 typedef struct adj_ot_result {
+  // `sizeof(adj_ot_result)` as the caller's header declares it.
+  size_t struct_size;
   // ⟨C, P⟩.
   double transport_cost;
   // ⟨C, P⟩ + ε Σ P_ij (log P_ij − 1).
@@ -365,14 +396,20 @@ typedef struct adj_ot_result {
 extern "C" {
 #endif // __cplusplus
 
-// The default options: rtol 1e-8, atol 0, 10000 iterations, zero initial
-// guess, no history.
-struct adj_cg_options adj_cg_options_default(void);
+// Initialises `*options` (`struct_size` = `sizeof *options` in the
+// caller's header) with the defaults: rtol 1e-8, atol 0, 10000
+// iterations, zero initial guess, no history.
+enum adj_status adj_cg_options_init(struct adj_cg_options *options, size_t struct_size);
+
+// Initialises `*report` (`struct_size` = `sizeof *report` in the caller's
+// header) before it is passed to a solver, which fills it in.
+enum adj_status adj_solve_report_init(struct adj_solve_report *report, size_t struct_size);
 
 // Solves A x = b by preconditioned conjugate gradient, for symmetric
 // positive definite A (`op`) and M (`precond`, NULL = none), to
 // ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). `b` and `x` hold `n` doubles,
-// n = the operator's dimension. `options` may be NULL (defaults).
+// n = the operator's dimension. `options` may be NULL (defaults); `options`
+// and `report` are initialised by their `_init` functions.
 //
 // On success (`ADJ_OK`), x holds the solution. On any failure x is left
 // unchanged. `report` (may be NULL) and the residual history are written on
@@ -415,9 +452,15 @@ enum adj_status adj_cg_solve_distributed(const struct adj_operator *op,
                                          void *allreduce_ctx,
                                          struct adj_solve_report *report);
 
-// The default options: GMRES(30), rtol 1e-10, atol 0, 10000 iterations,
-// no ridge, no warm start, no preconditioner.
-struct adj_implicit_options adj_implicit_options_default(void);
+// Initialises `*options` (`struct_size` = `sizeof *options` in the
+// caller's header) with the defaults: GMRES(30), rtol 1e-10, atol 0,
+// 10000 iterations, no ridge, no warm start, no preconditioner.
+enum adj_status adj_implicit_options_init(struct adj_implicit_options *options, size_t struct_size);
+
+// Initialises `*problem` (`struct_size` = `sizeof *problem` in the
+// caller's header): n = p = 0, `ADJ_JACOBIAN_GENERAL`, no products; the
+// caller then sets them.
+enum adj_status adj_root_problem_init(struct adj_root_problem *problem, size_t struct_size);
 
 // Vector-Jacobian product of the solution x*(θ) of F(x, θ) = 0: for a
 // cotangent v̄ (`cotangent`, n doubles) writes (∂x*/∂θ)ᵀ v̄ = Bᵀu to `out`
@@ -481,8 +524,13 @@ enum adj_status adj_model_dim(const struct adj_model *model, size_t *dim);
 // Releases a model. NULL is accepted.
 void adj_model_free(struct adj_model *model);
 
-// The default options (see `adj_cdm_options`).
-struct adj_cdm_options adj_cdm_options_default(void);
+// Initialises `*options` (`struct_size` = `sizeof *options` in the
+// caller's header) with the defaults given on each field.
+enum adj_status adj_cdm_options_init(struct adj_cdm_options *options, size_t struct_size);
+
+// Initialises `*cdm_report` (`struct_size` = `sizeof *cdm_report` in the
+// caller's header) before it is passed to `adj_cdm_solve`.
+enum adj_status adj_cdm_report_init(struct adj_cdm_report *cdm_report, size_t struct_size);
 
 // Solves A x = b (A symmetric positive definite) by the conjugate-direction
 // method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
@@ -496,8 +544,8 @@ struct adj_cdm_options adj_cdm_options_default(void);
 // With `options->allreduce` set, each rank passes its part of the problem
 // (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
 // On success x holds the solution; on failure x is unchanged. `report`
-// (may be NULL) is written when the iteration ran, also when it failed
-// (`direction_seconds` is then NaN).
+// and `cdm_report` (each may be NULL) are written when the iteration ran,
+// also when it failed (`direction_seconds` is then NaN).
 enum adj_status adj_cdm_solve(const struct adj_operator *op,
                               const struct adj_model *model,
                               const struct adj_precond *precond,
@@ -507,7 +555,8 @@ enum adj_status adj_cdm_solve(const struct adj_operator *op,
                               double *x,
                               size_t n,
                               const struct adj_cdm_options *options,
-                              struct adj_cdm_report *report);
+                              struct adj_solve_report *report,
+                              struct adj_cdm_report *cdm_report);
 
 // The version of the loaded library as "MAJOR.MINOR.PATCH" (static string).
 // Compare with the `ADJ_VERSION_*` macros of the header you compiled with.
@@ -617,8 +666,13 @@ enum adj_status adj_grid_scatter(const struct adj_operator *op,
                                  double *field,
                                  size_t num_cells);
 
-// The default options (see `adj_ot_options`).
-struct adj_ot_options adj_ot_options_default(void);
+// Initialises `*options` (`struct_size` = `sizeof *options` in the
+// caller's header) with the defaults given on each field.
+enum adj_status adj_ot_options_init(struct adj_ot_options *options, size_t struct_size);
+
+// Initialises `*result` (`struct_size` = `sizeof *result` in the caller's
+// header) before it is passed to `adj_ot_solve`.
+enum adj_status adj_ot_result_init(struct adj_ot_result *result, size_t struct_size);
 
 // Fills `cost` (n·m doubles, row-major) with C_ij = ‖x_i − y_j‖₂² for
 // points x (n·d doubles, row-major) and y (m·d doubles).
@@ -727,7 +781,7 @@ enum adj_status adj_ot_plan_jvp(const double *cost,
                                 double *plan_dot,
                                 struct adj_solve_report *report);
 
-// Creates a preconditioner of kind `ADJ_PRECOND_*` for the operator `op`
+// Creates a preconditioner of kind `kind` (an `adj_precond_kind`) for the operator `op`
 // (which is only read during this call). Jacobi needs a CSR or grid
 // operator with a positive diagonal; IC(0) needs a CSR or grid operator
 // and fails with `ADJ_ERR_NOT_SPD` when no diagonal shift makes it exist;
@@ -750,6 +804,12 @@ enum adj_status adj_precond_new_callback(size_t n,
 
 // Releases a preconditioner. NULL is accepted.
 void adj_precond_free(struct adj_precond *precond);
+
+// The name and meaning of a status code, e.g. "ADJ_ERR_NOT_SPD: a matrix
+// or preconditioner is not symmetric positive definite" (a static string;
+// "unknown status" for a value that is not an `adj_status`). Takes an
+// `int` so that any value is safe to pass.
+const char *adj_status_string(int status);
 
 // A human-readable description of the last failure on the calling thread:
 // what was wrong, which argument, the expected and found values.

@@ -10,6 +10,12 @@ use common::{require_tool, root, run, static_library, tempdir, NATIVE_LIBS};
 /// static library, runs it with `args`, and returns its output; `None`
 /// (after printing why) when there is no C compiler.
 fn build_and_run_c_example(name: &str, args: &[&str]) -> Option<String> {
+    build_and_run_c(&format!("examples/c/{name}.c"), name, "include", args)
+}
+
+/// Compiles the C program `source` (relative to the repository root) with
+/// the headers of `include` against the static library, and runs it.
+fn build_and_run_c(source: &str, name: &str, include: &str, args: &[&str]) -> Option<String> {
     if !require_tool("cc", ".ci/run installs gcc") {
         return None;
     }
@@ -24,9 +30,10 @@ fn build_and_run_c_example(name: &str, args: &[&str]) -> Option<String> {
         "-O2",
     ])
     .arg("-I")
-    .arg(root().join("include"))
-    .arg(root().join(format!("examples/c/{name}.c")))
+    .arg(root().join(include))
+    .arg(root().join(source))
     .arg(static_library())
+    .arg("-lm")
     .args(NATIVE_LIBS)
     .arg("-o")
     .arg(&exe);
@@ -42,6 +49,19 @@ fn c_poisson_example_builds_and_runs() {
         assert!(output.contains("all checks passed"), "{output}");
         assert!(
             output.contains("status -1: argument `b` is NULL"),
+            "{output}"
+        );
+    }
+}
+
+/// A client compiled against the frozen 0.2.0 header (tests/c) runs
+/// against this library: the versioned structs keep old callers working.
+#[test]
+fn c_client_of_the_frozen_abi_runs() {
+    if let Some(output) = build_and_run_c("tests/c/frozen_abi.c", "frozen_abi", "tests/c", &[]) {
+        assert!(output.contains("frozen ABI: all checks passed"), "{output}");
+        assert!(
+            output.contains("struct_size 3: ADJ_ERR_INVALID_ARGUMENT"),
             "{output}"
         );
     }

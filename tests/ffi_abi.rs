@@ -121,8 +121,8 @@ fn csr_construction_errors_name_the_argument() {
 fn grid_and_precond_construction_errors() {
     use adj_status::*;
     let mut op = null_mut();
-    let mut cells = [ADJ_CELL_FLUID; 12];
-    cells[11] = ADJ_CELL_AIR;
+    let mut cells = [(adj_cell::ADJ_CELL_FLUID as u8); 12];
+    cells[11] = adj_cell::ADJ_CELL_AIR as u8;
     unsafe {
         cells[5] = 7;
         expect(
@@ -130,7 +130,7 @@ fn grid_and_precond_construction_errors() {
             ADJ_ERR_INVALID_ARGUMENT,
             &["`cells`", "cells[5] = 7"],
         );
-        cells[5] = ADJ_CELL_SOLID;
+        cells[5] = adj_cell::ADJ_CELL_SOLID as u8;
         expect(
             adj_operator_new_grid_poisson(4, 3, 1, null(), null(), null(), &mut op),
             ADJ_ERR_NULL_ARGUMENT,
@@ -170,7 +170,7 @@ fn grid_and_precond_construction_errors() {
             &["`kind`"],
         );
         expect(
-            adj_precond_new(null(), ADJ_PRECOND_JACOBI, &mut pc),
+            adj_precond_new(null(), adj_precond_kind::ADJ_PRECOND_JACOBI as u32, &mut pc),
             ADJ_ERR_NULL_ARGUMENT,
             &["`op`"],
         );
@@ -186,12 +186,12 @@ fn grid_and_precond_construction_errors() {
             ADJ_OK
         );
         expect(
-            adj_precond_new(cb, ADJ_PRECOND_IC0, &mut pc),
+            adj_precond_new(cb, adj_precond_kind::ADJ_PRECOND_IC0 as u32, &mut pc),
             ADJ_ERR_INVALID_ARGUMENT,
             &["`op`", "callback"],
         );
         expect(
-            adj_precond_new(cb, ADJ_PRECOND_JACOBI, &mut pc),
+            adj_precond_new(cb, adj_precond_kind::ADJ_PRECOND_JACOBI as u32, &mut pc),
             ADJ_ERR_INVALID_ARGUMENT,
             &["`op`", "diagonal"],
         );
@@ -201,7 +201,11 @@ fn grid_and_precond_construction_errors() {
         let (s, indefinite) = csr_i32(2, &ptr, &cols, &vals);
         assert_eq!(s, ADJ_OK);
         expect(
-            adj_precond_new(indefinite, ADJ_PRECOND_IC0, &mut pc),
+            adj_precond_new(
+                indefinite,
+                adj_precond_kind::ADJ_PRECOND_IC0 as u32,
+                &mut pc,
+            ),
             ADJ_ERR_NOT_SPD,
             &["IC(0)"],
         );
@@ -260,7 +264,7 @@ fn solve_failures_report_and_leave_x_unchanged() {
     let b = Rng::new(1).vector(n);
     let sentinel = vec![42.0; n];
     let mut x = sentinel.clone();
-    let mut report = std::mem::MaybeUninit::<adj_solve_report>::zeroed();
+    let mut report = init_uninit(adj_solve_report_init);
     unsafe {
         // NULL / dimension / NaN.
         expect(
@@ -314,7 +318,7 @@ fn solve_failures_report_and_leave_x_unchanged() {
             ADJ_ERR_INVALID_ARGUMENT,
             &["`b`", "b[7] is NaN"],
         );
-        let mut bad_options = adj_cg_options_default();
+        let mut bad_options = init(adj_cg_options_init);
         bad_options.rtol = -1.0;
         expect(
             adj_cg_solve(
@@ -337,7 +341,11 @@ fn solve_failures_report_and_leave_x_unchanged() {
         );
         let mut pc_small = null_mut();
         assert_eq!(
-            adj_precond_new(small, ADJ_PRECOND_JACOBI, &mut pc_small),
+            adj_precond_new(
+                small,
+                adj_precond_kind::ADJ_PRECOND_JACOBI as u32,
+                &mut pc_small
+            ),
             ADJ_OK
         );
         expect(
@@ -358,7 +366,7 @@ fn solve_failures_report_and_leave_x_unchanged() {
 
         // Iteration limit: report and history written, x untouched.
         let mut history = vec![0.0; 100];
-        let mut options = adj_cg_options_default();
+        let mut options = init(adj_cg_options_init);
         options.max_iterations = 5;
         options.residual_history = history.as_mut_ptr();
         options.residual_history_capacity = history.len();
@@ -498,7 +506,10 @@ fn solve_failures_report_and_leave_x_unchanged() {
         // The same callback operator succeeds with enough calls left.
         *countdown = 10_000;
         let mut pc = null_mut();
-        assert_eq!(adj_precond_new(op, ADJ_PRECOND_JACOBI, &mut pc), ADJ_OK);
+        assert_eq!(
+            adj_precond_new(op, adj_precond_kind::ADJ_PRECOND_JACOBI as u32, &mut pc),
+            ADJ_OK
+        );
         assert_eq!(
             adj_cg_solve(
                 cb,
@@ -556,16 +567,20 @@ fn successful_solves_through_the_abi() {
         let mut dim = 0;
         assert_eq!(adj_operator_dim(op, &mut dim), ADJ_OK);
         assert_eq!(dim, 200);
-        for kind in [ADJ_PRECOND_NONE, ADJ_PRECOND_JACOBI, ADJ_PRECOND_IC0] {
+        for kind in [
+            (adj_precond_kind::ADJ_PRECOND_NONE as u32),
+            (adj_precond_kind::ADJ_PRECOND_JACOBI as u32),
+            (adj_precond_kind::ADJ_PRECOND_IC0 as u32),
+        ] {
             let mut pc = null_mut();
             assert_eq!(adj_precond_new(op, kind, &mut pc), ADJ_OK);
             let mut x = vec![0.0; 200];
             let mut history = vec![0.0; 1000];
-            let mut options = adj_cg_options_default();
+            let mut options = init(adj_cg_options_init);
             options.rtol = 1e-12;
             options.residual_history = history.as_mut_ptr();
             options.residual_history_capacity = 1000;
-            let mut report = std::mem::MaybeUninit::<adj_solve_report>::zeroed();
+            let mut report = init_uninit(adj_solve_report_init);
             assert_eq!(
                 adj_cg_solve(
                     op,

@@ -8,7 +8,7 @@ use adjunct::ffi::*;
 use adjunct::implicit::OtPoint;
 use adjunct::krylov::KrylovOptions;
 use adjunct::ot::{self, CostMatrix, OtOptions};
-use common::{expect, last_error, rel_diff, Rng};
+use common::{expect, init, last_error, rel_diff, Rng};
 use faer::linalg::solvers::Solve;
 use faer::Mat;
 use std::ffi::{c_int, c_void};
@@ -109,9 +109,10 @@ unsafe extern "C" fn b_t(
 
 fn c_problem(lin: &Linear) -> adj_root_problem {
     adj_root_problem {
+        struct_size: std::mem::size_of::<adj_root_problem>(),
         n: lin.m.nrows(),
         p: lin.n.ncols(),
-        kind: ADJ_JACOBIAN_GENERAL,
+        kind: (adj_jacobian_kind::ADJ_JACOBIAN_GENERAL as u32),
         ctx: lin as *const Linear as *mut c_void,
         a: Some(a),
         a_t: Some(a_t),
@@ -121,9 +122,7 @@ fn c_problem(lin: &Linear) -> adj_root_problem {
 }
 
 fn zeroed_report() -> adj_solve_report {
-    // SAFETY: a plain C struct; all-zero is a valid bit pattern except the
-    // enum, which is overwritten before being read.
-    let mut r = unsafe { std::mem::zeroed::<adj_solve_report>() };
+    let mut r = init(adj_solve_report_init);
     r.reason = adj_solve_reason::ADJ_DIVERGED_BREAKDOWN;
     r
 }
@@ -143,12 +142,12 @@ fn root_vjp_and_jvp_match_the_dense_jacobian_for_every_solver() {
         .collect();
     let problem = c_problem(&lin);
     for solver in [
-        ADJ_SOLVER_GMRES,
-        ADJ_SOLVER_BICGSTAB,
-        ADJ_SOLVER_NORMAL_CG,
-        ADJ_SOLVER_DENSE_LU,
+        (adj_solver::ADJ_SOLVER_GMRES as u32),
+        (adj_solver::ADJ_SOLVER_BICGSTAB as u32),
+        (adj_solver::ADJ_SOLVER_NORMAL_CG as u32),
+        (adj_solver::ADJ_SOLVER_DENSE_LU as u32),
     ] {
-        let mut options = adj_implicit_options_default();
+        let mut options = init(adj_implicit_options_init);
         options.solver = solver;
         options.rtol = 1e-13;
         let (mut out_p, mut out_n, mut report) = (vec![0.0; p], vec![0.0; n], zeroed_report());
@@ -195,10 +194,10 @@ fn symmetric_and_fixed_point_kinds_change_the_system() {
         .map(|i| (0..p).map(|k| jac[(i, k)] * theta_dot[k]).sum())
         .collect();
     let mut problem = c_problem(&lin);
-    problem.kind = ADJ_JACOBIAN_SYMMETRIC;
+    problem.kind = adj_jacobian_kind::ADJ_JACOBIAN_SYMMETRIC as u32;
     problem.a_t = None;
-    let mut options = adj_implicit_options_default();
-    options.solver = ADJ_SOLVER_CG;
+    let mut options = init(adj_implicit_options_init);
+    options.solver = adj_solver::ADJ_SOLVER_CG as u32;
     options.rtol = 1e-13;
     let mut out = vec![0.0; n];
     // SAFETY: documented sizes.
@@ -229,8 +228,8 @@ fn symmetric_and_fixed_point_kinds_change_the_system() {
         fail_with: 0,
     };
     let mut problem = c_problem(&fixed);
-    problem.kind = ADJ_JACOBIAN_FIXED_POINT;
-    options.solver = ADJ_SOLVER_GMRES;
+    problem.kind = adj_jacobian_kind::ADJ_JACOBIAN_FIXED_POINT as u32;
+    options.solver = adj_solver::ADJ_SOLVER_GMRES as u32;
     let mut out = vec![0.0; n];
     // SAFETY: documented sizes.
     let s = unsafe {
@@ -254,7 +253,7 @@ fn root_errors_name_the_argument_and_leave_outputs_alone() {
     let mut lin = Linear::new(n, p, 1);
     let v = Rng::new(6).vector(n);
     let mut out = vec![7.0; p];
-    let options = adj_implicit_options_default();
+    let options = init(adj_implicit_options_init);
     let call = |problem: *const adj_root_problem,
                 options: *const adj_implicit_options,
                 n_arg: usize,
@@ -347,7 +346,10 @@ fn root_errors_name_the_argument_and_leave_outputs_alone() {
         lin.m[(row, n - 1)] = lin.m[(row, 0)];
     }
     let problem = c_problem(&lin);
-    for solver in [ADJ_SOLVER_GMRES, ADJ_SOLVER_DENSE_LU] {
+    for solver in [
+        (adj_solver::ADJ_SOLVER_GMRES as u32),
+        (adj_solver::ADJ_SOLVER_DENSE_LU as u32),
+    ] {
         let mut o = options;
         o.solver = solver;
         o.max_iterations = 200;
@@ -372,11 +374,11 @@ fn grid_operator(nx: usize, ny: usize) -> *mut adj_operator {
     let cells: Vec<u8> = (0..nx * ny)
         .map(|c| {
             if c / nx == ny - 1 {
-                ADJ_CELL_AIR
+                adj_cell::ADJ_CELL_AIR as u8
             } else if c % nx == nx / 2 && c / nx < ny / 2 {
-                ADJ_CELL_SOLID
+                adj_cell::ADJ_CELL_SOLID as u8
             } else {
-                ADJ_CELL_FLUID
+                adj_cell::ADJ_CELL_FLUID as u8
             }
         })
         .collect();
@@ -434,11 +436,11 @@ fn linear_solve_vjp_matches_a_direct_adjoint_solve() {
     let mut precond = null_mut();
     // SAFETY: live handle.
     assert_eq!(
-        unsafe { adj_precond_new(op, ADJ_PRECOND_IC0, &mut precond) },
+        unsafe { adj_precond_new(op, adj_precond_kind::ADJ_PRECOND_IC0 as u32, &mut precond) },
         adj_status::ADJ_OK
     );
-    let mut options = adj_implicit_options_default();
-    options.solver = ADJ_SOLVER_CG;
+    let mut options = init(adj_implicit_options_init);
+    options.solver = adj_solver::ADJ_SOLVER_CG as u32;
     options.rtol = 1e-13;
     options.precond = precond;
     let nnz = entries.len();
@@ -491,7 +493,7 @@ fn linear_solve_vjp_matches_a_direct_adjoint_solve() {
         &["nnz"],
     );
     let mut bad = options;
-    bad.solver = ADJ_SOLVER_GMRES;
+    bad.solver = adj_solver::ADJ_SOLVER_GMRES as u32;
     expect(
         call(&bad, nnz, null_mut()),
         ADJ_ERR_INVALID_ARGUMENT,
@@ -543,8 +545,11 @@ fn linear_solve_vjp_on_a_nonsymmetric_csr_matrix() {
         .partial_piv_lu()
         .solve(faer::ColRef::from_slice(&x_bar));
     let lambda: Vec<f64> = lambda.iter().copied().collect();
-    for solver in [ADJ_SOLVER_GMRES, ADJ_SOLVER_BICGSTAB] {
-        let mut options = adj_implicit_options_default();
+    for solver in [
+        (adj_solver::ADJ_SOLVER_GMRES as u32),
+        (adj_solver::ADJ_SOLVER_BICGSTAB as u32),
+    ] {
+        let mut options = init(adj_implicit_options_init);
         options.solver = solver;
         options.rtol = 1e-13;
         let mut grad_b = vec![0.0; n];
@@ -617,7 +622,7 @@ fn ot_gradients_through_the_abi_match_rust() {
         rtol: 1e-12,
         ..KrylovOptions::default()
     };
-    let mut cg_options = adj_cg_options_default();
+    let mut cg_options = init(adj_cg_options_init);
     cg_options.rtol = 1e-12;
     let plan_bar = Rng::new(8).vector(n * m);
     let (gc, ga, gb) = (&mut vec![0.0; n * m], &mut vec![0.0; n], &mut vec![0.0; m]);
@@ -764,7 +769,7 @@ fn ot_gradient_errors_name_the_argument() {
         );
         assert_eq!(plan_dot, vec![4.0; n * m]);
 
-        let mut options = adj_cg_options_default();
+        let mut options = init(adj_cg_options_init);
         options.max_iterations = 1;
         options.rtol = 1e-14;
         let plan_bar = Rng::new(3).vector(n * m);

@@ -5,7 +5,7 @@ mod common;
 
 use adjunct::ffi::*;
 use adjunct::ot::{self, CostMatrix, OtOptions};
-use common::{expect, last_error};
+use common::{expect, init, init_uninit, last_error};
 use std::ptr::{null, null_mut};
 
 fn problem() -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
@@ -28,11 +28,11 @@ fn solve_through_the_abi_matches_rust() {
         );
         let c = CostMatrix::squared_euclidean(&x, &y, 2).unwrap();
         assert_eq!(cost, c.values());
-        let mut options = adj_ot_options_default();
+        let mut options = init(adj_ot_options_init);
         options.eps = 0.05;
         options.tol = 1e-12;
         let (mut f, mut g, mut plan) = (vec![0.0; 6], vec![0.0; 8], vec![0.0; 48]);
-        let mut result = std::mem::MaybeUninit::<adj_ot_result>::zeroed();
+        let mut result = init_uninit(adj_ot_result_init);
         let s = adj_ot_solve(
             a.as_ptr(),
             6,
@@ -146,22 +146,22 @@ fn bad_input_is_reported() {
             ADJ_ERR_INVALID_ARGUMENT,
             &["`a`"],
         );
-        let mut options = adj_ot_options_default();
+        let mut options = init(adj_ot_options_init);
         options.eps = -1.0;
         expect(
             solve(&a, &b, &options, &mut f, &mut g),
             ADJ_ERR_INVALID_ARGUMENT,
             &["`eps`"],
         );
-        options = adj_ot_options_default();
+        options = init(adj_ot_options_init);
         options.method = 5;
         expect(
             solve(&a, &b, &options, &mut f, &mut g),
             ADJ_ERR_INVALID_ARGUMENT,
             &["`method`"],
         );
-        options = adj_ot_options_default();
-        options.method = ADJ_OT_SINKHORN;
+        options = init(adj_ot_options_init);
+        options.method = adj_ot_method::ADJ_OT_SINKHORN as u32;
         options.eps = 1e-3;
         options.max_sinkhorn_iterations = 3;
         expect(

@@ -11,7 +11,7 @@ use adjunct::krylov::{
 };
 use adjunct::learned::{Evaluation, Model, NetworkDirection};
 use adjunct::{cg, scene, Cell, GridPoisson, Identity, Jacobi, KrylovOptions, LinearOperator};
-use common::{direct_solve, rel_diff, root, Rng};
+use common::{direct_solve, init, init_uninit, rel_diff, root, Rng};
 use std::ptr::{null, null_mut};
 
 fn shipped(name: &str) -> Model {
@@ -261,17 +261,20 @@ fn models_and_cdm_through_the_c_abi() {
         let mut dim = 0;
         assert_eq!(adj_model_dim(model3, &mut dim), ADJ_OK);
         assert_eq!(dim, 3);
-        assert_eq!(adj_precond_new(grid, ADJ_PRECOND_JACOBI, &mut pc), ADJ_OK);
+        assert_eq!(
+            adj_precond_new(grid, adj_precond_kind::ADJ_PRECOND_JACOBI as u32, &mut pc),
+            ADJ_OK
+        );
         let mut n = 0;
         adj_operator_dim(grid, &mut n);
         let b = Rng::new(2).vector(n);
-        let mut options = adj_cdm_options_default();
+        let mut options = init(adj_cdm_options_init);
         options.rtol = 1e-8;
         let solve = |model: *const adj_model,
                      pc: *const adj_precond,
                      f: adj_direction_fn,
                      x: &mut Vec<f64>,
-                     report: *mut adj_cdm_report| {
+                     report: *mut adj_solve_report| {
             adj_cdm_solve(
                 grid,
                 model,
@@ -283,6 +286,7 @@ fn models_and_cdm_through_the_c_abi() {
                 n,
                 &options,
                 report,
+                null_mut(),
             )
         };
         for (m, p, f) in [
@@ -295,7 +299,7 @@ fn models_and_cdm_through_the_c_abi() {
             ),
         ] {
             let mut x = vec![0.0; n];
-            let mut report = std::mem::MaybeUninit::<adj_cdm_report>::zeroed();
+            let mut report = init_uninit(adj_solve_report_init);
             assert_eq!(
                 solve(m, p, f, &mut x, report.as_mut_ptr()),
                 ADJ_OK,
@@ -303,7 +307,7 @@ fn models_and_cdm_through_the_c_abi() {
                 last_error()
             );
             let report = report.assume_init();
-            assert_eq!(report.solve.reason, adj_solve_reason::ADJ_CONVERGED_RTOL);
+            assert_eq!(report.reason, adj_solve_reason::ADJ_CONVERGED_RTOL);
             // Unit spacing, as the grid created above.
             let cells = scene::obstacles(dims, 2).unwrap().cells;
             let a = GridPoisson::builder(dims, &cells)
@@ -384,7 +388,10 @@ fn two_level_option_through_the_c_abi() {
             ADJ_OK
         );
         assert_eq!(adj_model_load(path.as_ptr(), &mut model), ADJ_OK);
-        assert_eq!(adj_precond_new(grid, ADJ_PRECOND_JACOBI, &mut pc), ADJ_OK);
+        assert_eq!(
+            adj_precond_new(grid, adj_precond_kind::ADJ_PRECOND_JACOBI as u32, &mut pc),
+            ADJ_OK
+        );
         let mut n = 0;
         adj_operator_dim(grid, &mut n);
         let (row_ptr, col_idx, values) = (vec![0i32, 1], vec![0i32], vec![2.0]);
@@ -407,12 +414,12 @@ fn two_level_option_through_the_c_abi() {
                                coarse_block: i32,
                                layer_by_layer: i32|
          -> (adj_status, usize) {
-            let mut options = adj_cdm_options_default();
+            let mut options = init(adj_cdm_options_init);
             options.rtol = 1e-6;
             options.coarse_block = coarse_block;
             options.layer_by_layer = layer_by_layer;
             let mut x = vec![0.0; b.len()];
-            let mut report = std::mem::MaybeUninit::<adj_cdm_report>::zeroed();
+            let mut report = init_uninit(adj_solve_report_init);
             let status = adj_cdm_solve(
                 op,
                 model,
@@ -424,8 +431,9 @@ fn two_level_option_through_the_c_abi() {
                 b.len(),
                 &options,
                 report.as_mut_ptr(),
+                null_mut(),
             );
-            (status, report.assume_init().solve.iterations)
+            (status, report.assume_init().iterations)
         };
         let solve = |op, model, pc, f, b: &[f64], coarse_block| {
             solve_evaluated(op, model, pc, f, b, coarse_block, 0)

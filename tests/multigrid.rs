@@ -6,7 +6,7 @@ mod common;
 
 use adjunct::krylov::{Multigrid, MultigridOptions};
 use adjunct::{cg, scene, Cell, GridPoisson, KrylovOptions, LinearOperator, Preconditioner};
-use common::{direct_solve, rel_diff, Rng};
+use common::{direct_solve, init, init_uninit, rel_diff, Rng};
 
 fn dot(x: &[f64], y: &[f64]) -> f64 {
     x.iter().zip(y).map(|(a, b)| a * b).sum()
@@ -222,14 +222,14 @@ fn multigrid_through_the_c_abi() {
         );
         assert_eq!(s, adj_status::ADJ_OK);
         assert_eq!(
-            adj_precond_new(op, ADJ_PRECOND_MULTIGRID, &mut pc),
+            adj_precond_new(op, adj_precond_kind::ADJ_PRECOND_MULTIGRID as u32, &mut pc),
             adj_status::ADJ_OK
         );
         let n = problem.rhs.len();
         let mut x = vec![0.0; n];
-        let mut options = adj_cg_options_default();
+        let mut options = init(adj_cg_options_init);
         options.rtol = 1e-10;
-        let mut report = std::mem::MaybeUninit::<adj_solve_report>::zeroed();
+        let mut report = init_uninit(adj_solve_report_init);
         let s = adj_cg_solve(
             op,
             pc,
@@ -253,7 +253,7 @@ fn multigrid_through_the_c_abi() {
         assert_eq!(s, adj_status::ADJ_OK);
         let mut pc = null_mut();
         assert_eq!(
-            adj_precond_new(csr, ADJ_PRECOND_MULTIGRID, &mut pc),
+            adj_precond_new(csr, adj_precond_kind::ADJ_PRECOND_MULTIGRID as u32, &mut pc),
             adj_status::ADJ_ERR_INVALID_ARGUMENT
         );
         let message = std::ffi::CStr::from_ptr(adj_last_error_message()).to_string_lossy();

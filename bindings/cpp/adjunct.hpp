@@ -60,6 +60,16 @@ inline void check(adj_status status) {
     if (status != ADJ_OK) throw Error(status, adj_last_error_message());
 }
 
+/// A C struct initialised by its adj_<struct>_init with this header's size
+/// (every options, report and result struct carries its size, so that a
+/// program built against this header works with later libraries).
+template <class T>
+inline T init(adj_status (*init_fn)(T *, std::size_t)) {
+    T value{};
+    check(init_fn(&value, sizeof value));
+    return value;
+}
+
 template <class T, void (*Free)(T *)>
 struct Deleter {
     void operator()(T *p) const noexcept { Free(p); }
@@ -252,14 +262,14 @@ private:
 };
 
 /// CG options with the library's defaults (rtol 1e-8, atol 0, 10000 iterations).
-inline adj_cg_options cg_options() { return adj_cg_options_default(); }
+inline adj_cg_options cg_options() { return detail::init(adj_cg_options_init); }
 
 /// Solves A x = b by preconditioned CG (`precond` may be nullptr). Throws
 /// adjunct::Error on failure (x unchanged), or rethrows an exception thrown
 /// by a callback. Returns the report.
 inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, const double *b, double *x, std::size_t n,
                            const adj_cg_options &options = cg_options()) {
-    adj_solve_report report{};
+    adj_solve_report report = detail::init(adj_solve_report_init);
     const adj_status status = adj_cg_solve(op.get(), precond ? precond->get() : nullptr, b, x, n, &options, &report);
     op.rethrow_callback_error();
     if (precond) precond->rethrow_callback_error();
@@ -305,7 +315,7 @@ inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner 
             }
         }
     } reduction{allreduce, nullptr};
-    adj_solve_report report{};
+    adj_solve_report report = detail::init(adj_solve_report_init);
     const adj_status status = adj_cg_solve_distributed(op.get(), precond ? precond->get() : nullptr, b.data(),
                                                        x.data(), b.size(), &options, &Reduction::call, &reduction,
                                                        &report);
@@ -348,17 +358,24 @@ private:
 };
 
 /// Conjugate-direction options with the library's defaults (k = 2).
-inline adj_cdm_options cdm_options() { return adj_cdm_options_default(); }
+inline adj_cdm_options cdm_options() { return detail::init(adj_cdm_options_init); }
+
+/// What a conjugate-direction solve reports: the solve report of every
+/// solver and the direction statistics.
+struct CdmReport {
+    adj_solve_report solve;
+    adj_cdm_report cdm;
+};
 
 namespace detail {
-inline adj_cdm_report cdm(const Operator &op, const Model *model, const Preconditioner *precond, Callback *direction,
+inline CdmReport cdm(const Operator &op, const Model *model, const Preconditioner *precond, Callback *direction,
                           const std::vector<double> &b, std::vector<double> &x, const adj_cdm_options &options) {
     require_size(x.size(), b.size(), "x");
-    adj_cdm_report report{};
+    CdmReport report{init(adj_solve_report_init), init(adj_cdm_report_init)};
     const adj_status status =
         adj_cdm_solve(op.get(), model ? model->get() : nullptr, precond ? precond->get() : nullptr,
                       direction ? &Callback::trampoline : nullptr, direction, b.data(), x.data(), b.size(), &options,
-                      &report);
+                      &report.solve, &report.cdm);
     op.rethrow_callback_error();
     if (precond) precond->rethrow_callback_error();
     if (direction) direction->rethrow_if_failed();
@@ -368,13 +385,13 @@ inline adj_cdm_report cdm(const Operator &op, const Model *model, const Precondi
 }  // namespace detail
 
 /// Conjugate-direction solve with a trained model (op: a grid operator).
-inline adj_cdm_report cdm(const Operator &op, const Model &model, const std::vector<double> &b, std::vector<double> &x,
+inline CdmReport cdm(const Operator &op, const Model &model, const std::vector<double> &b, std::vector<double> &x,
                           const adj_cdm_options &options = cdm_options()) {
     return detail::cdm(op, &model, nullptr, nullptr, b, x, options);
 }
 
 /// Conjugate-direction solve with D = M⁻¹ (a flexible PCG).
-inline adj_cdm_report cdm(const Operator &op, const Preconditioner &precond, const std::vector<double> &b,
+inline CdmReport cdm(const Operator &op, const Preconditioner &precond, const std::vector<double> &b,
                           std::vector<double> &x, const adj_cdm_options &options = cdm_options()) {
     return detail::cdm(op, nullptr, &precond, nullptr, b, x, options);
 }
@@ -382,20 +399,20 @@ inline adj_cdm_report cdm(const Operator &op, const Preconditioner &precond, con
 /// Conjugate-direction solve with directions from any callable
 /// `direction(r, d, n)` (e.g. the host's own network).
 template <class F>
-inline adj_cdm_report cdm_with(const Operator &op, F &&direction, const std::vector<double> &b, std::vector<double> &x,
+inline CdmReport cdm_with(const Operator &op, F &&direction, const std::vector<double> &b, std::vector<double> &x,
                                const adj_cdm_options &options = cdm_options()) {
     auto cb = detail::make_callback(std::forward<F>(direction));
     return detail::cdm(op, nullptr, nullptr, cb.get(), b, x, options);
 }
 
 /// Entropic OT options with the library's defaults.
-inline adj_ot_options ot_options() { return adj_ot_options_default(); }
+inline adj_ot_options ot_options() { return detail::init(adj_ot_options_init); }
 
 /// A solved entropic OT problem.
 struct OtSolution {
     std::vector<double> f, g;
     std::vector<double> plan;  // n·m row-major, empty unless requested
-    adj_ot_result result{};
+    adj_ot_result result = detail::init(adj_ot_result_init);
 };
 
 /// Row-major n×m cost C_ij = ‖x_i − y_j‖² for points x (n·d) and y (m·d).
@@ -430,12 +447,12 @@ inline OtSolution ot_solve(const std::vector<double> &a, const std::vector<doubl
 // ------------------------------------------------------------ implicit differentiation
 
 /// Options of the linear solve inside a VJP/JVP (GMRES(30), rtol 1e-10 by default).
-inline adj_implicit_options implicit_options() { return adj_implicit_options_default(); }
+inline adj_implicit_options implicit_options() { return detail::init(adj_implicit_options_init); }
 
 /// A vector result of a gradient computation and the report of its linear solve.
 struct Gradient {
     std::vector<double> value;
-    adj_solve_report report{};
+    adj_solve_report report = detail::init(adj_solve_report_init);
 };
 
 /// The Jacobians of F(x, θ) = 0 at a solution (x ∈ ℝⁿ, θ ∈ ℝᵖ) as products
@@ -460,7 +477,7 @@ public:
 
     /// The C description; valid while this object lives.
     adj_root_problem c_problem() const {
-        adj_root_problem c{};
+        adj_root_problem c = detail::init(adj_root_problem_init);
         c.n = n_;
         c.p = p_;
         c.kind = kind_;
@@ -535,13 +552,13 @@ inline Gradient implicit_jvp(const RootProblem &problem, const std::vector<doubl
 /// entries of A (CSR order).
 struct LinearSolveGradient {
     std::vector<double> b, values;
-    adj_solve_report report{};
+    adj_solve_report report = detail::init(adj_solve_report_init);
 };
 
 /// Options of linear_solve_vjp: CG (what SPD and grid operators need),
 /// rtol 1e-10; choose ADJ_SOLVER_GMRES or _BICGSTAB for a nonsymmetric CSR matrix.
 inline adj_implicit_options linear_solve_options() {
-    adj_implicit_options o = adj_implicit_options_default();
+    adj_implicit_options o = detail::init(adj_implicit_options_init);
     o.solver = ADJ_SOLVER_CG;
     return o;
 }
@@ -566,7 +583,7 @@ inline LinearSolveGradient linear_solve_vjp(const Operator &op, const Preconditi
 /// Gradients of an OT quantity wrt the cost C (n·m row-major), a and b.
 struct OtGradient {
     std::vector<double> cost, a, b;
-    adj_solve_report report{};  // of the adjoint solve (plan VJP only)
+    adj_solve_report report = detail::init(adj_solve_report_init);  // of the adjoint solve (plan VJP only)
 };
 
 /// Gradient of the regularised cost ⟨C,P⟩ + ε Σ P(log P − 1) at a solution

@@ -52,9 +52,13 @@ static double relative_residual(const adj_operator *op, const double *b, const d
 static void solve_and_check(const char *name, const adj_operator *op, const adj_precond *pc,
                             const double *b, size_t n) {
     double *x = calloc(n, sizeof *x);
-    adj_cg_options options = adj_cg_options_default();
+    /* Every options and report struct carries its size, so that this program
+       keeps working with later versions of the library. */
+    adj_cg_options options;
+    CHECK(adj_cg_options_init(&options, sizeof options));
     options.rtol = 1e-8;
     adj_solve_report report;
+    CHECK(adj_solve_report_init(&report, sizeof report));
     double t0 = seconds();
     CHECK(adj_cg_solve(op, pc, b, x, n, &options, &report));
     double t1 = seconds();

@@ -23,10 +23,13 @@ static int check(adj_status s, const char *what) {
 
 static int solve(const double *a, const double *b, const double *cost, uint32_t method, double eps) {
     static double f[N], g[M], plan[N * M];
-    adj_ot_options options = adj_ot_options_default();
+    adj_ot_options options;
+    adj_ot_result r;
+    if (!check(adj_ot_options_init(&options, sizeof options), "adj_ot_options_init") ||
+        !check(adj_ot_result_init(&r, sizeof r), "adj_ot_result_init"))
+        return 0;
     options.method = method;
     options.eps = eps;
-    adj_ot_result r;
     if (!check(adj_ot_solve(a, N, b, M, cost, &options, f, g, plan, &r), "adj_ot_solve")) return 0;
     double err = 0.0;
     for (size_t i = 0; i < N; i++) {

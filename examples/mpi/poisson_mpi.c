@@ -157,17 +157,24 @@ int main(int argc, char **argv) {
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     double *x = calloc(s.num_local + 1, sizeof(double));
-    adj_cg_options options = adj_cg_options_default();
+    adj_cg_options options;
     adj_solve_report report;
+    if (adj_cg_options_init(&options, sizeof options) != ADJ_OK ||
+        adj_solve_report_init(&report, sizeof report) != ADJ_OK) {
+        fprintf(stderr, "rank %d: %s\n", s.rank, adj_last_error_message());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     MPI_Barrier(MPI_COMM_WORLD);
     const double t0 = MPI_Wtime();
     if (use_cdm) {
-        adj_cdm_options cdm_options = adj_cdm_options_default();
+        adj_cdm_options cdm_options;
+        if (adj_cdm_options_init(&cdm_options, sizeof cdm_options) != ADJ_OK) {
+            fprintf(stderr, "rank %d: %s\n", s.rank, adj_last_error_message());
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
         cdm_options.allreduce = allreduce;
         cdm_options.allreduce_ctx = &s;
-        adj_cdm_report cdm_report;
-        status = adj_cdm_solve(op, NULL, jacobi, NULL, NULL, b, x, s.num_local, &cdm_options, &cdm_report);
-        report = cdm_report.solve;
+        status = adj_cdm_solve(op, NULL, jacobi, NULL, NULL, b, x, s.num_local, &cdm_options, &report, NULL);
     } else {
         status = adj_cg_solve_distributed(op, jacobi, b, x, s.num_local, &options, allreduce, &s, &report);
     }

@@ -93,3 +93,46 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
         drop(unsafe { Box::from_raw(ptr) });
     }
 }
+
+/// Checks that every value of the input array `argument` is finite.
+pub(crate) fn finite_input(argument: &'static str, values: &[f64]) -> Result<()> {
+    match crate::krylov::vector::first_non_finite(values) {
+        None => Ok(()),
+        Some((i, v)) => Err(Error::invalid(
+            argument,
+            format!("{argument}[{i}] is {v} (every entry must be finite)"),
+        )),
+    }
+}
+
+/// Checks, before an output array `argument` is written, that every value
+/// computed for it is finite: finite inputs can still overflow, and a NaN
+/// or infinity must never come back as `ADJ_OK`.
+pub(crate) fn finite_output(argument: &'static str, values: &[f64]) -> Result<()> {
+    match crate::krylov::vector::first_non_finite(values) {
+        None => Ok(()),
+        Some((i, v)) => Err(Error::NotConverged {
+            message: format!(
+                "{argument}[{i}] came out {v} (the computation overflowed for these inputs); no output was written"
+            ),
+        }),
+    }
+}
+
+/// Checks that the numeric option `argument` is finite and within `range`
+/// (`what` describes the range in the message).
+pub(crate) fn option_in(
+    argument: &'static str,
+    value: f64,
+    range: std::ops::RangeInclusive<f64>,
+    what: &str,
+) -> Result<()> {
+    if value.is_finite() && range.contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            argument,
+            format!("{argument} = {value} must be {what}"),
+        ))
+    }
+}

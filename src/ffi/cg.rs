@@ -1,9 +1,10 @@
 //! `adj_cg_solve`: preconditioned conjugate gradient.
 
-use super::args::{handle, slice, slice_mut};
+use super::args::{finite_output, handle, option_in, slice, slice_mut};
 use super::operator::adj_operator;
 use super::precond::adj_precond;
 use super::status::{adj_status, boundary};
+use super::versioned::{self, versioned, Output};
 use crate::error::Error;
 use crate::krylov::{
     cg, cg_single_reduction, Identity, KrylovOptions, Preconditioner, SolveReason, SolveReport,
@@ -52,11 +53,15 @@ impl From<SolveReason> for adj_solve_reason {
     }
 }
 
-/// Options of `adj_cg_solve`. Start from `adj_cg_options_default()`.
+/// Options of `adj_cg_solve`. Initialise with
+/// `adj_cg_options_init(&options, sizeof options)`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct adj_cg_options {
+    /// `sizeof(adj_cg_options)` as the caller's header declares it (set by
+    /// `adj_cg_options_init`; see the README's ABI policy).
+    pub struct_size: usize,
     /// Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
     pub rtol: f64,
     /// Absolute tolerance, in the units of b. Default 0.
@@ -72,11 +77,14 @@ pub struct adj_cg_options {
     pub residual_history_capacity: usize,
 }
 
-/// The outcome of a solve.
+/// The outcome of a solve. Initialise with
+/// `adj_solve_report_init(&report, sizeof report)` before passing it.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct adj_solve_report {
+    /// `sizeof(adj_solve_report)` as the caller's header declares it.
+    pub struct_size: usize,
     /// Iterations performed.
     pub iterations: usize,
     /// ‖r‖₂ of the recursively updated residual at the end.
@@ -93,12 +101,10 @@ pub struct adj_solve_report {
     pub residual_history_length: usize,
 }
 
-/// The default options: rtol 1e-8, atol 0, 10000 iterations, zero initial
-/// guess, no history.
-#[no_mangle]
-pub extern "C" fn adj_cg_options_default() -> adj_cg_options {
+versioned!(adj_cg_options, {
     let d = KrylovOptions::default();
     adj_cg_options {
+        struct_size: std::mem::size_of::<adj_cg_options>(),
         rtol: d.rtol,
         atol: d.atol,
         max_iterations: d.max_iterations,
@@ -106,12 +112,50 @@ pub extern "C" fn adj_cg_options_default() -> adj_cg_options {
         residual_history: std::ptr::null_mut(),
         residual_history_capacity: 0,
     }
+});
+
+versioned!(
+    adj_solve_report,
+    adj_solve_report {
+        struct_size: std::mem::size_of::<adj_solve_report>(),
+        iterations: 0,
+        residual_norm: f64::NAN,
+        true_residual_norm: f64::NAN,
+        relative_residual: f64::NAN,
+        initial_residual_norm: f64::NAN,
+        reason: adj_solve_reason::ADJ_DIVERGED_MAX_ITERATIONS,
+        residual_history_length: 0,
+    }
+);
+
+/// Initialises `*options` (`struct_size` = `sizeof *options` in the
+/// caller's header) with the defaults: rtol 1e-8, atol 0, 10000
+/// iterations, zero initial guess, no history.
+#[no_mangle]
+pub unsafe extern "C" fn adj_cg_options_init(
+    options: *mut adj_cg_options,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `options` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(options, struct_size, "options") })
+}
+
+/// Initialises `*report` (`struct_size` = `sizeof *report` in the caller's
+/// header) before it is passed to a solver, which fills it in.
+#[no_mangle]
+pub unsafe extern "C" fn adj_solve_report_init(
+    report: *mut adj_solve_report,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `report` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(report, struct_size, "report") })
 }
 
 /// Solves A x = b by preconditioned conjugate gradient, for symmetric
 /// positive definite A (`op`) and M (`precond`, NULL = none), to
 /// ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). `b` and `x` hold `n` doubles,
-/// n = the operator's dimension. `options` may be NULL (defaults).
+/// n = the operator's dimension. `options` may be NULL (defaults); `options`
+/// and `report` are initialised by their `_init` functions.
 ///
 /// On success (`ADJ_OK`), x holds the solution. On any failure x is left
 /// unchanged. `report` (may be NULL) and the residual history are written on
@@ -170,6 +214,8 @@ unsafe fn run_solver(
         let (b, x) = unsafe { (slice(b, n, "b")?, slice_mut(x, n, "x")?) };
         // SAFETY: NULL (defaults) or a valid options struct with a valid history buffer.
         let (options, history) = unsafe { krylov_options(options) }?;
+        // SAFETY: NULL or a valid report struct.
+        let report = unsafe { Output::new(report, "report") }?;
         let identity = Identity { dim: n };
         // SAFETY: NULL (no preconditioner) or a live handle.
         let precond: &dyn Preconditioner = match unsafe { precond.as_ref() } {
@@ -178,9 +224,9 @@ unsafe fn run_solver(
         };
         let mut work = x.to_vec();
         let result = solve(op, precond, b, &mut work, &options);
-        // SAFETY: NULL or a valid report struct.
-        unsafe { write_report(result.as_ref(), history, report) };
+        write_report(result.as_ref(), history, &report);
         result?;
+        finite_output("x", &work)?;
         x.copy_from_slice(&work);
         Ok(())
     })
@@ -259,9 +305,7 @@ pub(crate) unsafe fn krylov_options<'a>(
     options: *const adj_cg_options,
 ) -> crate::Result<(KrylovOptions, Option<&'a mut [f64]>)> {
     // SAFETY: NULL (defaults) or a valid options struct.
-    let c = unsafe { options.as_ref() }
-        .copied()
-        .unwrap_or_else(|| adj_cg_options_default());
+    let c = unsafe { versioned::read(options, "options") }?;
     let history = if c.residual_history.is_null() {
         None
     } else {
@@ -274,6 +318,8 @@ pub(crate) unsafe fn krylov_options<'a>(
             )
         }?)
     };
+    option_in("rtol", c.rtol, 0.0..=f64::MAX, "finite and >= 0")?;
+    option_in("atol", c.atol, 0.0..=f64::MAX, "finite and >= 0")?;
     let options = KrylovOptions {
         rtol: c.rtol,
         atol: c.atol,
@@ -287,37 +333,27 @@ pub(crate) unsafe fn krylov_options<'a>(
 /// Writes the report of a finished solve (and its residual history) when
 /// the solve ran: on success and when the iteration itself failed.
 ///
-/// # Safety
-/// `report` is NULL or valid for a write.
-pub(crate) unsafe fn write_report(
+pub(crate) fn write_report(
     result: std::result::Result<&SolveReport, &Error>,
     history: Option<&mut [f64]>,
-    report: *mut adj_solve_report,
+    report: &Output<adj_solve_report>,
 ) {
     let Some(solve_report) = ran(result) else {
         return;
     };
     let written = history.map_or(0, |h| copy_history(solve_report, h));
-    // SAFETY: NULL or a valid report struct.
-    if let Some(out) = unsafe { report.as_mut() } {
-        *out = c_report(solve_report, written);
-    }
+    report.write(&c_report(solve_report, written));
 }
 
 /// The report of a solve that ran (converged or failed while iterating).
-fn ran<'a>(result: std::result::Result<&'a SolveReport, &'a Error>) -> Option<&'a SolveReport> {
+pub(crate) fn ran<'a>(
+    result: std::result::Result<&'a SolveReport, &'a Error>,
+) -> Option<&'a SolveReport> {
     match result {
         Ok(r) => Some(r),
         Err(Error::SolveFailed { report, .. }) => Some(report),
         Err(_) => None,
     }
-}
-
-/// The C report of a solve that ran, without history.
-pub(crate) fn c_report_of(
-    result: std::result::Result<&SolveReport, &Error>,
-) -> Option<adj_solve_report> {
-    ran(result).map(|r| c_report(r, 0))
 }
 
 fn copy_history(report: &SolveReport, buffer: &mut [f64]) -> usize {
@@ -328,6 +364,7 @@ fn copy_history(report: &SolveReport, buffer: &mut [f64]) -> usize {
 
 fn c_report(r: &SolveReport, history_length: usize) -> adj_solve_report {
     adj_solve_report {
+        struct_size: std::mem::size_of::<adj_solve_report>(),
         iterations: r.iterations,
         residual_norm: r.residual_norm,
         true_residual_norm: r.true_residual_norm,

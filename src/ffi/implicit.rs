@@ -1,10 +1,11 @@
 //! `adj_implicit_*`: implicit differentiation of root problems given by
 //! callbacks, and gradients through linear solves.
 
-use super::args::{handle, slice, slice_mut};
+use super::args::{finite_input, finite_output, handle, option_in, slice, slice_mut};
 use super::cg::{adj_solve_report, write_report};
 use super::precond::adj_precond;
 use super::status::{adj_status, boundary};
+use super::versioned::{self, versioned, Output};
 use crate::error::{Error, Result};
 use crate::implicit::{
     self, csr_solve_vjp, grid_solve_vjp, matrix_gradient, ImplicitOptions, JacobianKind,
@@ -13,27 +14,40 @@ use crate::implicit::{
 use crate::krylov::{Identity, KrylovOptions, Preconditioner};
 use std::ffi::{c_int, c_void};
 
-/// `adj_implicit_options.solver`: conjugate gradient (A symmetric positive definite).
-pub const ADJ_SOLVER_CG: u32 = 0;
-/// `adj_implicit_options.solver`: restarted GMRES (`gmres_restart`).
-pub const ADJ_SOLVER_GMRES: u32 = 1;
-/// `adj_implicit_options.solver`: BiCGStab.
-pub const ADJ_SOLVER_BICGSTAB: u32 = 2;
-/// `adj_implicit_options.solver`: CG on the normal equations (any
-/// nonsingular A; needs products with A and Aᵀ).
-pub const ADJ_SOLVER_NORMAL_CG: u32 = 3;
-/// `adj_implicit_options.solver`: dense LU (faer) of A built from n
-/// products, for n ≤ 4096.
-pub const ADJ_SOLVER_DENSE_LU: u32 = 4;
+/// The linear solver of a VJP or JVP (`adj_implicit_options.solver`,
+/// stored as `uint32_t`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum adj_solver {
+    /// Conjugate gradient (A symmetric positive definite).
+    ADJ_SOLVER_CG = 0,
+    /// Restarted GMRES (`gmres_restart`).
+    ADJ_SOLVER_GMRES = 1,
+    /// BiCGStab.
+    ADJ_SOLVER_BICGSTAB = 2,
+    /// CG on the normal equations (any nonsingular A; needs products with
+    /// A and Aᵀ).
+    ADJ_SOLVER_NORMAL_CG = 3,
+    /// Dense LU (faer) of A built from n products, for n ≤ 4096.
+    ADJ_SOLVER_DENSE_LU = 4,
+}
 
-/// `adj_root_problem.kind`: `a`/`a_t` give A = ∂F/∂x and Aᵀ.
-pub const ADJ_JACOBIAN_GENERAL: u32 = 0;
-/// `adj_root_problem.kind`: F is a gradient and A a symmetric Hessian;
-/// only `a` is used (also for Aᵀ).
-pub const ADJ_JACOBIAN_SYMMETRIC: u32 = 1;
-/// `adj_root_problem.kind`: F(x, θ) = T(x, θ) − x; `a`/`a_t` give ∂T/∂x
-/// and its transpose, `b`/`b_t` give ∂T/∂θ; A = ∂T/∂x − I.
-pub const ADJ_JACOBIAN_FIXED_POINT: u32 = 2;
+/// What the products of an `adj_root_problem` describe
+/// (`adj_root_problem.kind`, stored as `uint32_t`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum adj_jacobian_kind {
+    /// `a`/`a_t` give A = ∂F/∂x and Aᵀ.
+    ADJ_JACOBIAN_GENERAL = 0,
+    /// F is a gradient and A a symmetric Hessian; only `a` is used (also
+    /// for Aᵀ).
+    ADJ_JACOBIAN_SYMMETRIC = 1,
+    /// F(x, θ) = T(x, θ) − x; `a`/`a_t` give ∂T/∂x and its transpose,
+    /// `b`/`b_t` give ∂T/∂θ; A = ∂T/∂x − I.
+    ADJ_JACOBIAN_FIXED_POINT = 2,
+}
 
 /// A Jacobian product y = M v supplied by the caller: `v` holds `v_len`
 /// doubles and `y` receives `y_len` doubles (they do not overlap). Receives
@@ -52,15 +66,19 @@ pub type adj_jacobian_fn = Option<
 
 /// The Jacobians of F(x, θ) = 0 at a solution x* ∈ ℝⁿ, θ ∈ ℝᵖ, as
 /// products: A = ∂F/∂x (n×n), B = ∂F/∂θ (n×p). Unused products may be NULL.
+/// Initialise with `adj_root_problem_init(&problem, sizeof problem)`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct adj_root_problem {
+    /// `sizeof(adj_root_problem)` as the caller's header declares it (set
+    /// by `adj_root_problem_init`).
+    pub struct_size: usize,
     /// n: the number of unknowns (≥ 1).
     pub n: usize,
     /// p: the number of parameters (≥ 1).
     pub p: usize,
-    /// `ADJ_JACOBIAN_GENERAL`, `_SYMMETRIC` or `_FIXED_POINT`.
+    /// An `adj_jacobian_kind` value. Default `ADJ_JACOBIAN_GENERAL`.
     pub kind: u32,
     /// Passed first to every product; borrowed, never dereferenced.
     pub ctx: *mut c_void,
@@ -75,12 +93,15 @@ pub struct adj_root_problem {
 }
 
 /// Options of the linear solve inside a VJP or JVP, independent of the
-/// forward solve. Start from `adj_implicit_options_default()`.
+/// forward solve. Initialise with
+/// `adj_implicit_options_init(&options, sizeof options)`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct adj_implicit_options {
-    /// `ADJ_SOLVER_*`. Default `ADJ_SOLVER_GMRES`.
+    /// `sizeof(adj_implicit_options)` as the caller's header declares it.
+    pub struct_size: usize,
+    /// An `adj_solver` value. Default `ADJ_SOLVER_GMRES`.
     pub solver: u32,
     /// Restart length of GMRES. Default 30.
     pub gmres_restart: usize,
@@ -98,13 +119,26 @@ pub struct adj_implicit_options {
     pub precond: *const adj_precond,
 }
 
-/// The default options: GMRES(30), rtol 1e-10, atol 0, 10000 iterations,
-/// no ridge, no warm start, no preconditioner.
-#[no_mangle]
-pub extern "C" fn adj_implicit_options_default() -> adj_implicit_options {
+versioned!(
+    adj_root_problem,
+    adj_root_problem {
+        struct_size: std::mem::size_of::<adj_root_problem>(),
+        n: 0,
+        p: 0,
+        kind: adj_jacobian_kind::ADJ_JACOBIAN_GENERAL as u32,
+        ctx: std::ptr::null_mut(),
+        a: None,
+        a_t: None,
+        b: None,
+        b_t: None,
+    }
+);
+
+versioned!(adj_implicit_options, {
     let d = ImplicitOptions::default();
     adj_implicit_options {
-        solver: ADJ_SOLVER_GMRES,
+        struct_size: std::mem::size_of::<adj_implicit_options>(),
+        solver: adj_solver::ADJ_SOLVER_GMRES as u32,
         gmres_restart: 30,
         rtol: d.krylov.rtol,
         atol: d.krylov.atol,
@@ -113,15 +147,40 @@ pub extern "C" fn adj_implicit_options_default() -> adj_implicit_options {
         warm_start: std::ptr::null(),
         precond: std::ptr::null(),
     }
+});
+
+/// Initialises `*options` (`struct_size` = `sizeof *options` in the
+/// caller's header) with the defaults: GMRES(30), rtol 1e-10, atol 0,
+/// 10000 iterations, no ridge, no warm start, no preconditioner.
+#[no_mangle]
+pub unsafe extern "C" fn adj_implicit_options_init(
+    options: *mut adj_implicit_options,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `options` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(options, struct_size, "options") })
+}
+
+/// Initialises `*problem` (`struct_size` = `sizeof *problem` in the
+/// caller's header): n = p = 0, `ADJ_JACOBIAN_GENERAL`, no products; the
+/// caller then sets them.
+#[no_mangle]
+pub unsafe extern "C" fn adj_root_problem_init(
+    problem: *mut adj_root_problem,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `problem` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(problem, struct_size, "problem") })
 }
 
 fn linear_solver(o: &adj_implicit_options) -> Result<LinearSolver> {
+    use adj_solver::*;
     Ok(match o.solver {
-        ADJ_SOLVER_CG => LinearSolver::Cg,
-        ADJ_SOLVER_GMRES => LinearSolver::Gmres(o.gmres_restart),
-        ADJ_SOLVER_BICGSTAB => LinearSolver::Bicgstab,
-        ADJ_SOLVER_NORMAL_CG => LinearSolver::NormalCg,
-        ADJ_SOLVER_DENSE_LU => LinearSolver::DenseLu,
+        s if s == ADJ_SOLVER_CG as u32 => LinearSolver::Cg,
+        s if s == ADJ_SOLVER_GMRES as u32 => LinearSolver::Gmres(o.gmres_restart),
+        s if s == ADJ_SOLVER_BICGSTAB as u32 => LinearSolver::Bicgstab,
+        s if s == ADJ_SOLVER_NORMAL_CG as u32 => LinearSolver::NormalCg,
+        s if s == ADJ_SOLVER_DENSE_LU as u32 => LinearSolver::DenseLu,
         other => {
             return Err(Error::invalid(
                 "solver",
@@ -142,15 +201,17 @@ unsafe fn rust_options<'a>(
     n: usize,
 ) -> Result<ImplicitOptions<'a>> {
     // SAFETY: NULL (defaults) or a valid options struct.
-    let o = unsafe { options.as_ref() }
-        .copied()
-        .unwrap_or_else(|| adj_implicit_options_default());
+    let o = unsafe { versioned::read(options, "options") }?;
     let warm_start = if o.warm_start.is_null() {
         None
     } else {
         // SAFETY: non-NULL; the caller passes n doubles.
-        Some(unsafe { slice(o.warm_start, n, "warm_start") }?)
+        let start = unsafe { slice(o.warm_start, n, "warm_start") }?;
+        finite_input("warm_start", start)?;
+        Some(start)
     };
+    option_in("rtol", o.rtol, 0.0..=f64::MAX, "finite and >= 0")?;
+    option_in("atol", o.atol, 0.0..=f64::MAX, "finite and >= 0")?;
     // SAFETY: NULL or a live handle.
     let precond = unsafe { o.precond.as_ref() }.map(|p| &*p.inner);
     if let Some(p) = precond {
@@ -186,7 +247,16 @@ fn product(
         // slices of the lengths passed.
         let code = unsafe { f(ctx.0, v.as_ptr(), v.len(), y.as_mut_ptr(), y.len()) };
         if code == 0 {
-            Ok(())
+            // A non-finite output from a finite input is the product's
+            // fault (a NaN input comes from a failing solve, which reports it).
+            use crate::krylov::vector::first_non_finite;
+            match first_non_finite(y).filter(|_| first_non_finite(v).is_none()) {
+                None => Ok(()),
+                Some((i, value)) => Err(Error::invalid(
+                    name,
+                    format!("the product returned 0 but wrote y[{i}] = {value} for a finite v"),
+                )),
+            }
         } else {
             Err(Error::Callback {
                 callback: name,
@@ -201,10 +271,11 @@ fn with_problem<T>(
     c: &adj_root_problem,
     body: impl FnOnce(&RootProblem<'_>) -> Result<T>,
 ) -> Result<T> {
+    use adj_jacobian_kind::*;
     let kind = match c.kind {
-        ADJ_JACOBIAN_GENERAL => JacobianKind::General,
-        ADJ_JACOBIAN_SYMMETRIC => JacobianKind::Symmetric,
-        ADJ_JACOBIAN_FIXED_POINT => JacobianKind::FixedPoint,
+        k if k == ADJ_JACOBIAN_GENERAL as u32 => JacobianKind::General,
+        k if k == ADJ_JACOBIAN_SYMMETRIC as u32 => JacobianKind::Symmetric,
+        k if k == ADJ_JACOBIAN_FIXED_POINT as u32 => JacobianKind::FixedPoint,
         other => {
             return Err(Error::invalid(
                 "kind",
@@ -315,8 +386,15 @@ unsafe fn root_product(
     direction: Direction,
 ) -> adj_status {
     boundary(|| {
-        // SAFETY: NULL or a valid struct.
-        let c = unsafe { handle(problem, "problem") }?;
+        if problem.is_null() {
+            return Err(Error::NullArgument {
+                argument: "problem",
+            });
+        }
+        // SAFETY: a valid struct.
+        let c = unsafe { versioned::read(problem, "problem") }?;
+        // SAFETY: NULL or a valid report struct.
+        let report = unsafe { Output::new(report, "report") }?;
         Error::check_len("n", c.n, n)?;
         Error::check_len("p", c.p, p)?;
         let (input_name, input_len, out_len) = match direction {
@@ -330,15 +408,17 @@ unsafe fn root_product(
                 slice_mut(out, out_len, "out")?,
             )
         };
+        finite_input(input_name, input)?;
         // SAFETY: forwarded contract.
         let options = unsafe { rust_options(options, n) }?;
-        let result = with_problem(c, |problem| match direction {
+        let result = with_problem(&c, |problem| match direction {
             Direction::Vjp => implicit::vjp(problem, input, &options),
             Direction::Jvp => implicit::jvp(problem, input, &options),
         });
-        // SAFETY: NULL or a valid report struct.
-        unsafe { write_report(result.as_ref().map(|(_, r)| r), None, report) };
-        out.copy_from_slice(&result?.0);
+        write_report(result.as_ref().map(|(_, r)| r), None, &report);
+        let value = result?.0;
+        finite_output("out", &value)?;
+        out.copy_from_slice(&value);
         Ok(())
     })
 }
@@ -378,8 +458,12 @@ pub unsafe extern "C" fn adj_linear_solve_vjp(
                 slice_mut(grad_b, n, "grad_b")?,
             )
         };
+        finite_input("x", x)?;
+        finite_input("x_bar", x_bar)?;
         // SAFETY: forwarded contract.
         let options = unsafe { rust_options(options, n) }?;
+        // SAFETY: NULL or a valid report struct.
+        let report = unsafe { Output::new(report, "report") }?;
         if options.ridge != 0.0 || options.warm_start.is_some() {
             return Err(Error::invalid(
                 "options",
@@ -414,11 +498,16 @@ pub unsafe extern "C" fn adj_linear_solve_vjp(
                 "a callback operator has no stored entries: use adj_implicit_vjp with its products",
             )),
         };
-        // SAFETY: NULL or a valid report struct.
-        unsafe { write_report(result.as_ref().map(|g| &g.report), None, report) };
+        write_report(result.as_ref().map(|g| &g.report), None, &report);
         let gradient = result?;
-        if let (Some(csr), Some(out)) = (&matrix, grad_values) {
-            out.copy_from_slice(&matrix_gradient(csr, &gradient.b, x)?);
+        finite_output("grad_b", &gradient.b)?;
+        let values = match &matrix {
+            Some(csr) => Some(matrix_gradient(csr, &gradient.b, x)?),
+            None => None,
+        };
+        if let (Some(values), Some(out)) = (values, grad_values) {
+            finite_output("grad_values", &values)?;
+            out.copy_from_slice(&values);
         }
         grad_b.copy_from_slice(&gradient.b);
         Ok(())

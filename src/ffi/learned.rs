@@ -1,11 +1,14 @@
 //! `adj_model_*` and `adj_cdm_solve`: trained direction networks and the
 //! conjugate-direction solver.
 
-use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
-use super::cg::{adj_allreduce_fn, adj_solve_report, allreduce_sum, c_report_of};
+use super::args::{
+    emit_handle, finite_output, free_handle, handle, option_in, out_ptr, slice, slice_mut,
+};
+use super::cg::{adj_allreduce_fn, adj_solve_report, allreduce_sum, ran, write_report};
 use super::operator::{adj_apply_fn, adj_operator, callback_map};
 use super::precond::adj_precond;
 use super::status::{adj_status, boundary, boundary_or};
+use super::versioned::{self, versioned, Output};
 use crate::error::Error;
 use crate::krylov::{
     conjugate_direction, conjugate_direction_reduced, CoarseSpace, ConjugateDirectionOptions,
@@ -78,11 +81,14 @@ pub unsafe extern "C" fn adj_model_free(model: *mut adj_model) {
     boundary_or((), || unsafe { free_handle(model) })
 }
 
-/// Options of `adj_cdm_solve`. Start from `adj_cdm_options_default()`.
+/// Options of `adj_cdm_solve`. Initialise with
+/// `adj_cdm_options_init(&options, sizeof options)`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct adj_cdm_options {
+    /// `sizeof(adj_cdm_options)` as the caller's header declares it.
+    pub struct_size: usize,
     /// Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
     pub rtol: f64,
     /// Absolute tolerance, in the units of b. Default 0.
@@ -120,24 +126,55 @@ pub struct adj_cdm_options {
     pub layer_by_layer: i32,
 }
 
-/// The outcome of `adj_cdm_solve`.
+/// What `adj_cdm_solve` reports beyond the `adj_solve_report` of every
+/// solver. Initialise with `adj_cdm_report_init(&r, sizeof r)`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct adj_cdm_report {
-    /// As for CG (no residual history).
-    pub solve: adj_solve_report,
+    /// `sizeof(adj_cdm_report)` as the caller's header declares it.
+    pub struct_size: usize,
     /// Wall time spent generating directions, in seconds.
     pub direction_seconds: f64,
     /// Steps that used the residual because the direction stalled.
     pub fallback_steps: usize,
 }
 
-/// The default options (see `adj_cdm_options`).
+versioned!(
+    adj_cdm_report,
+    adj_cdm_report {
+        struct_size: std::mem::size_of::<adj_cdm_report>(),
+        direction_seconds: f64::NAN,
+        fallback_steps: 0,
+    }
+);
+
+/// Initialises `*options` (`struct_size` = `sizeof *options` in the
+/// caller's header) with the defaults given on each field.
 #[no_mangle]
-pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
+pub unsafe extern "C" fn adj_cdm_options_init(
+    options: *mut adj_cdm_options,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `options` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(options, struct_size, "options") })
+}
+
+/// Initialises `*cdm_report` (`struct_size` = `sizeof *cdm_report` in the
+/// caller's header) before it is passed to `adj_cdm_solve`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_cdm_report_init(
+    cdm_report: *mut adj_cdm_report,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `cdm_report` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(cdm_report, struct_size, "cdm_report") })
+}
+
+versioned!(adj_cdm_options, {
     let d = ConjugateDirectionOptions::default();
     adj_cdm_options {
+        struct_size: std::mem::size_of::<adj_cdm_options>(),
         rtol: d.krylov.rtol,
         atol: d.krylov.atol,
         max_iterations: d.krylov.max_iterations,
@@ -150,7 +187,7 @@ pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
         coarse_block: -1,
         layer_by_layer: 0,
     }
-}
+});
 
 /// Solves A x = b (A symmetric positive definite) by the conjugate-direction
 /// method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
@@ -164,8 +201,8 @@ pub extern "C" fn adj_cdm_options_default() -> adj_cdm_options {
 /// With `options->allreduce` set, each rank passes its part of the problem
 /// (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
 /// On success x holds the solution; on failure x is unchanged. `report`
-/// (may be NULL) is written when the iteration ran, also when it failed
-/// (`direction_seconds` is then NaN).
+/// and `cdm_report` (each may be NULL) are written when the iteration ran,
+/// also when it failed (`direction_seconds` is then NaN).
 #[no_mangle]
 pub unsafe extern "C" fn adj_cdm_solve(
     op: *const adj_operator,
@@ -177,7 +214,8 @@ pub unsafe extern "C" fn adj_cdm_solve(
     x: *mut f64,
     n: usize,
     options: *const adj_cdm_options,
-    report: *mut adj_cdm_report,
+    report: *mut adj_solve_report,
+    cdm_report: *mut adj_cdm_report,
 ) -> adj_status {
     boundary(|| {
         // SAFETY: NULL or a live handle.
@@ -187,9 +225,20 @@ pub unsafe extern "C" fn adj_cdm_solve(
         // SAFETY: the caller passes n doubles in b and x.
         let (b, x) = unsafe { (slice(b, n, "b")?, slice_mut(x, n, "x")?) };
         // SAFETY: NULL (defaults) or a valid struct.
-        let o = unsafe { options.as_ref() }
-            .copied()
-            .unwrap_or_else(|| adj_cdm_options_default());
+        let o = unsafe { versioned::read(options, "options") }?;
+        // SAFETY: NULL or valid report structs.
+        let (report, cdm_report) = unsafe {
+            (
+                Output::new(report, "report")?,
+                Output::new(cdm_report, "cdm_report")?,
+            )
+        };
+        option_in(
+            "stall_cosine",
+            o.stall_cosine,
+            0.0..=1.0,
+            "finite and in [0, 1]",
+        )?;
         let options = ConjugateDirectionOptions {
             krylov: KrylovOptions {
                 rtol: o.rtol,
@@ -269,18 +318,16 @@ pub unsafe extern "C" fn adj_cdm_solve(
             }
             None => conjugate_direction(linear, generator, b, &mut work, &options),
         };
-        // SAFETY: NULL or a valid report struct.
-        if let (Some(out), Some(solve)) = (
-            unsafe { report.as_mut() },
-            c_report_of(result.as_ref().map(|r| &r.solve)),
-        ) {
-            *out = adj_cdm_report {
-                solve,
+        if ran(result.as_ref().map(|r| &r.solve)).is_some() {
+            write_report(result.as_ref().map(|r| &r.solve), None, &report);
+            cdm_report.write(&adj_cdm_report {
+                struct_size: std::mem::size_of::<adj_cdm_report>(),
                 direction_seconds: result.as_ref().map_or(f64::NAN, |r| r.direction_seconds),
                 fallback_steps: result.as_ref().map_or(0, |r| r.fallback_steps),
-            };
+            });
         }
         result?;
+        finite_output("x", &work)?;
         x.copy_from_slice(&work);
         Ok(())
     })

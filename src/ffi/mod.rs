@@ -30,6 +30,7 @@ mod operator;
 mod ot;
 mod precond;
 mod status;
+mod versioned;
 
 pub use cg::*;
 pub use implicit::*;

@@ -6,16 +6,23 @@ use crate::error::{Error, Result};
 use crate::operator::{Cell, CsrIndex, CsrMatrix, FnOperator, GridPoisson, LinearOperator};
 use std::ffi::{c_int, c_void};
 
-/// Cell flag of a fluid cell (an unknown) in `adj_operator_new_grid_poisson`.
-pub const ADJ_CELL_FLUID: u8 = 0;
-/// Cell flag of a solid cell (a wall: Neumann, no coupling).
-pub const ADJ_CELL_SOLID: u8 = 1;
-/// Cell flag of an air cell (free surface: Dirichlet p = 0).
-pub const ADJ_CELL_AIR: u8 = 2;
+/// The flag of a grid cell in `adj_operator_new_grid_poisson`'s `cells`
+/// (stored as `uint8_t`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum adj_cell {
+    /// A fluid cell (an unknown).
+    ADJ_CELL_FLUID = 0,
+    /// A solid cell (a wall: Neumann, no coupling).
+    ADJ_CELL_SOLID = 1,
+    /// An air cell (free surface: Dirichlet p = 0).
+    ADJ_CELL_AIR = 2,
+}
 
-const _: () = assert!(ADJ_CELL_FLUID == Cell::Fluid as u8);
-const _: () = assert!(ADJ_CELL_SOLID == Cell::Solid as u8);
-const _: () = assert!(ADJ_CELL_AIR == Cell::Air as u8);
+const _: () = assert!(adj_cell::ADJ_CELL_FLUID as u8 == Cell::Fluid as u8);
+const _: () = assert!(adj_cell::ADJ_CELL_SOLID as u8 == Cell::Solid as u8);
+const _: () = assert!(adj_cell::ADJ_CELL_AIR as u8 == Cell::Air as u8);
 
 /// A vector map `y = f(x)` given by the caller: a matrix-free operator
 /// (y = A x) or a preconditioner (y = M⁻¹ x). Receives the caller's `ctx`

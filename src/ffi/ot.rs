@@ -4,27 +4,37 @@
 //! min_P ⟨C, P⟩ + ε Σ P_ij (log P_ij − 1) s.t. P1 = a, Pᵀ1 = b,
 //! with ε in the units of C (η = 1/ε in the Sinkhorn-Newton-Sparse paper).
 
-use super::args::{out_ptr, slice, slice_mut};
+use super::args::{finite_input, finite_output, option_in, out_ptr, slice, slice_mut};
 use super::cg::{adj_cg_options, adj_solve_report, krylov_options, write_report};
 use super::status::{adj_status, boundary};
+use super::versioned::{self, versioned, Output};
 use crate::error::{Error, Result};
 use crate::implicit::OtPoint;
 use crate::ot::{self, CostMatrix, OtMethod, OtOptions};
 
-/// `adj_ot_options.method`: log-domain Sinkhorn only.
-pub const ADJ_OT_SINKHORN: u32 = 0;
-/// `adj_ot_options.method`: Sinkhorn warm-up, then Newton steps with a
-/// sparsified Hessian solved by CG (Sinkhorn-Newton-Sparse, default).
-pub const ADJ_OT_SINKHORN_NEWTON_SPARSE: u32 = 1;
+/// The OT algorithm (`adj_ot_options.method`, stored as `uint32_t`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum adj_ot_method {
+    /// Log-domain Sinkhorn only.
+    ADJ_OT_SINKHORN = 0,
+    /// Sinkhorn warm-up, then Newton steps with a sparsified Hessian solved
+    /// by CG (Sinkhorn-Newton-Sparse, default).
+    ADJ_OT_SINKHORN_NEWTON_SPARSE = 1,
+}
 
-/// Options of `adj_ot_solve`. Start from `adj_ot_options_default()`.
+/// Options of `adj_ot_solve`. Initialise with
+/// `adj_ot_options_init(&options, sizeof options)`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct adj_ot_options {
+    /// `sizeof(adj_ot_options)` as the caller's header declares it.
+    pub struct_size: usize,
     /// Entropic regularisation ε > 0, in the units of the cost. Default 0.05.
     pub eps: f64,
-    /// `ADJ_OT_SINKHORN` or `ADJ_OT_SINKHORN_NEWTON_SPARSE` (default).
+    /// An `adj_ot_method` value. Default `ADJ_OT_SINKHORN_NEWTON_SPARSE`.
     pub method: u32,
     /// Stop when ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ ≤ tol. Default 1e-9.
     pub tol: f64,
@@ -46,11 +56,14 @@ pub struct adj_ot_options {
     pub cg_max_iterations: usize,
 }
 
-/// What `adj_ot_solve` computed.
+/// What `adj_ot_solve` computed. Initialise with
+/// `adj_ot_result_init(&result, sizeof result)` before passing it.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct adj_ot_result {
+    /// `sizeof(adj_ot_result)` as the caller's header declares it.
+    pub struct_size: usize,
     /// ⟨C, P⟩.
     pub transport_cost: f64,
     /// ⟨C, P⟩ + ε Σ P_ij (log P_ij − 1).
@@ -69,13 +82,49 @@ pub struct adj_ot_result {
     pub hessian_entries_per_row: usize,
 }
 
-/// The default options (see `adj_ot_options`).
+versioned!(
+    adj_ot_result,
+    adj_ot_result {
+        struct_size: std::mem::size_of::<adj_ot_result>(),
+        transport_cost: f64::NAN,
+        objective: f64::NAN,
+        marginal_error: f64::NAN,
+        sinkhorn_iterations: 0,
+        newton_iterations: 0,
+        cg_iterations: 0,
+        fallbacks: 0,
+        hessian_entries_per_row: 0,
+    }
+);
+
+/// Initialises `*options` (`struct_size` = `sizeof *options` in the
+/// caller's header) with the defaults given on each field.
 #[no_mangle]
-pub extern "C" fn adj_ot_options_default() -> adj_ot_options {
+pub unsafe extern "C" fn adj_ot_options_init(
+    options: *mut adj_ot_options,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `options` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(options, struct_size, "options") })
+}
+
+/// Initialises `*result` (`struct_size` = `sizeof *result` in the caller's
+/// header) before it is passed to `adj_ot_solve`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_result_init(
+    result: *mut adj_ot_result,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `result` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(result, struct_size, "result") })
+}
+
+versioned!(adj_ot_options, {
     let d = OtOptions::default();
     adj_ot_options {
+        struct_size: std::mem::size_of::<adj_ot_options>(),
         eps: d.eps,
-        method: ADJ_OT_SINKHORN_NEWTON_SPARSE,
+        method: adj_ot_method::ADJ_OT_SINKHORN_NEWTON_SPARSE as u32,
         tol: d.tol,
         max_sinkhorn_iterations: d.max_sinkhorn_iterations,
         warmup_iterations: d.warmup_iterations,
@@ -85,12 +134,14 @@ pub extern "C" fn adj_ot_options_default() -> adj_ot_options {
         cg_rtol: d.cg_rtol,
         cg_max_iterations: d.cg_max_iterations,
     }
-}
+});
 
 fn rust_options(o: &adj_ot_options) -> Result<OtOptions> {
     let method = match o.method {
-        ADJ_OT_SINKHORN => OtMethod::Sinkhorn,
-        ADJ_OT_SINKHORN_NEWTON_SPARSE => OtMethod::SinkhornNewtonSparse,
+        m if m == adj_ot_method::ADJ_OT_SINKHORN as u32 => OtMethod::Sinkhorn,
+        m if m == adj_ot_method::ADJ_OT_SINKHORN_NEWTON_SPARSE as u32 => {
+            OtMethod::SinkhornNewtonSparse
+        }
         other => {
             return Err(Error::invalid(
                 "method",
@@ -98,6 +149,7 @@ fn rust_options(o: &adj_ot_options) -> Result<OtOptions> {
             ))
         }
     };
+    option_in("cg_rtol", o.cg_rtol, 0.0..=1.0, "finite and in [0, 1]")?;
     Ok(OtOptions {
         eps: o.eps,
         method,
@@ -218,37 +270,34 @@ pub unsafe extern "C" fn adj_ot_solve(
         out_ptr(f, "f")?;
         out_ptr(g, "g")?;
         // SAFETY: NULL (defaults) or a valid options struct.
-        let options = rust_options(
-            &unsafe { options.as_ref() }
-                .copied()
-                .unwrap_or_else(|| adj_ot_options_default()),
-        )?;
+        let options = rust_options(&unsafe { versioned::read(options, "options") }?)?;
+        // SAFETY: NULL or a valid result struct.
+        let result = unsafe { Output::new(result, "result") }?;
         let cost = CostMatrix::from_dense(n, m, c.to_vec())?;
         let solution = ot::solve(a, b, &cost, &options)?;
+        finite_output("f", &solution.f)?;
+        finite_output("g", &solution.g)?;
         // SAFETY: checked non-NULL; the caller passes n and m doubles.
         let (f, g) = unsafe { (slice_mut(f, n, "f")?, slice_mut(g, m, "g")?) };
-        f.copy_from_slice(&solution.f);
-        g.copy_from_slice(&solution.g);
         if !plan.is_null() {
             // SAFETY: non-NULL; the caller passes n·m doubles.
-            ot::write_plan(&cost, options.eps, &solution.f, &solution.g, unsafe {
-                slice_mut(plan, nm, "plan")?
-            })?;
+            let plan = unsafe { slice_mut(plan, nm, "plan")? };
+            ot::write_plan(&cost, options.eps, &solution.f, &solution.g, plan)?;
         }
-        // SAFETY: NULL or a valid result struct.
-        if let Some(out) = unsafe { result.as_mut() } {
-            let r = &solution.report;
-            *out = adj_ot_result {
-                transport_cost: solution.transport_cost,
-                objective: solution.objective,
-                marginal_error: r.marginal_error,
-                sinkhorn_iterations: r.sinkhorn_iterations,
-                newton_iterations: r.newton_iterations,
-                cg_iterations: r.cg_iterations,
-                fallbacks: r.fallbacks,
-                hessian_entries_per_row: r.hessian_entries_per_row,
-            };
-        }
+        f.copy_from_slice(&solution.f);
+        g.copy_from_slice(&solution.g);
+        let r = &solution.report;
+        result.write(&adj_ot_result {
+            struct_size: std::mem::size_of::<adj_ot_result>(),
+            transport_cost: solution.transport_cost,
+            objective: solution.objective,
+            marginal_error: r.marginal_error,
+            sinkhorn_iterations: r.sinkhorn_iterations,
+            newton_iterations: r.newton_iterations,
+            cg_iterations: r.cg_iterations,
+            fallbacks: r.fallbacks,
+            hessian_entries_per_row: r.hessian_entries_per_row,
+        });
         Ok(())
     })
 }
@@ -293,6 +342,9 @@ unsafe fn solved_ot<'a>(
             slice(g, m, "g")?,
         )
     };
+    option_in("eps", eps, f64::MIN_POSITIVE..=f64::MAX, "finite and > 0")?;
+    finite_input("f", f)?;
+    finite_input("g", g)?;
     Ok(SolvedOt {
         cost: CostMatrix::from_dense(n, m, c.to_vec())?,
         f,
@@ -331,6 +383,9 @@ pub unsafe extern "C" fn adj_ot_cost_gradient(
             )
         };
         let gradient = solved.point().cost_gradient()?;
+        finite_output("grad_cost", &gradient.cost)?;
+        finite_output("grad_a", &gradient.a)?;
+        finite_output("grad_b", &gradient.b)?;
         if !grad_cost.is_null() {
             // SAFETY: non-NULL; the caller passes n·m doubles.
             unsafe { slice_mut(grad_cost, n * m, "grad_cost") }?.copy_from_slice(&gradient.cost);
@@ -380,13 +435,18 @@ pub unsafe extern "C" fn adj_ot_plan_vjp(
                 slice_mut(grad_b, m, "grad_b")?,
             )
         };
+        finite_input("plan_bar", plan_bar)?;
         // SAFETY: NULL or a valid options struct.
         let (mut krylov, history) = unsafe { krylov_options(options) }?;
+        // SAFETY: NULL or a valid report struct.
+        let report = unsafe { Output::new(report, "report") }?;
         krylov.nonzero_initial_guess = false;
         let result = solved.point().plan_vjp(plan_bar, &krylov);
-        // SAFETY: NULL or a valid report struct.
-        unsafe { write_report(result.as_ref().map(|v| &v.report), history, report) };
+        write_report(result.as_ref().map(|v| &v.report), history, &report);
         let vjp = result?;
+        finite_output("grad_cost", &vjp.cost)?;
+        finite_output("grad_a", &vjp.a)?;
+        finite_output("grad_b", &vjp.b)?;
         if !grad_cost.is_null() {
             // SAFETY: non-NULL; the caller passes n·m doubles.
             unsafe { slice_mut(grad_cost, n * m, "grad_cost") }?.copy_from_slice(&vjp.cost);
@@ -431,13 +491,19 @@ pub unsafe extern "C" fn adj_ot_plan_jvp(
                 slice_mut(plan_dot, n * m, "plan_dot")?,
             )
         };
+        finite_input("cost_dot", cost_dot)?;
+        finite_input("a_dot", a_dot)?;
+        finite_input("b_dot", b_dot)?;
         // SAFETY: NULL or a valid options struct.
         let (mut krylov, history) = unsafe { krylov_options(options) }?;
+        // SAFETY: NULL or a valid report struct.
+        let report = unsafe { Output::new(report, "report") }?;
         krylov.nonzero_initial_guess = false;
         let result = solved.point().plan_jvp(cost_dot, a_dot, b_dot, &krylov);
-        // SAFETY: NULL or a valid report struct.
-        unsafe { write_report(result.as_ref().map(|(_, r)| r), history, report) };
-        out.copy_from_slice(&result?.0);
+        write_report(result.as_ref().map(|(_, r)| r), history, &report);
+        let value = result?.0;
+        finite_output("plan_dot", &value)?;
+        out.copy_from_slice(&value);
         Ok(())
     })
 }

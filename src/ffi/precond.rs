@@ -9,19 +9,27 @@ use crate::krylov::{
 };
 use std::ffi::c_void;
 
-/// No preconditioning (M = I); same as passing NULL to the solver.
-pub const ADJ_PRECOND_NONE: u32 = 0;
-/// Jacobi: M = diag(A).
-pub const ADJ_PRECOND_JACOBI: u32 = 1;
-/// Incomplete Cholesky with zero fill on the pattern of A (grid operators
-/// use their CSR form). Setup is serial; application is two serial
-/// triangular solves.
-pub const ADJ_PRECOND_IC0: u32 = 2;
-/// Geometric multigrid V-cycle (grid Poisson operators only): 2 damped-Jacobi
-/// sweeps before and after each coarse correction, coarsening by 2 until at
-/// most 1000 unknowns, dense Cholesky there; symmetric positive definite.
-/// Setup is a few grid applications; each application costs about 6 of them.
-pub const ADJ_PRECOND_MULTIGRID: u32 = 3;
+/// The kind of a preconditioner built by `adj_precond_new` (passed as
+/// `uint32_t`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum adj_precond_kind {
+    /// No preconditioning (M = I); same as passing NULL to the solver.
+    ADJ_PRECOND_NONE = 0,
+    /// Jacobi: M = diag(A).
+    ADJ_PRECOND_JACOBI = 1,
+    /// Incomplete Cholesky with zero fill on the pattern of A (grid
+    /// operators use their CSR form). Setup is serial; application is two
+    /// serial triangular solves.
+    ADJ_PRECOND_IC0 = 2,
+    /// Geometric multigrid V-cycle (grid Poisson operators only): 2
+    /// damped-Jacobi sweeps before and after each coarse correction,
+    /// coarsening by 2 until at most 1000 unknowns, dense Cholesky there;
+    /// symmetric positive definite. Setup is a few grid applications; each
+    /// application costs about 6 of them.
+    ADJ_PRECOND_MULTIGRID = 3,
+}
 
 /// A preconditioner (opaque). Immutable after construction (a callback
 /// preconditioner is as thread-safe as its callback).
@@ -35,7 +43,7 @@ fn emit(out: *mut *mut adj_precond, inner: Box<dyn Preconditioner>) {
     unsafe { emit_handle(out, adj_precond { inner }) }
 }
 
-/// Creates a preconditioner of kind `ADJ_PRECOND_*` for the operator `op`
+/// Creates a preconditioner of kind `kind` (an `adj_precond_kind`) for the operator `op`
 /// (which is only read during this call). Jacobi needs a CSR or grid
 /// operator with a positive diagonal; IC(0) needs a CSR or grid operator
 /// and fails with `ADJ_ERR_NOT_SPD` when no diagonal shift makes it exist;
@@ -51,11 +59,12 @@ pub unsafe extern "C" fn adj_precond_new(
         let op = unsafe { handle(op, "op") }?;
         out_ptr(out, "out")?;
         let linear = op.linear_operator();
+        use adj_precond_kind::*;
         let inner: Box<dyn Preconditioner> = match kind {
-            ADJ_PRECOND_NONE => Box::new(Identity { dim: linear.dim() }),
-            ADJ_PRECOND_JACOBI => Box::new(Jacobi::new(&linear)?),
-            ADJ_PRECOND_IC0 => Box::new(Ic0::new(&*op.to_csr()?)?),
-            ADJ_PRECOND_MULTIGRID => {
+            k if k == ADJ_PRECOND_NONE as u32 => Box::new(Identity { dim: linear.dim() }),
+            k if k == ADJ_PRECOND_JACOBI as u32 => Box::new(Jacobi::new(&linear)?),
+            k if k == ADJ_PRECOND_IC0 as u32 => Box::new(Ic0::new(&*op.to_csr()?)?),
+            k if k == ADJ_PRECOND_MULTIGRID as u32 => {
                 Box::new(Multigrid::new(op.grid()?, &MultigridOptions::default())?)
             }
             other => {

@@ -3,7 +3,7 @@
 use crate::error::Error;
 use crate::krylov::SolveReason;
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
 
@@ -60,6 +60,29 @@ impl adj_status {
             },
         }
     }
+}
+
+/// The name and meaning of a status code, e.g. "ADJ_ERR_NOT_SPD: a matrix
+/// or preconditioner is not symmetric positive definite" (a static string;
+/// "unknown status" for a value that is not an `adj_status`). Takes an
+/// `int` so that any value is safe to pass.
+#[no_mangle]
+pub extern "C" fn adj_status_string(status: c_int) -> *const c_char {
+    let text: &'static CStr = match status {
+        0 => c"ADJ_OK: success",
+        -1 => c"ADJ_ERR_NULL_ARGUMENT: a required pointer argument was NULL",
+        -2 => c"ADJ_ERR_INVALID_ARGUMENT: an argument has an invalid value",
+        -3 => c"ADJ_ERR_DIMENSION_MISMATCH: array lengths or handle dimensions do not agree",
+        -4 => c"ADJ_ERR_NOT_SPD: a matrix or preconditioner is not symmetric positive definite",
+        -5 => c"ADJ_ERR_NOT_CONVERGED: an iterative method did not converge or produced NaN/Inf",
+        -6 => c"ADJ_ERR_CALLBACK: a user callback returned nonzero",
+        -7 => c"ADJ_ERR_PANIC: an internal error was caught at the boundary",
+        -8 => c"ADJ_ERR_IO: a file could not be read or written",
+        -9 => c"ADJ_ERR_FORMAT: a file is truncated, corrupted or describes a different model",
+        -10 => c"ADJ_ERR_OUT_OF_MEMORY: memory sized by the arguments could not be allocated",
+        _ => c"unknown status",
+    };
+    text.as_ptr()
 }
 
 thread_local! {
@@ -145,6 +168,32 @@ pub(crate) fn boundary_or<T>(fallback: T, body: impl FnOnce() -> T) -> T {
 mod tests {
     use super::*;
     use std::ffi::CStr;
+
+    #[test]
+    fn every_status_has_its_string() {
+        use adj_status::*;
+        for status in [
+            ADJ_OK,
+            ADJ_ERR_NULL_ARGUMENT,
+            ADJ_ERR_INVALID_ARGUMENT,
+            ADJ_ERR_DIMENSION_MISMATCH,
+            ADJ_ERR_NOT_SPD,
+            ADJ_ERR_NOT_CONVERGED,
+            ADJ_ERR_CALLBACK,
+            ADJ_ERR_PANIC,
+            ADJ_ERR_IO,
+            ADJ_ERR_FORMAT,
+            ADJ_ERR_OUT_OF_MEMORY,
+        ] {
+            // SAFETY: a static NUL-terminated string.
+            let text = unsafe { CStr::from_ptr(adj_status_string(status as c_int)) };
+            let text = text.to_str().unwrap();
+            assert!(text.starts_with(&format!("{status:?}: ")), "{text}");
+        }
+        // SAFETY: as above.
+        let unknown = unsafe { CStr::from_ptr(adj_status_string(42)) };
+        assert_eq!(unknown.to_str().unwrap(), "unknown status");
+    }
 
     #[test]
     fn a_panic_becomes_a_status_and_message() {

@@ -172,7 +172,7 @@ impl RootProblem<'_> {
 /// iterations and holds the true residual of M z = rhs.
 fn normal_cg(
     op: &dyn LinearOperator,
-    adjoint: &dyn Fn(&[f64], &mut [f64]) -> Result<()>,
+    adjoint: JacobianProduct<'_>,
     precond: &dyn Preconditioner,
     rhs: &[f64],
     z: &mut [f64],

@@ -47,9 +47,10 @@ pub struct OtCostGradient {
 pub struct PlanVjp {
     /// Σ_kl P̄_kl ∂P_kl/∂C_ij (n·m, row-major).
     pub cost: Vec<f64>,
-    /// Σ_kl P̄_kl ∂P_kl/∂a_i (n), centred like [`OtCostGradient::a`].
+    /// Σ_kl P̄_kl ∂P_kl/∂a_i (n), centred (Σ = 0) like [`OtCostGradient::a`].
     pub a: Vec<f64>,
-    /// Σ_kl P̄_kl ∂P_kl/∂b_j (m).
+    /// Σ_kl P̄_kl ∂P_kl/∂b_j (m), in the same gauge: (a + c, b − c) is the
+    /// same gradient for any c, as a and b keep equal mass.
     pub b: Vec<f64>,
     /// The report of the adjoint CG solve.
     pub report: SolveReport,
@@ -138,10 +139,13 @@ impl OtPoint<'_> {
         Error::check_len("plan_bar", n * m, plan_bar.len())?;
         let (cost, u, report) = self.plan_derivative(plan_bar, vec![0.0; n + m], options)?;
         let (uf, ug) = u.split_at(n);
+        // The same gauge as the cost gradient: (a, b) keep equal mass, so
+        // the gradient is defined up to (c, −c); choose Σ a = 0.
+        let mean = uf.iter().sum::<f64>() / n as f64;
         Ok(PlanVjp {
             cost,
-            a: uf.to_vec(),
-            b: ug.to_vec(),
+            a: uf.iter().map(|v| v - mean).collect(),
+            b: ug.iter().map(|v| v + mean).collect(),
             report,
         })
     }

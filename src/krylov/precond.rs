@@ -90,16 +90,31 @@ impl Jacobi {
                 "the dimension must be at least 1",
             ));
         }
-        if let Some((i, d)) = diag
-            .iter()
-            .enumerate()
-            .find(|(_, d)| !(d.is_finite() && **d > 0.0))
-        {
+        // One rule per cause: a value that is not a number (or whose
+        // inverse is not) is an invalid argument, a finite one ≤ 0 makes M
+        // indefinite.
+        if let Some((i, d)) = diag.iter().enumerate().find(|(_, d)| !d.is_finite()) {
+            return Err(Error::invalid(
+                "diagonal",
+                format!("diagonal entry {i} is {d}: entries must be finite"),
+            ));
+        }
+        if let Some((i, d)) = diag.iter().enumerate().find(|(_, d)| **d <= 0.0) {
             return Err(Error::NotSpd {
                 message: format!(
                     "Jacobi needs a positive diagonal, but diagonal entry {i} is {d:e}"
                 ),
             });
+        }
+        if let Some((i, d)) = diag
+            .iter()
+            .enumerate()
+            .find(|(_, d)| !(1.0 / **d).is_finite())
+        {
+            return Err(Error::invalid(
+                "diagonal",
+                format!("diagonal entry {i} is {d:e}, so small that its inverse overflows"),
+            ));
         }
         Ok(Self {
             inv_diag: diag.iter().map(|d| 1.0 / d).collect(),

@@ -776,7 +776,7 @@ impl LinearOperator for GridPoisson {
                 (sums[a].abs() / (floating.size[a] as f64).sqrt())
                     .total_cmp(&(sums[b].abs() / (floating.size[b] as f64).sqrt()))
             })
-            .expect("at least one floating region");
+            .unwrap_or(0);
         let ijk = self.coords(self.cell_of_unknown[floating.first[worst]] as usize);
         Err(Error::invalid(
             "b",

@@ -187,16 +187,33 @@ pub fn solve(a: &[f64], b: &[f64], cost: &CostMatrix, options: &OtOptions) -> Re
     };
     match options.method {
         OtMethod::Sinkhorn => {
-            let run = sinkhorn::sinkhorn(
-                &kernel,
-                a,
-                b,
-                &mut f,
-                &mut g,
-                options.tol,
-                options.max_sinkhorn_iterations,
-            );
-            report.sinkhorn_iterations = run.iterations;
+            // Sinkhorn stops on its row error (the columns are exact after
+            // each iteration up to rounding); the potentials returned must
+            // meet tol on both marginals, as rechecked below, so iterate on
+            // with a tighter stopping error while that recheck misses.
+            let mut stop_at = options.tol;
+            loop {
+                let run = sinkhorn::sinkhorn(
+                    &kernel,
+                    a,
+                    b,
+                    &mut f,
+                    &mut g,
+                    stop_at,
+                    options.max_sinkhorn_iterations - report.sinkhorn_iterations,
+                );
+                report.sinkhorn_iterations += run.iterations;
+                let error = kernel.marginals(&f, &g).error(a, b);
+                if error <= options.tol
+                    || error.is_nan()
+                    || run.iterations == 0
+                    || report.sinkhorn_iterations >= options.max_sinkhorn_iterations
+                    || stop_at < 1e-6 * options.tol
+                {
+                    break;
+                }
+                stop_at *= 0.5;
+            }
         }
         OtMethod::SinkhornNewtonSparse => {
             let warmup = sinkhorn::sinkhorn(

@@ -257,3 +257,22 @@ pub fn expect(
         assert!(message.contains(f), "message {message:?} lacks {f:?}");
     }
 }
+
+/// A C ABI struct initialised by its `adj_<struct>_init` function with
+/// this header's `sizeof`.
+pub fn init<T>(f: unsafe extern "C" fn(*mut T, usize) -> adjunct::ffi::adj_status) -> T {
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    // SAFETY: the struct has size_of::<T>() writable bytes.
+    let status = unsafe { f(value.as_mut_ptr(), std::mem::size_of::<T>()) };
+    assert_eq!(status, adjunct::ffi::adj_status::ADJ_OK, "{}", last_error());
+    // SAFETY: initialised by `f`.
+    unsafe { value.assume_init() }
+}
+
+/// [`init`], wrapped for code that passes `as_mut_ptr()` and reads the
+/// struct back with `assume_init()`.
+pub fn init_uninit<T>(
+    f: unsafe extern "C" fn(*mut T, usize) -> adjunct::ffi::adj_status,
+) -> std::mem::MaybeUninit<T> {
+    std::mem::MaybeUninit::new(init(f))
+}

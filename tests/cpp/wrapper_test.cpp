@@ -74,7 +74,7 @@ int main() {
     std::vector<double> xc(n, 0.0);
     adj_cdm_options co = adjunct::cdm_options();
     co.rtol = 1e-10;
-    adj_cdm_report rc = adjunct::cdm(moved, jacobi, b, xc, co);
+    adjunct::CdmReport rc = adjunct::cdm(moved, jacobi, b, xc, co);
     EXPECT(rc.solve.reason == ADJ_CONVERGED_RTOL);
     EXPECT(max_diff(moved.apply(xc), b) < 1e-7);
     std::vector<double> xl(n, 0.0);

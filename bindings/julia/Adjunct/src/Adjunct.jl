@@ -17,7 +17,7 @@ module Adjunct
 using Libdl
 using SparseArrays
 
-export AdjunctError, Operator, Preconditioner
+export AdjunctError, Operator, Preconditioner, status_string
 export csr_operator, grid_poisson, callback_operator, jacobi_preconditioner, callback_preconditioner
 export cg, cg_distributed, apply, dim, num_cells, gather, scatter, to_csr
 export sinkhorn, cost_sqeuclidean, cost_pnorm
@@ -59,6 +59,11 @@ const ADJ_ERR_CALLBACK = Cint(-6)
 const ADJ_ERR_PANIC = Cint(-7)
 const ADJ_ERR_IO = Cint(-8)
 const ADJ_ERR_FORMAT = Cint(-9)
+const ADJ_ERR_OUT_OF_MEMORY = Cint(-10)
+
+"""The name and meaning of a status code, e.g. `"ADJ_ERR_NOT_SPD: …"`."""
+status_string(status::Integer) =
+    unsafe_string(ccall((:adj_status_string, libadjunct()), Cstring, (Cint,), status))
 
 """A failed library call: the `adj_status` code and the library's message."""
 struct AdjunctError <: Exception
@@ -66,7 +71,8 @@ struct AdjunctError <: Exception
     message::String
 end
 
-Base.showerror(io::IO, e::AdjunctError) = print(io, "AdjunctError(status ", e.status, "): ", e.message)
+Base.showerror(io::IO, e::AdjunctError) =
+    print(io, "AdjunctError(", status_string(e.status), "): ", e.message)
 
 function last_error_message()
     return unsafe_string(ccall((:adj_last_error_message, libadjunct()), Cstring, ()))
@@ -77,7 +83,7 @@ function _check(status::Cint)
     return nothing
 end
 
-"""The loaded library's version, e.g. `v"0.1.0"`."""
+"""The loaded library's version, e.g. `v"0.2.0"`."""
 version() = VersionNumber(unsafe_string(ccall((:adj_version, libadjunct()), Cstring, ())))
 
 """Sets the number of worker threads of the library's kernels (0 = one per core)."""
@@ -357,6 +363,7 @@ end
 
 """Mirror of `adj_cg_options`."""
 struct CgOptions
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
     rtol::Cdouble
     atol::Cdouble
     max_iterations::Csize_t
@@ -367,6 +374,7 @@ end
 
 """Mirror of `adj_solve_report`."""
 struct SolveReport
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
     iterations::Csize_t
     residual_norm::Cdouble
     true_residual_norm::Cdouble
@@ -376,7 +384,12 @@ struct SolveReport
     residual_history_length::Csize_t
 end
 
-cg_options_default() = ccall((:adj_cg_options_default, libadjunct()), CgOptions, ())
+"""The library's default `CgOptions` (its `adj_cg_options_init`)."""
+function cg_options_default()
+    r = Ref{CgOptions}()
+    _check(ccall((:adj_cg_options_init, libadjunct()), Cint, (Ref{CgOptions}, Csize_t), r, sizeof(CgOptions)))
+    return r[]
+end
 
 """
     x, report = cg(A, b; rtol=1e-8, atol=0.0, maxiter=10_000, precond=nothing, x0=nothing, history=false)
@@ -393,10 +406,10 @@ function cg(A::Operator, b::AbstractVector{<:Real}; rtol::Real=1e-8, atol::Real=
     bb = Vector{Float64}(b)
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
     hist = history ? zeros(Float64, maxiter) : Float64[]
-    report = Ref{SolveReport}()
+    report = _solve_report()
     pc_ptr = pc === nothing ? C_NULL : pc.ptr
     status = GC.@preserve A pc hist begin
-        options = CgOptions(rtol, atol, maxiter, x0 === nothing ? 0 : 1,
+        options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1,
                             history ? pointer(hist) : Ptr{Cdouble}(C_NULL), length(hist))
         ccall((:adj_cg_solve, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ref{SolveReport}),
@@ -417,6 +430,13 @@ function _report(r::SolveReport, history::Vector{Float64}=Float64[])
 end
 
 cg(A::SparseMatrixCSC, b::AbstractVector{<:Real}; kwargs...) = cg(csr_operator(A), b; kwargs...)
+
+"""An `adj_solve_report` initialised by the library, to be filled in by a solver."""
+function _solve_report()
+    r = Ref{SolveReport}()
+    _check(ccall((:adj_solve_report_init, libadjunct()), Cint, (Ref{SolveReport}, Csize_t), r, sizeof(SolveReport)))
+    return r
+end
 
 # An allreduce!(buf) Julia function given to the library as adj_allreduce_fn.
 mutable struct _Reduction
@@ -453,11 +473,11 @@ function cg_distributed(A::Operator, b::AbstractVector{<:Real}; allreduce! = not
     bb = Vector{Float64}(b)
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
     reduction = _Reduction(allreduce!, nothing)
-    report = Ref{SolveReport}()
+    report = _solve_report()
     pc_ptr = pc === nothing ? C_NULL : pc.ptr
     fn = allreduce! === nothing ? C_NULL : _REDUCTION[]
     status = GC.@preserve A pc reduction begin
-        options = CgOptions(rtol, atol, maxiter, x0 === nothing ? 0 : 1, Ptr{Cdouble}(C_NULL), 0)
+        options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1, Ptr{Cdouble}(C_NULL), 0)
         ccall((:adj_cg_solve_distributed, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ptr{Cvoid}, Ptr{Cvoid},
                Ref{SolveReport}),
@@ -474,6 +494,7 @@ end
 
 """Mirror of `adj_ot_options`."""
 struct OtOptions
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
     eps::Cdouble
     method::UInt32
     tol::Cdouble
@@ -488,6 +509,7 @@ end
 
 """Mirror of `adj_ot_result`."""
 struct OtResult
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
     transport_cost::Cdouble
     objective::Cdouble
     marginal_error::Cdouble
@@ -498,7 +520,12 @@ struct OtResult
     hessian_entries_per_row::Csize_t
 end
 
-ot_options_default() = ccall((:adj_ot_options_default, libadjunct()), OtOptions, ())
+"""The library's default `OtOptions` (its `adj_ot_options_init`)."""
+function ot_options_default()
+    r = Ref{OtOptions}()
+    _check(ccall((:adj_ot_options_init, libadjunct()), Cint, (Ref{OtOptions}, Csize_t), r, sizeof(OtOptions)))
+    return r[]
+end
 
 """
     cost_sqeuclidean(X, Y)
@@ -545,13 +572,14 @@ function sinkhorn(a::AbstractVector{<:Real}, b::AbstractVector{<:Real}, C::Abstr
     code = method === :sinkhorn ? UInt32(0) : method === :sns ? UInt32(1) :
            throw(ArgumentError("method must be :sns or :sinkhorn"))
     d = ot_options_default()
-    options = OtOptions(eps, code, tol, d.max_sinkhorn_iterations, d.warmup_iterations, d.max_newton_iterations,
+    options = OtOptions(sizeof(OtOptions), eps, code, tol, d.max_sinkhorn_iterations, d.warmup_iterations, d.max_newton_iterations,
                         d.hessian_entries_per_row, d.max_hessian_entries_per_row, d.cg_rtol, d.cg_max_iterations)
     aa, bb = Vector{Float64}(a), Vector{Float64}(b)
     crow = permutedims(Matrix{Float64}(C))  # m×n column-major = n×m row-major
     f, g = zeros(n), zeros(m)
     P = plan ? Matrix{Float64}(undef, m, n) : nothing
     result = Ref{OtResult}()
+    _check(ccall((:adj_ot_result_init, libadjunct()), Cint, (Ref{OtResult}, Csize_t), result, sizeof(OtResult)))
     GC.@preserve P begin
         plan_ptr = P === nothing ? Ptr{Cdouble}(C_NULL) : pointer(P)
         _check(ccall((:adj_ot_solve, libadjunct()), Cint,
@@ -571,6 +599,7 @@ end
 
 """Mirror of `adj_implicit_options`."""
 struct ImplicitOptions
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
     solver::UInt32
     gmres_restart::Csize_t
     rtol::Cdouble
@@ -583,6 +612,7 @@ end
 
 """Mirror of `adj_root_problem`."""
 struct CRootProblem
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
     n::Csize_t
     p::Csize_t
     kind::UInt32
@@ -593,7 +623,12 @@ struct CRootProblem
     b_t::Ptr{Cvoid}
 end
 
-implicit_options_default() = ccall((:adj_implicit_options_default, libadjunct()), ImplicitOptions, ())
+"""The library's default `ImplicitOptions` (its `adj_implicit_options_init`)."""
+function implicit_options_default()
+    r = Ref{ImplicitOptions}()
+    _check(ccall((:adj_implicit_options_init, libadjunct()), Cint, (Ref{ImplicitOptions}, Csize_t), r, sizeof(ImplicitOptions)))
+    return r[]
+end
 
 const _SOLVERS = Dict(:cg => UInt32(0), :gmres => UInt32(1), :bicgstab => UInt32(2), :normal_cg => UInt32(3),
                       :dense_lu => UInt32(4))
@@ -603,7 +638,7 @@ function _implicit_options(solver::Symbol, restart, rtol, atol, maxiter, ridge, 
     haskey(_SOLVERS, solver) || throw(ArgumentError("solver must be one of $(sort(collect(keys(_SOLVERS))))"))
     ws = warm_start === nothing ? Ptr{Cdouble}(C_NULL) : pointer(warm_start)
     pc = precond === nothing ? C_NULL : precond.ptr
-    return ImplicitOptions(_SOLVERS[solver], restart, rtol, atol, maxiter, ridge, ws, pc)
+    return ImplicitOptions(sizeof(ImplicitOptions), _SOLVERS[solver], restart, rtol, atol, maxiter, ridge, ws, pc)
 end
 
 """
@@ -627,10 +662,18 @@ function RootProblem(n::Integer, p::Integer; A!, At! = nothing, B! = nothing, Bt
     return RootProblem(n, p, kind, _Products(Any[A!, At!, B!, Bt!], nothing))
 end
 
+"""The `struct_size` the library's `adj_root_problem_init` sets for this mirror."""
+function _root_problem_size()
+    r = Ref{CRootProblem}()
+    _check(ccall((:adj_root_problem_init, libadjunct()), Cint, (Ref{CRootProblem}, Csize_t), r,
+                 sizeof(CRootProblem)))
+    return r[].struct_size
+end
+
 function _c_problem(problem::RootProblem)
     f = problem.products.f
     ptr(k) = f[k] === nothing ? C_NULL : _PRODUCTS[k][]
-    return CRootProblem(problem.n, problem.p, _JACOBIAN_KINDS[problem.kind], pointer_from_objref(problem.products),
+    return CRootProblem(_root_problem_size(), problem.n, problem.p, _JACOBIAN_KINDS[problem.kind], pointer_from_objref(problem.products),
                         ptr(1), ptr(2), ptr(3), ptr(4))
 end
 
@@ -648,7 +691,7 @@ function implicit_vjp(problem::RootProblem, cotangent::AbstractVector{<:Real}; s
     v = Vector{Float64}(cotangent)
     ws = warm_start === nothing ? nothing : Vector{Float64}(warm_start)
     out = zeros(problem.p)
-    report = Ref{SolveReport}()
+    report = _solve_report()
     status = GC.@preserve problem ws precond begin
         options = _implicit_options(solver, restart, rtol, atol, maxiter, ridge, ws, precond)
         ccall((:adj_implicit_vjp, libadjunct()), Cint,
@@ -672,7 +715,7 @@ function implicit_jvp(problem::RootProblem, tangent::AbstractVector{<:Real}; sol
     t = Vector{Float64}(tangent)
     ws = warm_start === nothing ? nothing : Vector{Float64}(warm_start)
     out = zeros(problem.n)
-    report = Ref{SolveReport}()
+    report = _solve_report()
     status = GC.@preserve problem ws precond begin
         options = _implicit_options(solver, restart, rtol, atol, maxiter, ridge, ws, precond)
         ccall((:adj_implicit_jvp, libadjunct()), Cint,
@@ -705,7 +748,7 @@ function linear_solve_vjp(A::Operator, x::AbstractVector{<:Real}, x_bar::Abstrac
     nnz = Ref{Csize_t}(0)
     _check(ccall((:adj_operator_csr_nnz, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A.ptr, nnz))
     grad_b, grad_values = zeros(n), zeros(nnz[])
-    report = Ref{SolveReport}()
+    report = _solve_report()
     status = GC.@preserve A pc begin
         options = _implicit_options(solver, restart, rtol, atol, maxiter, 0.0, nothing, pc)
         ccall((:adj_linear_solve_vjp, libadjunct()), Cint,
@@ -744,7 +787,7 @@ function ot_cost_gradient(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, 
 end
 
 function _cg_options(rtol, atol, maxiter)
-    return CgOptions(rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0)
+    return CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0)
 end
 
 """
@@ -760,7 +803,7 @@ function ot_plan_vjp(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, g::Ab
     size(plan_bar) == (n, m) || throw(DimensionMismatch("P̄ must be $(n)×$(m)"))
     ff, gg = Vector{Float64}(f), Vector{Float64}(g)
     dC, da, db = Matrix{Float64}(undef, m, n), zeros(n), zeros(m)
-    report = Ref{SolveReport}()
+    report = _solve_report()
     _check(ccall((:adj_ot_plan_vjp, libadjunct()), Cint,
                  (Ptr{Cdouble}, Csize_t, Csize_t, Cdouble, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{CgOptions},
                   Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{SolveReport}),
@@ -783,7 +826,7 @@ function ot_plan_jvp(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, g::Ab
     ff, gg = Vector{Float64}(f), Vector{Float64}(g)
     ad, bd = Vector{Float64}(a_dot), Vector{Float64}(b_dot)
     dP = Matrix{Float64}(undef, m, n)
-    report = Ref{SolveReport}()
+    report = _solve_report()
     _check(ccall((:adj_ot_plan_jvp, libadjunct()), Cint,
                  (Ptr{Cdouble}, Csize_t, Csize_t, Cdouble, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble},
                   Ptr{Cdouble}, Ref{CgOptions}, Ptr{Cdouble}, Ref{SolveReport}),
@@ -832,6 +875,7 @@ end
 
 """Mirror of `adj_cdm_options`."""
 struct CdmOptions
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
     rtol::Cdouble
     atol::Cdouble
     max_iterations::Csize_t
@@ -847,12 +891,17 @@ end
 
 """Mirror of `adj_cdm_report`."""
 struct CdmReport
-    solve::SolveReport
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
     direction_seconds::Cdouble
     fallback_steps::Csize_t
 end
 
-cdm_options_default() = ccall((:adj_cdm_options_default, libadjunct()), CdmOptions, ())
+"""The library's default `CdmOptions` (its `adj_cdm_options_init`)."""
+function cdm_options_default()
+    r = Ref{CdmOptions}()
+    _check(ccall((:adj_cdm_options_init, libadjunct()), Cint, (Ref{CdmOptions}, Csize_t), r, sizeof(CdmOptions)))
+    return r[]
+end
 
 """
     x, report = cdm(A, b; model=nothing, precond=nothing, direction=nothing, rtol=1e-8, atol=0.0,
@@ -883,25 +932,28 @@ function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}
     cb = direction === nothing ? nothing : _Callback(direction, nothing)
     bb = Vector{Float64}(b)
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
-    report = Ref{CdmReport}()
+    report = _solve_report()
+    cdm_report = Ref{CdmReport}()
+    _check(ccall((:adj_cdm_report_init, libadjunct()), Cint, (Ref{CdmReport}, Csize_t), cdm_report,
+                 sizeof(CdmReport)))
     reduction = _Reduction(allreduce!, nothing)
     status = GC.@preserve A model pc cb reduction begin
-        options = CdmOptions(rtol, atol, maxiter, x0 === nothing ? 0 : 1, orthogonalize, true_residual_period,
+        options = CdmOptions(sizeof(CdmOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1, orthogonalize, true_residual_period,
                              stall_cosine, allreduce! === nothing ? C_NULL : _REDUCTION[],
                              pointer_from_objref(reduction), coarse_block, layer_by_layer ? 1 : 0)
         ccall((:adj_cdm_solve, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
-               Ref{CdmOptions}, Ref{CdmReport}),
+               Ref{CdmOptions}, Ref{SolveReport}, Ref{CdmReport}),
               A.ptr, model === nothing ? C_NULL : model.ptr, pc === nothing ? C_NULL : pc.ptr,
               cb === nothing ? C_NULL : _TRAMPOLINE[], cb === nothing ? C_NULL : pointer_from_objref(cb),
-              bb, x, length(bb), options, report)
+              bb, x, length(bb), options, report, cdm_report)
     end
     _rethrow(A.callback)
     _rethrow(cb)
     _rethrow(reduction)
     _check(status)
-    r = report[]
-    return x, merge(_report(r.solve), (direction_seconds=r.direction_seconds, fallback_steps=Int(r.fallback_steps)))
+    r = cdm_report[]
+    return x, merge(_report(report[]), (direction_seconds=r.direction_seconds, fallback_steps=Int(r.fallback_steps)))
 end
 
 end # module

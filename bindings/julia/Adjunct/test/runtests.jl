@@ -84,6 +84,19 @@ end
         end
         @test e2 isa AdjunctError && e2.status == Adjunct.ADJ_ERR_NOT_CONVERGED
         @test_throws AdjunctError cg(-A, ones(50))
+        @test startswith(status_string(Adjunct.ADJ_ERR_NOT_SPD), "ADJ_ERR_NOT_SPD: ")
+        @test status_string(42) == "unknown status"
+        @test occursin("ADJ_ERR_NOT_CONVERGED", sprint(showerror, e2))
+    end
+
+    @testset "versioned structs" begin
+        # The library's defaults carry the size of the Julia mirrors, which
+        # must be the C layouts of include/adjunct.h.
+        @test Adjunct.cg_options_default().struct_size == sizeof(Adjunct.CgOptions)
+        @test Adjunct.cdm_options_default().struct_size == sizeof(Adjunct.CdmOptions)
+        @test Adjunct.ot_options_default().struct_size == sizeof(Adjunct.OtOptions)
+        @test Adjunct.implicit_options_default().struct_size == sizeof(Adjunct.ImplicitOptions)
+        @test Adjunct.cg_options_default().rtol == 1e-8
     end
 
     @testset "grid Poisson" begin
