@@ -72,10 +72,11 @@ CMAKE
 
 cat > "$prefix/lib/cmake/adjunct/adjunctConfigVersion.cmake" <<CMAKE
 # Compatible when the major version matches and the installed version is at
-# least the one requested (for 0.x, the minor version must match too).
+# least the one requested: within a SONAME the ABI only grows (README, "ABI
+# and versions"); 0.2.0 is its first release, so 0.x requests below 0.2 fail.
 set(PACKAGE_VERSION "$version")
 if(PACKAGE_FIND_VERSION_MAJOR STREQUAL "$major" AND NOT PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION
-   AND (NOT "$major" STREQUAL "0" OR PACKAGE_FIND_VERSION_MINOR STREQUAL "$(echo "$version" | cut -d. -f2)"))
+   AND NOT PACKAGE_FIND_VERSION VERSION_LESS 0.2)
   set(PACKAGE_VERSION_COMPATIBLE TRUE)
   if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)
     set(PACKAGE_VERSION_EXACT TRUE)

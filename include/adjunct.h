@@ -18,9 +18,9 @@
 #include <stdint.h>
 
 #define ADJ_VERSION_MAJOR 0
-#define ADJ_VERSION_MINOR 2
+#define ADJ_VERSION_MINOR 3
 #define ADJ_VERSION_PATCH 0
-#define ADJ_VERSION_STRING "0.2.0"
+#define ADJ_VERSION_STRING "0.3.0"
 
 // Bounds of [`Architecture::channels`], [`Architecture::levels`] and
 // [`Architecture::blocks`]: with them a network has at most
@@ -33,6 +33,13 @@
 
 // See [`Architecture::MAX_CHANNELS`].
 #define Architecture_MAX_BLOCKS 64
+
+// The largest null-space component of a right-hand side, relative to
+// ‖b‖₂, that the solvers of a singular operator accept as rounding (a
+// float32 divergence field has 1e-10-ish) and remove; a larger one means
+// that b is inconsistent (A x = b has no solution) and is an
+// `InvalidArgument` naming `b`.
+#define INCONSISTENCY_RTOL 1e-6
 
 // Status returned by every fallible function: 0 on success, a negative
 // code on failure, with details in `adj_last_error_message()`.
@@ -209,6 +216,10 @@ typedef struct adj_solve_report {
   enum adj_solve_reason reason;
   // Entries written to `adj_cg_options.residual_history`.
   size_t residual_history_length;
+  // ‖b's component in the null space of a singular grid operator‖₂
+  // (fluid regions enclosed by walls), removed before the solve; 0 for
+  // a nonsingular operator. Since 0.3.0.
+  double null_space_component;
 } adj_solve_report;
 
 // A global sum over all ranks supplied by the caller (e.g. with
@@ -416,9 +427,13 @@ enum adj_status adj_solve_report_init(struct adj_solve_report *report, size_t st
 // success and also when the iteration itself failed (`ADJ_ERR_NOT_CONVERGED`,
 // `ADJ_ERR_NOT_SPD` from pᵀAp ≤ 0 or rᵀM⁻¹r ≤ 0, `ADJ_ERR_CALLBACK`), so
 // the caller can see how far it got. A CSR matrix that is not symmetric
-// gives `ADJ_ERR_NOT_SPD`; a right-hand side inconsistent with a singular
-// grid operator (a fluid region without air) gives `ADJ_ERR_INVALID_ARGUMENT`.
-// Callbacks run on the calling thread.
+// gives `ADJ_ERR_NOT_SPD`. A singular grid operator (fluid regions
+// enclosed by walls, e.g. a closed box) is solved on its range: b's
+// component in the null space (the constant on each such region) is
+// removed, reported as `report->null_space_component`, and x has zero
+// mean on each region; a b whose component exceeds 1e-6·‖b‖₂ (more than
+// rounding) has no solution and gives `ADJ_ERR_INVALID_ARGUMENT` naming
+// `b`. Callbacks run on the calling thread.
 enum adj_status adj_cg_solve(const struct adj_operator *op,
                              const struct adj_precond *precond,
                              const double *b,
@@ -605,7 +620,9 @@ enum adj_status adj_operator_new_csr_i64(size_t n_rows,
 //   neighbour (e.g. 1/ρ on the face).
 //
 // (A p)_i = Σ_faces β/h_a² (p_i − p_nb), with p_nb = 0 for air and solid
-// faces dropped: A = −∇·(β∇), SPD when every fluid region touches air.
+// faces dropped: A = −∇·(β∇), SPD when every fluid region touches air,
+// else singular with the constants on each enclosed region as null space,
+// which every solver removes (see `adj_cg_solve`).
 enum adj_status adj_operator_new_grid_poisson(size_t nx,
                                               size_t ny,
                                               size_t nz,
@@ -818,6 +835,12 @@ const char *adj_status_string(int status);
 // failing call on this thread. It is empty before any failure. Calls that
 // succeed leave it unchanged.
 const char *adj_last_error_message(void);
+
+// `sizeof` of the public struct named `name` (e.g. "adj_cg_options") in
+// this library, or 0 for a name that is not one; NULL gives 0. A binding
+// that declares the structs itself (ctypes, Julia, Fortran) compares its
+// layouts with these at load time.
+size_t adj_sizeof(const char *name);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -1079,7 +1079,8 @@ fn option_and_report_structs_carry_their_size() {
     assert!(report.iterations > 0);
 
     // An uninitialised (zero) or too small size is rejected, naming it.
-    for bad in [0, 8, size - 8] {
+    let first_report = std::mem::offset_of!(adj_solve_report, null_space_component);
+    for (bad, bad_report) in [(0, 0), (8, 8), (size - 8, first_report - 8)] {
         let mut o = options;
         o.struct_size = bad;
         let (status, _) = solve(&o, null_mut());
@@ -1089,7 +1090,7 @@ fn option_and_report_structs_carry_their_size() {
             &["`options`", "struct_size", "adj_cg_options_init"],
         );
         let mut r = init(adj_solve_report_init);
-        r.struct_size = bad;
+        r.struct_size = bad_report;
         let (status, _) = solve(null(), &mut r);
         expect(
             status,
@@ -1097,7 +1098,30 @@ fn option_and_report_structs_carry_their_size() {
             &["`report`", "struct_size"],
         );
     }
-
+    // A caller of 0.2.0, whose report ends before `null_space_component`
+    // (appended in 0.3.0), gets the fields it has and nothing beyond them.
+    let mut old = init(adj_solve_report_init);
+    old.struct_size = first_report;
+    old.null_space_component = 42.0;
+    let (status, _) = solve(null(), &mut old);
+    assert_eq!(status, ADJ_OK, "{}", last_error());
+    assert!(old.iterations > 0);
+    assert_eq!(
+        old.null_space_component, 42.0,
+        "a field the caller does not have was written"
+    );
+    let mut old_init = init(adj_solve_report_init);
+    old_init.null_space_component = 42.0;
+    // SAFETY: the struct has room for the size passed.
+    assert_eq!(
+        unsafe { adj_solve_report_init(&mut old_init, first_report) },
+        ADJ_OK
+    );
+    assert_eq!(old_init.struct_size, first_report);
+    assert_eq!(
+        old_init.null_space_component, 42.0,
+        "init wrote past the caller's size"
+    );
     // A newer caller's larger struct: accepted when the fields this
     // library does not know are zero, rejected when one is set.
     #[repr(C)]
@@ -1180,6 +1204,25 @@ fn option_and_report_structs_carry_their_size() {
         std::mem::size_of::<adj_ot_result>()
     );
     let _ = init_uninit(adj_solve_report_init);
+    // The layouts, for bindings that declare the structs themselves.
+    let sizeof = |name: &str| {
+        let name = CString::new(name).unwrap();
+        // SAFETY: a NUL-terminated string.
+        unsafe { adj_sizeof(name.as_ptr()) }
+    };
+    assert_eq!(sizeof("adj_cg_options"), size);
+    assert_eq!(
+        sizeof("adj_solve_report"),
+        std::mem::size_of::<adj_solve_report>()
+    );
+    assert_eq!(
+        sizeof("adj_ot_result"),
+        std::mem::size_of::<adj_ot_result>()
+    );
+    assert_eq!(sizeof("adj_operator"), 0, "opaque handles have no layout");
+    assert_eq!(sizeof("no such struct"), 0);
+    // SAFETY: NULL is accepted.
+    assert_eq!(unsafe { adj_sizeof(null()) }, 0);
     // SAFETY: a live handle.
     unsafe { adj_operator_free(op) };
 }

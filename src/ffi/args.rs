@@ -13,7 +13,12 @@ pub(crate) unsafe fn slice<'a, T>(
     argument: &'static str,
 ) -> Result<&'a [T]> {
     if ptr.is_null() {
-        return Err(Error::NullArgument { argument });
+        // An empty array may be NULL (a grid without fluid cells).
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(Error::NullArgument { argument })
+        };
     }
     check_extent::<T>(len, argument)?;
     // SAFETY: non-NULL, within isize::MAX bytes, and the caller guarantees
@@ -48,7 +53,11 @@ pub(crate) unsafe fn slice_mut<'a, T>(
     argument: &'static str,
 ) -> Result<&'a mut [T]> {
     if ptr.is_null() {
-        return Err(Error::NullArgument { argument });
+        return if len == 0 {
+            Ok(&mut [])
+        } else {
+            Err(Error::NullArgument { argument })
+        };
     }
     check_extent::<T>(len, argument)?;
     // SAFETY: non-NULL, within isize::MAX bytes, and the caller guarantees

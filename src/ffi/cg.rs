@@ -99,6 +99,10 @@ pub struct adj_solve_report {
     pub reason: adj_solve_reason,
     /// Entries written to `adj_cg_options.residual_history`.
     pub residual_history_length: usize,
+    /// ‖b's component in the null space of a singular grid operator‖₂
+    /// (fluid regions enclosed by walls), removed before the solve; 0 for
+    /// a nonsingular operator. Since 0.3.0.
+    pub null_space_component: f64,
 }
 
 versioned!(adj_cg_options, {
@@ -116,6 +120,7 @@ versioned!(adj_cg_options, {
 
 versioned!(
     adj_solve_report,
+    first_size = std::mem::offset_of!(adj_solve_report, null_space_component),
     adj_solve_report {
         struct_size: std::mem::size_of::<adj_solve_report>(),
         iterations: 0,
@@ -125,6 +130,7 @@ versioned!(
         initial_residual_norm: f64::NAN,
         reason: adj_solve_reason::ADJ_DIVERGED_MAX_ITERATIONS,
         residual_history_length: 0,
+        null_space_component: 0.0,
     }
 );
 
@@ -162,9 +168,13 @@ pub unsafe extern "C" fn adj_solve_report_init(
 /// success and also when the iteration itself failed (`ADJ_ERR_NOT_CONVERGED`,
 /// `ADJ_ERR_NOT_SPD` from pᵀAp ≤ 0 or rᵀM⁻¹r ≤ 0, `ADJ_ERR_CALLBACK`), so
 /// the caller can see how far it got. A CSR matrix that is not symmetric
-/// gives `ADJ_ERR_NOT_SPD`; a right-hand side inconsistent with a singular
-/// grid operator (a fluid region without air) gives `ADJ_ERR_INVALID_ARGUMENT`.
-/// Callbacks run on the calling thread.
+/// gives `ADJ_ERR_NOT_SPD`. A singular grid operator (fluid regions
+/// enclosed by walls, e.g. a closed box) is solved on its range: b's
+/// component in the null space (the constant on each such region) is
+/// removed, reported as `report->null_space_component`, and x has zero
+/// mean on each region; a b whose component exceeds 1e-6·‖b‖₂ (more than
+/// rounding) has no solution and gives `ADJ_ERR_INVALID_ARGUMENT` naming
+/// `b`. Callbacks run on the calling thread.
 #[no_mangle]
 pub unsafe extern "C" fn adj_cg_solve(
     op: *const adj_operator,
@@ -372,5 +382,6 @@ fn c_report(r: &SolveReport, history_length: usize) -> adj_solve_report {
         initial_residual_norm: r.initial_residual_norm,
         reason: r.reason.into(),
         residual_history_length: history_length,
+        null_space_component: r.null_space_component,
     }
 }

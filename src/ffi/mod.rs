@@ -40,3 +40,4 @@ pub use operator::*;
 pub use ot::*;
 pub use precond::*;
 pub use status::*;
+pub use versioned::adj_sizeof;

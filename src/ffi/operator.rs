@@ -206,7 +206,9 @@ pub unsafe extern "C" fn adj_operator_new_csr_i64(
 ///   neighbour (e.g. 1/ρ on the face).
 ///
 /// (A p)_i = Σ_faces β/h_a² (p_i − p_nb), with p_nb = 0 for air and solid
-/// faces dropped: A = −∇·(β∇), SPD when every fluid region touches air.
+/// faces dropped: A = −∇·(β∇), SPD when every fluid region touches air,
+/// else singular with the constants on each enclosed region as null space,
+/// which every solver removes (see `adj_cg_solve`).
 #[no_mangle]
 pub unsafe extern "C" fn adj_operator_new_grid_poisson(
     nx: usize,

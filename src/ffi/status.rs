@@ -195,6 +195,52 @@ mod tests {
         assert_eq!(unknown.to_str().unwrap(), "unknown status");
     }
 
+    /// The child half of [`panics_inside_the_boundary_print_nothing`].
+    #[test]
+    #[ignore = "run in a child process by panics_inside_the_boundary_print_nothing"]
+    fn panicking_child() {
+        assert_eq!(
+            boundary(|| panic!("boom on the calling thread")),
+            adj_status::ADJ_ERR_PANIC
+        );
+        // A panic on the library's pool threads, re-raised on this one.
+        crate::parallel::set_num_threads(2).unwrap();
+        let status = boundary(|| {
+            crate::parallel::sum_blocks(64, 1 << 20, |b| {
+                if b == 63 {
+                    panic!("boom on a pool thread")
+                }
+                1.0
+            });
+            Ok(())
+        });
+        assert_eq!(status, adj_status::ADJ_ERR_PANIC);
+        println!("CHILD DONE");
+    }
+
+    #[test]
+    fn panics_inside_the_boundary_print_nothing() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "ffi::status::tests::panicking_child",
+                "--nocapture",
+            ])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stdout.contains("CHILD DONE"),
+            "{stdout}{stderr}"
+        );
+        assert!(!stderr.contains("boom"), "the panic hook printed: {stderr}");
+        assert!(!stdout.contains("panicked"), "{stdout}");
+    }
+
     #[test]
     fn a_panic_becomes_a_status_and_message() {
         let status = boundary(|| panic!("boom in a kernel"));

@@ -184,16 +184,47 @@ pub(crate) unsafe fn init<T: Versioned>(
     Ok(())
 }
 
-/// Implements [`Versioned`] for a struct whose first published layout is
-/// this one (cbindgen reads the `_init` functions, which are written out
-/// beside each struct: it does not expand macros).
+/// `sizeof` of the public struct named `name` (e.g. "adj_cg_options") in
+/// this library, or 0 for a name that is not one; NULL gives 0. A binding
+/// that declares the structs itself (ctypes, Julia, Fortran) compares its
+/// layouts with these at load time.
+#[no_mangle]
+pub unsafe extern "C" fn adj_sizeof(name: *const std::ffi::c_char) -> usize {
+    use super::*;
+    use std::mem::size_of;
+    if name.is_null() {
+        return 0;
+    }
+    // SAFETY: a NUL-terminated string by contract.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) };
+    super::status::boundary_or(0, || match name.to_bytes() {
+        b"adj_cg_options" => size_of::<adj_cg_options>(),
+        b"adj_solve_report" => size_of::<adj_solve_report>(),
+        b"adj_implicit_options" => size_of::<adj_implicit_options>(),
+        b"adj_root_problem" => size_of::<adj_root_problem>(),
+        b"adj_cdm_options" => size_of::<adj_cdm_options>(),
+        b"adj_cdm_report" => size_of::<adj_cdm_report>(),
+        b"adj_ot_options" => size_of::<adj_ot_options>(),
+        b"adj_ot_result" => size_of::<adj_ot_result>(),
+        _ => 0,
+    })
+}
+
+/// Implements [`Versioned`] for a struct (cbindgen reads the `_init`
+/// functions, which are written out beside each struct: it does not expand
+/// macros).
+/// `first_size = ...` gives the size of its first layout when fields have
+/// been appended since (the offset of the first appended field).
 macro_rules! versioned {
     ($ty:ident, $defaults:expr) => {
+        versioned!($ty, first_size = std::mem::size_of::<$ty>(), $defaults);
+    };
+    ($ty:ident, first_size = $first:expr, $defaults:expr) => {
         // SAFETY: $ty is #[repr(C)], starts with `struct_size: usize`, and
         // its other fields are numbers, pointers or optional callbacks.
         unsafe impl $crate::ffi::versioned::Versioned for $ty {
             const NAME: &'static str = stringify!($ty);
-            const FIRST_SIZE: usize = std::mem::size_of::<$ty>();
+            const FIRST_SIZE: usize = $first;
             fn defaults() -> Self {
                 $defaults
             }

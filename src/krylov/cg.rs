@@ -1,6 +1,6 @@
 //! Preconditioned conjugate gradient.
 
-use super::options::{conclude, true_residual, KrylovOptions};
+use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions};
 use super::precond::Preconditioner;
 use super::report::{SolveReason, SolveReport};
 use super::vector;
@@ -34,7 +34,11 @@ where
 {
     let n = op.dim();
     let setup = options.setup(n, precond.dim(), b, x)?;
-    op.check_cg_solvable(b, setup.threshold)?;
+    op.check_cg_solvable(b)?;
+    // A singular operator: solve for the consistent part of b, keep every
+    // preconditioned residual and x free of the null space.
+    let (b, null_space_component) = consistent_rhs(op, b);
+    let b = &*b;
     let converged = setup.converged;
     let (b_norm, threshold) = (setup.b_norm, setup.threshold);
 
@@ -53,10 +57,14 @@ where
         },
         p: vec![0.0; n],
         q: vec![0.0; n],
-        report: options.new_report(converged),
+        report: SolveReport {
+            null_space_component,
+            ..options.new_report(converged)
+        },
         record_history: options.record_history,
     };
     let outcome = if options.nonzero_initial_guess {
+        op.remove_null_space(x);
         run.true_residual(x)
     } else {
         x.fill(0.0);
@@ -103,6 +111,12 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
     fn precondition(&mut self, r_norm: f64) -> Result<Result<f64, SolveReason>> {
         let rz = if self.precond.is_identity() {
             r_norm * r_norm
+        } else if self.op.has_null_space() {
+            // M⁻¹ of a singular A (e.g. a V-cycle whose coarsest factor is
+            // shifted) can amplify the null space: remove it from z.
+            self.precond.apply_dot(&self.r, &mut self.z)?;
+            self.op.remove_null_space(&mut self.z);
+            vector::dot(&self.r, &self.z)
         } else {
             self.precond.apply_dot(&self.r, &mut self.z)?
         };
@@ -178,7 +192,8 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         }
     }
 
-    fn finish(self, x: &[f64], outcome: Outcome) -> Result<SolveReport> {
+    fn finish(self, x: &mut [f64], outcome: Outcome) -> Result<SolveReport> {
+        self.op.remove_null_space(x);
         let Run {
             op,
             b,

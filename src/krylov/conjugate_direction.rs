@@ -17,7 +17,7 @@
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
-use super::single_reduction::{check_solvable_locally, start_local, AllreduceSum, Reducer};
+use super::single_reduction::{start_local, AllreduceSum, Reducer};
 use super::vector;
 use crate::error::Result;
 use crate::operator::LinearOperator;
@@ -168,7 +168,7 @@ where
         seconds: 0.0,
         fallbacks: 0,
     };
-    let (converged, mut report) = start_local(
+    let (converged, mut report, consistent) = start_local(
         op,
         krylov,
         generator.dim(),
@@ -177,7 +177,7 @@ where
         &mut run.r,
         &mut run.reducer,
     );
-    check_solvable_locally(op, b, krylov, &mut run.reducer);
+    let b = &*consistent;
     let mut sums = [vector::dot(b, b), vector::dot(&run.r, &run.r)];
     let started = run.reducer.reduce(&mut sums);
     let b_norm = sums[0].sqrt();
@@ -187,6 +187,7 @@ where
         report.true_residual_norm = report.initial_residual_norm;
         run.iterate(x, b, threshold, converged, sums[1].sqrt(), &mut report)
     });
+    op.remove_null_space(x);
     let solve = conclude("conjugate direction", report, b_norm, outcome, || {
         run.true_residual(x, b)
     })?;
@@ -285,7 +286,12 @@ impl<A: LinearOperator + ?Sized, D: DirectionGenerator + ?Sized> Run<'_, A, D> {
                 .for_each(|(s, ri)| *s = ri * inv);
             let start = Instant::now();
             let generator = self.generator;
-            self.reducer.local(|| generator.direction(&scaled, &mut p));
+            let op = self.op;
+            self.reducer.local(|| {
+                generator.direction(&scaled, &mut p)?;
+                op.remove_null_space(&mut p);
+                Ok(())
+            });
             self.seconds += start.elapsed().as_secs_f64();
             let mut rr = [vector::dot(&self.r, &self.r)];
             self.orthogonalize(&mut p, &mut ap, &mut rr)?;

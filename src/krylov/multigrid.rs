@@ -369,11 +369,14 @@ impl Multigrid {
             .into_iter()
             .zip(transfers)
             .map(|(op, (prolong, restrict))| Level {
+                // An isolated fluid cell (every face a wall) has a zero row:
+                // it is its own enclosed region, whose null space the
+                // solvers remove, so the smoother leaves it at 0.
                 inv_diag: op
                     .diagonal()
-                    .expect("grid operators have a diagonal")
+                    .unwrap_or_default()
                     .iter()
-                    .map(|d| 1.0 / d)
+                    .map(|&d| if d > 0.0 { 1.0 / d } else { 0.0 })
                     .collect(),
                 op,
                 prolong,

@@ -95,6 +95,7 @@ impl KrylovOptions {
             relative_residual: f64::NAN,
             initial_residual_norm: 0.0,
             reason: converged,
+            null_space_component: 0.0,
             residual_history: if self.record_history {
                 Vec::with_capacity(self.max_iterations.min(1 << 16))
             } else {
@@ -102,6 +103,21 @@ impl KrylovOptions {
             },
         }
     }
+}
+
+/// b with its component in the operator's null space removed (b itself
+/// when the operator has none; see [`LinearOperator::remove_null_space`]),
+/// and the norm of what was removed.
+pub(crate) fn consistent_rhs<'b, A: LinearOperator + ?Sized>(
+    op: &A,
+    b: &'b [f64],
+) -> (std::borrow::Cow<'b, [f64]>, f64) {
+    if !op.has_null_space() {
+        return (std::borrow::Cow::Borrowed(b), 0.0);
+    }
+    let mut v = b.to_vec();
+    let removed = op.remove_null_space(&mut v);
+    (std::borrow::Cow::Owned(v), removed)
 }
 
 /// r ← b − A x; returns ‖r‖₂.

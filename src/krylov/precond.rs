@@ -82,14 +82,9 @@ impl Jacobi {
         Self::from_diagonal(&diag)
     }
 
-    /// Builds M = diag(d); every entry must be finite and > 0.
+    /// Builds M = diag(d); every entry must be finite and > 0 (no entries:
+    /// the preconditioner of an operator without unknowns).
     pub fn from_diagonal(diag: &[f64]) -> Result<Self> {
-        if diag.is_empty() {
-            return Err(Error::invalid(
-                "diagonal",
-                "the dimension must be at least 1",
-            ));
-        }
         // One rule per cause: a value that is not a number (or whose
         // inverse is not) is an invalid argument, a finite one ≤ 0 makes M
         // indefinite.

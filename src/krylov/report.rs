@@ -66,6 +66,11 @@ pub struct SolveReport {
     pub initial_residual_norm: f64,
     /// Why the solve stopped.
     pub reason: SolveReason,
+    /// ‖b's component in the operator's null space‖₂, removed before the
+    /// solve (a singular grid: fluid regions enclosed by walls; 0 for a
+    /// nonsingular operator). The solution returned is the one with no
+    /// null-space component (zero mean on every such region).
+    pub null_space_component: f64,
     /// ‖r‖₂ after each iteration (one entry per iteration) when
     /// requested in the options, else empty.
     pub residual_history: Vec<f64>,

@@ -12,12 +12,13 @@
 //! with a callback error naming another rank. A callback that communicates
 //! must finish its communication before it reports an error.
 
-use super::options::{conclude, true_residual, KrylovOptions};
+use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
 use super::report::{SolveReason, SolveReport};
 use super::vector;
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
+use std::borrow::Cow;
 
 /// Sums `buf` elementwise over all ranks, in place (MPI_Allreduce with
 /// MPI_SUM); the identity in a serial solve.
@@ -57,7 +58,7 @@ where
         u: vec![0.0; n],
         w: vec![0.0; n],
     };
-    let (converged, mut report) = start_local(
+    let (converged, mut report, consistent) = start_local(
         op,
         options,
         precond.dim(),
@@ -66,7 +67,7 @@ where
         &mut run.r,
         &mut run.reducer,
     );
-    check_solvable_locally(op, b, options, &mut run.reducer);
+    let b = &*consistent;
     let mut buf = [0.0; 4];
     run.directions(&mut buf);
     buf[BB] = if run.reducer.failed() {
@@ -81,6 +82,7 @@ where
         report.initial_residual_norm = buf[RR].sqrt();
         run.iterate(x, b, options, threshold, converged, buf, &mut report)
     });
+    op.remove_null_space(x);
     // Every rank reaches the same reason, so the recomputation of the true
     // residual after a non-converged solve is collective too.
     conclude("CG (single reduction)", report, b_norm, outcome, || {
@@ -88,52 +90,41 @@ where
     })
 }
 
-/// The local start of a distributed solve: checks this rank's inputs (a
-/// failure is recorded in `reducer` and shared at the first reduction) and
-/// sets r = b − A x₀, or x = 0 and r = b. Returns the reason reported on
-/// convergence and an empty report.
-pub(crate) fn start_local<A: LinearOperator + ?Sized>(
+/// The local start of a distributed solve: checks this rank's inputs, and
+/// that b is consistent with this rank's operator when it is singular (a
+/// failure is recorded in `reducer` and shared at the first reduction, so
+/// every rank stops there), removes b's null-space component (returned
+/// with its norm in the report) and x₀'s, and sets r = b − A x₀, or x = 0
+/// and r = b. Returns the reason reported on convergence, an empty report
+/// and the b to solve for.
+pub(crate) fn start_local<'b, A: LinearOperator + ?Sized>(
     op: &A,
     options: &KrylovOptions,
     direction_dim: usize,
-    b: &[f64],
+    b: &'b [f64],
     x: &mut [f64],
     r: &mut [f64],
     reducer: &mut Reducer<'_>,
-) -> (SolveReason, SolveReport) {
+) -> (SolveReason, SolveReport, Cow<'b, [f64]>) {
     let setup = options.setup(op.dim(), direction_dim, b, x);
     let converged = setup
         .as_ref()
         .map_or(SolveReason::ConvergedRtol, |s| s.converged);
-    match setup {
-        Err(e) => reducer.fail(e),
-        Ok(_) if options.nonzero_initial_guess => {
-            reducer.local(|| true_residual(op, b, x, r).map(|_| ()));
-        }
-        Ok(_) => {
-            x.fill(0.0);
-            vector::copy(b, r);
-        }
+    let mut report = options.new_report(converged);
+    let Ok(_) = setup.map_err(|e| reducer.fail(e)) else {
+        return (converged, report, Cow::Borrowed(b));
+    };
+    reducer.local(|| op.check_cg_solvable(b));
+    let (b, removed) = consistent_rhs(op, b);
+    report.null_space_component = removed;
+    if options.nonzero_initial_guess {
+        op.remove_null_space(x);
+        reducer.local(|| true_residual(op, &b, x, r).map(|_| ()));
+    } else {
+        x.fill(0.0);
+        vector::copy(&b, r);
     }
-    (converged, options.new_report(converged))
-}
-
-/// Checks, before the first reduction, that b is consistent with this
-/// rank's operator (a singular grid: see
-/// [`LinearOperator::check_cg_solvable`]) at the local threshold
-/// max(rtol·‖b_local‖₂, atol), which is the serial one. A failure is the
-/// same error as in a serial solve on this rank and stops every rank at
-/// that first reduction.
-pub(crate) fn check_solvable_locally<A: LinearOperator + ?Sized>(
-    op: &A,
-    b: &[f64],
-    options: &KrylovOptions,
-    reducer: &mut Reducer<'_>,
-) {
-    reducer.local(|| {
-        let threshold = (options.rtol * vector::norm2(b)).max(options.atol);
-        op.check_cg_solvable(b, threshold)
-    });
+    (converged, report, b)
 }
 
 /// Global sums with a failure flag appended, so that a local error stops
@@ -215,6 +206,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         let (r, u, w) = (&self.r, &mut self.u, &mut self.w);
         self.reducer.local(|| {
             apply_inverse(precond, r, u)?;
+            op.remove_null_space(u);
             op.apply(u, w)
         });
         *buf = [0.0; 4];

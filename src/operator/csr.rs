@@ -328,7 +328,7 @@ impl LinearOperator for CsrMatrix {
         Some((0..self.dim()).map(|i| self.entry(i, i)).collect())
     }
 
-    fn check_cg_solvable(&self, _b: &[f64], _threshold: f64) -> Result<()> {
+    fn check_cg_solvable(&self, _b: &[f64]) -> Result<()> {
         self.check_symmetric()
     }
 }

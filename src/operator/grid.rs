@@ -96,6 +96,29 @@ struct FloatingRegions {
     first: Vec<usize>,
 }
 
+impl FloatingRegions {
+    /// Σ of v over each region.
+    fn sums(&self, v: &[f64]) -> Vec<f64> {
+        let mut sums = vec![0.0; self.size.len()];
+        for (&r, &vu) in self.region.iter().zip(v) {
+            if r != u32::MAX {
+                sums[r as usize] += vu;
+            }
+        }
+        sums
+    }
+
+    /// ‖Σ_k (s_k/|k|) 1_k‖₂ for the region sums s_k: the norm of the
+    /// null-space component.
+    fn component_norm(&self, sums: &[f64]) -> f64 {
+        sums.iter()
+            .zip(&self.size)
+            .map(|(s, &m)| s * s / m as f64)
+            .sum::<f64>()
+            .sqrt()
+    }
+}
+
 /// The grid Poisson operator; see the module documentation for the stencil.
 #[derive(Debug, Clone)]
 pub struct GridPoisson {
@@ -271,12 +294,8 @@ impl GridPoisson {
                 Cell::Air => AIR,
             });
         }
-        if cell_of_unknown.is_empty() {
-            return Err(Error::invalid(
-                "cells",
-                "no fluid cell: the system has no unknowns",
-            ));
-        }
+        // No fluid cell (a drained or not yet filled scene) is valid: the
+        // system has no unknowns and every solve is the empty one.
 
         let num_rows = dims[1] * dims[2];
         let mut row_start = alloc::with_capacity(num_rows + 1, "row starts")?;
@@ -753,22 +772,14 @@ impl LinearOperator for GridPoisson {
         )
     }
 
-    fn check_cg_solvable(&self, b: &[f64], threshold: f64) -> Result<()> {
+    fn check_cg_solvable(&self, b: &[f64]) -> Result<()> {
         let Some(floating) = &self.floating else {
             return Ok(());
         };
-        let mut sums = vec![0.0; floating.size.len()];
-        for (&r, &bu) in floating.region.iter().zip(b) {
-            if r != u32::MAX {
-                sums[r as usize] += bu;
-            }
-        }
-        let norm2: f64 = sums
-            .iter()
-            .zip(&floating.size)
-            .map(|(s, &m)| s * s / m as f64)
-            .sum();
-        if norm2.sqrt() <= threshold {
+        let sums = floating.sums(b);
+        let norm = floating.component_norm(&sums);
+        let threshold = super::INCONSISTENCY_RTOL * crate::krylov::vector::norm2(b);
+        if norm <= threshold {
             return Ok(());
         }
         let worst = (0..sums.len())
@@ -783,11 +794,34 @@ impl LinearOperator for GridPoisson {
             format!(
                 "the right-hand side is inconsistent: the fluid region of {} cells containing cell {ijk:?} touches no air cell, \
                  so A is singular there and the sum of b over it must be 0, but it is {:.6e}; the null-space component of b \
-                 has norm {:.3e} > the stopping threshold {threshold:.3e} (remove the mean of b over the region, or add an air cell)",
+                 has norm {norm:.3e} > {:e}·‖b‖ = {threshold:.3e}, more than rounding (the solvers remove a smaller one; \
+                 remove the mean of b over the region, or add an air cell)",
                 floating.size[worst],
                 sums[worst],
-                norm2.sqrt()
+                super::INCONSISTENCY_RTOL,
             ),
         ))
+    }
+
+    fn has_null_space(&self) -> bool {
+        self.floating.is_some()
+    }
+
+    fn remove_null_space(&self, v: &mut [f64]) -> f64 {
+        let Some(floating) = &self.floating else {
+            return 0.0;
+        };
+        let sums = floating.sums(v);
+        let means: Vec<f64> = sums
+            .iter()
+            .zip(&floating.size)
+            .map(|(s, &m)| s / m as f64)
+            .collect();
+        for (vu, &r) in v.iter_mut().zip(&floating.region) {
+            if r != u32::MAX {
+                *vu -= means[r as usize];
+            }
+        }
+        floating.component_norm(&sums)
     }
 }

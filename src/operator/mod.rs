@@ -35,15 +35,38 @@ pub trait LinearOperator {
         None
     }
 
-    /// Checks what the operator knows about whether CG can solve A x = b to
-    /// ‖b − A x‖ ≤ `threshold`: a CSR matrix checks that it is symmetric, a
-    /// grid operator with a floating all-Neumann region checks that b is
-    /// consistent (its component in the null space is below `threshold`).
-    fn check_cg_solvable(&self, b: &[f64], threshold: f64) -> Result<()> {
-        let _ = (b, threshold);
+    /// Checks what the operator knows about whether CG can solve A x = b:
+    /// a CSR matrix checks that it is symmetric, a singular grid operator
+    /// that b is consistent up to rounding (its null-space component at
+    /// most [`INCONSISTENCY_RTOL`]·‖b‖₂; the solvers then remove that
+    /// component, see [`LinearOperator::remove_null_space`]).
+    fn check_cg_solvable(&self, b: &[f64]) -> Result<()> {
+        let _ = b;
         Ok(())
     }
+
+    /// `true` when the operator is singular with a null space it knows
+    /// (a grid with fluid regions enclosed by walls).
+    fn has_null_space(&self) -> bool {
+        false
+    }
+
+    /// Removes from `v` its component in the known null space, as PETSc's
+    /// `MatNullSpaceRemove`: for a grid, the constant on each fluid region k
+    /// enclosed by walls, v ← v − Σ_k (1_kᵀv / |k|) 1_k. Returns the norm
+    /// of the removed component (0, v unchanged, without a null space).
+    fn remove_null_space(&self, v: &mut [f64]) -> f64 {
+        let _ = v;
+        0.0
+    }
 }
+
+/// The largest null-space component of a right-hand side, relative to
+/// ‖b‖₂, that the solvers of a singular operator accept as rounding (a
+/// float32 divergence field has 1e-10-ish) and remove; a larger one means
+/// that b is inconsistent (A x = b has no solution) and is an
+/// `InvalidArgument` naming `b`.
+pub const INCONSISTENCY_RTOL: f64 = 1e-6;
 
 impl<T: LinearOperator + ?Sized> LinearOperator for &T {
     fn dim(&self) -> usize {
@@ -58,7 +81,13 @@ impl<T: LinearOperator + ?Sized> LinearOperator for &T {
     fn diagonal(&self) -> Option<Vec<f64>> {
         (**self).diagonal()
     }
-    fn check_cg_solvable(&self, b: &[f64], threshold: f64) -> Result<()> {
-        (**self).check_cg_solvable(b, threshold)
+    fn check_cg_solvable(&self, b: &[f64]) -> Result<()> {
+        (**self).check_cg_solvable(b)
+    }
+    fn has_null_space(&self) -> bool {
+        (**self).has_null_space()
+    }
+    fn remove_null_space(&self, v: &mut [f64]) -> f64 {
+        (**self).remove_null_space(v)
     }
 }

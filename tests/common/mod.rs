@@ -276,3 +276,8 @@ pub fn init_uninit<T>(
 ) -> std::mem::MaybeUninit<T> {
     std::mem::MaybeUninit::new(init(f))
 }
+
+/// ‖x‖₂.
+pub fn norm(x: &[f64]) -> f64 {
+    x.iter().map(|v| v * v).sum::<f64>().sqrt()
+}

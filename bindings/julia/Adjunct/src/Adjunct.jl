@@ -65,6 +65,24 @@ const ADJ_ERR_OUT_OF_MEMORY = Cint(-10)
 status_string(status::Integer) =
     unsafe_string(ccall((:adj_status_string, libadjunct()), Cstring, (Cint,), status))
 
+"""
+    check_layouts()
+
+Compares the size of every Julia mirror of a C struct with the loaded
+library's (`adj_sizeof`); throws an `ErrorException` naming the first that
+differs (a library of another ABI, or a mirror out of date).
+"""
+function check_layouts()
+    for (T, name) in ((CgOptions, "adj_cg_options"), (SolveReport, "adj_solve_report"),
+                      (ImplicitOptions, "adj_implicit_options"), (CRootProblem, "adj_root_problem"),
+                      (CdmOptions, "adj_cdm_options"), (CdmReport, "adj_cdm_report"),
+                      (OtOptions, "adj_ot_options"), (OtResult, "adj_ot_result"))
+        size = ccall((:adj_sizeof, libadjunct()), Csize_t, (Cstring,), name)
+        size == sizeof(T) || error("$name has $size bytes in the library but $(sizeof(T)) in Adjunct.$T")
+    end
+    return nothing
+end
+
 """A failed library call: the `adj_status` code and the library's message."""
 struct AdjunctError <: Exception
     status::Cint
@@ -83,7 +101,7 @@ function _check(status::Cint)
     return nothing
 end
 
-"""The loaded library's version, e.g. `v"0.2.0"`."""
+"""The loaded library's version, e.g. `v"0.3.0"`."""
 version() = VersionNumber(unsafe_string(ccall((:adj_version, libadjunct()), Cstring, ())))
 
 """Sets the number of worker threads of the library's kernels (0 = one per core)."""
@@ -382,6 +400,7 @@ struct SolveReport
     initial_residual_norm::Cdouble
     reason::Cint
     residual_history_length::Csize_t
+    null_space_component::Cdouble
 end
 
 """The library's default `CgOptions` (its `adj_cg_options_init`)."""
@@ -426,6 +445,7 @@ function _report(r::SolveReport, history::Vector{Float64}=Float64[])
     return (iterations=Int(r.iterations), residual_norm=r.residual_norm,
             true_residual_norm=r.true_residual_norm, relative_residual=r.relative_residual,
             initial_residual_norm=r.initial_residual_norm, reason=Int(r.reason),
+            null_space_component=r.null_space_component,
             history=history[1:Int(r.residual_history_length)])
 end
 
