@@ -159,6 +159,14 @@ typedef enum adj_ot_method {
   ADJ_OT_SINKHORN_NEWTON_SPARSE = 1,
 } adj_ot_method;
 
+// The norm of a stopping test (`adj_cg_options.norm`, stored as `uint32_t`).
+typedef enum adj_norm {
+  // ‖r‖₂.
+  ADJ_NORM_2 = 0,
+  // ‖r‖∞ = max|rᵢ|.
+  ADJ_NORM_MAX = 1,
+} adj_norm;
+
 // A trained direction network (opaque), loaded from a safetensors file:
 // either the DCDM form (D(r) = N(r), a ReLU network) or the symmetric form
 // (D(r) = Lᵀ L r with L a linear network: a learned SPD preconditioner,
@@ -190,11 +198,16 @@ typedef struct adj_cg_options {
   size_t max_iterations;
   // Nonzero: start from the x passed in; 0 (default): start from x = 0.
   int32_t nonzero_initial_guess;
-  // Optional caller-owned buffer (NULL = none) receiving ‖r‖₂ after each
+  // Optional caller-owned buffer (NULL = none) receiving ‖r‖ after each
   // iteration, up to `residual_history_capacity` entries.
   double *residual_history;
   // Capacity of `residual_history` in doubles.
   size_t residual_history_capacity;
+  // The norm of the stopping test and of the report's norms: an
+  // `adj_norm` value. `ADJ_NORM_2` (default), or `ADJ_NORM_MAX` to stop
+  // on max|rᵢ| ≤ max(rtol·max|bᵢ|, atol) as fluid simulators do
+  // (`adj_cg_solve` only; other solvers reject it). Since 0.3.0.
+  uint32_t norm;
 } adj_cg_options;
 
 // The outcome of a solve. Initialise with
@@ -204,13 +217,15 @@ typedef struct adj_solve_report {
   size_t struct_size;
   // Iterations performed.
   size_t iterations;
-  // ‖r‖₂ of the recursively updated residual at the end.
+  // ‖r‖ of the recursively updated residual at the end. Every norm of
+  // the report is that of the stopping test (`adj_cg_options.norm`; the
+  // 2-norm by default).
   double residual_norm;
-  // ‖b − A x‖₂ recomputed from the final x (NaN after a callback failure).
+  // ‖b − A x‖ recomputed from the final x (NaN after a callback failure).
   double true_residual_norm;
-  // true_residual_norm / ‖b‖₂ (0 when b = 0).
+  // true_residual_norm / ‖b‖ (0 when b = 0).
   double relative_residual;
-  // ‖b − A x₀‖₂.
+  // ‖b − A x₀‖.
   double initial_residual_norm;
   // Why the solve stopped.
   enum adj_solve_reason reason;
@@ -350,6 +365,41 @@ typedef int (*adj_apply_fn)(void *ctx, const double *x, double *y, size_t n);
 // on its GPU. Returns 0 on success (nonzero aborts with `ADJ_ERR_CALLBACK`).
 // Invoked only on the calling thread.
 typedef adj_apply_fn adj_direction_fn;
+
+// Options of `adj_operator_new_grid`. Initialise with
+// `adj_grid_options_init(&options, sizeof options)`.
+typedef struct adj_grid_options {
+  // `sizeof(adj_grid_options)` as the caller's header declares it.
+  size_t struct_size;
+  // NULL (all 1, the default) or `ndim` grid spacings h, in the units of
+  // length of the simulation.
+  const double *spacing;
+  // NULL (all 1, the default) or `ndim·nx·ny·nz` face coefficients
+  // β ≥ 0, as for `adj_operator_new_grid_poisson`.
+  const double *face_coefficients;
+  // A scalar factor s > 0 on the whole operator, A = s·(−∇·β∇): e.g.
+  // s = dt/ρ, so that b is the divergence field itself and `atol` is in
+  // its units. Default 1.
+  double scale;
+  // NULL (default) or a level set φ of the liquid per cell (< 0 in the
+  // liquid, ≥ 0 in the air, any unit of length): ghost-fluid free
+  // surfaces. A face between a fluid cell i and an air cell a then
+  // carries the Dirichlet condition p = 0 at the fraction
+  // θ = φ_i/(φ_i − φ_a) of the way from i to a, i.e. the weight
+  // β/(θ h²) instead of β/h² (θ = 1 where φ does not change sign).
+  // Nothing else is stored per face.
+  const double *air_level_set;
+  // The smallest θ (in (0, 1]), against a singular weight when the
+  // surface passes through a cell centre. Default 0.01.
+  double min_air_fraction;
+  // The code of a fluid cell in `cells`. Default `ADJ_CELL_FLUID` (0).
+  uint8_t fluid_code;
+  // The code of a solid cell. Default `ADJ_CELL_SOLID` (1).
+  uint8_t solid_code;
+  // The code of an air cell. Default `ADJ_CELL_AIR` (2). The three codes
+  // must differ; a cell with another value is an error naming `cells`.
+  uint8_t air_code;
+} adj_grid_options;
 
 // Options of `adj_ot_solve`. Initialise with
 // `adj_ot_options_init(&options, sizeof options)`.
@@ -622,7 +672,9 @@ enum adj_status adj_operator_new_csr_i64(size_t n_rows,
 // (A p)_i = Σ_faces β/h_a² (p_i − p_nb), with p_nb = 0 for air and solid
 // faces dropped: A = −∇·(β∇), SPD when every fluid region touches air,
 // else singular with the constants on each enclosed region as null space,
-// which every solver removes (see `adj_cg_solve`).
+// which every solver removes (see `adj_cg_solve`). No fluid cell at all is
+// valid (no unknowns). `adj_operator_new_grid` also takes the caller's
+// own cell codes, a scalar factor and ghost-fluid free surfaces.
 enum adj_status adj_operator_new_grid_poisson(size_t nx,
                                               size_t ny,
                                               size_t nz,
@@ -630,6 +682,21 @@ enum adj_status adj_operator_new_grid_poisson(size_t nx,
                                               const double *spacing,
                                               const double *face_coefficients,
                                               struct adj_operator **out);
+
+// Initialises `*options` (`struct_size` = `sizeof *options` in the
+// caller's header) with the defaults given on each field.
+enum adj_status adj_grid_options_init(struct adj_grid_options *options, size_t struct_size);
+
+// Creates the grid Poisson operator of `adj_operator_new_grid_poisson`
+// with `options` (NULL = defaults): the caller's cell codes (a simulator
+// using air = 0, fluid = 1, solid = 2 passes its own flags unchanged), a
+// scalar factor, and ghost-fluid free surfaces from a level set.
+enum adj_status adj_operator_new_grid(size_t nx,
+                                      size_t ny,
+                                      size_t nz,
+                                      const uint8_t *cells,
+                                      const struct adj_grid_options *options,
+                                      struct adj_operator **out);
 
 // Creates a matrix-free operator of dimension `n` whose product y = A x is
 // computed by `apply(ctx, x, y, n)`. `ctx` is borrowed: it must stay valid

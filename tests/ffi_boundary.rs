@@ -1080,7 +1080,8 @@ fn option_and_report_structs_carry_their_size() {
 
     // An uninitialised (zero) or too small size is rejected, naming it.
     let first_report = std::mem::offset_of!(adj_solve_report, null_space_component);
-    for (bad, bad_report) in [(0, 0), (8, 8), (size - 8, first_report - 8)] {
+    let first_options = std::mem::offset_of!(adj_cg_options, norm);
+    for (bad, bad_report) in [(0, 0), (8, 8), (first_options - 8, first_report - 8)] {
         let mut o = options;
         o.struct_size = bad;
         let (status, _) = solve(&o, null_mut());

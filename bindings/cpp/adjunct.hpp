@@ -48,6 +48,19 @@ private:
     adj_status status_;
 };
 
+/// A solve that ran and failed (iteration limit, breakdown, indefinite
+/// operator or preconditioner, NaN, callback error): the Error plus the
+/// report the library filled in (iterations, residuals, reason).
+class SolveError : public Error {
+public:
+    SolveError(adj_status status, const std::string &message, const adj_solve_report &report)
+        : Error(status, message), report_(report) {}
+    const adj_solve_report &report() const noexcept { return report_; }
+
+private:
+    adj_solve_report report_;
+};
+
 /// The loaded library's version, "MAJOR.MINOR.PATCH".
 inline std::string version() { return adj_version(); }
 
@@ -68,6 +81,22 @@ inline T init(adj_status (*init_fn)(T *, std::size_t)) {
     T value{};
     check(init_fn(&value, sizeof value));
     return value;
+}
+
+/// A report to pass to a solver, marked so that `check_solve` can tell
+/// whether the solver wrote it (it does when the iteration ran).
+inline adj_solve_report fresh_report() {
+    adj_solve_report report = init(adj_solve_report_init);
+    report.reason = static_cast<adj_solve_reason>(0);  // not a reason the library writes
+    return report;
+}
+
+/// Throws SolveError (with the report) when the solve ran and failed,
+/// Error when it failed before iterating.
+inline void check_solve(adj_status status, const adj_solve_report &report) {
+    if (status == ADJ_OK) return;
+    if (static_cast<int>(report.reason) != 0) throw SolveError(status, adj_last_error_message(), report);
+    throw Error(status, adj_last_error_message());
 }
 
 template <class T, void (*Free)(T *)>
@@ -117,6 +146,10 @@ inline void require_size(std::size_t got, std::size_t expected, const char *what
 
 inline void set_num_threads(std::size_t n) { detail::check(adj_set_num_threads(n)); }
 
+/// Grid options with the library's defaults (see adj_grid_options): set the
+/// cell codes, scale or ghost-fluid level set, then pass to Operator::grid.
+inline adj_grid_options grid_options() { return detail::init(adj_grid_options_init); }
+
 /// A square linear operator: CSR matrix, grid Poisson stencil or callback.
 class Operator {
 public:
@@ -140,6 +173,17 @@ public:
 
     /// Grid pressure Poisson operator; `spacing` (ndim values) and
     /// `face_coefficients` (ndim·cells values) may be empty for defaults.
+    /// Grid Poisson operator on `cells` (nx·ny·nz flags, read in place: a
+    /// pointer, so a simulator passes its own array without a copy);
+    /// `options` as adj_grid_options (NULL: defaults), e.g. the caller's cell
+    /// codes, a scale dt/ρ, a ghost-fluid level set.
+    static Operator grid(std::size_t nx, std::size_t ny, std::size_t nz, const uint8_t *cells,
+                         const adj_grid_options *options = nullptr) {
+        adj_operator *h = nullptr;
+        detail::check(adj_operator_new_grid(nx, ny, nz, cells, options, &h));
+        return Operator(h);
+    }
+
     static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, const std::vector<uint8_t> &cells,
                                  const std::vector<double> &spacing = {},
                                  const std::vector<double> &face_coefficients = {}) {
@@ -152,6 +196,21 @@ public:
                                                     face_coefficients.empty() ? nullptr : face_coefficients.data(), &h));
         return Operator(h);
     }
+
+#if defined(__cpp_lib_span)
+    /// As the vector overload, on any contiguous range (no copy).
+    static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, std::span<const uint8_t> cells,
+                                 std::span<const double> spacing = {}, std::span<const double> face_coefficients = {}) {
+        detail::require_size(cells.size(), nx * ny * nz, "cells");
+        const std::size_t ndim = nz > 1 ? 3 : 2;
+        if (!spacing.empty()) detail::require_size(spacing.size(), ndim, "spacing");
+        if (!face_coefficients.empty()) detail::require_size(face_coefficients.size(), ndim * cells.size(), "face_coefficients");
+        adj_operator *h = nullptr;
+        detail::check(adj_operator_new_grid_poisson(nx, ny, nz, cells.data(), spacing.empty() ? nullptr : spacing.data(),
+                                                    face_coefficients.empty() ? nullptr : face_coefficients.data(), &h));
+        return Operator(h);
+    }
+#endif
 
     /// Matrix-free operator: `apply(x, y, n)` writes y = A x.
     template <class F>
@@ -193,15 +252,34 @@ public:
 
     std::vector<double> gather(const std::vector<double> &field) const {
         std::vector<double> unknowns(dim());
-        detail::check(adj_grid_gather(get(), field.data(), field.size(), unknowns.data(), unknowns.size()));
+        gather(field.data(), field.size(), unknowns.data(), unknowns.size());
         return unknowns;
     }
 
     std::vector<double> scatter(const std::vector<double> &unknowns) const {
         std::vector<double> field(num_cells());
-        detail::check(adj_grid_scatter(get(), unknowns.data(), unknowns.size(), field.data(), field.size()));
+        scatter(unknowns.data(), unknowns.size(), field.data(), field.size());
         return field;
     }
+
+    /// In place, into the caller's buffers (no allocation per frame).
+    void gather(const double *field, std::size_t num_cells, double *unknowns, std::size_t n) const {
+        detail::check(adj_grid_gather(get(), field, num_cells, unknowns, n));
+    }
+
+    void scatter(const double *unknowns, std::size_t n, double *field, std::size_t num_cells) const {
+        detail::check(adj_grid_scatter(get(), unknowns, n, field, num_cells));
+    }
+
+#if defined(__cpp_lib_span)
+    void gather(std::span<const double> field, std::span<double> unknowns) const {
+        gather(field.data(), field.size(), unknowns.data(), unknowns.size());
+    }
+
+    void scatter(std::span<const double> unknowns, std::span<double> field) const {
+        scatter(unknowns.data(), unknowns.size(), field.data(), field.size());
+    }
+#endif
 
     const adj_operator *get() const noexcept { return handle_.get(); }
 
@@ -265,15 +343,17 @@ private:
 inline adj_cg_options cg_options() { return detail::init(adj_cg_options_init); }
 
 /// Solves A x = b by preconditioned CG (`precond` may be nullptr). Throws
-/// adjunct::Error on failure (x unchanged), or rethrows an exception thrown
-/// by a callback. Returns the report.
+/// adjunct::SolveError (an adjunct::Error with the report: iterations,
+/// residuals, reason) when the iteration ran and failed, adjunct::Error
+/// when the arguments were rejected (x unchanged either way), or rethrows
+/// an exception thrown by a callback. Returns the report.
 inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, const double *b, double *x, std::size_t n,
                            const adj_cg_options &options = cg_options()) {
-    adj_solve_report report = detail::init(adj_solve_report_init);
+    adj_solve_report report = detail::fresh_report();
     const adj_status status = adj_cg_solve(op.get(), precond ? precond->get() : nullptr, b, x, n, &options, &report);
     op.rethrow_callback_error();
     if (precond) precond->rethrow_callback_error();
-    detail::check(status);
+    detail::check_solve(status, report);
     return report;
 }
 
@@ -315,14 +395,14 @@ inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner 
             }
         }
     } reduction{allreduce, nullptr};
-    adj_solve_report report = detail::init(adj_solve_report_init);
+    adj_solve_report report = detail::fresh_report();
     const adj_status status = adj_cg_solve_distributed(op.get(), precond ? precond->get() : nullptr, b.data(),
                                                        x.data(), b.size(), &options, &Reduction::call, &reduction,
                                                        &report);
     op.rethrow_callback_error();
     if (precond) precond->rethrow_callback_error();
     if (reduction.error) std::rethrow_exception(reduction.error);
-    detail::check(status);
+    detail::check_solve(status, report);
     return report;
 }
 
@@ -371,7 +451,7 @@ namespace detail {
 inline CdmReport cdm(const Operator &op, const Model *model, const Preconditioner *precond, Callback *direction,
                           const std::vector<double> &b, std::vector<double> &x, const adj_cdm_options &options) {
     require_size(x.size(), b.size(), "x");
-    CdmReport report{init(adj_solve_report_init), init(adj_cdm_report_init)};
+    CdmReport report{fresh_report(), init(adj_cdm_report_init)};
     const adj_status status =
         adj_cdm_solve(op.get(), model ? model->get() : nullptr, precond ? precond->get() : nullptr,
                       direction ? &Callback::trampoline : nullptr, direction, b.data(), x.data(), b.size(), &options,
@@ -379,7 +459,7 @@ inline CdmReport cdm(const Operator &op, const Model *model, const Preconditione
     op.rethrow_callback_error();
     if (precond) precond->rethrow_callback_error();
     if (direction) direction->rethrow_if_failed();
-    check(status);
+    check_solve(status, report.solve);
     return report;
 }
 }  // namespace detail
@@ -452,7 +532,7 @@ inline adj_implicit_options implicit_options() { return detail::init(adj_implici
 /// A vector result of a gradient computation and the report of its linear solve.
 struct Gradient {
     std::vector<double> value;
-    adj_solve_report report = detail::init(adj_solve_report_init);
+    adj_solve_report report = detail::fresh_report();
 };
 
 /// The Jacobians of F(x, θ) = 0 at a solution (x ∈ ℝⁿ, θ ∈ ℝᵖ) as products
@@ -521,8 +601,9 @@ private:
     mutable std::exception_ptr error_;
 };
 
-/// (∂x*/∂θ)ᵀ v̄ = Bᵀu with (Aᵀ + ρI) u = −v̄. Throws adjunct::Error when the
-/// linear solve fails, or rethrows a product's exception.
+/// (∂x*/∂θ)ᵀ v̄ = Bᵀu with (Aᵀ + ρI) u = −v̄. Throws adjunct::SolveError
+/// (with the report) when the linear solve fails, adjunct::Error when the
+/// arguments are rejected, or rethrows a product's exception.
 inline Gradient implicit_vjp(const RootProblem &problem, const std::vector<double> &cotangent,
                              const adj_implicit_options &options = implicit_options()) {
     Gradient out;
@@ -531,7 +612,7 @@ inline Gradient implicit_vjp(const RootProblem &problem, const std::vector<doubl
     const adj_status status = adj_implicit_vjp(&c, cotangent.data(), cotangent.size(), &options, out.value.data(),
                                                out.value.size(), &out.report);
     problem.rethrow_if_failed();
-    detail::check(status);
+    detail::check_solve(status, out.report);
     return out;
 }
 
@@ -544,7 +625,7 @@ inline Gradient implicit_jvp(const RootProblem &problem, const std::vector<doubl
     const adj_status status = adj_implicit_jvp(&c, tangent.data(), tangent.size(), &options, out.value.data(),
                                                out.value.size(), &out.report);
     problem.rethrow_if_failed();
-    detail::check(status);
+    detail::check_solve(status, out.report);
     return out;
 }
 

@@ -7,7 +7,8 @@ use super::status::{adj_status, boundary};
 use super::versioned::{self, versioned, Output};
 use crate::error::Error;
 use crate::krylov::{
-    cg, cg_single_reduction, Identity, KrylovOptions, Preconditioner, SolveReason, SolveReport,
+    cg, cg_single_reduction, Identity, KrylovOptions, Preconditioner, ResidualNorm, SolveReason,
+    SolveReport,
 };
 use crate::operator::LinearOperator;
 use std::ffi::{c_int, c_void};
@@ -70,11 +71,27 @@ pub struct adj_cg_options {
     pub max_iterations: usize,
     /// Nonzero: start from the x passed in; 0 (default): start from x = 0.
     pub nonzero_initial_guess: i32,
-    /// Optional caller-owned buffer (NULL = none) receiving ‖r‖₂ after each
+    /// Optional caller-owned buffer (NULL = none) receiving ‖r‖ after each
     /// iteration, up to `residual_history_capacity` entries.
     pub residual_history: *mut f64,
     /// Capacity of `residual_history` in doubles.
     pub residual_history_capacity: usize,
+    /// The norm of the stopping test and of the report's norms: an
+    /// `adj_norm` value. `ADJ_NORM_2` (default), or `ADJ_NORM_MAX` to stop
+    /// on max|rᵢ| ≤ max(rtol·max|bᵢ|, atol) as fluid simulators do
+    /// (`adj_cg_solve` only; other solvers reject it). Since 0.3.0.
+    pub norm: u32,
+}
+
+/// The norm of a stopping test (`adj_cg_options.norm`, stored as `uint32_t`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum adj_norm {
+    /// ‖r‖₂.
+    ADJ_NORM_2 = 0,
+    /// ‖r‖∞ = max|rᵢ|.
+    ADJ_NORM_MAX = 1,
 }
 
 /// The outcome of a solve. Initialise with
@@ -87,13 +104,15 @@ pub struct adj_solve_report {
     pub struct_size: usize,
     /// Iterations performed.
     pub iterations: usize,
-    /// ‖r‖₂ of the recursively updated residual at the end.
+    /// ‖r‖ of the recursively updated residual at the end. Every norm of
+    /// the report is that of the stopping test (`adj_cg_options.norm`; the
+    /// 2-norm by default).
     pub residual_norm: f64,
-    /// ‖b − A x‖₂ recomputed from the final x (NaN after a callback failure).
+    /// ‖b − A x‖ recomputed from the final x (NaN after a callback failure).
     pub true_residual_norm: f64,
-    /// true_residual_norm / ‖b‖₂ (0 when b = 0).
+    /// true_residual_norm / ‖b‖ (0 when b = 0).
     pub relative_residual: f64,
-    /// ‖b − A x₀‖₂.
+    /// ‖b − A x₀‖.
     pub initial_residual_norm: f64,
     /// Why the solve stopped.
     pub reason: adj_solve_reason,
@@ -105,18 +124,23 @@ pub struct adj_solve_report {
     pub null_space_component: f64,
 }
 
-versioned!(adj_cg_options, {
-    let d = KrylovOptions::default();
-    adj_cg_options {
-        struct_size: std::mem::size_of::<adj_cg_options>(),
-        rtol: d.rtol,
-        atol: d.atol,
-        max_iterations: d.max_iterations,
-        nonzero_initial_guess: 0,
-        residual_history: std::ptr::null_mut(),
-        residual_history_capacity: 0,
+versioned!(
+    adj_cg_options,
+    first_size = std::mem::offset_of!(adj_cg_options, norm),
+    {
+        let d = KrylovOptions::default();
+        adj_cg_options {
+            struct_size: std::mem::size_of::<adj_cg_options>(),
+            rtol: d.rtol,
+            atol: d.atol,
+            max_iterations: d.max_iterations,
+            nonzero_initial_guess: 0,
+            residual_history: std::ptr::null_mut(),
+            residual_history_capacity: 0,
+            norm: adj_norm::ADJ_NORM_2 as u32,
+        }
     }
-});
+);
 
 versioned!(
     adj_solve_report,
@@ -330,7 +354,18 @@ pub(crate) unsafe fn krylov_options<'a>(
     };
     option_in("rtol", c.rtol, 0.0..=f64::MAX, "finite and >= 0")?;
     option_in("atol", c.atol, 0.0..=f64::MAX, "finite and >= 0")?;
+    let norm = match c.norm {
+        k if k == adj_norm::ADJ_NORM_2 as u32 => ResidualNorm::Two,
+        k if k == adj_norm::ADJ_NORM_MAX as u32 => ResidualNorm::Max,
+        other => {
+            return Err(Error::invalid(
+                "norm",
+                format!("norm = {other} is not ADJ_NORM_2 (0) or ADJ_NORM_MAX (1)"),
+            ))
+        }
+    };
     let options = KrylovOptions {
+        norm,
         rtol: c.rtol,
         atol: c.atol,
         max_iterations: c.max_iterations,

@@ -245,7 +245,7 @@ pub unsafe extern "C" fn adj_cdm_solve(
                 atol: o.atol,
                 max_iterations: o.max_iterations,
                 nonzero_initial_guess: o.nonzero_initial_guess != 0,
-                record_history: false,
+                ..KrylovOptions::default()
             },
             orthogonalize: o.orthogonalize,
             true_residual_period: o.true_residual_period,

@@ -2,6 +2,7 @@
 
 use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
 use super::status::{adj_status, boundary};
+use super::versioned::{self, versioned, Versioned};
 use crate::error::{Error, Result};
 use crate::operator::{Cell, CsrIndex, CsrMatrix, FnOperator, GridPoisson, LinearOperator};
 use std::ffi::{c_int, c_void};
@@ -208,7 +209,9 @@ pub unsafe extern "C" fn adj_operator_new_csr_i64(
 /// (A p)_i = Σ_faces β/h_a² (p_i − p_nb), with p_nb = 0 for air and solid
 /// faces dropped: A = −∇·(β∇), SPD when every fluid region touches air,
 /// else singular with the constants on each enclosed region as null space,
-/// which every solver removes (see `adj_cg_solve`).
+/// which every solver removes (see `adj_cg_solve`). No fluid cell at all is
+/// valid (no unknowns). `adj_operator_new_grid` also takes the caller's
+/// own cell codes, a scalar factor and ghost-fluid free surfaces.
 #[no_mangle]
 pub unsafe extern "C" fn adj_operator_new_grid_poisson(
     nx: usize,
@@ -219,8 +222,96 @@ pub unsafe extern "C" fn adj_operator_new_grid_poisson(
     face_coefficients: *const f64,
     out: *mut *mut adj_operator,
 ) -> adj_status {
+    let options = adj_grid_options {
+        spacing,
+        face_coefficients,
+        ..<adj_grid_options as Versioned>::defaults()
+    };
+    // SAFETY: forwarded contract.
+    unsafe { adj_operator_new_grid(nx, ny, nz, cells, &options, out) }
+}
+
+/// Options of `adj_operator_new_grid`. Initialise with
+/// `adj_grid_options_init(&options, sizeof options)`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_grid_options {
+    /// `sizeof(adj_grid_options)` as the caller's header declares it.
+    pub struct_size: usize,
+    /// NULL (all 1, the default) or `ndim` grid spacings h, in the units of
+    /// length of the simulation.
+    pub spacing: *const f64,
+    /// NULL (all 1, the default) or `ndim·nx·ny·nz` face coefficients
+    /// β ≥ 0, as for `adj_operator_new_grid_poisson`.
+    pub face_coefficients: *const f64,
+    /// A scalar factor s > 0 on the whole operator, A = s·(−∇·β∇): e.g.
+    /// s = dt/ρ, so that b is the divergence field itself and `atol` is in
+    /// its units. Default 1.
+    pub scale: f64,
+    /// NULL (default) or a level set φ of the liquid per cell (< 0 in the
+    /// liquid, ≥ 0 in the air, any unit of length): ghost-fluid free
+    /// surfaces. A face between a fluid cell i and an air cell a then
+    /// carries the Dirichlet condition p = 0 at the fraction
+    /// θ = φ_i/(φ_i − φ_a) of the way from i to a, i.e. the weight
+    /// β/(θ h²) instead of β/h² (θ = 1 where φ does not change sign).
+    /// Nothing else is stored per face.
+    pub air_level_set: *const f64,
+    /// The smallest θ (in (0, 1]), against a singular weight when the
+    /// surface passes through a cell centre. Default 0.01.
+    pub min_air_fraction: f64,
+    /// The code of a fluid cell in `cells`. Default `ADJ_CELL_FLUID` (0).
+    pub fluid_code: u8,
+    /// The code of a solid cell. Default `ADJ_CELL_SOLID` (1).
+    pub solid_code: u8,
+    /// The code of an air cell. Default `ADJ_CELL_AIR` (2). The three codes
+    /// must differ; a cell with another value is an error naming `cells`.
+    pub air_code: u8,
+}
+
+versioned!(
+    adj_grid_options,
+    adj_grid_options {
+        struct_size: std::mem::size_of::<adj_grid_options>(),
+        spacing: std::ptr::null(),
+        face_coefficients: std::ptr::null(),
+        scale: 1.0,
+        air_level_set: std::ptr::null(),
+        min_air_fraction: 0.01,
+        fluid_code: adj_cell::ADJ_CELL_FLUID as u8,
+        solid_code: adj_cell::ADJ_CELL_SOLID as u8,
+        air_code: adj_cell::ADJ_CELL_AIR as u8,
+    }
+);
+
+/// Initialises `*options` (`struct_size` = `sizeof *options` in the
+/// caller's header) with the defaults given on each field.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_options_init(
+    options: *mut adj_grid_options,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `options` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(options, struct_size, "options") })
+}
+
+/// Creates the grid Poisson operator of `adj_operator_new_grid_poisson`
+/// with `options` (NULL = defaults): the caller's cell codes (a simulator
+/// using air = 0, fluid = 1, solid = 2 passes its own flags unchanged), a
+/// scalar factor, and ghost-fluid free surfaces from a level set.
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_new_grid(
+    nx: usize,
+    ny: usize,
+    nz: usize,
+    cells: *const u8,
+    options: *const adj_grid_options,
+    out: *mut *mut adj_operator,
+) -> adj_status {
     boundary(|| {
         out_ptr(out, "out")?;
+        // SAFETY: NULL (defaults) or a valid options struct.
+        let o = unsafe { versioned::read(options, "options") }?;
         let num_cells = nx
             .checked_mul(ny)
             .and_then(|v| v.checked_mul(nz))
@@ -228,33 +319,50 @@ pub unsafe extern "C" fn adj_operator_new_grid_poisson(
                 Error::invalid("nz", format!("nx·ny·nz overflows for {nx}×{ny}×{nz}"))
             })?;
         let ndim = if nz > 1 { 3 } else { 2 };
+        let codes = [o.fluid_code, o.solid_code, o.air_code];
+        if codes[0] == codes[1] || codes[0] == codes[2] || codes[1] == codes[2] {
+            return Err(Error::invalid(
+                "options",
+                format!("fluid_code, solid_code and air_code must differ, found {codes:?}"),
+            ));
+        }
         // SAFETY: the caller passes nx·ny·nz flags.
         let flags = unsafe { slice(cells, num_cells, "cells") }?;
         let mut cells = crate::alloc::with_capacity(num_cells, "cells")?;
         for (c, &f) in flags.iter().enumerate() {
-            cells.push(Cell::from_code(f).ok_or_else(|| {
-                Error::invalid(
+            cells.push(match f {
+                f if f == o.fluid_code => Cell::Fluid,
+                f if f == o.solid_code => Cell::Solid,
+                f if f == o.air_code => Cell::Air,
+                _ => return Err(Error::invalid(
                     "cells",
-                    format!("cells[{c}] = {f} is not ADJ_CELL_FLUID (0), SOLID (1) or AIR (2)"),
-                )
-            })?);
+                    format!(
+                        "cells[{c}] = {f} is none of the codes fluid = {}, solid = {}, air = {}",
+                        o.fluid_code, o.solid_code, o.air_code
+                    ),
+                )),
+            });
         }
-        let mut builder = GridPoisson::builder([nx, ny, nz], &cells);
-        if !spacing.is_null() {
+        let mut builder = GridPoisson::builder([nx, ny, nz], &cells).scale(o.scale);
+        if !o.spacing.is_null() {
             // SAFETY: non-NULL; the caller passes ndim spacings.
-            let h = unsafe { slice(spacing, ndim, "spacing") }?;
+            let h = unsafe { slice(o.spacing, ndim, "spacing") }?;
             let mut h3 = [1.0; 3];
             h3[..ndim].copy_from_slice(h);
             builder = builder.spacing(h3);
         }
-        let beta;
-        if !face_coefficients.is_null() {
+        let per_face = num_cells.checked_mul(ndim).ok_or_else(|| {
+            Error::invalid("nz", format!("ndim·nx·ny·nz overflows for {nx}×{ny}×{nz}"))
+        })?;
+        if !o.face_coefficients.is_null() {
             // SAFETY: non-NULL; the caller passes ndim·ncells coefficients.
-            let len = num_cells.checked_mul(ndim).ok_or_else(|| {
-                Error::invalid("nz", format!("ndim·nx·ny·nz overflows for {nx}×{ny}×{nz}"))
-            })?;
-            beta = unsafe { slice(face_coefficients, len, "face_coefficients") }?;
+            let beta = unsafe { slice(o.face_coefficients, per_face, "face_coefficients") }?;
             builder = builder.face_coefficients(beta);
+        }
+        if !o.air_level_set.is_null() {
+            // SAFETY: non-NULL; the caller passes ncells values.
+            let phi = unsafe { slice(o.air_level_set, num_cells, "air_level_set") }?;
+            builder = builder.air_level_set(phi, o.min_air_fraction);
         }
         let grid = builder.build()?;
         // SAFETY: `out` checked above.

@@ -206,6 +206,7 @@ pub unsafe extern "C" fn adj_sizeof(name: *const std::ffi::c_char) -> usize {
         b"adj_cdm_report" => size_of::<adj_cdm_report>(),
         b"adj_ot_options" => size_of::<adj_ot_options>(),
         b"adj_ot_result" => size_of::<adj_ot_result>(),
+        b"adj_grid_options" => size_of::<adj_grid_options>(),
         _ => 0,
     })
 }

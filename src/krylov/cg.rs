@@ -1,6 +1,6 @@
 //! Preconditioned conjugate gradient.
 
-use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions};
+use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions, ResidualNorm};
 use super::precond::Preconditioner;
 use super::report::{SolveReason, SolveReport};
 use super::vector;
@@ -9,7 +9,8 @@ use crate::operator::LinearOperator;
 
 /// Solves A x = b for symmetric positive definite A with the
 /// preconditioned conjugate gradient method, to
-/// ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol).
+/// ‖b − A x‖ ≤ max(rtol·‖b‖, atol) in the norm of `options.norm` (the
+/// 2-norm, or the ∞-norm max|rᵢ| simulators stop on).
 ///
 /// Convergence is decided on the recursively updated residual and then
 /// confirmed on the true residual b − A x; when they disagree, CG restarts
@@ -33,7 +34,7 @@ where
     M: Preconditioner + ?Sized,
 {
     let n = op.dim();
-    let setup = options.setup(n, precond.dim(), b, x)?;
+    let setup = options.setup_in_norm(n, precond.dim(), b, x)?;
     op.check_cg_solvable(b)?;
     // A singular operator: solve for the consistent part of b, keep every
     // preconditioned residual and x free of the null space.
@@ -48,6 +49,7 @@ where
         b,
         b_norm,
         threshold,
+        norm: options.norm,
         max_iterations: options.max_iterations,
         r: vec![0.0; n],
         z: if precond.is_identity() {
@@ -70,7 +72,7 @@ where
         x.fill(0.0);
         vector::copy(b, &mut run.r);
         run.report.true_residual_norm = b_norm;
-        Ok(b_norm)
+        Ok(vector::norm2(b))
     }
     .and_then(|r0| {
         run.report.initial_residual_norm = r0;
@@ -86,6 +88,8 @@ struct Run<'a, A: ?Sized, M: ?Sized> {
     b: &'a [f64],
     b_norm: f64,
     threshold: f64,
+    /// The norm of the stopping test and of the report.
+    norm: ResidualNorm,
     max_iterations: usize,
     r: Vec<f64>,
     /// M⁻¹ r; empty when M = I (r is used instead).
@@ -100,11 +104,20 @@ struct Run<'a, A: ?Sized, M: ?Sized> {
 type Outcome = Result<SolveReason>;
 
 impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
-    /// r ← b − A x; returns ‖r‖₂ and records it as the true residual.
+    /// r ← b − A x; returns ‖r‖₂ and records ‖r‖ in the stopping norm as
+    /// the true residual.
     fn true_residual(&mut self, x: &[f64]) -> Result<f64> {
-        let norm = true_residual(self.op, self.b, x, &mut self.r)?;
-        self.report.true_residual_norm = norm;
-        Ok(norm)
+        let norm2 = true_residual(self.op, self.b, x, &mut self.r)?;
+        self.report.true_residual_norm = self.stopping_norm(norm2);
+        Ok(norm2)
+    }
+
+    /// ‖r‖ in the stopping norm, given ‖r‖₂.
+    fn stopping_norm(&self, r_norm2: f64) -> f64 {
+        match self.norm {
+            ResidualNorm::Two => r_norm2,
+            ResidualNorm::Max => vector::max_abs(&self.r),
+        }
     }
 
     /// z ← M⁻¹ r; returns rᵀz, or the reason to stop.
@@ -140,12 +153,14 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         (z, &mut self.p)
     }
 
-    /// Runs CG from the residual in `self.r` (of norm `r_norm`), restarting
-    /// from the true residual whenever the recursive one converged alone.
+    /// Runs CG from the residual in `self.r` (of 2-norm `r_norm`),
+    /// restarting from the true residual whenever the recursive one
+    /// converged alone.
     fn iterate(&mut self, x: &mut [f64], mut r_norm: f64, converged: SolveReason) -> Outcome {
         loop {
-            self.report.residual_norm = r_norm;
-            if r_norm <= self.threshold {
+            let stop = self.stopping_norm(r_norm);
+            self.report.residual_norm = stop;
+            if stop <= self.threshold {
                 return Ok(converged);
             }
             let mut rz = match self.precondition(r_norm)? {
@@ -168,15 +183,16 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
                 let alpha = rz / pq;
                 let rr = vector::cg_update(alpha, &self.p, &self.q, x, &mut self.r);
                 r_norm = rr.sqrt();
+                let stop = self.stopping_norm(r_norm);
                 self.report.iterations += 1;
-                self.report.residual_norm = r_norm;
+                self.report.residual_norm = stop;
                 if self.record_history {
-                    self.report.residual_history.push(r_norm);
+                    self.report.residual_history.push(stop);
                 }
                 if !r_norm.is_finite() {
                     return Ok(SolveReason::DivergedNanOrInf);
                 }
-                if r_norm <= self.threshold {
+                if stop <= self.threshold {
                     r_norm = self.true_residual(x)?;
                     break;
                 }
@@ -200,10 +216,12 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
             mut r,
             report,
             b_norm,
+            norm,
             ..
         } = self;
         conclude("CG", report, b_norm, outcome, || {
-            true_residual(op, b, x, &mut r)
+            true_residual(op, b, x, &mut r)?;
+            Ok(norm.of(&r))
         })
     }
 }

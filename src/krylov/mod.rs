@@ -25,8 +25,8 @@ pub use conjugate_direction::{
 pub use gmres::gmres;
 pub use ic0::Ic0;
 pub use multigrid::{Multigrid, MultigridOptions};
-pub use options::KrylovOptions;
 pub(crate) use options::{conclude, true_residual};
+pub use options::{KrylovOptions, ResidualNorm};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};
 pub use report::{SolveReason, SolveReport};
 pub use single_reduction::{cg_single_reduction, AllreduceSum};

@@ -239,7 +239,9 @@ fn coarsen(fine: &GridPoisson) -> Result<GridPoisson> {
         }
         coarse
     });
-    let builder = GridPoisson::builder(cd, &cells).spacing(spacing);
+    let builder = GridPoisson::builder(cd, &cells)
+        .spacing(spacing)
+        .scale(fine.scale());
     match &beta {
         Some(beta) => builder.face_coefficients(beta).build(),
         None => builder.build(),

@@ -21,6 +21,32 @@ pub struct KrylovOptions {
     pub nonzero_initial_guess: bool,
     /// Record ‖r‖₂ after every iteration in [`SolveReport::residual_history`].
     pub record_history: bool,
+    /// The norm ‖·‖ of the stopping test ‖b − A x‖ ≤ max(rtol·‖b‖, atol)
+    /// and of the report's norms. Default [`ResidualNorm::Two`];
+    /// [`ResidualNorm::Max`] for [`cg`](super::cg) only (the other solvers
+    /// reject it).
+    pub norm: ResidualNorm,
+}
+
+/// The norm of a stopping test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResidualNorm {
+    /// ‖r‖₂.
+    #[default]
+    Two,
+    /// ‖r‖∞ = maxᵢ |rᵢ|: the test fluid simulators use (with `atol` the
+    /// largest divergence they accept in any cell).
+    Max,
+}
+
+impl ResidualNorm {
+    /// ‖v‖ in this norm.
+    pub(crate) fn of(self, v: &[f64]) -> f64 {
+        match self {
+            ResidualNorm::Two => vector::norm2(v),
+            ResidualNorm::Max => vector::max_abs(v),
+        }
+    }
 }
 
 impl Default for KrylovOptions {
@@ -31,6 +57,7 @@ impl Default for KrylovOptions {
             max_iterations: 10_000,
             nonzero_initial_guess: false,
             record_history: false,
+            norm: ResidualNorm::Two,
         }
     }
 }
@@ -47,8 +74,30 @@ pub(crate) struct Setup {
 
 impl KrylovOptions {
     /// Checks the options and the sizes and values of b and x₀ for an n×n
-    /// operator and a preconditioner of dimension `precond_dim`.
+    /// operator and a preconditioner of dimension `precond_dim`, for a
+    /// solver that stops on the 2-norm.
     pub(crate) fn setup(
+        &self,
+        n: usize,
+        precond_dim: usize,
+        b: &[f64],
+        x: &[f64],
+    ) -> Result<Setup> {
+        if self.norm != ResidualNorm::Two {
+            return Err(Error::invalid(
+                "norm",
+                format!(
+                    "the {:?} norm stopping test is supported by CG (adj_cg_solve) only",
+                    self.norm
+                ),
+            ));
+        }
+        self.setup_in_norm(n, precond_dim, b, x)
+    }
+
+    /// [`KrylovOptions::setup`] for a solver that stops in `self.norm`:
+    /// ‖b‖ and the threshold in that norm.
+    pub(crate) fn setup_in_norm(
         &self,
         n: usize,
         precond_dim: usize,
@@ -74,7 +123,7 @@ impl KrylovOptions {
                 return Err(Error::invalid("x", format!("initial guess x[{i}] is {v}")));
             }
         }
-        let b_norm = vector::norm2(b);
+        let b_norm = self.norm.of(b);
         Ok(Setup {
             b_norm,
             threshold: (self.rtol * b_norm).max(self.atol),

@@ -56,7 +56,10 @@ pub struct SolveReport {
     /// Iterations performed (matrix-vector products, not counting the true
     /// residual ones).
     pub iterations: usize,
-    /// ‖r‖₂ of the recursively updated residual at the last iteration.
+    /// ‖r‖ of the recursively updated residual at the last iteration. The
+    /// report's norms are those of the stopping test
+    /// ([`KrylovOptions::norm`](super::KrylovOptions::norm), the 2-norm by
+    /// default).
     pub residual_norm: f64,
     /// ‖b − A x‖₂ recomputed from the returned x (NaN when a callback failed).
     pub true_residual_norm: f64,

@@ -27,6 +27,17 @@ pub fn dot(x: &[f64], y: &[f64]) -> f64 {
     })
 }
 
+/// maxᵢ |xᵢ| (0 for an empty vector; NaN when an entry is NaN).
+pub fn max_abs(x: &[f64]) -> f64 {
+    x.iter().fold(0.0, |m: f64, v| {
+        if v.is_nan() || m.is_nan() {
+            f64::NAN
+        } else {
+            m.max(v.abs())
+        }
+    })
+}
+
 /// Returns ‖x‖₂.
 pub fn norm2(x: &[f64]) -> f64 {
     dot(x, x).sqrt()

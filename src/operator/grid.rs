@@ -62,6 +62,8 @@ pub struct GridPoissonBuilder<'a> {
     cells: &'a [Cell],
     spacing: [f64; 3],
     face_coefficients: Option<&'a [f64]>,
+    scale: f64,
+    air_level_set: Option<(&'a [f64], f64)>,
 }
 
 impl<'a> GridPoissonBuilder<'a> {
@@ -76,6 +78,28 @@ impl<'a> GridPoissonBuilder<'a> {
     /// along a are not used). Length `ndim·ncells`; default all 1.
     pub fn face_coefficients(mut self, beta: &'a [f64]) -> Self {
         self.face_coefficients = Some(beta);
+        self
+    }
+
+    /// A scalar factor s > 0 on the whole operator, A = s·(−∇·β∇): e.g.
+    /// dt/ρ, so that b is the divergence itself and `atol` is in its units.
+    /// Default 1.
+    pub fn scale(mut self, scale: f64) -> Self {
+        self.scale = scale;
+        self
+    }
+
+    /// Ghost-fluid free surfaces (Gibou et al. 2002): `phi` is a level set
+    /// of the liquid, one value per cell (< 0 inside the liquid, ≥ 0 in the
+    /// air), in any unit of length. Each face between a fluid cell i and an
+    /// air cell a then puts the Dirichlet condition p = 0 on the interface
+    /// at the fraction θ = φ_i / (φ_i − φ_a) of the way from i to a, by
+    /// weighting the face β/(θ h²) instead of β/h²; θ is clamped to
+    /// [`min_fraction`, 1] (usually 0.01), and is 1 where φ does not change
+    /// sign across the face. The face coefficients the operator reports
+    /// (and multigrid coarsens) then include the 1/θ factors.
+    pub fn air_level_set(mut self, phi: &'a [f64], min_fraction: f64) -> Self {
+        self.air_level_set = Some((phi, min_fraction));
         self
     }
 
@@ -123,7 +147,10 @@ impl FloatingRegions {
 #[derive(Debug, Clone)]
 pub struct GridPoisson {
     dims: [usize; 3],
+    /// s/h_a² per axis (0 on the unused z axis of a 2D grid).
     inv_h2: [f64; 3],
+    /// The scalar factor s.
+    scale: f64,
     /// Per cell: its unknown index when fluid, else `AIR` or `SOLID`.
     unknown: Vec<u32>,
     /// Cell index of each unknown.
@@ -197,6 +224,8 @@ impl GridPoisson {
             cells,
             spacing: [1.0; 3],
             face_coefficients: None,
+            scale: 1.0,
+            air_level_set: None,
         }
     }
 
@@ -219,6 +248,13 @@ impl GridPoisson {
             })?;
         Error::check_len("cells", num_cells, options.cells.len())?;
         let ndim = if dims[2] > 1 { 3 } else { 2 };
+        let scale = options.scale;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(Error::invalid(
+                "scale",
+                format!("scale = {scale} must be finite and > 0"),
+            ));
+        }
         let mut inv_h2 = [0.0; 3];
         for (a, (&h, w)) in options
             .spacing
@@ -233,11 +269,11 @@ impl GridPoisson {
                     format!("spacing[{a}] = {h} must be finite and > 0"),
                 ));
             }
-            *w = 1.0 / (h * h);
+            *w = scale / (h * h);
             if !w.is_finite() {
                 return Err(Error::invalid(
                     "spacing",
-                    format!("spacing[{a}] = {h:e} is so small that 1/h² overflows"),
+                    format!("spacing[{a}] = {h:e} is so small that scale/h² overflows"),
                 ));
             }
         }
@@ -259,6 +295,16 @@ impl GridPoisson {
                 copy.extend_from_slice(beta);
                 Some(copy)
             }
+        };
+        let face_coefficients = match options.air_level_set {
+            None => face_coefficients,
+            Some((phi, min_fraction)) => Some(ghost_fluid_coefficients(
+                dims,
+                options.cells,
+                face_coefficients,
+                phi,
+                min_fraction,
+            )?),
         };
         // Every stencil entry, and a diagonal Σ β/h² over 2·ndim faces, must
         // be finite, so that the matrix and its exports are.
@@ -324,6 +370,7 @@ impl GridPoisson {
         let mut grid = Self {
             dims,
             inv_h2,
+            scale,
             unknown,
             cell_of_unknown,
             face_coefficients,
@@ -357,8 +404,18 @@ impl GridPoisson {
 
     /// The grid spacing per axis (1 on the unused z axis of a 2D grid).
     pub fn spacing(&self) -> [f64; 3] {
-        self.inv_h2
-            .map(|w| if w > 0.0 { 1.0 / w.sqrt() } else { 1.0 })
+        self.inv_h2.map(|w| {
+            if w > 0.0 {
+                (self.scale / w).sqrt()
+            } else {
+                1.0
+            }
+        })
+    }
+
+    /// The scalar factor s of A = s·(−∇·β∇).
+    pub fn scale(&self) -> f64 {
+        self.scale
     }
 
     /// The per-face coefficients β given at construction, if any.
@@ -650,6 +707,69 @@ impl GridPoisson {
             first,
         })
     }
+}
+
+/// The face coefficients of a ghost-fluid free surface (see
+/// [`GridPoissonBuilder::air_level_set`]): `beta` (or all 1) with every
+/// face between a fluid and an air cell divided by its fraction θ.
+fn ghost_fluid_coefficients(
+    dims: [usize; 3],
+    cells: &[Cell],
+    beta: Option<Vec<f64>>,
+    phi: &[f64],
+    min_fraction: f64,
+) -> Result<Vec<f64>> {
+    let num_cells = cells.len();
+    let ndim = if dims[2] > 1 { 3 } else { 2 };
+    Error::check_len("air_level_set", num_cells, phi.len())?;
+    if let Some((c, v)) = phi.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::invalid(
+            "air_level_set",
+            format!("air_level_set[{c}] is {v}"),
+        ));
+    }
+    if !(min_fraction > 0.0 && min_fraction <= 1.0) {
+        return Err(Error::invalid(
+            "min_air_fraction",
+            format!("min_air_fraction = {min_fraction} must be in (0, 1]"),
+        ));
+    }
+    let mut beta = match beta {
+        Some(beta) => beta,
+        None => {
+            let mut ones = alloc::with_capacity(ndim * num_cells, "face coefficients")?;
+            ones.resize(ndim * num_cells, 1.0);
+            ones
+        }
+    };
+    let stride = [1, dims[0], dims[0] * dims[1]];
+    for (c, &cell) in cells.iter().enumerate() {
+        if cell != Cell::Fluid {
+            continue;
+        }
+        let p = [
+            c % dims[0],
+            (c / dims[0]) % dims[1],
+            c / (dims[0] * dims[1]),
+        ];
+        for a in 0..ndim {
+            let lower = (p[a] > 0).then(|| c - stride[a]);
+            let upper = (p[a] + 1 < dims[a]).then(|| c + stride[a]);
+            for q in [lower, upper].into_iter().flatten() {
+                if cells[q] != Cell::Air {
+                    continue;
+                }
+                let (inside, outside) = (phi[c], phi[q]);
+                let theta = if inside < 0.0 && outside >= 0.0 {
+                    (inside / (inside - outside)).clamp(min_fraction, 1.0)
+                } else {
+                    1.0
+                };
+                beta[a * num_cells + c.min(q)] /= theta;
+            }
+        }
+    }
+    Ok(beta)
 }
 
 /// Classifies every grid row for the stencil kernel (see [`RowPlan`]).

@@ -132,10 +132,25 @@ int main() {
     try {
         std::vector<double> x4(n, 0.0);
         adjunct::cg(moved, nullptr, b, x4, few);
-    } catch (const adjunct::Error &e) {
-        caught = e.status() == ADJ_ERR_NOT_CONVERGED;
+    } catch (const adjunct::SolveError &e) {
+        // A solve that ran: the exception carries the report.
+        caught = e.status() == ADJ_ERR_NOT_CONVERGED && e.report().iterations == 3 &&
+                 e.report().reason == ADJ_DIVERGED_MAX_ITERATIONS && e.report().residual_norm > 0.0;
     }
     EXPECT(caught);
+    // Rejected arguments are a plain Error: no report exists.
+    bool plain = false;
+    try {
+        std::vector<double> short_x(n - 1, 0.0);
+        adj_cg_options bad = adjunct::cg_options();
+        bad.rtol = -1.0;
+        adjunct::cg(moved, nullptr, b.data(), x.data(), n, bad);
+    } catch (const adjunct::SolveError &) {
+        plain = false;
+    } catch (const adjunct::Error &e) {
+        plain = e.status() == ADJ_ERR_INVALID_ARGUMENT;
+    }
+    EXPECT(plain);
 
     // Grid operator: gather / scatter and IC(0).
     const std::size_t nx = 12, ny = 10, nz = 8;
@@ -146,6 +161,19 @@ int main() {
     adjunct::Operator grid = adjunct::Operator::grid_poisson(nx, ny, nz, cells);
     std::vector<double> field(grid.num_cells(), 1.0);
     std::vector<double> rhs = grid.gather(field);
+    // The caller's own codes and buffers, without copies.
+    std::vector<uint8_t> theirs(cells.size());
+    for (std::size_t c = 0; c < cells.size(); ++c)
+        theirs[c] = cells[c] == ADJ_CELL_AIR ? 0 : cells[c] == ADJ_CELL_FLUID ? 1 : 2;
+    adj_grid_options coded = adjunct::grid_options();
+    coded.fluid_code = 1;
+    coded.solid_code = 2;
+    coded.air_code = 0;
+    adjunct::Operator same = adjunct::Operator::grid(nx, ny, nz, theirs.data(), &coded);
+    std::vector<double> gathered(same.dim());
+    same.gather(field.data(), field.size(), gathered.data(), gathered.size());
+    EXPECT(gathered == rhs);
+    EXPECT(max_diff(same.apply(rhs), grid.apply(rhs)) == 0.0);
     adjunct::Preconditioner ic0 = adjunct::Preconditioner::ic0(grid);
     std::vector<double> p(rhs.size(), 0.0);
     adjunct::cg(grid, &ic0, rhs, p);

@@ -49,6 +49,7 @@ STRUCTS = {
     "adj_root_problem": "CRootProblem",
     "adj_cdm_options": "CdmOptions",
     "adj_cdm_report": "CdmReport",
+    "adj_grid_options": "GridOptions",
 }
 HANDLES = {"adj_operator", "adj_precond", "adj_model"}
 

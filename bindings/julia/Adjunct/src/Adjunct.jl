@@ -76,7 +76,8 @@ function check_layouts()
     for (T, name) in ((CgOptions, "adj_cg_options"), (SolveReport, "adj_solve_report"),
                       (ImplicitOptions, "adj_implicit_options"), (CRootProblem, "adj_root_problem"),
                       (CdmOptions, "adj_cdm_options"), (CdmReport, "adj_cdm_report"),
-                      (OtOptions, "adj_ot_options"), (OtResult, "adj_ot_result"))
+                      (OtOptions, "adj_ot_options"), (OtResult, "adj_ot_result"),
+                      (GridOptions, "adj_grid_options"))
         size = ccall((:adj_sizeof, libadjunct()), Csize_t, (Cstring,), name)
         size == sizeof(T) || error("$name has $size bytes in the library but $(sizeof(T)) in Adjunct.$T")
     end
@@ -229,24 +230,66 @@ function csr_operator(n_rows::Integer, n_cols::Integer, row_ptr::Vector{Int32}, 
     return Operator(out[])
 end
 
+"""Mirror of `adj_grid_options`."""
+struct GridOptions
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
+    spacing::Ptr{Cdouble}
+    face_coefficients::Ptr{Cdouble}
+    scale::Cdouble
+    air_level_set::Ptr{Cdouble}
+    min_air_fraction::Cdouble
+    fluid_code::UInt8
+    solid_code::UInt8
+    air_code::UInt8
+end
+
+"""The library's default `GridOptions` (its `adj_grid_options_init`)."""
+function grid_options_default()
+    r = Ref{GridOptions}()
+    _check(ccall((:adj_grid_options_init, libadjunct()), Cint, (Ref{GridOptions}, Csize_t), r, sizeof(GridOptions)))
+    return r[]
+end
+
 """
-    grid_poisson(cells; spacing=nothing, face_coefficients=nothing)
+    grid_poisson(cells; spacing=nothing, face_coefficients=nothing, scale=1.0,
+                 air_level_set=nothing, min_air_fraction=0.01, codes=nothing)
 
 The pressure Poisson operator on the grid of `cells` (an `nx×ny` or
-`nx×ny×nz` array of `CELL_FLUID`, `CELL_SOLID`, `CELL_AIR`). `spacing`:
-`ndim` grid spacings; `face_coefficients`: `ndim·length(cells)` values β ≥ 0
-(axis-major, see the C header). Unknowns are the fluid cells in array order.
+`nx×ny×nz` array of `CELL_FLUID`, `CELL_SOLID`, `CELL_AIR`, or of the
+caller's own codes given as `codes = (fluid=1, solid=2, air=0)`).
+`spacing`: `ndim` grid spacings; `face_coefficients`: `ndim·length(cells)`
+values β ≥ 0 (axis-major, see the C header); `scale`: a factor s > 0 on
+the whole operator, A = s·(−∇·β∇) (e.g. dt/ρ); `air_level_set`: a level set
+φ of the liquid per cell (< 0 liquid, ≥ 0 air) for ghost-fluid free
+surfaces, the face to an air cell weighted β/(θh²) with θ = φᵢ/(φᵢ − φₐ)
+clamped to [`min_air_fraction`, 1]. Unknowns are the fluid cells in array
+order; a grid without fluid cells has none.
 """
-function grid_poisson(cells::AbstractArray{UInt8}; spacing=nothing, face_coefficients=nothing)
+function grid_poisson(cells::AbstractArray{UInt8}; spacing=nothing, face_coefficients=nothing, scale::Real=1.0,
+                      air_level_set=nothing, min_air_fraction::Real=0.01, codes=nothing)
     ndims(cells) in (2, 3) || throw(ArgumentError("cells must be a 2D or 3D array"))
     nx, ny, nz = size(cells, 1), size(cells, 2), size(cells, 3)
     flags = Vector{UInt8}(vec(cells))
     h = spacing === nothing ? Ptr{Cdouble}(C_NULL) : Vector{Float64}(spacing)
     beta = face_coefficients === nothing ? Ptr{Cdouble}(C_NULL) : Vector{Float64}(vec(face_coefficients))
     out = Ref{Ptr{Cvoid}}(C_NULL)
-    _check(ccall((:adj_operator_new_grid_poisson, libadjunct()), Cint,
-                 (Csize_t, Csize_t, Csize_t, Ptr{UInt8}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{Ptr{Cvoid}}),
-                 nx, ny, nz, flags, h, beta, out))
+    if scale == 1 && air_level_set === nothing && codes === nothing
+        _check(ccall((:adj_operator_new_grid_poisson, libadjunct()), Cint,
+                     (Csize_t, Csize_t, Csize_t, Ptr{UInt8}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{Ptr{Cvoid}}),
+                     nx, ny, nz, flags, h, beta, out))
+        return Operator(out[])
+    end
+    phi = air_level_set === nothing ? nothing : Vector{Float64}(vec(air_level_set))
+    d = grid_options_default()
+    c = codes === nothing ? (fluid=d.fluid_code, solid=d.solid_code, air=d.air_code) : codes
+    GC.@preserve h beta phi begin
+        ptr(v) = v isa Vector{Float64} ? pointer(v) : Ptr{Cdouble}(C_NULL)
+        options = GridOptions(d.struct_size, ptr(h), ptr(beta), scale, ptr(phi), min_air_fraction,
+                              UInt8(c.fluid), UInt8(c.solid), UInt8(c.air))
+        _check(ccall((:adj_operator_new_grid, libadjunct()), Cint,
+                     (Csize_t, Csize_t, Csize_t, Ptr{UInt8}, Ref{GridOptions}, Ref{Ptr{Cvoid}}),
+                     nx, ny, nz, flags, options, out))
+    end
     return Operator(out[])
 end
 
@@ -388,6 +431,7 @@ struct CgOptions
     nonzero_initial_guess::Int32
     residual_history::Ptr{Cdouble}
     residual_history_capacity::Csize_t
+    norm::UInt32
 end
 
 """Mirror of `adj_solve_report`."""
@@ -411,16 +455,18 @@ function cg_options_default()
 end
 
 """
-    x, report = cg(A, b; rtol=1e-8, atol=0.0, maxiter=10_000, precond=nothing, x0=nothing, history=false)
+    x, report = cg(A, b; rtol=1e-8, atol=0.0, maxiter=10_000, precond=nothing, x0=nothing, history=false,
+                   norm=:two)
 
 Solves `A x = b` (A symmetric positive definite: an `Operator` or a
 `SparseMatrixCSC`) by preconditioned conjugate gradient to
-‖b − A x‖ ≤ max(rtol‖b‖, atol). `precond` is `nothing`, a `Preconditioner`,
+‖b − A x‖ ≤ max(rtol‖b‖, atol), in the 2-norm or (`norm=:max`) in
+max|rᵢ|, the test of fluid simulators. `precond` is `nothing`, a `Preconditioner`,
 or one of `:jacobi`, `:ic0`. Throws `AdjunctError` when the solve fails (or
 rethrows an exception thrown by a Julia callback).
 """
 function cg(A::Operator, b::AbstractVector{<:Real}; rtol::Real=1e-8, atol::Real=0.0, maxiter::Integer=10_000,
-            precond=nothing, x0=nothing, history::Bool=false)
+            precond=nothing, x0=nothing, history::Bool=false, norm::Symbol=:two)
     pc = precond isa Symbol ? Preconditioner(A, precond) : precond
     bb = Vector{Float64}(b)
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
@@ -429,7 +475,7 @@ function cg(A::Operator, b::AbstractVector{<:Real}; rtol::Real=1e-8, atol::Real=
     pc_ptr = pc === nothing ? C_NULL : pc.ptr
     status = GC.@preserve A pc hist begin
         options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1,
-                            history ? pointer(hist) : Ptr{Cdouble}(C_NULL), length(hist))
+                            history ? pointer(hist) : Ptr{Cdouble}(C_NULL), length(hist), _norm_code(norm))
         ccall((:adj_cg_solve, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ref{SolveReport}),
               A.ptr, pc_ptr, bb, x, length(bb), options, report)
@@ -439,6 +485,9 @@ function cg(A::Operator, b::AbstractVector{<:Real}; rtol::Real=1e-8, atol::Real=
     _check(status)
     return x, _report(report[], hist)
 end
+
+_norm_code(norm::Symbol) = norm === :two ? UInt32(0) : norm === :max ? UInt32(1) :
+                            throw(ArgumentError("norm must be :two or :max"))
 
 """A `SolveReport` as a named tuple; `history` is the caller's residual buffer."""
 function _report(r::SolveReport, history::Vector{Float64}=Float64[])
@@ -497,7 +546,8 @@ function cg_distributed(A::Operator, b::AbstractVector{<:Real}; allreduce! = not
     pc_ptr = pc === nothing ? C_NULL : pc.ptr
     fn = allreduce! === nothing ? C_NULL : _REDUCTION[]
     status = GC.@preserve A pc reduction begin
-        options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1, Ptr{Cdouble}(C_NULL), 0)
+        options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1, Ptr{Cdouble}(C_NULL), 0,
+                            UInt32(0))
         ccall((:adj_cg_solve_distributed, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ptr{Cvoid}, Ptr{Cvoid},
                Ref{SolveReport}),
@@ -807,7 +857,7 @@ function ot_cost_gradient(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, 
 end
 
 function _cg_options(rtol, atol, maxiter)
-    return CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0)
+    return CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0, UInt32(0))
 end
 
 """

@@ -97,6 +97,14 @@ end
         @test Adjunct.ot_options_default().struct_size == sizeof(Adjunct.OtOptions)
         @test Adjunct.implicit_options_default().struct_size == sizeof(Adjunct.ImplicitOptions)
         @test Adjunct.cg_options_default().rtol == 1e-8
+        @test Adjunct.grid_options_default().scale == 1.0
+        # A simulator's own codes and the max-norm stopping test.
+        flags = fill(UInt8(1), 12, 10)
+        flags[:, end] .= 0
+        op = grid_poisson(flags; codes=(fluid=1, solid=2, air=0), scale=0.5)
+        @test dim(op) == 12 * 9
+        x, r = cg(op, ones(dim(op)); atol=1e-9, rtol=0.0, norm=:max)
+        @test maximum(abs.(ones(dim(op)) - apply(op, x))) <= 1e-9
     end
 
     @testset "grid Poisson" begin
