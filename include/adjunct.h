@@ -184,6 +184,15 @@ typedef struct adj_operator adj_operator;
 // preconditioner is as thread-safe as its callback).
 typedef struct adj_precond adj_precond;
 
+// A persistent pressure solver (opaque) for a simulator's projection,
+// created once for a grid size: each frame, `adj_pressure_solver_update`
+// gives it the frame's cells (and `adj_grid_options`: codes, spacing, face
+// coefficients, scale, level set) and rebuilds the multigrid hierarchy,
+// and `adj_pressure_solver_solve` (or `_solve_f32`) runs multigrid-PCG
+// from the last pressure. Calls on one solver from several threads are
+// serialised.
+typedef struct adj_pressure_solver adj_pressure_solver;
+
 // Options of `adj_cg_solve`. Initialise with
 // `adj_cg_options_init(&options, sizeof options)`.
 typedef struct adj_cg_options {
@@ -888,6 +897,70 @@ enum adj_status adj_precond_new_callback(size_t n,
 
 // Releases a preconditioner. NULL is accepted.
 void adj_precond_free(struct adj_precond *precond);
+
+// Creates a pressure solver for `nx × ny × nz` grids (`nz = 1` in 2D).
+enum adj_status adj_pressure_solver_new(size_t nx,
+                                        size_t ny,
+                                        size_t nz,
+                                        struct adj_pressure_solver **out);
+
+// Releases a pressure solver. NULL is accepted.
+void adj_pressure_solver_free(struct adj_pressure_solver *solver);
+
+// Sets up the next frame: `cells` (nx·ny·nz flags) and `options` (NULL =
+// defaults) as for `adj_operator_new_grid`; rebuilds the operator and the
+// V-cycle hierarchy. On failure the previous frame stays set up.
+enum adj_status adj_pressure_solver_update(const struct adj_pressure_solver *solver,
+                                           const uint8_t *cells,
+                                           const struct adj_grid_options *options);
+
+// Wall time of the last `adj_pressure_solver_update` (the hierarchy), in
+// seconds, written to `*seconds`.
+enum adj_status adj_pressure_solver_setup_seconds(const struct adj_pressure_solver *solver,
+                                                  double *seconds);
+
+// Solves the frame's pressure equation A p = b, b read from `rhs` (one
+// value per cell, e.g. −∇·u*; `num_cells` = nx·ny·nz, only fluid cells
+// are read), by multigrid-PCG with `options` (NULL = defaults;
+// `nonzero_initial_guess` is ignored), starting from the last solve's
+// pressure when `warm_start` is 1 (0: from p = 0). Writes p per cell to
+// `pressure` (0 at solid and air cells) only on success; `report` as for
+// `adj_cg_solve`. Closed domains and empty frames as for `adj_cg_solve`.
+enum adj_status adj_pressure_solver_solve(const struct adj_pressure_solver *solver,
+                                          const double *rhs,
+                                          double *pressure,
+                                          size_t num_cells,
+                                          int32_t warm_start,
+                                          const struct adj_cg_options *options,
+                                          struct adj_solve_report *report);
+
+// As `adj_pressure_solver_solve` on float32 fields, as simulators store
+// them: the solve itself runs in double precision (and the warm start is
+// kept in double), `pressure` receives p rounded to float.
+enum adj_status adj_pressure_solver_solve_f32(const struct adj_pressure_solver *solver,
+                                              const float *rhs,
+                                              float *pressure,
+                                              size_t num_cells,
+                                              int32_t warm_start,
+                                              const struct adj_cg_options *options,
+                                              struct adj_solve_report *report);
+
+// Gathers the fluid cells of a float32 per-cell field (`num_cells`
+// floats) into the unknowns vector (`n` doubles) of a grid operator.
+enum adj_status adj_grid_gather_f32(const struct adj_operator *op,
+                                    const float *field,
+                                    size_t num_cells,
+                                    double *unknowns,
+                                    size_t n);
+
+// Scatters the unknowns (`n` doubles) of a grid operator into a float32
+// per-cell field (`num_cells` floats, rounded to nearest); solid and air
+// cells are set to 0.
+enum adj_status adj_grid_scatter_f32(const struct adj_operator *op,
+                                     const double *unknowns,
+                                     size_t n,
+                                     float *field,
+                                     size_t num_cells);
 
 // The name and meaning of a status code, e.g. "ADJ_ERR_NOT_SPD: a matrix
 // or preconditioner is not symmetric positive definite" (a static string;

@@ -371,6 +371,56 @@ inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, st
 }
 #endif
 
+/// A persistent pressure solver for a simulator's per-frame projection:
+/// created once for the grid size; `update` gives it each frame's cells
+/// (read in place; `options` for codes, spacing, scale, level set) and
+/// rebuilds the multigrid hierarchy; `solve` runs multigrid-PCG from the
+/// last pressure on per-cell fields of double or float, without copies.
+class PressureSolver {
+public:
+    PressureSolver(std::size_t nx, std::size_t ny, std::size_t nz = 1) : num_cells_(nx * ny * nz) {
+        adj_pressure_solver *h = nullptr;
+        detail::check(adj_pressure_solver_new(nx, ny, nz, &h));
+        handle_.reset(h);
+    }
+
+    void update(const uint8_t *cells, const adj_grid_options *options = nullptr) {
+        detail::check(adj_pressure_solver_update(handle_.get(), cells, options));
+    }
+
+    /// Wall time of the last update (the hierarchy), in seconds.
+    double setup_seconds() const {
+        double t = 0.0;
+        detail::check(adj_pressure_solver_setup_seconds(handle_.get(), &t));
+        return t;
+    }
+
+    /// A p = rhs for the frame (nx·ny·nz values each); throws SolveError
+    /// with the report when the solve fails.
+    adj_solve_report solve(const double *rhs, double *pressure, bool warm_start = true,
+                           const adj_cg_options &options = cg_options()) {
+        adj_solve_report report = detail::fresh_report();
+        detail::check_solve(adj_pressure_solver_solve(handle_.get(), rhs, pressure, num_cells_, warm_start ? 1 : 0,
+                                                      &options, &report),
+                            report);
+        return report;
+    }
+
+    /// As above on float fields (the solve runs in double).
+    adj_solve_report solve(const float *rhs, float *pressure, bool warm_start = true,
+                           const adj_cg_options &options = cg_options()) {
+        adj_solve_report report = detail::fresh_report();
+        detail::check_solve(adj_pressure_solver_solve_f32(handle_.get(), rhs, pressure, num_cells_,
+                                                          warm_start ? 1 : 0, &options, &report),
+                            report);
+        return report;
+    }
+
+private:
+    std::size_t num_cells_;
+    std::unique_ptr<adj_pressure_solver, detail::Deleter<adj_pressure_solver, adj_pressure_solver_free>> handle_;
+};
+
 /// Single-reduction CG on this rank's part of a distributed problem:
 /// `allreduce(buf, n)` must replace the n doubles of buf by their sums over
 /// all ranks (e.g. MPI_Allreduce with MPI_IN_PLACE); it is called once per

@@ -29,6 +29,7 @@ mod library;
 mod operator;
 mod ot;
 mod precond;
+mod pressure;
 mod status;
 mod versioned;
 
@@ -39,5 +40,6 @@ pub use library::*;
 pub use operator::*;
 pub use ot::*;
 pub use precond::*;
+pub use pressure::*;
 pub use status::*;
 pub use versioned::adj_sizeof;

@@ -295,6 +295,74 @@ pub unsafe extern "C" fn adj_grid_options_init(
     boundary(|| unsafe { versioned::init(options, struct_size, "options") })
 }
 
+/// The grid operator described by the arguments of `adj_operator_new_grid`.
+///
+/// # Safety
+/// Pointers as documented on `adj_operator_new_grid`.
+pub(crate) unsafe fn grid_from_c(
+    nx: usize,
+    ny: usize,
+    nz: usize,
+    cells: *const u8,
+    options: *const adj_grid_options,
+) -> Result<GridPoisson> {
+    // SAFETY: NULL (defaults) or a valid options struct.
+    let o = unsafe { versioned::read(options, "options") }?;
+    let num_cells = nx
+        .checked_mul(ny)
+        .and_then(|v| v.checked_mul(nz))
+        .ok_or_else(|| Error::invalid("nz", format!("nx·ny·nz overflows for {nx}×{ny}×{nz}")))?;
+    let ndim = if nz > 1 { 3 } else { 2 };
+    let codes = [o.fluid_code, o.solid_code, o.air_code];
+    if codes[0] == codes[1] || codes[0] == codes[2] || codes[1] == codes[2] {
+        return Err(Error::invalid(
+            "options",
+            format!("fluid_code, solid_code and air_code must differ, found {codes:?}"),
+        ));
+    }
+    // SAFETY: the caller passes nx·ny·nz flags.
+    let flags = unsafe { slice(cells, num_cells, "cells") }?;
+    let mut cells = crate::alloc::with_capacity(num_cells, "cells")?;
+    for (c, &f) in flags.iter().enumerate() {
+        cells.push(match f {
+            f if f == o.fluid_code => Cell::Fluid,
+            f if f == o.solid_code => Cell::Solid,
+            f if f == o.air_code => Cell::Air,
+            _ => {
+                return Err(Error::invalid(
+                    "cells",
+                    format!(
+                        "cells[{c}] = {f} is none of the codes fluid = {}, solid = {}, air = {}",
+                        o.fluid_code, o.solid_code, o.air_code
+                    ),
+                ))
+            }
+        });
+    }
+    let mut builder = GridPoisson::builder([nx, ny, nz], &cells).scale(o.scale);
+    if !o.spacing.is_null() {
+        // SAFETY: non-NULL; the caller passes ndim spacings.
+        let h = unsafe { slice(o.spacing, ndim, "spacing") }?;
+        let mut h3 = [1.0; 3];
+        h3[..ndim].copy_from_slice(h);
+        builder = builder.spacing(h3);
+    }
+    let per_face = num_cells.checked_mul(ndim).ok_or_else(|| {
+        Error::invalid("nz", format!("ndim·nx·ny·nz overflows for {nx}×{ny}×{nz}"))
+    })?;
+    if !o.face_coefficients.is_null() {
+        // SAFETY: non-NULL; the caller passes ndim·ncells coefficients.
+        let beta = unsafe { slice(o.face_coefficients, per_face, "face_coefficients") }?;
+        builder = builder.face_coefficients(beta);
+    }
+    if !o.air_level_set.is_null() {
+        // SAFETY: non-NULL; the caller passes ncells values.
+        let phi = unsafe { slice(o.air_level_set, num_cells, "air_level_set") }?;
+        builder = builder.air_level_set(phi, o.min_air_fraction);
+    }
+    builder.build()
+}
+
 /// Creates the grid Poisson operator of `adj_operator_new_grid_poisson`
 /// with `options` (NULL = defaults): the caller's cell codes (a simulator
 /// using air = 0, fluid = 1, solid = 2 passes its own flags unchanged), a
@@ -310,61 +378,8 @@ pub unsafe extern "C" fn adj_operator_new_grid(
 ) -> adj_status {
     boundary(|| {
         out_ptr(out, "out")?;
-        // SAFETY: NULL (defaults) or a valid options struct.
-        let o = unsafe { versioned::read(options, "options") }?;
-        let num_cells = nx
-            .checked_mul(ny)
-            .and_then(|v| v.checked_mul(nz))
-            .ok_or_else(|| {
-                Error::invalid("nz", format!("nx·ny·nz overflows for {nx}×{ny}×{nz}"))
-            })?;
-        let ndim = if nz > 1 { 3 } else { 2 };
-        let codes = [o.fluid_code, o.solid_code, o.air_code];
-        if codes[0] == codes[1] || codes[0] == codes[2] || codes[1] == codes[2] {
-            return Err(Error::invalid(
-                "options",
-                format!("fluid_code, solid_code and air_code must differ, found {codes:?}"),
-            ));
-        }
-        // SAFETY: the caller passes nx·ny·nz flags.
-        let flags = unsafe { slice(cells, num_cells, "cells") }?;
-        let mut cells = crate::alloc::with_capacity(num_cells, "cells")?;
-        for (c, &f) in flags.iter().enumerate() {
-            cells.push(match f {
-                f if f == o.fluid_code => Cell::Fluid,
-                f if f == o.solid_code => Cell::Solid,
-                f if f == o.air_code => Cell::Air,
-                _ => return Err(Error::invalid(
-                    "cells",
-                    format!(
-                        "cells[{c}] = {f} is none of the codes fluid = {}, solid = {}, air = {}",
-                        o.fluid_code, o.solid_code, o.air_code
-                    ),
-                )),
-            });
-        }
-        let mut builder = GridPoisson::builder([nx, ny, nz], &cells).scale(o.scale);
-        if !o.spacing.is_null() {
-            // SAFETY: non-NULL; the caller passes ndim spacings.
-            let h = unsafe { slice(o.spacing, ndim, "spacing") }?;
-            let mut h3 = [1.0; 3];
-            h3[..ndim].copy_from_slice(h);
-            builder = builder.spacing(h3);
-        }
-        let per_face = num_cells.checked_mul(ndim).ok_or_else(|| {
-            Error::invalid("nz", format!("ndim·nx·ny·nz overflows for {nx}×{ny}×{nz}"))
-        })?;
-        if !o.face_coefficients.is_null() {
-            // SAFETY: non-NULL; the caller passes ndim·ncells coefficients.
-            let beta = unsafe { slice(o.face_coefficients, per_face, "face_coefficients") }?;
-            builder = builder.face_coefficients(beta);
-        }
-        if !o.air_level_set.is_null() {
-            // SAFETY: non-NULL; the caller passes ncells values.
-            let phi = unsafe { slice(o.air_level_set, num_cells, "air_level_set") }?;
-            builder = builder.air_level_set(phi, o.min_air_fraction);
-        }
-        let grid = builder.build()?;
+        // SAFETY: forwarded contract.
+        let grid = unsafe { grid_from_c(nx, ny, nz, cells, options) }?;
         // SAFETY: `out` checked above.
         unsafe {
             emit_handle(

@@ -55,6 +55,33 @@ const AIR: u32 = u32::MAX - 1;
 /// Cells (fluid plus all) per block of the parallel apply.
 const BLOCK_WORK: usize = 16 * 1024;
 
+/// The value type of a per-cell field: f64, or f32 as simulators store
+/// velocity and pressure (rounded to nearest when written).
+pub trait FieldValue: Copy {
+    /// The value as f64 (exact).
+    fn to_f64(self) -> f64;
+    /// The nearest value to `v`.
+    fn from_f64(v: f64) -> Self;
+}
+
+impl FieldValue for f64 {
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
+impl FieldValue for f32 {
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
 /// Options of a [`GridPoisson`] operator; see [`GridPoisson::builder`].
 #[derive(Debug, Clone)]
 pub struct GridPoissonBuilder<'a> {
@@ -439,23 +466,24 @@ impl GridPoisson {
         self.floating.is_some()
     }
 
-    /// Gathers the fluid cells of a per-cell field into a vector of unknowns.
-    pub fn gather(&self, field: &[f64], unknowns: &mut [f64]) -> Result<()> {
+    /// Gathers the fluid cells of a per-cell field (f64, or the f32 of a
+    /// simulator's arrays) into a vector of unknowns.
+    pub fn gather<F: FieldValue>(&self, field: &[F], unknowns: &mut [f64]) -> Result<()> {
         Error::check_len("field", self.num_cells(), field.len())?;
         Error::check_len("unknowns", self.dim(), unknowns.len())?;
         for (u, &c) in unknowns.iter_mut().zip(&self.cell_of_unknown) {
-            *u = field[c as usize];
+            *u = field[c as usize].to_f64();
         }
         Ok(())
     }
 
     /// Scatters unknowns into a per-cell field; non-fluid cells are set to 0.
-    pub fn scatter(&self, unknowns: &[f64], field: &mut [f64]) -> Result<()> {
+    pub fn scatter<F: FieldValue>(&self, unknowns: &[f64], field: &mut [F]) -> Result<()> {
         Error::check_len("unknowns", self.dim(), unknowns.len())?;
         Error::check_len("field", self.num_cells(), field.len())?;
-        field.fill(0.0);
+        field.fill(F::from_f64(0.0));
         for (&u, &c) in unknowns.iter().zip(&self.cell_of_unknown) {
-            field[c as usize] = u;
+            field[c as usize] = F::from_f64(u);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ mod grid;
 
 pub use csr::{CsrIndex, CsrMatrix};
 pub use function::FnOperator;
-pub use grid::{Cell, GridPoisson, GridPoissonBuilder};
+pub use grid::{Cell, FieldValue, GridPoisson, GridPoissonBuilder};
 
 use crate::error::Result;
 use crate::krylov::vector;

@@ -23,6 +23,7 @@ import tree_sitter_julia
 # Julia spellings accepted for each C type (after normalising whitespace).
 SCALARS = {
     "double": {"Cdouble", "Float64"},
+    "float": {"Cfloat", "Float32"},
     "size_t": {"Csize_t", "UInt", "UInt64"},
     "int32_t": {"Int32", "Cint"},
     "uint32_t": {"UInt32", "Cuint"},
@@ -51,7 +52,7 @@ STRUCTS = {
     "adj_cdm_report": "CdmReport",
     "adj_grid_options": "GridOptions",
 }
-HANDLES = {"adj_operator", "adj_precond", "adj_model"}
+HANDLES = {"adj_operator", "adj_precond", "adj_model", "adj_pressure_solver"}
 
 
 def julia_types_for(c_type):

@@ -22,6 +22,7 @@ export csr_operator, grid_poisson, callback_operator, jacobi_preconditioner, cal
 export cg, cg_distributed, apply, dim, num_cells, gather, scatter, to_csr
 export sinkhorn, cost_sqeuclidean, cost_pnorm
 export Model, load_model, cdm
+export PressureSolver, update!, solve!, setup_seconds, scatter!
 export RootProblem, implicit_vjp, implicit_jvp, linear_solve_vjp, ot_cost_gradient, ot_plan_vjp, ot_plan_jvp
 export CELL_FLUID, CELL_SOLID, CELL_AIR
 
@@ -291,6 +292,116 @@ function grid_poisson(cells::AbstractArray{UInt8}; spacing=nothing, face_coeffic
                      nx, ny, nz, flags, options, out))
     end
     return Operator(out[])
+end
+
+"""
+    gather(A, field::AbstractArray{Float32})
+
+The fluid cells of a float32 per-cell field, as `Vector{Float64}` unknowns.
+"""
+function gather(A::Operator, field::AbstractArray{Float32})
+    f = Vector{Float32}(vec(field))
+    u = zeros(dim(A))
+    _check(ccall((:adj_grid_gather_f32, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{Cfloat}, Csize_t, Ptr{Cdouble}, Csize_t),
+                 A.ptr, f, length(f), u, length(u)))
+    return u
+end
+
+"""
+    scatter!(field::AbstractVector{Float32}, A, unknowns)
+
+Writes the unknowns into a float32 per-cell field (rounded; 0 at solid and air cells).
+"""
+function scatter!(field::Vector{Float32}, A::Operator, unknowns::AbstractVector{<:Real})
+    u = Vector{Float64}(unknowns)
+    _check(ccall((:adj_grid_scatter_f32, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cfloat}, Csize_t),
+                 A.ptr, u, length(u), field, length(field)))
+    return field
+end
+
+"""
+    PressureSolver(nx, ny, nz=1)
+
+A persistent pressure solver for a simulator's per-frame projection:
+`update!(s, cells; kwargs...)` sets up the frame (keywords as for
+`grid_poisson`) and rebuilds the multigrid hierarchy, `solve!(s, p, rhs)`
+runs multigrid-PCG from the last pressure and writes the pressure per cell.
+Fields are `Float64` or `Float32` arrays of the grid's shape.
+"""
+mutable struct PressureSolver
+    ptr::Ptr{Cvoid}
+    dims::NTuple{3,Int}
+    function PressureSolver(nx::Integer, ny::Integer, nz::Integer=1)
+        out = Ref{Ptr{Cvoid}}(C_NULL)
+        _check(ccall((:adj_pressure_solver_new, libadjunct()), Cint, (Csize_t, Csize_t, Csize_t, Ref{Ptr{Cvoid}}),
+                     nx, ny, nz, out))
+        s = new(out[], (Int(nx), Int(ny), Int(nz)))
+        finalizer(s) do s
+            ccall((:adj_pressure_solver_free, libadjunct()), Cvoid, (Ptr{Cvoid},), s.ptr)
+            s.ptr = C_NULL
+        end
+        return s
+    end
+end
+
+"""
+    update!(s::PressureSolver, cells; spacing, face_coefficients, scale, air_level_set, min_air_fraction, codes)
+
+Sets up the next frame from its cell flags (keywords as for `grid_poisson`).
+"""
+function update!(s::PressureSolver, cells::AbstractArray{UInt8}; spacing=nothing, face_coefficients=nothing,
+                 scale::Real=1.0, air_level_set=nothing, min_air_fraction::Real=0.01, codes=nothing)
+    length(cells) == prod(s.dims) || throw(DimensionMismatch("cells must have $(prod(s.dims)) entries"))
+    flags = Vector{UInt8}(vec(cells))
+    h = spacing === nothing ? nothing : Vector{Float64}(spacing)
+    beta = face_coefficients === nothing ? nothing : Vector{Float64}(vec(face_coefficients))
+    phi = air_level_set === nothing ? nothing : Vector{Float64}(vec(air_level_set))
+    d = grid_options_default()
+    c = codes === nothing ? (fluid=d.fluid_code, solid=d.solid_code, air=d.air_code) : codes
+    GC.@preserve h beta phi begin
+        ptr(v) = v isa Vector{Float64} ? pointer(v) : Ptr{Cdouble}(C_NULL)
+        options = GridOptions(d.struct_size, ptr(h), ptr(beta), scale, ptr(phi), min_air_fraction,
+                              UInt8(c.fluid), UInt8(c.solid), UInt8(c.air))
+        _check(ccall((:adj_pressure_solver_update, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{UInt8}, Ref{GridOptions}),
+                     s.ptr, flags, options))
+    end
+    return s
+end
+
+"""Wall time of the last `update!` (the multigrid hierarchy), in seconds."""
+function setup_seconds(s::PressureSolver)
+    t = Ref{Cdouble}(0.0)
+    _check(ccall((:adj_pressure_solver_setup_seconds, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Cdouble}), s.ptr, t))
+    return t[]
+end
+
+"""
+    report = solve!(s::PressureSolver, pressure, rhs; warm_start=true, rtol=1e-8, atol=0.0, maxiter=10_000, norm=:two)
+
+Solves the frame's A p = rhs (per-cell arrays, `Float64` or `Float32`; only
+fluid cells of `rhs` are read) and writes p into `pressure` (0 at solid and
+air cells), from the last pressure when `warm_start`.
+"""
+function solve!(s::PressureSolver, pressure::Array{Float64}, rhs::AbstractArray{<:Real}; warm_start::Bool=true,
+                rtol::Real=1e-8, atol::Real=0.0, maxiter::Integer=10_000, norm::Symbol=:two)
+    r = Vector{Float64}(vec(rhs))
+    report = _solve_report()
+    options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0, _norm_code(norm))
+    _check(ccall((:adj_pressure_solver_solve, libadjunct()), Cint,
+                 (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Int32, Ref{CgOptions}, Ref{SolveReport}),
+                 s.ptr, r, pressure, length(pressure), warm_start ? 1 : 0, options, report))
+    return _report(report[])
+end
+
+function solve!(s::PressureSolver, pressure::Array{Float32}, rhs::AbstractArray{<:Real}; warm_start::Bool=true,
+                rtol::Real=1e-8, atol::Real=0.0, maxiter::Integer=10_000, norm::Symbol=:two)
+    r = Vector{Float32}(vec(rhs))
+    report = _solve_report()
+    options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0, _norm_code(norm))
+    _check(ccall((:adj_pressure_solver_solve_f32, libadjunct()), Cint,
+                 (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Int32, Ref{CgOptions}, Ref{SolveReport}),
+                 s.ptr, r, pressure, length(pressure), warm_start ? 1 : 0, options, report))
+    return _report(report[])
 end
 
 """

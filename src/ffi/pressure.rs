@@ -1,0 +1,244 @@
+//! `adj_pressure_solver`: the persistent per-frame pressure solve, and
+//! float32 fields.
+
+use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
+use super::cg::{adj_cg_options, adj_solve_report, krylov_options, write_report};
+use super::operator::{adj_grid_options, adj_operator, grid_from_c};
+use super::status::{adj_status, boundary, boundary_or};
+use super::versioned::Output;
+use crate::error::{Error, Result};
+use crate::krylov::PressureSolver;
+use crate::operator::FieldValue;
+use std::sync::Mutex;
+
+/// A persistent pressure solver (opaque) for a simulator's projection,
+/// created once for a grid size: each frame, `adj_pressure_solver_update`
+/// gives it the frame's cells (and `adj_grid_options`: codes, spacing, face
+/// coefficients, scale, level set) and rebuilds the multigrid hierarchy,
+/// and `adj_pressure_solver_solve` (or `_solve_f32`) runs multigrid-PCG
+/// from the last pressure. Calls on one solver from several threads are
+/// serialised.
+#[allow(non_camel_case_types)]
+pub struct adj_pressure_solver {
+    inner: Mutex<PressureSolver>,
+}
+
+impl adj_pressure_solver {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PressureSolver> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Creates a pressure solver for `nx × ny × nz` grids (`nz = 1` in 2D).
+#[no_mangle]
+pub unsafe extern "C" fn adj_pressure_solver_new(
+    nx: usize,
+    ny: usize,
+    nz: usize,
+    out: *mut *mut adj_pressure_solver,
+) -> adj_status {
+    boundary(|| {
+        out_ptr(out, "out")?;
+        let solver = PressureSolver::new([nx, ny, nz])?;
+        // SAFETY: `out` checked above.
+        unsafe {
+            emit_handle(
+                out,
+                adj_pressure_solver {
+                    inner: Mutex::new(solver),
+                },
+            )
+        };
+        Ok(())
+    })
+}
+
+/// Releases a pressure solver. NULL is accepted.
+#[no_mangle]
+pub unsafe extern "C" fn adj_pressure_solver_free(solver: *mut adj_pressure_solver) {
+    // SAFETY: the caller passes NULL or a live handle it no longer uses.
+    boundary_or((), || unsafe { free_handle(solver) })
+}
+
+/// Sets up the next frame: `cells` (nx·ny·nz flags) and `options` (NULL =
+/// defaults) as for `adj_operator_new_grid`; rebuilds the operator and the
+/// V-cycle hierarchy. On failure the previous frame stays set up.
+#[no_mangle]
+pub unsafe extern "C" fn adj_pressure_solver_update(
+    solver: *const adj_pressure_solver,
+    cells: *const u8,
+    options: *const adj_grid_options,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let solver = unsafe { handle(solver, "solver") }?;
+        let mut s = solver.lock();
+        let [nx, ny, nz] = s.dims();
+        // SAFETY: forwarded contract.
+        let grid = unsafe { grid_from_c(nx, ny, nz, cells, options) }?;
+        s.update(grid)
+    })
+}
+
+/// Wall time of the last `adj_pressure_solver_update` (the hierarchy), in
+/// seconds, written to `*seconds`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_pressure_solver_setup_seconds(
+    solver: *const adj_pressure_solver,
+    seconds: *mut f64,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let solver = unsafe { handle(solver, "solver") }?;
+        out_ptr(seconds, "seconds")?;
+        // SAFETY: checked non-NULL.
+        unsafe { *seconds = solver.lock().setup_seconds() };
+        Ok(())
+    })
+}
+
+/// The common body of the two solve entry points.
+///
+/// # Safety
+/// Pointers as documented on `adj_pressure_solver_solve`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn solve<F: FieldValue>(
+    solver: *const adj_pressure_solver,
+    rhs: *const F,
+    pressure: *mut F,
+    num_cells: usize,
+    warm_start: i32,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let solver = unsafe { handle(solver, "solver") }?;
+        let mut s = solver.lock();
+        let expected = s.dims().iter().product();
+        Error::check_len("num_cells", expected, num_cells)?;
+        // SAFETY: the caller passes num_cells values in each.
+        let (rhs, pressure) = unsafe {
+            (
+                slice(rhs, num_cells, "rhs")?,
+                slice_mut(pressure, num_cells, "pressure")?,
+            )
+        };
+        if let Some((c, v)) = (0..num_cells)
+            .map(|c| (c, rhs[c].to_f64()))
+            .find(|(_, v)| !v.is_finite())
+        {
+            return Err(Error::invalid("rhs", format!("rhs[{c}] is {v}")));
+        }
+        let warm_start = match warm_start {
+            0 => false,
+            1 => true,
+            other => {
+                return Err(Error::invalid(
+                    "warm_start",
+                    format!("warm_start = {other} must be 0 or 1"),
+                ))
+            }
+        };
+        // SAFETY: NULL (defaults) or a valid options struct.
+        let (options, history) = unsafe { krylov_options(options) }?;
+        // SAFETY: NULL or a valid report struct.
+        let report = unsafe { Output::new(report, "report") }?;
+        let result: Result<_> = s.solve(rhs, pressure, warm_start, &options);
+        write_report(result.as_ref(), history, &report);
+        result.map(|_| ())
+    })
+}
+
+/// Solves the frame's pressure equation A p = b, b read from `rhs` (one
+/// value per cell, e.g. −∇·u*; `num_cells` = nx·ny·nz, only fluid cells
+/// are read), by multigrid-PCG with `options` (NULL = defaults;
+/// `nonzero_initial_guess` is ignored), starting from the last solve's
+/// pressure when `warm_start` is 1 (0: from p = 0). Writes p per cell to
+/// `pressure` (0 at solid and air cells) only on success; `report` as for
+/// `adj_cg_solve`. Closed domains and empty frames as for `adj_cg_solve`.
+#[no_mangle]
+pub unsafe extern "C" fn adj_pressure_solver_solve(
+    solver: *const adj_pressure_solver,
+    rhs: *const f64,
+    pressure: *mut f64,
+    num_cells: usize,
+    warm_start: i32,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        solve(
+            solver, rhs, pressure, num_cells, warm_start, options, report,
+        )
+    }
+}
+
+/// As `adj_pressure_solver_solve` on float32 fields, as simulators store
+/// them: the solve itself runs in double precision (and the warm start is
+/// kept in double), `pressure` receives p rounded to float.
+#[no_mangle]
+pub unsafe extern "C" fn adj_pressure_solver_solve_f32(
+    solver: *const adj_pressure_solver,
+    rhs: *const f32,
+    pressure: *mut f32,
+    num_cells: usize,
+    warm_start: i32,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        solve(
+            solver, rhs, pressure, num_cells, warm_start, options, report,
+        )
+    }
+}
+
+/// Gathers the fluid cells of a float32 per-cell field (`num_cells`
+/// floats) into the unknowns vector (`n` doubles) of a grid operator.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_gather_f32(
+    op: *const adj_operator,
+    field: *const f32,
+    num_cells: usize,
+    unknowns: *mut f64,
+    n: usize,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle; arrays of the given lengths.
+        let grid = unsafe { handle(op, "op") }?.grid()?;
+        let (field, unknowns) = unsafe {
+            (
+                slice(field, num_cells, "field")?,
+                slice_mut(unknowns, n, "unknowns")?,
+            )
+        };
+        grid.gather(field, unknowns)
+    })
+}
+
+/// Scatters the unknowns (`n` doubles) of a grid operator into a float32
+/// per-cell field (`num_cells` floats, rounded to nearest); solid and air
+/// cells are set to 0.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_scatter_f32(
+    op: *const adj_operator,
+    unknowns: *const f64,
+    n: usize,
+    field: *mut f32,
+    num_cells: usize,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle; arrays of the given lengths.
+        let grid = unsafe { handle(op, "op") }?.grid()?;
+        let (unknowns, field) = unsafe {
+            (
+                slice(unknowns, n, "unknowns")?,
+                slice_mut(field, num_cells, "field")?,
+            )
+        };
+        grid.scatter(unknowns, field)
+    })
+}
