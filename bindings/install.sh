@@ -29,7 +29,24 @@ for f in libadjunct.a libadjunct.so; do
 done
 
 install -d "$prefix/lib/pkgconfig" "$prefix/lib/cmake/adjunct" "$prefix/include"
-install -m 644 "$libdir_src/libadjunct.a" "$prefix/lib/libadjunct.a"
+
+# The static library as one partially linked object whose only global
+# symbols are the adj_* functions: Rust's standard library and the
+# dependencies (faer, gemm, rayon, ...) become local, so a client that links
+# it into its own shared library exports nothing else and cannot clash with
+# another copy of them. (GNU ld -r, objcopy, ar; the archive is written
+# for the object's own BFD target, so that ar need not load linker plugins.)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+ld -r --whole-archive "$libdir_src/libadjunct.a" -o "$work/all.o"
+readelf -sW "$work/all.o" | awk '($5 == "GLOBAL" || $5 == "WEAK") && $7 != "UND" && $8 ~ /^adj_/ { print $8 }' \
+  | sort -u > "$work/keep.txt"
+[ -s "$work/keep.txt" ] || { echo "no adj_* symbols in $libdir_src/libadjunct.a" >&2; exit 1; }
+objcopy --keep-global-symbols="$work/keep.txt" "$work/all.o" "$work/adjunct.o"
+bfd_target=$(objdump -f "$work/adjunct.o" | sed -n 's/.*file format \(.*\)/\1/p')
+rm -f "$prefix/lib/libadjunct.a"
+ar --target="$bfd_target" rcs "$prefix/lib/libadjunct.a" "$work/adjunct.o"
+chmod 644 "$prefix/lib/libadjunct.a"
 install -m 755 "$libdir_src/libadjunct.so" "$prefix/lib/libadjunct.so.$version"
 ln -sf "libadjunct.so.$version" "$prefix/lib/libadjunct.so.$major"
 ln -sf "libadjunct.so.$major" "$prefix/lib/libadjunct.so"

@@ -109,6 +109,84 @@ fn install_then_build_with_pkg_config_and_cmake() {
     run(Command::new("cmake").arg("--build").arg(&build));
     check_example(&build.join("poisson_shared"), true);
     check_example(&build.join("poisson_static"), false);
+
+    client_shared_libraries(&prefix);
+}
+
+/// A client's own shared library built on the installed static library
+/// exports only its own functions and adj_*; built on the installed shared
+/// library it needs libadjunct.so.MAJOR. Both run.
+fn client_shared_libraries(prefix: &Path) {
+    let dir = fresh_dir("install_client");
+    let lib = prefix.join("lib");
+    let include = prefix.join("include");
+    let client = root().join("tests/c/client_library.c");
+    let static_client = dir.join("static/libclient.so");
+    let shared_client = dir.join("shared/libclient.so");
+    for d in ["static", "shared"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    run(Command::new("cc")
+        .args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(&include)
+        .arg(&client)
+        .arg("-o")
+        .arg(&static_client)
+        .arg(lib.join("libadjunct.a"))
+        .args([
+            "-lgcc_s",
+            "-lutil",
+            "-lrt",
+            "-lpthread",
+            "-lm",
+            "-ldl",
+            "-lc",
+        ]));
+    run(Command::new("cc")
+        .args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(&include)
+        .arg(&client)
+        .arg("-o")
+        .arg(&shared_client)
+        .arg("-L")
+        .arg(&lib)
+        .arg("-ladjunct")
+        .arg(format!("-Wl,-rpath,{}", lib.display())));
+    let exported = run(Command::new("readelf")
+        .args(["--dyn-syms", "-W"])
+        .arg(&static_client));
+    let foreign: Vec<&str> = exported
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() >= 8 && (f[4] == "GLOBAL" || f[4] == "WEAK") && f[6] != "UND").then(|| f[7])
+        })
+        .filter(|name| !name.starts_with("adj_") && *name != "client_solve")
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "the client library exports {} other symbols: {:?}",
+        foreign.len(),
+        &foreign[..foreign.len().min(10)]
+    );
+    assert!(!needed_libraries(&static_client).contains("libadjunct"));
+    assert!(needed_libraries(&shared_client).contains(&format!(
+        "libadjunct.so.{}",
+        env!("CARGO_PKG_VERSION_MAJOR")
+    )));
+    for (client, sub) in [(&static_client, "static"), (&shared_client, "shared")] {
+        let exe = dir.join(sub).join("client_main");
+        run(Command::new("cc")
+            .arg(root().join("tests/c/client_main.c"))
+            .arg("-L")
+            .arg(client.parent().unwrap())
+            .arg("-lclient")
+            .arg(format!("-Wl,-rpath,{}", client.parent().unwrap().display()))
+            .arg("-o")
+            .arg(&exe));
+        let output = run(&mut Command::new(&exe));
+        assert!(output.contains("client_solve: 0"), "{sub}: {output}");
+    }
 }
 
 /// Runs the example and checks whether it links the shared library.
