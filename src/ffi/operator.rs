@@ -4,7 +4,9 @@ use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
 use super::status::{adj_status, boundary};
 use super::versioned::{self, versioned, Versioned};
 use crate::error::{Error, Result};
-use crate::operator::{Cell, CsrIndex, CsrMatrix, FnOperator, GridPoisson, LinearOperator};
+use crate::operator::{
+    Cell, CsrIndex, CsrMatrix, FieldValue, FnOperator, GridPoisson, LinearOperator,
+};
 use std::ffi::{c_int, c_void};
 
 /// The flag of a grid cell in `adj_operator_new_grid_poisson`'s `cells`
@@ -526,12 +528,13 @@ pub unsafe extern "C" fn adj_grid_num_cells(
     })
 }
 
-/// Gathers the fluid cells of a per-cell field (`num_cells` doubles) into
-/// the unknowns vector (`n` doubles) of a grid operator.
-#[no_mangle]
-pub unsafe extern "C" fn adj_grid_gather(
+/// The body of the gather functions, for fields of doubles or floats.
+///
+/// # Safety
+/// Pointers as documented on `adj_grid_gather`.
+pub(crate) unsafe fn gather<F: FieldValue>(
     op: *const adj_operator,
-    field: *const f64,
+    field: *const F,
     num_cells: usize,
     unknowns: *mut f64,
     n: usize,
@@ -550,14 +553,15 @@ pub unsafe extern "C" fn adj_grid_gather(
     })
 }
 
-/// Scatters the unknowns (`n` doubles) of a grid operator into a per-cell
-/// field (`num_cells` doubles); solid and air cells are set to 0.
-#[no_mangle]
-pub unsafe extern "C" fn adj_grid_scatter(
+/// The body of the scatter functions, for fields of doubles or floats.
+///
+/// # Safety
+/// Pointers as documented on `adj_grid_scatter`.
+pub(crate) unsafe fn scatter<F: FieldValue>(
     op: *const adj_operator,
     unknowns: *const f64,
     n: usize,
-    field: *mut f64,
+    field: *mut F,
     num_cells: usize,
 ) -> adj_status {
     boundary(|| {
@@ -572,4 +576,32 @@ pub unsafe extern "C" fn adj_grid_scatter(
         };
         grid.scatter(unknowns, field)
     })
+}
+
+/// Gathers the fluid cells of a per-cell field (`num_cells` doubles) into
+/// the unknowns vector (`n` doubles) of a grid operator.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_gather(
+    op: *const adj_operator,
+    field: *const f64,
+    num_cells: usize,
+    unknowns: *mut f64,
+    n: usize,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { gather(op, field, num_cells, unknowns, n) }
+}
+
+/// Scatters the unknowns (`n` doubles) of a grid operator into a per-cell
+/// field (`num_cells` doubles); solid and air cells are set to 0.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_scatter(
+    op: *const adj_operator,
+    unknowns: *const f64,
+    n: usize,
+    field: *mut f64,
+    num_cells: usize,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { scatter(op, unknowns, n, field, num_cells) }
 }

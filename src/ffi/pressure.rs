@@ -3,7 +3,7 @@
 
 use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
 use super::cg::{adj_cg_options, adj_solve_report, krylov_options, write_report};
-use super::operator::{adj_grid_options, adj_operator, grid_from_c};
+use super::operator::{adj_grid_options, adj_operator, gather, grid_from_c, scatter};
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::Output;
 use crate::error::{Error, Result};
@@ -206,17 +206,8 @@ pub unsafe extern "C" fn adj_grid_gather_f32(
     unknowns: *mut f64,
     n: usize,
 ) -> adj_status {
-    boundary(|| {
-        // SAFETY: NULL or a live handle; arrays of the given lengths.
-        let grid = unsafe { handle(op, "op") }?.grid()?;
-        let (field, unknowns) = unsafe {
-            (
-                slice(field, num_cells, "field")?,
-                slice_mut(unknowns, n, "unknowns")?,
-            )
-        };
-        grid.gather(field, unknowns)
-    })
+    // SAFETY: forwarded contract.
+    unsafe { gather(op, field, num_cells, unknowns, n) }
 }
 
 /// Scatters the unknowns (`n` doubles) of a grid operator into a float32
@@ -230,15 +221,6 @@ pub unsafe extern "C" fn adj_grid_scatter_f32(
     field: *mut f32,
     num_cells: usize,
 ) -> adj_status {
-    boundary(|| {
-        // SAFETY: NULL or a live handle; arrays of the given lengths.
-        let grid = unsafe { handle(op, "op") }?.grid()?;
-        let (unknowns, field) = unsafe {
-            (
-                slice(unknowns, n, "unknowns")?,
-                slice_mut(field, num_cells, "field")?,
-            )
-        };
-        grid.scatter(unknowns, field)
-    })
+    // SAFETY: forwarded contract.
+    unsafe { scatter(op, unknowns, n, field, num_cells) }
 }

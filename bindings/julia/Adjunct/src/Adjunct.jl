@@ -251,6 +251,16 @@ function grid_options_default()
     return r[]
 end
 
+"""The `GridOptions` of the keywords of `grid_poisson` (arrays as `Vector{Float64}` or
+`nothing`; the caller keeps them alive while the options are used)."""
+function _grid_options(h, beta, scale, phi, min_air_fraction, codes)
+    d = grid_options_default()
+    c = codes === nothing ? (fluid=d.fluid_code, solid=d.solid_code, air=d.air_code) : codes
+    ptr(v) = v isa Vector{Float64} ? pointer(v) : Ptr{Cdouble}(C_NULL)
+    return GridOptions(d.struct_size, ptr(h), ptr(beta), scale, ptr(phi), min_air_fraction,
+                       UInt8(c.fluid), UInt8(c.solid), UInt8(c.air))
+end
+
 """
     grid_poisson(cells; spacing=nothing, face_coefficients=nothing, scale=1.0,
                  air_level_set=nothing, min_air_fraction=0.01, codes=nothing)
@@ -281,12 +291,8 @@ function grid_poisson(cells::AbstractArray{UInt8}; spacing=nothing, face_coeffic
         return Operator(out[])
     end
     phi = air_level_set === nothing ? nothing : Vector{Float64}(vec(air_level_set))
-    d = grid_options_default()
-    c = codes === nothing ? (fluid=d.fluid_code, solid=d.solid_code, air=d.air_code) : codes
     GC.@preserve h beta phi begin
-        ptr(v) = v isa Vector{Float64} ? pointer(v) : Ptr{Cdouble}(C_NULL)
-        options = GridOptions(d.struct_size, ptr(h), ptr(beta), scale, ptr(phi), min_air_fraction,
-                              UInt8(c.fluid), UInt8(c.solid), UInt8(c.air))
+        options = _grid_options(h, beta, scale, phi, min_air_fraction, codes)
         _check(ccall((:adj_operator_new_grid, libadjunct()), Cint,
                      (Csize_t, Csize_t, Csize_t, Ptr{UInt8}, Ref{GridOptions}, Ref{Ptr{Cvoid}}),
                      nx, ny, nz, flags, options, out))
@@ -356,12 +362,8 @@ function update!(s::PressureSolver, cells::AbstractArray{UInt8}; spacing=nothing
     h = spacing === nothing ? nothing : Vector{Float64}(spacing)
     beta = face_coefficients === nothing ? nothing : Vector{Float64}(vec(face_coefficients))
     phi = air_level_set === nothing ? nothing : Vector{Float64}(vec(air_level_set))
-    d = grid_options_default()
-    c = codes === nothing ? (fluid=d.fluid_code, solid=d.solid_code, air=d.air_code) : codes
     GC.@preserve h beta phi begin
-        ptr(v) = v isa Vector{Float64} ? pointer(v) : Ptr{Cdouble}(C_NULL)
-        options = GridOptions(d.struct_size, ptr(h), ptr(beta), scale, ptr(phi), min_air_fraction,
-                              UInt8(c.fluid), UInt8(c.solid), UInt8(c.air))
+        options = _grid_options(h, beta, scale, phi, min_air_fraction, codes)
         _check(ccall((:adj_pressure_solver_update, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{UInt8}, Ref{GridOptions}),
                      s.ptr, flags, options))
     end
