@@ -26,8 +26,11 @@ pub enum adj_precond_kind {
     /// Geometric multigrid V-cycle (grid Poisson operators only): 2
     /// damped-Jacobi sweeps before and after each coarse correction,
     /// coarsening by 2 until at most 1000 unknowns, dense Cholesky there;
-    /// symmetric positive definite. Setup is a few grid applications; each
-    /// application costs about 6 of them.
+    /// symmetric positive definite. The coarse operators are the
+    /// rediscretised stencil, or, for a grid with face coefficients or a
+    /// ghost-fluid level set, the Galerkin products R A P, which stay
+    /// robust at coefficient contrasts up to 1e6. Setup is a few grid
+    /// applications; each application costs about 6 of them.
     ADJ_PRECOND_MULTIGRID = 3,
 }
 

@@ -25,7 +25,7 @@ pub use conjugate_direction::{
 };
 pub use gmres::gmres;
 pub use ic0::Ic0;
-pub use multigrid::{Multigrid, MultigridOptions};
+pub use multigrid::{CoarseOperators, Multigrid, MultigridOptions};
 pub(crate) use options::{conclude, true_residual};
 pub use options::{KrylovOptions, ResidualNorm};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};

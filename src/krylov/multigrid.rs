@@ -6,7 +6,10 @@
 //!   child is air (Dirichlet wins), else fluid if any child is fluid, else
 //!   solid; the coarse operator is the same stencil rediscretised at twice
 //!   the spacing (face coefficients β averaged over the fine faces of each
-//!   coarse face).
+//!   coarse face), or, for an operator with per-face coefficients, the
+//!   Galerkin product A_c = R A P ([`CoarseOperators`]), which keeps its
+//!   grip at coefficient jumps the averaged stencil smears (17 instead of
+//!   1 183 iterations at a 1e6 contrast in 2D).
 //! - Transfers: cell-centred multilinear prolongation P (weights 3/4 and 1/4
 //!   per axis; a coarse neighbour that is solid or outside the grid is
 //!   replaced by the parent cell, as a Neumann wall mirrors it; an air
@@ -23,7 +26,7 @@
 use super::precond::Preconditioner;
 use super::vector::{self, BLOCK};
 use crate::error::{Error, Result};
-use crate::operator::{Cell, GridPoisson, LinearOperator};
+use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator};
 use crate::parallel::{for_blocks, DisjointSlice};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -39,6 +42,27 @@ pub struct MultigridOptions {
     /// Coarsen until a level has at most this many unknowns (≤ 4096); that
     /// level is solved by dense Cholesky. Default 1000.
     pub coarsest_unknowns: usize,
+    /// How the coarse operators are formed. Default
+    /// [`CoarseOperators::Automatic`].
+    pub coarse_operators: CoarseOperators,
+}
+
+/// The operators of the coarse levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CoarseOperators {
+    /// [`CoarseOperators::Galerkin`] when the operator has per-face
+    /// coefficients (variable density, ghost-fluid surfaces: contrast the
+    /// rediscretised levels lose), else [`CoarseOperators::Rediscretized`].
+    #[default]
+    Automatic,
+    /// The same stencil on each coarse grid, face coefficients averaged
+    /// over the fine faces of a coarse face: cheapest, but 1 200 iterations
+    /// instead of 17 at a 1e6 coefficient contrast.
+    Rediscretized,
+    /// The Galerkin product A_c = R A P with the V-cycle's own transfers
+    /// (up to 9 entries per row in 2D, 27 in 3D): robust to contrast, at
+    /// a 3× longer setup in 3D.
+    Galerkin,
 }
 
 impl Default for MultigridOptions {
@@ -47,6 +71,7 @@ impl Default for MultigridOptions {
             smoothing_sweeps: 2,
             damping: 2.0 / 3.0,
             coarsest_unknowns: 1000,
+            coarse_operators: CoarseOperators::Automatic,
         }
     }
 }
@@ -65,6 +90,48 @@ struct SparseRows {
 impl SparseRows {
     fn rows(&self) -> usize {
         self.ptr.len() - 1
+    }
+
+    fn of_csr(a: &CsrMatrix) -> Self {
+        SparseRows {
+            ptr: a.row_ptr().iter().map(|&p| p as usize).collect(),
+            col: a.col_idx().to_vec(),
+            val: a.values().to_vec(),
+        }
+    }
+
+    /// The product self · other (`cols` columns), columns sorted per row.
+    fn times(&self, other: &SparseRows, cols: usize) -> SparseRows {
+        let mut out = SparseRows {
+            ptr: vec![0],
+            ..SparseRows::default()
+        };
+        let mut accumulator = vec![0.0; cols];
+        let mut occupied = vec![false; cols];
+        let mut touched: Vec<u32> = Vec::new();
+        for i in 0..self.rows() {
+            for k in self.ptr[i]..self.ptr[i + 1] {
+                let (j, w) = (self.col[k] as usize, self.val[k]);
+                for m in other.ptr[j]..other.ptr[j + 1] {
+                    let c = other.col[m];
+                    if !occupied[c as usize] {
+                        occupied[c as usize] = true;
+                        touched.push(c);
+                    }
+                    accumulator[c as usize] += w * other.val[m];
+                }
+            }
+            touched.sort_unstable();
+            for &c in &touched {
+                out.col.push(c);
+                out.val.push(accumulator[c as usize]);
+                accumulator[c as usize] = 0.0;
+                occupied[c as usize] = false;
+            }
+            touched.clear();
+            out.ptr.push(out.col.len());
+        }
+        out
     }
 
     /// y ← M x (add = false) or y ← y + M x (add = true), rows in parallel.
@@ -113,12 +180,25 @@ impl SparseRows {
 /// One level: its operator, the inverse of its diagonal, and the transfers
 /// to the next coarser level (absent on the coarsest).
 struct Level {
+    /// The level's grid: its cells, and its operator unless `galerkin`.
     op: GridPoisson,
+    /// The Galerkin operator R A P of this level, when used.
+    galerkin: Option<CsrMatrix>,
     inv_diag: Vec<f64>,
     /// P: coarse → this level.
     prolong: SparseRows,
     /// R = Pᵀ/2ᵈ: this level → coarse.
     restrict: SparseRows,
+}
+
+impl Level {
+    /// r ← A_l x with the level's operator.
+    fn apply(&self, x: &[f64], r: &mut [f64]) -> Result<()> {
+        match &self.galerkin {
+            Some(a) => a.apply(x, r),
+            None => self.op.apply(x, r),
+        }
+    }
 }
 
 /// Per-level vectors of one V-cycle.
@@ -356,7 +436,6 @@ impl Multigrid {
                 ),
             ));
         }
-        let coarse = dense_cholesky(coarsest)?;
         let transfers: Vec<(SparseRows, SparseRows)> = (0..ops.len())
             .map(|l| match ops.get(l + 1) {
                 Some(next) => {
@@ -367,22 +446,55 @@ impl Multigrid {
                 None => (SparseRows::default(), SparseRows::default()),
             })
             .collect();
+        // Galerkin: A_{l+1} = R_l A_l P_l from the finest level down.
+        let mut galerkin: Vec<Option<CsrMatrix>> = vec![None; ops.len()];
+        let use_galerkin = match options.coarse_operators {
+            CoarseOperators::Galerkin => true,
+            CoarseOperators::Rediscretized => false,
+            CoarseOperators::Automatic => a.face_coefficients().is_some(),
+        };
+        if use_galerkin {
+            let mut a_l = SparseRows::of_csr(&ops[0].to_csr()?);
+            for l in 0..ops.len() - 1 {
+                let (p, r) = &transfers[l];
+                let n_c = ops[l + 1].dim();
+                let a_c = r.times(&a_l.times(p, n_c), n_c);
+                galerkin[l + 1] = Some(CsrMatrix::from_valid_parts(
+                    n_c,
+                    a_c.ptr.iter().map(|&v| v as u32).collect(),
+                    a_c.col.clone(),
+                    a_c.val.clone(),
+                ));
+                a_l = a_c;
+            }
+        }
+        let coarse = match galerkin.last().and_then(Option::as_ref) {
+            Some(a) => dense_cholesky_of(a, coarsest.dims())?,
+            None => dense_cholesky(coarsest)?,
+        };
         let levels: Vec<Level> = ops
             .into_iter()
             .zip(transfers)
-            .map(|(op, (prolong, restrict))| Level {
-                // An isolated fluid cell (every face a wall) has a zero row:
-                // it is its own enclosed region, whose null space the
-                // solvers remove, so the smoother leaves it at 0.
-                inv_diag: op
-                    .diagonal()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|&d| if d > 0.0 { 1.0 / d } else { 0.0 })
-                    .collect(),
-                op,
-                prolong,
-                restrict,
+            .zip(galerkin)
+            .map(|((op, (prolong, restrict)), galerkin)| {
+                let diagonal = match &galerkin {
+                    Some(a) => a.diagonal(),
+                    None => op.diagonal(),
+                };
+                Level {
+                    // An isolated fluid cell (every face a wall) has a zero
+                    // row: it is its own enclosed region, whose null space
+                    // the solvers remove, so the smoother leaves it at 0.
+                    inv_diag: diagonal
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|&d| if d > 0.0 { 1.0 / d } else { 0.0 })
+                        .collect(),
+                    op,
+                    galerkin,
+                    prolong,
+                    restrict,
+                }
             })
             .collect();
         let buffers = levels
@@ -431,17 +543,17 @@ impl Multigrid {
         // First sweep from x = 0: x = ω D⁻¹ b.
         jacobi_update(omega, &level.inv_diag, b, None, x);
         for _ in 1..self.options.smoothing_sweeps {
-            level.op.apply(x, r)?;
+            level.apply(x, r)?;
             jacobi_update(omega, &level.inv_diag, b, Some(r), x);
         }
-        level.op.apply(x, r)?;
+        level.apply(x, r)?;
         vector::residual_from_product(b, r);
         let next = &mut coarser[0];
         level.restrict.apply(r, &mut next.b, false);
         self.vcycle(l + 1, coarser)?;
         level.prolong.apply(&coarser[0].x, x, true);
         for _ in 0..self.options.smoothing_sweeps {
-            level.op.apply(x, r)?;
+            level.apply(x, r)?;
             jacobi_update(omega, &level.inv_diag, b, Some(r), x);
         }
         Ok(())
@@ -476,7 +588,11 @@ fn jacobi_update(omega: f64, inv_diag: &[f64], b: &[f64], ax: Option<&[f64]>, x:
 /// of 1e-10 × the largest diagonal entry when the grid is singular (a fluid
 /// region without air at this resolution).
 fn dense_cholesky(op: &GridPoisson) -> Result<faer::linalg::solvers::Llt<f64>> {
-    let csr = op.to_csr()?;
+    dense_cholesky_of(&op.to_csr()?, op.dims())
+}
+
+/// [`dense_cholesky`] of a sparse matrix, for the coarsest level of `dims`.
+fn dense_cholesky_of(csr: &CsrMatrix, dims: [usize; 3]) -> Result<faer::linalg::solvers::Llt<f64>> {
     let n = csr.dim();
     let mut dense = faer::Mat::<f64>::zeros(n, n);
     let (ptr, cols, vals) = (csr.row_ptr(), csr.col_idx(), csr.values());
@@ -493,10 +609,7 @@ fn dense_cholesky(op: &GridPoisson) -> Result<faer::linalg::solvers::Llt<f64>> {
         dense[(i, i)] += shift;
     }
     dense.llt(faer::Side::Lower).map_err(|_| Error::NotSpd {
-        message: format!(
-            "the coarsest multigrid level {:?} is not positive definite",
-            op.dims()
-        ),
+        message: format!("the coarsest multigrid level {dims:?} is not positive definite"),
     })
 }
 
