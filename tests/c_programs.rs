@@ -67,6 +67,15 @@ fn c_client_of_the_frozen_abi_runs() {
     }
 }
 
+/// The persistent pressure solver's frame loop (examples/c/frames.c).
+#[test]
+fn c_frames_example_builds_and_runs() {
+    if let Some(output) = build_and_run_c_example("frames", &["20", "12"]) {
+        assert!(output.contains("12 frames"), "{output}");
+        assert!(output.contains("all checks passed"), "{output}");
+    }
+}
+
 #[test]
 fn c_transport_example_builds_and_runs() {
     if let Some(output) = build_and_run_c_example("transport", &[]) {
