@@ -912,7 +912,9 @@ void adj_pressure_solver_free(struct adj_pressure_solver *solver);
 
 // Sets up the next frame: `cells` (nx·ny·nz flags) and `options` (NULL =
 // defaults) as for `adj_operator_new_grid`; rebuilds the operator and the
-// V-cycle hierarchy. On failure the previous frame stays set up.
+// V-cycle hierarchy, or keeps the hierarchy when the operator is the same
+// as the last frame's (same flags, spacing, scale and coefficients). On
+// failure the previous frame stays set up.
 enum adj_status adj_pressure_solver_update(const struct adj_pressure_solver *solver,
                                            const uint8_t *cells,
                                            const struct adj_grid_options *options);

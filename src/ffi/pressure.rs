@@ -62,7 +62,9 @@ pub unsafe extern "C" fn adj_pressure_solver_free(solver: *mut adj_pressure_solv
 
 /// Sets up the next frame: `cells` (nx·ny·nz flags) and `options` (NULL =
 /// defaults) as for `adj_operator_new_grid`; rebuilds the operator and the
-/// V-cycle hierarchy. On failure the previous frame stays set up.
+/// V-cycle hierarchy, or keeps the hierarchy when the operator is the same
+/// as the last frame's (same flags, spacing, scale and coefficients). On
+/// failure the previous frame stays set up.
 #[no_mangle]
 pub unsafe extern "C" fn adj_pressure_solver_update(
     solver: *const adj_pressure_solver,

@@ -75,7 +75,8 @@ impl PressureSolver {
 
     /// Sets up the frame with its operator (the frame's cells, spacing,
     /// face coefficients, scale or level set, built with
-    /// [`GridPoisson::builder`]): the V-cycle hierarchy is rebuilt for it.
+    /// [`GridPoisson::builder`]): the V-cycle hierarchy is rebuilt for it,
+    /// unless the operator is the same as the last frame's.
     pub fn update(&mut self, grid: GridPoisson) -> Result<()> {
         if grid.dims() != self.dims {
             return Err(Error::invalid(
@@ -88,8 +89,16 @@ impl PressureSolver {
             ));
         }
         let start = Instant::now();
-        let multigrid = Multigrid::new(&grid, &self.multigrid_options)?;
-        self.frame = Some(Frame { grid, multigrid });
+        // A frame whose operator did not change (static walls, no free
+        // surface moving) keeps its hierarchy.
+        if !self
+            .frame
+            .as_ref()
+            .is_some_and(|f| f.grid.same_operator(&grid))
+        {
+            let multigrid = Multigrid::new(&grid, &self.multigrid_options)?;
+            self.frame = Some(Frame { grid, multigrid });
+        }
         self.setup_seconds = start.elapsed().as_secs_f64();
         Ok(())
     }

@@ -445,6 +445,16 @@ impl GridPoisson {
         self.scale
     }
 
+    /// `true` when `other` is the same operator: the same grid, cells,
+    /// spacing, scale and face coefficients (one pass over the cells).
+    pub fn same_operator(&self, other: &GridPoisson) -> bool {
+        self.dims == other.dims
+            && self.inv_h2 == other.inv_h2
+            && self.scale == other.scale
+            && self.unknown == other.unknown
+            && self.face_coefficients == other.face_coefficients
+    }
+
     /// The per-face coefficients β given at construction, if any.
     pub fn face_coefficients(&self) -> Option<&[f64]> {
         self.face_coefficients.as_deref()
