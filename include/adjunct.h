@@ -762,6 +762,23 @@ enum adj_status adj_grid_scatter(const struct adj_operator *op,
                                  double *field,
                                  size_t num_cells);
 
+// Gathers the fluid cells of a float32 per-cell field (`num_cells`
+// floats) into the unknowns vector (`n` doubles) of a grid operator.
+enum adj_status adj_grid_gather_f32(const struct adj_operator *op,
+                                    const float *field,
+                                    size_t num_cells,
+                                    double *unknowns,
+                                    size_t n);
+
+// Scatters the unknowns (`n` doubles) of a grid operator into a float32
+// per-cell field (`num_cells` floats, rounded to nearest); solid and air
+// cells are set to 0.
+enum adj_status adj_grid_scatter_f32(const struct adj_operator *op,
+                                     const double *unknowns,
+                                     size_t n,
+                                     float *field,
+                                     size_t num_cells);
+
 // Initialises `*options` (`struct_size` = `sizeof *options` in the
 // caller's header) with the defaults given on each field.
 enum adj_status adj_ot_options_init(struct adj_ot_options *options, size_t struct_size);
@@ -949,23 +966,6 @@ enum adj_status adj_pressure_solver_solve_f32(const struct adj_pressure_solver *
                                               int32_t warm_start,
                                               const struct adj_cg_options *options,
                                               struct adj_solve_report *report);
-
-// Gathers the fluid cells of a float32 per-cell field (`num_cells`
-// floats) into the unknowns vector (`n` doubles) of a grid operator.
-enum adj_status adj_grid_gather_f32(const struct adj_operator *op,
-                                    const float *field,
-                                    size_t num_cells,
-                                    double *unknowns,
-                                    size_t n);
-
-// Scatters the unknowns (`n` doubles) of a grid operator into a float32
-// per-cell field (`num_cells` floats, rounded to nearest); solid and air
-// cells are set to 0.
-enum adj_status adj_grid_scatter_f32(const struct adj_operator *op,
-                                     const double *unknowns,
-                                     size_t n,
-                                     float *field,
-                                     size_t num_cells);
 
 // The name and meaning of a status code, e.g. "ADJ_ERR_NOT_SPD: a matrix
 // or preconditioner is not symmetric positive definite" (a static string;

@@ -13,6 +13,13 @@ pub(crate) fn with_capacity<T>(len: usize, what: &'static str) -> Result<Vec<T>>
     Ok(v)
 }
 
+/// A copy of `values`, or [`Error::OutOfMemory`] naming `what`.
+pub(crate) fn copied<T: Clone>(values: &[T], what: &'static str) -> Result<Vec<T>> {
+    let mut v = with_capacity(values.len(), what)?;
+    v.extend_from_slice(values);
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! `adj_cg_solve`: preconditioned conjugate gradient.
 
-use super::args::{finite_output, handle, option_in, slice, slice_mut};
+use super::args::{finite_output, handle, slice, slice_mut};
 use super::operator::adj_operator;
 use super::precond::adj_precond;
 use super::status::{adj_status, boundary};
@@ -352,8 +352,6 @@ pub(crate) unsafe fn krylov_options<'a>(
             )
         }?)
     };
-    option_in("rtol", c.rtol, 0.0..=f64::MAX, "finite and >= 0")?;
-    option_in("atol", c.atol, 0.0..=f64::MAX, "finite and >= 0")?;
     let norm = match c.norm {
         k if k == adj_norm::ADJ_NORM_2 as u32 => ResidualNorm::Two,
         k if k == adj_norm::ADJ_NORM_MAX as u32 => ResidualNorm::Max,

@@ -1,7 +1,7 @@
 //! `adj_implicit_*`: implicit differentiation of root problems given by
 //! callbacks, and gradients through linear solves.
 
-use super::args::{finite_input, finite_output, handle, option_in, slice, slice_mut};
+use super::args::{finite_input, finite_output, handle, slice, slice_mut};
 use super::cg::{adj_solve_report, write_report};
 use super::precond::adj_precond;
 use super::status::{adj_status, boundary};
@@ -210,8 +210,7 @@ unsafe fn rust_options<'a>(
         finite_input("warm_start", start)?;
         Some(start)
     };
-    option_in("rtol", o.rtol, 0.0..=f64::MAX, "finite and >= 0")?;
-    option_in("atol", o.atol, 0.0..=f64::MAX, "finite and >= 0")?;
+
     // SAFETY: NULL or a live handle.
     let precond = unsafe { o.precond.as_ref() }.map(|p| &*p.inner);
     if let Some(p) = precond {

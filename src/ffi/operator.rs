@@ -532,7 +532,7 @@ pub unsafe extern "C" fn adj_grid_num_cells(
 ///
 /// # Safety
 /// Pointers as documented on `adj_grid_gather`.
-pub(crate) unsafe fn gather<F: FieldValue>(
+unsafe fn gather<F: FieldValue>(
     op: *const adj_operator,
     field: *const F,
     num_cells: usize,
@@ -557,7 +557,7 @@ pub(crate) unsafe fn gather<F: FieldValue>(
 ///
 /// # Safety
 /// Pointers as documented on `adj_grid_scatter`.
-pub(crate) unsafe fn scatter<F: FieldValue>(
+unsafe fn scatter<F: FieldValue>(
     op: *const adj_operator,
     unknowns: *const f64,
     n: usize,
@@ -600,6 +600,35 @@ pub unsafe extern "C" fn adj_grid_scatter(
     unknowns: *const f64,
     n: usize,
     field: *mut f64,
+    num_cells: usize,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { scatter(op, unknowns, n, field, num_cells) }
+}
+
+/// Gathers the fluid cells of a float32 per-cell field (`num_cells`
+/// floats) into the unknowns vector (`n` doubles) of a grid operator.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_gather_f32(
+    op: *const adj_operator,
+    field: *const f32,
+    num_cells: usize,
+    unknowns: *mut f64,
+    n: usize,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { gather(op, field, num_cells, unknowns, n) }
+}
+
+/// Scatters the unknowns (`n` doubles) of a grid operator into a float32
+/// per-cell field (`num_cells` floats, rounded to nearest); solid and air
+/// cells are set to 0.
+#[no_mangle]
+pub unsafe extern "C" fn adj_grid_scatter_f32(
+    op: *const adj_operator,
+    unknowns: *const f64,
+    n: usize,
+    field: *mut f32,
     num_cells: usize,
 ) -> adj_status {
     // SAFETY: forwarded contract.

@@ -273,7 +273,7 @@ pub unsafe extern "C" fn adj_ot_solve(
         let options = rust_options(&unsafe { versioned::read(options, "options") }?)?;
         // SAFETY: NULL or a valid result struct.
         let result = unsafe { Output::new(result, "result") }?;
-        let cost = CostMatrix::from_dense(n, m, copied(c)?)?;
+        let cost = CostMatrix::from_dense(n, m, crate::alloc::copied(c, "cost")?)?;
         let solution = ot::solve(a, b, &cost, &options)?;
         finite_output("f", &solution.f)?;
         finite_output("g", &solution.g)?;
@@ -300,13 +300,6 @@ pub unsafe extern "C" fn adj_ot_solve(
         });
         Ok(())
     })
-}
-
-/// The caller's cost matrix, copied with fallible allocation.
-fn copied(cost: &[f64]) -> Result<Vec<f64>> {
-    let mut v = crate::alloc::with_capacity(cost.len(), "cost")?;
-    v.extend_from_slice(cost);
-    Ok(v)
 }
 
 /// The converged solution (cost, potentials) that the OT gradients read.
@@ -353,7 +346,7 @@ unsafe fn solved_ot<'a>(
     finite_input("f", f)?;
     finite_input("g", g)?;
     Ok(SolvedOt {
-        cost: CostMatrix::from_dense(n, m, copied(c)?)?,
+        cost: CostMatrix::from_dense(n, m, crate::alloc::copied(c, "cost")?)?,
         f,
         g,
         eps,

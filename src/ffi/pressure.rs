@@ -1,9 +1,8 @@
-//! `adj_pressure_solver`: the persistent per-frame pressure solve, and
-//! float32 fields.
+//! `adj_pressure_solver`: the persistent per-frame pressure solve.
 
 use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
 use super::cg::{adj_cg_options, adj_solve_report, krylov_options, write_report};
-use super::operator::{adj_grid_options, adj_operator, gather, grid_from_c, scatter};
+use super::operator::{adj_grid_options, grid_from_c};
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::Output;
 use crate::error::{Error, Result};
@@ -196,33 +195,4 @@ pub unsafe extern "C" fn adj_pressure_solver_solve_f32(
             solver, rhs, pressure, num_cells, warm_start, options, report,
         )
     }
-}
-
-/// Gathers the fluid cells of a float32 per-cell field (`num_cells`
-/// floats) into the unknowns vector (`n` doubles) of a grid operator.
-#[no_mangle]
-pub unsafe extern "C" fn adj_grid_gather_f32(
-    op: *const adj_operator,
-    field: *const f32,
-    num_cells: usize,
-    unknowns: *mut f64,
-    n: usize,
-) -> adj_status {
-    // SAFETY: forwarded contract.
-    unsafe { gather(op, field, num_cells, unknowns, n) }
-}
-
-/// Scatters the unknowns (`n` doubles) of a grid operator into a float32
-/// per-cell field (`num_cells` floats, rounded to nearest); solid and air
-/// cells are set to 0.
-#[no_mangle]
-pub unsafe extern "C" fn adj_grid_scatter_f32(
-    op: *const adj_operator,
-    unknowns: *const f64,
-    n: usize,
-    field: *mut f32,
-    num_cells: usize,
-) -> adj_status {
-    // SAFETY: forwarded contract.
-    unsafe { scatter(op, unknowns, n, field, num_cells) }
 }

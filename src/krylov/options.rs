@@ -107,14 +107,7 @@ impl KrylovOptions {
         Error::check_len("b", n, b.len())?;
         Error::check_len("x", n, x.len())?;
         Error::check_len("precond", n, precond_dim)?;
-        for (name, v) in [("rtol", self.rtol), ("atol", self.atol)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(Error::invalid(
-                    name,
-                    format!("{name} = {v} must be finite and >= 0"),
-                ));
-            }
-        }
+        self.check_tolerances()?;
         if let Some((i, v)) = vector::first_non_finite(b) {
             return Err(Error::invalid("b", format!("b[{i}] is {v}")));
         }
@@ -133,6 +126,20 @@ impl KrylovOptions {
                 SolveReason::ConvergedAtol
             },
         })
+    }
+
+    /// Checks that `rtol` and `atol` are finite and ≥ 0; every solve does
+    /// this first, and so must code that derives other options from them.
+    pub(crate) fn check_tolerances(&self) -> Result<()> {
+        for (name, v) in [("rtol", self.rtol), ("atol", self.atol)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(Error::invalid(
+                    name,
+                    format!("{name} = {v} must be finite and >= 0"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// An empty report, with room for the history when it is recorded.

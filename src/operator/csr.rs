@@ -154,8 +154,7 @@ impl CsrMatrix {
         }
         let mut ptr32 = alloc::with_capacity(n + 1, "row pointers")?;
         ptr32.extend(ptr.into_iter().map(|p| p as u32));
-        let mut vals = alloc::with_capacity(nnz, "values")?;
-        vals.extend_from_slice(values);
+        let vals = alloc::copied(values, "values")?;
         Ok(Self::from_valid_parts(n, ptr32, cols, vals))
     }
 

@@ -318,9 +318,7 @@ impl GridPoisson {
                         format!("face_coefficients[{k}] = {v} must be finite and >= 0"),
                     ));
                 }
-                let mut copy = alloc::with_capacity(beta.len(), "face coefficients")?;
-                copy.extend_from_slice(beta);
-                Some(copy)
+                Some(alloc::copied(beta, "face coefficients")?)
             }
         };
         let face_coefficients = match options.air_level_set {
@@ -969,17 +967,16 @@ impl LinearOperator for GridPoisson {
         let Some(floating) = &self.floating else {
             return 0.0;
         };
-        let sums = floating.sums(v);
-        let means: Vec<f64> = sums
-            .iter()
-            .zip(&floating.size)
-            .map(|(s, &m)| s / m as f64)
-            .collect();
+        let mut means = floating.sums(v);
+        let removed = floating.component_norm(&means);
+        for (mean, &m) in means.iter_mut().zip(&floating.size) {
+            *mean /= m as f64;
+        }
         for (vu, &r) in v.iter_mut().zip(&floating.region) {
             if r != u32::MAX {
                 *vu -= means[r as usize];
             }
         }
-        floating.component_norm(&sums)
+        removed
     }
 }

@@ -209,6 +209,8 @@ impl<P: PlanRows> OtHessian<P> {
     /// system's, whose residuals are those of M z = y, with its initial
     /// residual, relative residual and reason stated for M z = y.
     pub fn solve(&self, y: &[f64], options: &KrylovOptions) -> Result<(Vec<f64>, SolveReport)> {
+        // Checked here: the Schur system's options are derived from them.
+        options.check_tolerances()?;
         let n = self.row_diag.len();
         let mut y = y.to_vec();
         project_out_null(&mut y, n);

@@ -281,3 +281,25 @@ pub fn init_uninit<T>(
 pub fn norm(x: &[f64]) -> f64 {
     x.iter().map(|v| v * v).sum::<f64>().sqrt()
 }
+
+/// The reference solve of a grid with isolated fluid cells (zero rows of
+/// `a`): the unknowns that keep a coupling, and the direct solution of the
+/// system restricted to them with b's entries there.
+pub fn direct_solve_without_zero_rows(a: &CsrMatrix, b: &[f64]) -> (Vec<usize>, Vec<f64>) {
+    let (ptr, cols, vals) = (a.row_ptr(), a.col_idx(), a.values());
+    let keep: Vec<usize> = (0..ptr.len() - 1)
+        .filter(|&u| ptr[u + 1] - ptr[u] > 1)
+        .collect();
+    let index = |u: usize| keep.binary_search(&u).ok();
+    let rows: Vec<Vec<(usize, f64)>> = keep
+        .iter()
+        .map(|&u| {
+            (ptr[u] as usize..ptr[u + 1] as usize)
+                .filter_map(|k| index(cols[k] as usize).map(|j| (j, vals[k])))
+                .collect()
+        })
+        .collect();
+    let rhs: Vec<f64> = keep.iter().map(|&u| b[u]).collect();
+    let x = direct_solve(&csr_from_rows(&rows), &rhs);
+    (keep, x)
+}
