@@ -125,12 +125,6 @@ unsafe fn solve<F: FieldValue>(
                 slice_mut(pressure, num_cells, "pressure")?,
             )
         };
-        if let Some((c, v)) = (0..num_cells)
-            .map(|c| (c, rhs[c].to_f64()))
-            .find(|(_, v)| !v.is_finite())
-        {
-            return Err(Error::invalid("rhs", format!("rhs[{c}] is {v}")));
-        }
         let warm_start = match warm_start {
             0 => false,
             1 => true,

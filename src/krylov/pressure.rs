@@ -117,7 +117,8 @@ impl PressureSolver {
     /// Solves A p = b for the frame, b gathered from `rhs` (one value per
     /// cell, e.g. −∇·u*), from the last pressure as initial guess (when
     /// `warm_start`), and writes p to `pressure` (one value per cell, 0 at
-    /// solid and air cells). `options.nonzero_initial_guess` is ignored.
+    /// solid and air cells). `rhs` must be finite at the fluid cells.
+    /// `options.nonzero_initial_guess` is ignored.
     /// On failure `pressure` and the stored warm start are unchanged.
     pub fn solve<F: FieldValue>(
         &mut self,
@@ -135,7 +136,16 @@ impl PressureSolver {
         self.b.resize(n, 0.0);
         self.x.resize(n, 0.0);
         grid.gather(rhs, &mut self.b)?;
-        grid.gather(&self.pressure, &mut self.x)?;
+        // Only fluid cells are read: a simulator may keep anything elsewhere.
+        if let Some((u, v)) = crate::krylov::vector::first_non_finite(&self.b) {
+            return Err(Error::invalid(
+                "rhs",
+                format!("rhs[{}] (a fluid cell) is {v}", grid.cells_of_unknowns()[u]),
+            ));
+        }
+        if warm_start {
+            grid.gather(&self.pressure, &mut self.x)?;
+        }
         let options = KrylovOptions {
             nonzero_initial_guess: warm_start,
             ..options.clone()
