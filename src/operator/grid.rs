@@ -49,8 +49,11 @@ impl Cell {
     }
 }
 
-const SOLID: u32 = u32::MAX;
-const AIR: u32 = u32::MAX - 1;
+/// The code of a solid cell in [`GridPoisson::unknown_codes`].
+pub(crate) const SOLID: u32 = u32::MAX;
+/// The code of an air cell in [`GridPoisson::unknown_codes`]; fluid cells
+/// have codes below it (their unknown index).
+pub(crate) const AIR: u32 = u32::MAX - 1;
 
 /// Cells (fluid plus all) per block of the parallel apply.
 const BLOCK_WORK: usize = 16 * 1024;
@@ -469,6 +472,52 @@ impl GridPoisson {
         &self.cell_of_unknown
     }
 
+    /// Per cell: its unknown index when fluid, else [`AIR`] or [`SOLID`].
+    pub(crate) fn unknown_codes(&self) -> &[u32] {
+        &self.unknown
+    }
+
+    /// The unknowns of grid rows `rows` (a row: fixed j, k; rows numbered
+    /// j + ny·k), a contiguous range since unknowns are in cell order.
+    pub(crate) fn unknowns_of_rows(&self, rows: Range<usize>) -> Range<usize> {
+        self.row_start[rows.start]..self.row_start[rows.end]
+    }
+
+    /// y ← A x, then `finish(first, y_row)` on the values of each grid row
+    /// (its unknowns first..first + y_row.len()) while they are in cache:
+    /// the fused form of a kernel that post-processes A x (a residual, a
+    /// Jacobi update). Lengths as for [`LinearOperator::apply`].
+    pub(crate) fn apply_then<F>(&self, x: &[f64], y: &mut [f64], finish: &F) -> Result<()>
+    where
+        F: Fn(usize, &mut [f64]) + Sync,
+    {
+        self.apply_with(x, y, finish).map(|_| ())
+    }
+
+    /// y ← A x with `finish` on each row (see [`GridPoisson::apply_then`]);
+    /// returns xᵀ(A x).
+    fn apply_with<F>(&self, x: &[f64], y: &mut [f64], finish: &F) -> Result<f64>
+    where
+        F: Fn(usize, &mut [f64]) + Sync,
+    {
+        Error::check_len("x", self.dim(), x.len())?;
+        Error::check_len("y", self.dim(), y.len())?;
+        Ok(match &self.face_coefficients {
+            None => self.apply_all(&UniformWeight(self.inv_h2), true, x, y, finish),
+            Some(beta) => self.apply_all(
+                &PerFaceWeight {
+                    inv_h2: self.inv_h2,
+                    beta,
+                    num_cells: self.num_cells(),
+                },
+                false,
+                x,
+                y,
+                finish,
+            ),
+        })
+    }
+
     /// `true` when some fluid region is enclosed by walls, so A is singular.
     pub fn is_singular(&self) -> bool {
         self.floating.is_some()
@@ -529,13 +578,14 @@ impl GridPoisson {
     }
 
     /// One block of rows of y = A p; returns pᵀy over the block.
-    fn apply_rows<W: FaceWeight>(
+    fn apply_rows<W: FaceWeight, F: Fn(usize, &mut [f64])>(
         &self,
         w: &W,
         uniform: bool,
         rows: Range<usize>,
         p: &[f64],
         y: &mut [f64],
+        finish: &F,
     ) -> f64 {
         let offset = self.row_start[rows.start];
         let mut dot = 0.0;
@@ -547,6 +597,7 @@ impl GridPoisson {
                 }
                 _ => self.apply_general_row(w, r, p, out),
             };
+            finish(self.row_start[r], out);
         }
         dot
     }
@@ -623,12 +674,15 @@ impl GridPoisson {
         y.iter().zip(pr).map(|(a, b)| a * b).sum()
     }
 
-    fn apply_all<W: FaceWeight + Sync>(
+    /// y = A p row block by row block, `finish` run on each row of y
+    /// (see [`GridPoisson::apply_then`]); returns pᵀ(A p).
+    fn apply_all<W: FaceWeight + Sync, F: Fn(usize, &mut [f64]) + Sync>(
         &self,
         w: &W,
         uniform: bool,
         p: &[f64],
         y: &mut [f64],
+        finish: &F,
     ) -> f64 {
         let y = DisjointSlice::new(y);
         let work = self.num_cells() + 2 * self.dim();
@@ -637,7 +691,7 @@ impl GridPoisson {
             let range = self.row_start[rows.start]..self.row_start[rows.end];
             // SAFETY: the unknowns of disjoint row blocks are disjoint ranges.
             let y = unsafe { y.range(range) };
-            self.apply_rows(w, uniform, rows, p, y)
+            self.apply_rows(w, uniform, rows, p, y, finish)
         })
     }
 
@@ -897,32 +951,22 @@ impl LinearOperator for GridPoisson {
     }
 
     fn apply_dot(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
-        Error::check_len("x", self.dim(), x.len())?;
-        Error::check_len("y", self.dim(), y.len())?;
-        Ok(match &self.face_coefficients {
-            None => self.apply_all(&UniformWeight(self.inv_h2), true, x, y),
-            Some(beta) => self.apply_all(
-                &PerFaceWeight {
-                    inv_h2: self.inv_h2,
-                    beta,
-                    num_cells: self.num_cells(),
-                },
-                false,
-                x,
-                y,
-            ),
-        })
+        self.apply_with(x, y, &|_, _| {})
     }
 
     fn diagonal(&self) -> Option<Vec<f64>> {
         Some(
-            (0..self.dim())
-                .map(|u| {
-                    self.row(u)
-                        .entries()
-                        .iter()
-                        .find(|e| e.0 == u)
-                        .map_or(0.0, |e| e.1)
+            self.cell_of_unknown
+                .iter()
+                .map(|&c| {
+                    let c = c as usize;
+                    let mut diag = 0.0;
+                    self.for_each_neighbour(self, c, self.coords(c), |nb, wf, _| {
+                        if self.unknown[nb] != SOLID {
+                            diag += wf;
+                        }
+                    });
+                    diag
                 })
                 .collect(),
         )

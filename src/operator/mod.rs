@@ -8,6 +8,7 @@ mod grid;
 pub use csr::{CsrIndex, CsrMatrix};
 pub use function::FnOperator;
 pub use grid::{Cell, FieldValue, GridPoisson, GridPoissonBuilder};
+pub(crate) use grid::{AIR, SOLID};
 
 use crate::error::Result;
 use crate::krylov::vector;

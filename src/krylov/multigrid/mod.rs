@@ -13,23 +13,29 @@
 //! - Transfers: cell-centred multilinear prolongation P (weights 3/4 and 1/4
 //!   per axis; a coarse neighbour that is solid or outside the grid is
 //!   replaced by the parent cell, as a Neumann wall mirrors it; an air
-//!   neighbour contributes 0), and restriction R = Pᵀ/2ᵈ.
+//!   neighbour contributes 0), and restriction R = Pᵀ/2ᵈ, both applied
+//!   from their rule ([`transfer`]): nothing to assemble at setup, and no
+//!   matrix to stream through memory in the cycle.
 //! - Smoothing: ν damped-Jacobi sweeps (ω = 2/3 by default) before and after
-//!   the coarse correction. Jacobi is self-adjoint and convergent for these
-//!   diagonally dominant operators, and R is a multiple of Pᵀ, so the
-//!   V-cycle M⁻¹ is symmetric positive definite and plain CG stays valid.
+//!   the coarse correction, each fused with the stencil apply (one pass).
+//!   Jacobi is self-adjoint and convergent for these diagonally dominant
+//!   operators, and R is a multiple of Pᵀ, so the V-cycle M⁻¹ is symmetric
+//!   positive definite and plain CG stays valid.
 //! - Coarsest level: dense Cholesky (faer), at most `coarsest_unknowns`.
 //!
 //! Every buffer is allocated at setup; applying the preconditioner takes a
 //! lock on them, so concurrent applies of one preconditioner serialise.
 
+mod transfer;
+
 use super::precond::Preconditioner;
 use super::vector::{self, BLOCK};
 use crate::error::{Error, Result};
-use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator};
+use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator, AIR, SOLID};
 use crate::parallel::{for_blocks, DisjointSlice};
 use std::sync::Mutex;
 use std::time::Instant;
+use transfer::Transfer;
 
 /// Options of [`Multigrid::new`].
 #[derive(Debug, Clone)]
@@ -134,26 +140,6 @@ impl SparseRows {
         out
     }
 
-    /// y ← M x (add = false) or y ← y + M x (add = true), rows in parallel.
-    fn apply(&self, x: &[f64], y: &mut [f64], add: bool) {
-        let n = self.rows();
-        let out = DisjointSlice::new(y);
-        for_blocks(n.div_ceil(BLOCK), 2 * self.col.len() + n, |b| {
-            let range = b * BLOCK..((b + 1) * BLOCK).min(n);
-            // SAFETY: blocks are disjoint.
-            let y = unsafe { out.range(range.clone()) };
-            for (yi, i) in y.iter_mut().zip(range) {
-                let (lo, hi) = (self.ptr[i], self.ptr[i + 1]);
-                let s: f64 = self.col[lo..hi]
-                    .iter()
-                    .zip(&self.val[lo..hi])
-                    .map(|(&j, w)| w * x[j as usize])
-                    .sum();
-                *yi = if add { *yi + s } else { s };
-            }
-        });
-    }
-
     /// The transpose scaled by `scale`, with `cols` columns → `cols` rows.
     fn transpose(&self, cols: usize, scale: f64) -> SparseRows {
         let mut ptr = vec![0usize; cols + 1];
@@ -177,35 +163,66 @@ impl SparseRows {
     }
 }
 
-/// One level: its operator, the inverse of its diagonal, and the transfers
-/// to the next coarser level (absent on the coarsest).
+/// One level: its grid, its operator and the inverse of its diagonal.
 struct Level {
     /// The level's grid: its cells, and its operator unless `galerkin`.
     op: GridPoisson,
     /// The Galerkin operator R A P of this level, when used.
     galerkin: Option<CsrMatrix>,
     inv_diag: Vec<f64>,
-    /// P: coarse → this level.
-    prolong: SparseRows,
-    /// R = Pᵀ/2ᵈ: this level → coarse.
-    restrict: SparseRows,
 }
 
 impl Level {
-    /// r ← A_l x with the level's operator.
-    fn apply(&self, x: &[f64], r: &mut [f64]) -> Result<()> {
+    /// y ← A_l x, then `finish(first, y_row)` on each block of rows of y
+    /// (fused into the stencil apply on a grid level).
+    fn apply_then<F>(&self, x: &[f64], y: &mut [f64], finish: &F) -> Result<()>
+    where
+        F: Fn(usize, &mut [f64]) + Sync,
+    {
         match &self.galerkin {
-            Some(a) => a.apply(x, r),
-            None => self.op.apply(x, r),
+            Some(a) => {
+                a.apply(x, y)?;
+                finish(0, y);
+                Ok(())
+            }
+            None => self.op.apply_then(x, y, finish),
         }
+    }
+
+    /// x_new ← x + ω D⁻¹ (b − A x): one damped-Jacobi sweep.
+    fn jacobi_sweep(&self, omega: f64, b: &[f64], x: &[f64], x_new: &mut [f64]) -> Result<()> {
+        let inv_diag = &self.inv_diag;
+        self.apply_then(x, x_new, &|first, ax: &mut [f64]| {
+            let range = first..first + ax.len();
+            for (((y, &xi), &di), &bi) in ax
+                .iter_mut()
+                .zip(&x[range.clone()])
+                .zip(&inv_diag[range.clone()])
+                .zip(&b[range])
+            {
+                *y = xi + omega * di * (bi - *y);
+            }
+        })
+    }
+
+    /// r ← b − A x.
+    fn residual(&self, b: &[f64], x: &[f64], r: &mut [f64]) -> Result<()> {
+        self.apply_then(x, r, &|first, ax: &mut [f64]| {
+            let range = first..first + ax.len();
+            for (y, &bi) in ax.iter_mut().zip(&b[range]) {
+                *y = bi - *y;
+            }
+        })
     }
 }
 
-/// Per-level vectors of one V-cycle.
+/// Per-level vectors of one V-cycle: right-hand side, iterate, residual,
+/// and the next iterate of a smoothing sweep.
 struct Buffers {
     b: Vec<f64>,
     x: Vec<f64>,
     r: Vec<f64>,
+    next: Vec<f64>,
 }
 
 /// The geometric multigrid V-cycle M⁻¹ ≈ A⁻¹ for a [`GridPoisson`] operator.
@@ -236,18 +253,6 @@ fn ndim(dims: [usize; 3]) -> usize {
     }
 }
 
-fn cell_index(dims: [usize; 3], p: [usize; 3]) -> usize {
-    p[0] + dims[0] * (p[1] + dims[1] * p[2])
-}
-
-fn cell_coords(dims: [usize; 3], c: usize) -> [usize; 3] {
-    [
-        c % dims[0],
-        (c / dims[0]) % dims[1],
-        c / (dims[0] * dims[1]),
-    ]
-}
-
 /// The coarse grid of `fine`: dimensions, cells and face coefficients.
 fn coarsen(fine: &GridPoisson) -> Result<GridPoisson> {
     let fd = fine.dims();
@@ -257,37 +262,28 @@ fn coarsen(fine: &GridPoisson) -> Result<GridPoisson> {
         cd[a] = fd[a].div_ceil(2);
     }
     let num_coarse = cd[0] * cd[1] * cd[2];
-    let children = |c: [usize; 3]| {
-        let mut out = Vec::with_capacity(8);
-        for k in 0..if d == 3 { 2 } else { 1 } {
-            for j in 0..2 {
-                for i in 0..2 {
-                    let p = [
-                        2 * c[0] + i,
-                        2 * c[1] + j,
-                        if d == 3 { 2 * c[2] + k } else { 0 },
-                    ];
-                    if p[0] < fd[0] && p[1] < fd[1] && p[2] < fd[2] {
-                        out.push(cell_index(fd, p));
-                    }
-                }
-            }
+    // Per coarse cell the strongest kind of its children: air (2) over
+    // fluid (1) over solid (0).
+    let mut rank = vec![0u8; num_coarse];
+    for (r, row) in fine.unknown_codes().chunks_exact(fd[0]).enumerate() {
+        let (j, k) = (r % fd[1], r / fd[1]);
+        let parents = &mut rank[(j / 2 + cd[1] * (k / 2)) * cd[0]..][..cd[0]];
+        for (i, &code) in row.iter().enumerate() {
+            let kind = match code {
+                SOLID => 0,
+                AIR => 2,
+                _ => 1,
+            };
+            let parent = &mut parents[i / 2];
+            *parent = (*parent).max(kind);
         }
-        out
-    };
-    let cells: Vec<Cell> = (0..num_coarse)
-        .map(|c| {
-            let kinds: Vec<Cell> = children(cell_coords(cd, c))
-                .into_iter()
-                .map(|f| fine.cell(f))
-                .collect();
-            if kinds.contains(&Cell::Air) {
-                Cell::Air
-            } else if kinds.contains(&Cell::Fluid) {
-                Cell::Fluid
-            } else {
-                Cell::Solid
-            }
+    }
+    let cells: Vec<Cell> = rank
+        .iter()
+        .map(|&k| match k {
+            2 => Cell::Air,
+            1 => Cell::Fluid,
+            _ => Cell::Solid,
         })
         .collect();
     let h = fine.spacing();
@@ -296,29 +292,9 @@ fn coarsen(fine: &GridPoisson) -> Result<GridPoisson> {
         2.0 * h[1],
         if d == 3 { 2.0 * h[2] } else { 1.0 },
     ];
-    let beta = fine.face_coefficients().map(|beta| {
-        let num_fine = fine.num_cells();
-        let mut coarse = vec![0.0; d * num_coarse];
-        for a in 0..d {
-            for c in 0..num_coarse {
-                let cc = cell_coords(cd, c);
-                // The fine faces on the +a face of coarse cell c: lower cells
-                // at fine coordinate 2·c_a + 1 along a.
-                let (mut sum, mut count) = (0.0, 0);
-                for f in children(cc) {
-                    let p = cell_coords(fd, f);
-                    if p[a] == 2 * cc[a] + 1 && p[a] + 1 < fd[a] {
-                        sum += beta[a * num_fine + f];
-                        count += 1;
-                    }
-                }
-                if count > 0 {
-                    coarse[a * num_coarse + c] = sum / count as f64;
-                }
-            }
-        }
-        coarse
-    });
+    let beta = fine
+        .face_coefficients()
+        .map(|beta| coarse_face_coefficients(beta, fd, cd));
     let builder = GridPoisson::builder(cd, &cells)
         .spacing(spacing)
         .scale(fine.scale());
@@ -328,64 +304,42 @@ fn coarsen(fine: &GridPoisson) -> Result<GridPoisson> {
     }
 }
 
-/// P (fine unknowns × coarse unknowns): cell-centred multilinear weights.
-fn prolongation(fine: &GridPoisson, coarse: &GridPoisson) -> SparseRows {
-    let (fd, cd) = (fine.dims(), coarse.dims());
+/// The coefficient of each coarse face: the mean of β over the fine faces
+/// it covers (the +a faces of the children in fine layer 2·c_a + 1 along a,
+/// when that layer is not the last).
+fn coarse_face_coefficients(beta: &[f64], fd: [usize; 3], cd: [usize; 3]) -> Vec<f64> {
     let d = ndim(fd);
-    let mut rows = SparseRows {
-        ptr: vec![0],
-        ..SparseRows::default()
-    };
-    let mut entries: Vec<(u32, f64)> = Vec::with_capacity(8);
-    for c in 0..fine.num_cells() {
-        if fine.unknown_of_cell(c).is_none() {
-            continue;
-        }
-        let p = cell_coords(fd, c);
-        let parent = [p[0] / 2, p[1] / 2, p[2] / 2];
-        let parent_cell = cell_index(cd, parent);
-        entries.clear();
-        for combo in 0..1usize << d {
-            let mut q = parent;
-            let mut weight = 1.0;
-            let mut outside = false;
-            for a in 0..d {
-                if combo >> a & 1 == 1 {
-                    weight *= 0.25;
-                    if p[a] % 2 == 0 {
-                        outside |= parent[a] == 0;
-                        q[a] = parent[a].wrapping_sub(1);
-                    } else {
-                        outside |= parent[a] + 1 >= cd[a];
-                        q[a] = parent[a] + 1;
-                    }
+    let (num_fine, num_coarse) = (fd[0] * fd[1] * fd[2], cd[0] * cd[1] * cd[2]);
+    let mut coarse = vec![0.0; d * num_coarse];
+    for a in 0..d {
+        let fine_beta = &beta[a * num_fine..(a + 1) * num_fine];
+        let coarse_beta = &mut coarse[a * num_coarse..(a + 1) * num_coarse];
+        for (c, out) in coarse_beta.iter_mut().enumerate() {
+            let cc = [c % cd[0], (c / cd[0]) % cd[1], c / (cd[0] * cd[1])];
+            if 2 * cc[a] + 2 >= fd[a] {
+                continue;
+            }
+            // The children's coordinates, fixed to 2·c_a + 1 along a.
+            let span = |b: usize| {
+                if b == a {
+                    2 * cc[b] + 1..2 * cc[b] + 2
                 } else {
-                    weight *= 0.75;
+                    2 * cc[b]..(2 * cc[b] + 2).min(fd[b])
                 }
-            }
-            let mut target = if outside {
-                parent_cell
-            } else {
-                cell_index(cd, q)
             };
-            if coarse.cell(target) == Cell::Solid {
-                target = parent_cell;
-            }
-            if let Some(u) = coarse.unknown_of_cell(target) {
-                match entries.iter_mut().find(|e| e.0 == u as u32) {
-                    Some(e) => e.1 += weight,
-                    None => entries.push((u as u32, weight)),
+            let (mut sum, mut count) = (0.0, 0);
+            for k in span(2) {
+                for j in span(1) {
+                    for i in span(0) {
+                        sum += fine_beta[i + fd[0] * (j + fd[1] * k)];
+                        count += 1;
+                    }
                 }
             }
+            *out = sum / count as f64;
         }
-        entries.sort_by_key(|e| e.0);
-        for &(u, w) in &entries {
-            rows.col.push(u);
-            rows.val.push(w);
-        }
-        rows.ptr.push(rows.col.len());
     }
-    rows
+    coarse
 }
 
 impl Multigrid {
@@ -436,16 +390,6 @@ impl Multigrid {
                 ),
             ));
         }
-        let transfers: Vec<(SparseRows, SparseRows)> = (0..ops.len())
-            .map(|l| match ops.get(l + 1) {
-                Some(next) => {
-                    let p = prolongation(&ops[l], next);
-                    let r = p.transpose(next.dim(), 1.0 / (1 << ndim(ops[l].dims())) as f64);
-                    (p, r)
-                }
-                None => (SparseRows::default(), SparseRows::default()),
-            })
-            .collect();
         // Galerkin: A_{l+1} = R_l A_l P_l from the finest level down.
         let mut galerkin: Vec<Option<CsrMatrix>> = vec![None; ops.len()];
         let use_galerkin = match options.coarse_operators {
@@ -456,9 +400,14 @@ impl Multigrid {
         if use_galerkin {
             let mut a_l = SparseRows::of_csr(&ops[0].to_csr()?);
             for l in 0..ops.len() - 1 {
-                let (p, r) = &transfers[l];
+                let p = Transfer {
+                    fine: &ops[l],
+                    coarse: &ops[l + 1],
+                }
+                .assemble();
                 let n_c = ops[l + 1].dim();
-                let a_c = r.times(&a_l.times(p, n_c), n_c);
+                let r = p.transpose(n_c, 1.0 / (1 << ndim(ops[l].dims())) as f64);
+                let a_c = r.times(&a_l.times(&p, n_c), n_c);
                 galerkin[l + 1] = Some(CsrMatrix::from_valid_parts(
                     n_c,
                     a_c.ptr.iter().map(|&v| v as u32).collect(),
@@ -474,9 +423,8 @@ impl Multigrid {
         };
         let levels: Vec<Level> = ops
             .into_iter()
-            .zip(transfers)
             .zip(galerkin)
-            .map(|((op, (prolong, restrict)), galerkin)| {
+            .map(|(op, galerkin)| {
                 let diagonal = match &galerkin {
                     Some(a) => a.diagonal(),
                     None => op.diagonal(),
@@ -492,8 +440,6 @@ impl Multigrid {
                         .collect(),
                     op,
                     galerkin,
-                    prolong,
-                    restrict,
                 }
             })
             .collect();
@@ -503,6 +449,7 @@ impl Multigrid {
                 b: vec![0.0; l.op.dim()],
                 x: vec![0.0; l.op.dim()],
                 r: vec![0.0; l.op.dim()],
+                next: vec![0.0; l.op.dim()],
             })
             .collect();
         Ok(Self {
@@ -529,57 +476,51 @@ impl Multigrid {
     fn vcycle(&self, l: usize, bufs: &mut [Buffers]) -> Result<()> {
         let level = &self.levels[l];
         let (here, coarser) = bufs.split_first_mut().expect("a buffer per level");
-        let Buffers { b, x, r } = here;
         if l + 1 == self.levels.len() {
             use faer::linalg::solvers::Solve;
             // In place (the Cholesky solve needs no scratch).
-            x.copy_from_slice(b);
-            let n = x.len();
+            here.x.copy_from_slice(&here.b);
+            let n = here.x.len();
             self.coarse
-                .solve_in_place(faer::MatMut::from_column_major_slice_mut(x, n, 1));
+                .solve_in_place(faer::MatMut::from_column_major_slice_mut(&mut here.x, n, 1));
             return Ok(());
         }
         let omega = self.options.damping;
+        let smooth = |here: &mut Buffers| -> Result<()> {
+            level.jacobi_sweep(omega, &here.b, &here.x, &mut here.next)?;
+            std::mem::swap(&mut here.x, &mut here.next);
+            Ok(())
+        };
         // First sweep from x = 0: x = ω D⁻¹ b.
-        jacobi_update(omega, &level.inv_diag, b, None, x);
+        scaled_inverse_diagonal(omega, &level.inv_diag, &here.b, &mut here.x);
         for _ in 1..self.options.smoothing_sweeps {
-            level.apply(x, r)?;
-            jacobi_update(omega, &level.inv_diag, b, Some(r), x);
+            smooth(here)?;
         }
-        level.apply(x, r)?;
-        vector::residual_from_product(b, r);
-        let next = &mut coarser[0];
-        level.restrict.apply(r, &mut next.b, false);
+        level.residual(&here.b, &here.x, &mut here.r)?;
+        let transfer = Transfer {
+            fine: &level.op,
+            coarse: &self.levels[l + 1].op,
+        };
+        transfer.restrict(&here.r, &mut coarser[0].b);
         self.vcycle(l + 1, coarser)?;
-        level.prolong.apply(&coarser[0].x, x, true);
+        transfer.prolong_add(&coarser[0].x, &mut here.x);
         for _ in 0..self.options.smoothing_sweeps {
-            level.apply(x, r)?;
-            jacobi_update(omega, &level.inv_diag, b, Some(r), x);
+            smooth(here)?;
         }
         Ok(())
     }
 }
 
-/// x ← x + ω D⁻¹ (b − A x) with `ax` = A x, or x ← ω D⁻¹ b without it.
-fn jacobi_update(omega: f64, inv_diag: &[f64], b: &[f64], ax: Option<&[f64]>, x: &mut [f64]) {
+/// x ← ω D⁻¹ b: the first Jacobi sweep, from x = 0.
+fn scaled_inverse_diagonal(omega: f64, inv_diag: &[f64], b: &[f64], x: &mut [f64]) {
     let n = x.len();
     let out = DisjointSlice::new(x);
-    for_blocks(n.div_ceil(BLOCK), 4 * n, |blk| {
+    for_blocks(n.div_ceil(BLOCK), 3 * n, |blk| {
         let range = blk * BLOCK..((blk + 1) * BLOCK).min(n);
         // SAFETY: blocks are disjoint.
         let x = unsafe { out.range(range.clone()) };
-        let (d, b) = (&inv_diag[range.clone()], &b[range.clone()]);
-        match ax {
-            Some(ax) => {
-                for (((xi, di), bi), ai) in x.iter_mut().zip(d).zip(b).zip(&ax[range]) {
-                    *xi += omega * di * (bi - ai);
-                }
-            }
-            None => {
-                for ((xi, di), bi) in x.iter_mut().zip(d).zip(b) {
-                    *xi = omega * di * bi;
-                }
-            }
+        for ((xi, di), bi) in x.iter_mut().zip(&inv_diag[range.clone()]).zip(&b[range]) {
+            *xi = omega * di * bi;
         }
     });
 }

@@ -1,0 +1,290 @@
+//! The grid transfers of the V-cycle, applied from their rule, never
+//! assembled (except for Galerkin coarse operators).
+//!
+//! Prolongation P (coarse unknowns → fine unknowns) is cell-centred
+//! multilinear: fine cell p has parent P = ⌊p/2⌋ and, per axis a, the
+//! coarse neighbour q_a = P_a − 1 when p_a is even, P_a + 1 when odd; each
+//! of the 2ᵈ combinations of parent and neighbour coordinates has the
+//! weight Π_a (3/4 or 1/4). A combination outside the grid or on a solid
+//! coarse cell takes the parent's value instead (a Neumann wall mirrors
+//! it); one on an air cell contributes 0 (Dirichlet). Restriction is
+//! R = Pᵀ/2ᵈ, applied by scattering each fine residual along its row of P,
+//! so that R is exactly the scaled transpose and the V-cycle symmetric.
+
+use super::{ndim, SparseRows};
+use crate::operator::{GridPoisson, LinearOperator, AIR, SOLID};
+use crate::parallel::{for_blocks, DisjointSlice};
+use std::ops::Range;
+
+/// Fine cells per parallel block of the prolongation.
+const BLOCK_CELLS: usize = 16 * 1024;
+
+/// The transfers between `fine` and its coarsening `coarse`.
+pub(super) struct Transfer<'a> {
+    pub(super) fine: &'a GridPoisson,
+    pub(super) coarse: &'a GridPoisson,
+}
+
+/// The coarse grid rows a fine grid row interpolates from.
+struct RowStencil {
+    /// The coarse row of the parents.
+    parent_row: usize,
+    /// Per (y, z) combination: its coarse row (None outside the grid) and
+    /// its weight; the first `count` are used (2 in 2D, 4 in 3D).
+    combos: [(Option<usize>, f64); 4],
+    count: usize,
+}
+
+impl Transfer<'_> {
+    /// The coarse neighbour coordinate of fine coordinate p (n coarse cells
+    /// along the axis): toward the side of p within its parent.
+    #[inline(always)]
+    fn neighbour(p: usize, n: usize) -> Option<usize> {
+        let parent = p / 2;
+        if p % 2 == 0 {
+            parent.checked_sub(1)
+        } else {
+            Some(parent + 1).filter(|&q| q < n)
+        }
+    }
+
+    fn row_stencil(&self, r: usize) -> RowStencil {
+        let (fd, cd) = (self.fine.dims(), self.coarse.dims());
+        let three_d = ndim(fd) == 3;
+        let (j, k) = (r % fd[1], r / fd[1]);
+        let (pj, pk) = (j / 2, k / 2);
+        let coarse_row = |cj: usize, ck: usize| cj + cd[1] * ck;
+        let qj = Self::neighbour(j, cd[1]);
+        let qk = if three_d {
+            Self::neighbour(k, cd[2])
+        } else {
+            None
+        };
+        let wz = if three_d { 0.75 } else { 1.0 };
+        RowStencil {
+            parent_row: coarse_row(pj, pk),
+            combos: [
+                (Some(coarse_row(pj, pk)), 0.75 * wz),
+                (qj.map(|qj| coarse_row(qj, pk)), 0.25 * wz),
+                (qk.map(|qk| coarse_row(pj, qk)), 0.75 * 0.25),
+                (qj.zip(qk).map(|(qj, qk)| coarse_row(qj, qk)), 0.25 * 0.25),
+            ],
+            count: if three_d { 4 } else { 2 },
+        }
+    }
+
+    /// The first coarse unknown of each combination's row when every one
+    /// exists and is all fluid: P is then the plain tensor product there.
+    fn fluid_rows(&self, stencil: &RowStencil) -> Option<[usize; 4]> {
+        let width = self.coarse.dims()[0];
+        let mut starts = [0; 4];
+        for (start, &(row, _)) in starts.iter_mut().zip(&stencil.combos[..stencil.count]) {
+            let unknowns = self.coarse.unknowns_of_rows(row?..row? + 1);
+            if unknowns.len() != width {
+                return None;
+            }
+            *start = unknowns.start;
+        }
+        Some(starts)
+    }
+
+    /// Calls `f(coarse unknown, weight)` for the entries of P's row of the
+    /// fine cell at x index `i` of the row of `stencil` (possibly repeated).
+    #[inline(always)]
+    fn for_each_cell_entry(&self, stencil: &RowStencil, i: usize, mut f: impl FnMut(usize, f64)) {
+        let width = self.coarse.dims()[0];
+        let codes = self.coarse.unknown_codes();
+        let (pi, qi) = (i / 2, Self::neighbour(i, width));
+        let parent = stencil.parent_row * width + pi;
+        for &(row, w_yz) in &stencil.combos[..stencil.count] {
+            for (x, w_x) in [(Some(pi), 0.75), (qi, 0.25)] {
+                let target = match (row, x) {
+                    (Some(row), Some(x)) => row * width + x,
+                    _ => parent,
+                };
+                let mut code = codes[target];
+                if code == SOLID {
+                    code = codes[parent];
+                }
+                if code < AIR {
+                    f(code as usize, w_yz * w_x);
+                }
+            }
+        }
+    }
+
+    /// Calls `f(fine unknown, coarse unknown, weight)` for every entry of P
+    /// in the fine grid rows `rows` (row r = j + ny·k), in unknown order.
+    fn for_each_entry(&self, rows: Range<usize>, mut f: impl FnMut(usize, usize, f64)) {
+        let nx = self.fine.dims()[0];
+        for r in rows {
+            let stencil = self.row_stencil(r);
+            let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
+            for (i, &u) in codes.iter().enumerate() {
+                if u < AIR {
+                    self.for_each_cell_entry(&stencil, i, |v, w| f(u as usize, v, w));
+                }
+            }
+        }
+    }
+
+    /// x_fine ← x_fine + P x_coarse.
+    pub(super) fn prolong_add(&self, x_coarse: &[f64], x_fine: &mut [f64]) {
+        let (nx, width) = (self.fine.dims()[0], self.coarse.dims()[0]);
+        let num_rows = self.fine.dims()[1] * self.fine.dims()[2];
+        let rows_per_block = (BLOCK_CELLS / nx).max(1);
+        let out = DisjointSlice::new(x_fine);
+        for_blocks(
+            num_rows.div_ceil(rows_per_block),
+            2 * self.fine.num_cells(),
+            |b| {
+                let rows = b * rows_per_block..((b + 1) * rows_per_block).min(num_rows);
+                let range = self.fine.unknowns_of_rows(rows.clone());
+                let offset = range.start;
+                // SAFETY: the unknowns of disjoint row blocks are disjoint.
+                let x = unsafe { out.range(range) };
+                // The (y, z)-combined coarse row of an all-fluid stencil.
+                let mut combined = vec![0.0; width];
+                for r in rows {
+                    let stencil = self.row_stencil(r);
+                    let fluid_rows = self.fluid_rows(&stencil);
+                    if let Some(starts) = fluid_rows {
+                        combined.fill(0.0);
+                        for (&start, &(_, w)) in starts.iter().zip(&stencil.combos[..stencil.count])
+                        {
+                            for (t, &v) in combined.iter_mut().zip(&x_coarse[start..start + width])
+                            {
+                                *t += w * v;
+                            }
+                        }
+                    }
+                    let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
+                    for (i, &u) in codes.iter().enumerate() {
+                        if u >= AIR {
+                            continue;
+                        }
+                        let xu = &mut x[u as usize - offset];
+                        match (fluid_rows, Self::neighbour(i, width)) {
+                            (Some(_), Some(qi)) => {
+                                *xu += 0.75 * combined[i / 2] + 0.25 * combined[qi];
+                            }
+                            _ => self.for_each_cell_entry(&stencil, i, |v, w| {
+                                *xu += w * x_coarse[v];
+                            }),
+                        }
+                    }
+                }
+            },
+        );
+    }
+
+    /// b_coarse ← R r_fine = Pᵀ r_fine / 2ᵈ.
+    ///
+    /// Fine cells whose parents lie in coarse planes (k in 3D, j in 2D)
+    /// [2g, 2g + 2) write only to coarse planes [2g − 1, 2g + 3): the even
+    /// chunks g run in parallel, then the odd ones, each chunk in order, so
+    /// the sums do not depend on the thread count.
+    pub(super) fn restrict(&self, r_fine: &[f64], b_coarse: &mut [f64]) {
+        let (fd, cd) = (self.fine.dims(), self.coarse.dims());
+        let (nx, width) = (fd[0], cd[0]);
+        let three_d = ndim(fd) == 3;
+        let scale = 1.0 / (1usize << ndim(fd)) as f64;
+        // Grid rows per plane, and planes, of each grid.
+        let (fine_plane, coarse_plane, coarse_planes) = if three_d {
+            (fd[1], cd[1], cd[2])
+        } else {
+            (1, 1, cd[1])
+        };
+        let fine_rows = fd[1] * fd[2];
+        let coarse_rows = cd[1] * cd[2];
+        b_coarse.fill(0.0);
+        let out = DisjointSlice::new(b_coarse);
+        let chunks = coarse_planes.div_ceil(2);
+        for phase in 0..2 {
+            for_blocks((chunks + 1 - phase) / 2, self.fine.num_cells(), |c| {
+                let g = 2 * c + phase;
+                let rows =
+                    (4 * g * fine_plane).min(fine_rows)..(4 * (g + 1) * fine_plane).min(fine_rows);
+                let written = ((2 * g).saturating_sub(1) * coarse_plane).min(coarse_rows)
+                    ..((2 * g + 3) * coarse_plane).min(coarse_rows);
+                let range = self.coarse.unknowns_of_rows(written);
+                let offset = range.start;
+                // SAFETY: chunks of one phase write disjoint plane ranges.
+                let b = unsafe { out.range(range) };
+                // The fine row restricted along x, for an all-fluid stencil.
+                let mut along_x = vec![0.0; width];
+                for r in rows {
+                    let stencil = self.row_stencil(r);
+                    let fluid_rows = self.fluid_rows(&stencil);
+                    along_x.fill(0.0);
+                    let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
+                    for (i, &u) in codes.iter().enumerate() {
+                        if u >= AIR {
+                            continue;
+                        }
+                        let ru = scale * r_fine[u as usize];
+                        match (fluid_rows, Self::neighbour(i, width)) {
+                            (Some(_), Some(qi)) => {
+                                along_x[i / 2] += 0.75 * ru;
+                                along_x[qi] += 0.25 * ru;
+                            }
+                            _ => self.for_each_cell_entry(&stencil, i, |v, w| {
+                                b[v - offset] += w * ru;
+                            }),
+                        }
+                    }
+                    if let Some(starts) = fluid_rows {
+                        for (&start, &(_, w)) in starts.iter().zip(&stencil.combos[..stencil.count])
+                        {
+                            let row = &mut b[start - offset..start - offset + width];
+                            for (bv, &t) in row.iter_mut().zip(&along_x) {
+                                *bv += w * t;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// P as sparse rows (fine unknowns × coarse unknowns), entries of a
+    /// row merged and sorted by column: for the Galerkin product.
+    pub(super) fn assemble(&self) -> SparseRows {
+        /// Appends the collected entries as the next row.
+        fn push_row(rows: &mut SparseRows, entries: &mut Vec<(u32, f64)>) {
+            entries.sort_by_key(|e| e.0);
+            let start = rows.col.len();
+            for &(v, w) in entries.iter() {
+                if rows.col.len() > start && rows.col.last() == Some(&v) {
+                    *rows.val.last_mut().expect("a merged entry") += w;
+                } else {
+                    rows.col.push(v);
+                    rows.val.push(w);
+                }
+            }
+            rows.ptr.push(rows.col.len());
+            entries.clear();
+        }
+        let num_rows = self.fine.dims()[1] * self.fine.dims()[2];
+        let mut rows = SparseRows {
+            ptr: vec![0],
+            ..Default::default()
+        };
+        let mut entries = Vec::with_capacity(8);
+        // The fine unknown whose row is being collected: rows without
+        // entries (every target air) are pushed empty.
+        let mut current = 0;
+        self.for_each_entry(0..num_rows, |u, v, w| {
+            while current < u {
+                push_row(&mut rows, &mut entries);
+                current += 1;
+            }
+            entries.push((v as u32, w));
+        });
+        while current < self.fine.dim() {
+            push_row(&mut rows, &mut entries);
+            current += 1;
+        }
+        rows
+    }
+}
