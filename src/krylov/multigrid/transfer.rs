@@ -288,3 +288,92 @@ impl Transfer<'_> {
         rows
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::Cell;
+    use crate::random::SplitMix;
+
+    /// Random cells: mostly fluid, with solid and air cells scattered so
+    /// that the fast all-fluid rows and the cell-by-cell path both occur.
+    fn grid(dims: [usize; 3], seed: u64) -> GridPoisson {
+        let mut rng = SplitMix(seed);
+        let cells: Vec<Cell> = (0..dims.iter().product())
+            .map(|_| match rng.uniform() {
+                u if u < 0.04 => Cell::Solid,
+                u if u < 0.06 => Cell::Air,
+                _ => Cell::Fluid,
+            })
+            .collect();
+        GridPoisson::builder(dims, &cells).build().unwrap()
+    }
+
+    /// The applied P and R against the assembled P (cell by cell, no fast
+    /// path): P x the same, and R = Pᵀ/2ᵈ, on odd and even sizes.
+    #[test]
+    fn applied_transfers_match_the_assembled_prolongation() {
+        for (dims, seed) in [
+            ([9, 8, 1], 1),
+            ([33, 17, 1], 2),
+            ([11, 10, 7], 3),
+            ([16, 9, 12], 4),
+        ] {
+            let fine = grid(dims, seed);
+            let coarse = super::super::coarsen(&fine).unwrap();
+            let transfer = Transfer {
+                fine: &fine,
+                coarse: &coarse,
+            };
+            let p = transfer.assemble();
+            let mut rng = SplitMix(seed + 10);
+            let xc: Vec<f64> = (0..coarse.dim()).map(|_| rng.normal()).collect();
+            let rf: Vec<f64> = (0..fine.dim()).map(|_| rng.normal()).collect();
+
+            let mut applied = vec![0.5; fine.dim()];
+            transfer.prolong_add(&xc, &mut applied);
+            for u in 0..fine.dim() {
+                let assembled: f64 = (p.ptr[u]..p.ptr[u + 1])
+                    .map(|k| p.val[k] * xc[p.col[k] as usize])
+                    .sum();
+                assert!(
+                    (applied[u] - 0.5 - assembled).abs() < 1e-13,
+                    "{dims:?} P row {u}"
+                );
+            }
+
+            let mut restricted = vec![f64::NAN; coarse.dim()];
+            transfer.restrict(&rf, &mut restricted);
+            let scale = 1.0 / (1 << ndim(dims)) as f64;
+            let mut transposed = vec![0.0; coarse.dim()];
+            for u in 0..fine.dim() {
+                for k in p.ptr[u]..p.ptr[u + 1] {
+                    transposed[p.col[k] as usize] += scale * p.val[k] * rf[u];
+                }
+            }
+            for (v, (a, b)) in restricted.iter().zip(&transposed).enumerate() {
+                assert!((a - b).abs() < 1e-13, "{dims:?} R row {v}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// Each row of P sums to 1 where no target is air: constants are
+    /// interpolated exactly away from the free surface.
+    #[test]
+    fn prolongation_reproduces_constants_away_from_air() {
+        let cells = vec![Cell::Fluid; 10 * 9 * 6];
+        let mut cells_with_wall = cells.clone();
+        cells_with_wall[4 + 10 * (4 + 9 * 3)] = Cell::Solid;
+        for cells in [cells, cells_with_wall] {
+            let fine = GridPoisson::builder([10, 9, 6], &cells).build().unwrap();
+            let coarse = super::super::coarsen(&fine).unwrap();
+            let mut x = vec![0.0; fine.dim()];
+            Transfer {
+                fine: &fine,
+                coarse: &coarse,
+            }
+            .prolong_add(&vec![1.0; coarse.dim()], &mut x);
+            assert!(x.iter().all(|&v| (v - 1.0).abs() < 1e-14));
+        }
+    }
+}
