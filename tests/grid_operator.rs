@@ -177,6 +177,11 @@ fn structured_scenes_match_dense_reference() {
             rel_diff(&y, &y_ref) < 1e-13,
             "{dims:?}: stencil apply vs dense reference"
         );
+        let diag = g.diagonal().unwrap();
+        assert!(
+            (0..g.dim()).all(|i| (diag[i] - reference[(i, i)]).abs() < 1e-12),
+            "{dims:?}: diagonal vs dense reference"
+        );
     }
 }
 
@@ -345,4 +350,78 @@ fn invalid_grids_are_rejected() {
         .build()
         .unwrap();
     assert_eq!(empty.dim(), 0);
+}
+
+/// The enclosed regions (the null space the solvers remove) against the
+/// connected components of the dense reference: on random grids with few
+/// air cells and some faces of β = 0, `remove_null_space` subtracts the
+/// mean over exactly the components whose rows all sum to 0.
+#[test]
+fn enclosed_regions_match_the_components_of_the_reference() {
+    let mut rng = Rng::new(17);
+    for (dims, seed) in [
+        ([12, 9, 1], 1),
+        ([30, 3, 1], 2),
+        ([7, 6, 5], 3),
+        ([9, 4, 6], 4),
+    ] {
+        let ncells: usize = dims.iter().product();
+        let ndim = if dims[2] > 1 { 3 } else { 2 };
+        let mut cells = random_cells(dims, 0.3, seed);
+        for c in cells.iter_mut().step_by(37) {
+            *c = Cell::Air;
+        }
+        let beta: Vec<f64> = (0..ndim * ncells)
+            .map(|_| if rng.uniform() < 0.3 { 0.0 } else { 1.0 })
+            .collect();
+        let g = GridPoisson::builder(dims, &cells)
+            .face_coefficients(&beta)
+            .build()
+            .unwrap();
+        let a = dense_reference(dims, &cells, [1.0; 3], Some(&beta));
+        let n = g.dim();
+        // Components of the graph of A's off-diagonal nonzeros.
+        let mut component = vec![usize::MAX; n];
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        for start in 0..n {
+            if component[start] != usize::MAX {
+                continue;
+            }
+            let (id, mut stack) = (members.len(), vec![start]);
+            component[start] = id;
+            members.push(Vec::new());
+            while let Some(i) = stack.pop() {
+                members[id].push(i);
+                for j in 0..n {
+                    if j != i && a[(i, j)] != 0.0 && component[j] == usize::MAX {
+                        component[j] = id;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        let floating: Vec<&Vec<usize>> = members
+            .iter()
+            .filter(|m| {
+                m.iter()
+                    .all(|&i| (0..n).map(|j| a[(i, j)]).sum::<f64>().abs() < 1e-12)
+            })
+            .collect();
+        assert!(
+            !floating.is_empty() && floating.len() < members.len(),
+            "{dims:?}"
+        );
+        assert!(g.is_singular());
+        let v = rng.vector(n);
+        let mut expected = v.clone();
+        for m in &floating {
+            let mean = m.iter().map(|&i| v[i]).sum::<f64>() / m.len() as f64;
+            for &i in m.iter() {
+                expected[i] -= mean;
+            }
+        }
+        let mut projected = v.clone();
+        g.remove_null_space(&mut projected);
+        assert!(rel_diff(&projected, &expected) < 1e-14, "{dims:?}");
+    }
 }

@@ -634,6 +634,19 @@ impl GridPoisson {
         dot
     }
 
+    /// The diagonal contribution of the y and z faces of every cell of an
+    /// all-fluid row with these uniform neighbour rows (uniform weights).
+    fn uniform_row_coupling(&self, neighbours: [NeighbourRow; 4]) -> f64 {
+        let [_, wy, wz] = self.inv_h2;
+        let mut diag = 0.0;
+        for (nb, w) in neighbours.iter().zip([wy, wy, wz, wz]) {
+            if *nb != NeighbourRow::Wall {
+                diag += w;
+            }
+        }
+        diag
+    }
+
     /// Row r of y = A p for an all-fluid row with uniform neighbour rows and
     /// uniform face weights; returns pᵀy over the row.
     fn apply_uniform_row(
@@ -647,12 +660,7 @@ impl GridPoisson {
         let [wx, wy, wz] = self.inv_h2;
         let start = self.row_start[r];
         let pr = &p[start..start + nx];
-        let mut diag = 0.0;
-        for (nb, w) in neighbours.iter().zip([wy, wy, wz, wz]) {
-            if *nb != NeighbourRow::Wall {
-                diag += w;
-            }
-        }
+        let diag = self.uniform_row_coupling(neighbours);
         // Along x: interior cells have two fluid neighbours, the ends one.
         if nx == 1 {
             y[0] = diag * pr[0];
@@ -756,42 +764,111 @@ impl GridPoisson {
 
     /// Finds the connected fluid regions (cells coupled through faces with
     /// β > 0) that touch no air cell.
+    ///
+    /// Union-find over segments (runs of fluid cells along x coupled
+    /// through their x faces), linked across y and z faces: one union per
+    /// pair of touching segments rather than per face.
     fn find_floating_regions(&self) -> Option<FloatingRegions> {
         let n = self.dim();
-        let mut parent: Vec<u32> = (0..n as u32).collect();
-        let mut root_touches_air = vec![false; n];
-        let mut rows_touching_air = Vec::new();
-        for u in 0..n {
-            let row = self.row(u);
-            if row.touches_air {
-                rows_touching_air.push(u);
+        let [nx, ny, _] = self.dims;
+        let stride = [1, nx, nx * ny];
+        let mut segment = vec![0u32; n];
+        let mut parent: Vec<u32> = Vec::new();
+        let mut touches_air: Vec<bool> = Vec::new();
+        let uniform_weights = self.face_coefficients.is_none();
+        let union = |parent: &mut Vec<u32>, a: u32, b: u32| {
+            let (a, b) = (find_root(parent, a as usize), find_root(parent, b as usize));
+            parent[a.max(b)] = a.min(b) as u32;
+        };
+        for r in 0..self.row_start.len() - 1 {
+            let (j, k) = (r % ny, r / ny);
+            // An all-fluid row with uniform neighbour rows is one segment.
+            if let (RowPlan::Uniform(neighbours), true) = (self.row_plans[r], uniform_weights) {
+                let s = parent.len() as u32;
+                parent.push(s);
+                touches_air.push(neighbours.contains(&NeighbourRow::Air));
+                segment[self.row_start[r]..self.row_start[r + 1]].fill(s);
+                for below in [neighbours[0], neighbours[2]] {
+                    if let NeighbourRow::Fluid(first) = below {
+                        union(&mut parent, s, segment[first]);
+                    }
+                }
+                continue;
             }
-            for &(col, _) in row.entries() {
-                let (a, b) = (find_root(&mut parent, u), find_root(&mut parent, col));
-                parent[a.max(b)] = a.min(b) as u32;
+            // The last pair of segments linked across y and across z.
+            let mut linked = [(u32::MAX, u32::MAX); 2];
+            for i in 0..nx {
+                let c = r * nx + i;
+                let u = self.unknown[c];
+                if u >= AIR {
+                    continue;
+                }
+                let u = u as usize;
+                let s = if i > 0 && self.unknown[c - 1] < AIR && self.weight(0, c - 1) > 0.0 {
+                    segment[u - 1]
+                } else {
+                    parent.push(parent.len() as u32);
+                    touches_air.push(false);
+                    (parent.len() - 1) as u32
+                };
+                segment[u] = s;
+                for (axis, present) in [(1, j > 0), (2, k > 0)] {
+                    let nb = c.wrapping_sub(stride[axis]);
+                    if !present || self.unknown[nb] >= AIR || self.weight(axis, nb) == 0.0 {
+                        continue;
+                    }
+                    let pair = (s, segment[self.unknown[nb] as usize]);
+                    if linked[axis - 1] != pair {
+                        linked[axis - 1] = pair;
+                        union(&mut parent, pair.0, pair.1);
+                    }
+                }
+                self.for_each_neighbour(self, c, [i, j, k], |nb, wf, _| {
+                    if wf > 0.0 && self.unknown[nb] == AIR {
+                        touches_air[s as usize] = true;
+                    }
+                });
             }
         }
-        for u in rows_touching_air {
-            let r = find_root(&mut parent, u);
-            root_touches_air[r] = true;
+        let num_segments = parent.len();
+        let mut root_touches_air = vec![false; num_segments];
+        for s in 0..num_segments {
+            if touches_air[s] {
+                let r = find_root(&mut parent, s);
+                root_touches_air[r] = true;
+            }
         }
-        let mut region_of_root = vec![u32::MAX; n];
-        let mut region = vec![u32::MAX; n];
+        let mut region_of_segment = vec![u32::MAX; num_segments];
         let (mut size, mut first) = (Vec::new(), Vec::new());
-        for (u, region_u) in region.iter_mut().enumerate() {
-            let r = find_root(&mut parent, u);
+        for s in 0..num_segments {
+            let r = find_root(&mut parent, s);
             if root_touches_air[r] {
                 continue;
             }
-            if region_of_root[r] == u32::MAX {
-                region_of_root[r] = size.len() as u32;
+            if region_of_segment[r] == u32::MAX {
+                region_of_segment[r] = size.len() as u32;
                 size.push(0);
-                first.push(u);
+                first.push(usize::MAX);
             }
-            *region_u = region_of_root[r];
-            size[*region_u as usize] += 1;
+            region_of_segment[s] = region_of_segment[r];
         }
-        (!size.is_empty()).then_some(FloatingRegions {
+        if size.is_empty() {
+            return None;
+        }
+        let region: Vec<u32> = segment
+            .iter()
+            .enumerate()
+            .map(|(u, &s)| {
+                let region = region_of_segment[s as usize];
+                if region != u32::MAX {
+                    let m = region as usize;
+                    size[m] += 1;
+                    first[m] = first[m].min(u);
+                }
+                region
+            })
+            .collect();
+        Some(FloatingRegions {
             region,
             size,
             first,
@@ -955,21 +1032,33 @@ impl LinearOperator for GridPoisson {
     }
 
     fn diagonal(&self) -> Option<Vec<f64>> {
-        Some(
-            self.cell_of_unknown
-                .iter()
-                .map(|&c| {
-                    let c = c as usize;
-                    let mut diag = 0.0;
-                    self.for_each_neighbour(self, c, self.coords(c), |nb, wf, _| {
-                        if self.unknown[nb] != SOLID {
-                            diag += wf;
-                        }
-                    });
-                    diag
-                })
-                .collect(),
-        )
+        let [nx, ny, _] = self.dims;
+        let mut diagonal = Vec::with_capacity(self.dim());
+        for r in 0..self.row_start.len() - 1 {
+            if let (RowPlan::Uniform(neighbours), None) =
+                (self.row_plans[r], &self.face_coefficients)
+            {
+                let (yz, wx) = (self.uniform_row_coupling(neighbours), self.inv_h2[0]);
+                diagonal
+                    .extend((0..nx).map(|i| yz + wx * ((i > 0) as u8 + (i + 1 < nx) as u8) as f64));
+                continue;
+            }
+            let (j, k) = (r % ny, r / ny);
+            for i in 0..nx {
+                let c = r * nx + i;
+                if self.unknown[c] >= AIR {
+                    continue;
+                }
+                let mut diag = 0.0;
+                self.for_each_neighbour(self, c, [i, j, k], |nb, wf, _| {
+                    if self.unknown[nb] != SOLID {
+                        diag += wf;
+                    }
+                });
+                diagonal.push(diag);
+            }
+        }
+        Some(diagonal)
     }
 
     fn check_cg_solvable(&self, b: &[f64]) -> Result<()> {
