@@ -832,8 +832,8 @@ impl GridPoisson {
         }
         let num_segments = parent.len();
         let mut root_touches_air = vec![false; num_segments];
-        for s in 0..num_segments {
-            if touches_air[s] {
+        for (s, &air) in touches_air.iter().enumerate() {
+            if air {
                 let r = find_root(&mut parent, s);
                 root_touches_air[r] = true;
             }

@@ -332,12 +332,12 @@ mod tests {
 
             let mut applied = vec![0.5; fine.dim()];
             transfer.prolong_add(&xc, &mut applied);
-            for u in 0..fine.dim() {
+            for (u, applied) in applied.iter().enumerate() {
                 let assembled: f64 = (p.ptr[u]..p.ptr[u + 1])
                     .map(|k| p.val[k] * xc[p.col[k] as usize])
                     .sum();
                 assert!(
-                    (applied[u] - 0.5 - assembled).abs() < 1e-13,
+                    (applied - 0.5 - assembled).abs() < 1e-13,
                     "{dims:?} P row {u}"
                 );
             }
@@ -346,9 +346,9 @@ mod tests {
             transfer.restrict(&rf, &mut restricted);
             let scale = 1.0 / (1 << ndim(dims)) as f64;
             let mut transposed = vec![0.0; coarse.dim()];
-            for u in 0..fine.dim() {
+            for (u, &ru) in rf.iter().enumerate() {
                 for k in p.ptr[u]..p.ptr[u + 1] {
-                    transposed[p.col[k] as usize] += scale * p.val[k] * rf[u];
+                    transposed[p.col[k] as usize] += scale * p.val[k] * ru;
                 }
             }
             for (v, (a, b)) in restricted.iter().zip(&transposed).enumerate() {
