@@ -4,7 +4,9 @@
 //! run, per-frame medians of setup and solve:
 //!
 //! - the persistent solver (`PressureSolver`: hierarchy rebuilt per frame,
-//!   warm start from the last pressure),
+//!   warm start from the last pressure), with the default single-precision
+//!   V-cycle and with a double-precision one (the same final tolerance:
+//!   CG runs in f64 either way),
 //! - rebuild from scratch (operator, hierarchy, cold MGPCG: the path before
 //!   the persistent solver),
 //! - IC(0)-PCG (factorisation per frame),
@@ -16,7 +18,9 @@
 
 mod common;
 
-use adjunct::krylov::{Ic0, Multigrid, MultigridOptions, Preconditioner, PressureSolver};
+use adjunct::krylov::{
+    Ic0, Multigrid, MultigridOptions, Precision, Preconditioner, PressureSolver,
+};
 use adjunct::{cg, Cell, GridPoisson, KrylovOptions, LinearOperator};
 use std::time::Instant;
 
@@ -179,6 +183,8 @@ struct Row {
     setup: Vec<f64>,
     solve: Vec<f64>,
     iterations: Vec<f64>,
+    /// The final true residual ‖b − A x‖₂ (the same b for every row).
+    residual: Vec<f64>,
 }
 
 impl Row {
@@ -187,7 +193,12 @@ impl Row {
             setup: Vec::new(),
             solve: Vec::new(),
             iterations: Vec::new(),
+            residual: Vec::new(),
         }
+    }
+    fn record(&mut self, report: &adjunct::SolveReport) {
+        self.iterations.push(report.iterations as f64);
+        self.residual.push(report.true_residual_norm);
     }
     fn total(&self) -> f64 {
         median(
@@ -200,11 +211,12 @@ impl Row {
     }
     fn print(&self, name: &str) {
         println!(
-            "  {name:<22} setup {:7.3} s   solve {:7.3} s   total {:7.3} s   {:5.1} its",
+            "  {name:<24} setup {:7.3} s   solve {:7.3} s   total {:7.3} s   {:5.1} its   true ‖r‖ {:.2e}",
             median(self.setup.clone()),
             median(self.solve.clone()),
             self.total(),
-            median(self.iterations.clone())
+            median(self.iterations.clone()),
+            median(self.residual.clone())
         );
     }
 }
@@ -223,21 +235,34 @@ fn main() -> adjunct::Result<()> {
     );
     let mut ratios = Vec::new();
     for n in grids {
-        let (mut persistent, mut rebuild, mut ic0, mut mic0) =
-            (Row::new(), Row::new(), Row::new(), Row::new());
+        let (mut persistent, mut double, mut rebuild, mut ic0, mut mic0) =
+            (Row::new(), Row::new(), Row::new(), Row::new(), Row::new());
         let mut solver = PressureSolver::new([n, n, n])?;
+        let mut solver_double = PressureSolver::with_multigrid(
+            [n, n, n],
+            MultigridOptions {
+                precision: Precision::Double,
+                ..MultigridOptions::default()
+            },
+        )?;
         let mut pressure = vec![0.0; n * n * n];
+        let mut pressure_double = vec![0.0; n * n * n];
         for t in 0..frames {
             let kinds = cells(n, t, frames);
             let field = rhs(n, t);
 
-            let start = Instant::now();
-            solver.update(GridPoisson::builder([n, n, n], &kinds).build()?)?;
-            persistent.setup.push(start.elapsed().as_secs_f64());
-            let start = Instant::now();
-            let report = solver.solve(&field, &mut pressure, true, &options)?;
-            persistent.solve.push(start.elapsed().as_secs_f64());
-            persistent.iterations.push(report.iterations as f64);
+            for (solver, pressure, row) in [
+                (&mut solver, &mut pressure, &mut persistent),
+                (&mut solver_double, &mut pressure_double, &mut double),
+            ] {
+                let start = Instant::now();
+                solver.update(GridPoisson::builder([n, n, n], &kinds).build()?)?;
+                row.setup.push(start.elapsed().as_secs_f64());
+                let start = Instant::now();
+                let report = solver.solve(&field, pressure, true, &options)?;
+                row.solve.push(start.elapsed().as_secs_f64());
+                row.record(&report);
+            }
 
             let start = Instant::now();
             let grid = GridPoisson::builder([n, n, n], &kinds).build()?;
@@ -249,7 +274,7 @@ fn main() -> adjunct::Result<()> {
             let start = Instant::now();
             let report = cg(&grid, &multigrid, &b, &mut x, &options)?;
             rebuild.solve.push(start.elapsed().as_secs_f64());
-            rebuild.iterations.push(report.iterations as f64);
+            rebuild.record(&report);
 
             let start = Instant::now();
             let factor = Ic0::new(&grid.to_csr()?)?;
@@ -258,7 +283,7 @@ fn main() -> adjunct::Result<()> {
             let start = Instant::now();
             let report = cg(&grid, &factor, &b, &mut x, &options)?;
             ic0.solve.push(start.elapsed().as_secs_f64());
-            ic0.iterations.push(report.iterations as f64);
+            ic0.record(&report);
 
             let start = Instant::now();
             let factor = Mic0::new(&grid)?;
@@ -267,19 +292,21 @@ fn main() -> adjunct::Result<()> {
             let start = Instant::now();
             let report = cg(&grid, &factor, &b, &mut x, &options)?;
             mic0.solve.push(start.elapsed().as_secs_f64());
-            mic0.iterations.push(report.iterations as f64);
+            mic0.record(&report);
         }
         println!(
             "{n}³ ({} unknowns in the last frame):",
             solver.grid().map_or(0, |g| g.dim())
         );
-        persistent.print("persistent, warm start");
+        persistent.print("persistent, f32 V-cycle");
+        double.print("persistent, f64 V-cycle");
         rebuild.print("rebuild, cold MGPCG");
         ic0.print("IC(0)-PCG");
         mic0.print("MIC(0)-PCG (simulator)");
         ratios.push((
             n,
             persistent.total(),
+            double.total(),
             rebuild.total(),
             ic0.total(),
             mic0.total(),
@@ -287,9 +314,10 @@ fn main() -> adjunct::Result<()> {
         ));
     }
     println!("ratios (per-frame total, same run):");
-    for (n, p, r, i, m, setup) in ratios {
+    for (n, p, d, r, i, m, setup) in ratios {
         println!(
-            "  {n}³: persistent / rebuild {:.2}, IC(0) / persistent {:.1}, MIC(0) / persistent {:.1} (target ≥ 5); persistent setup {setup:.3} s (target ≤ 0.1 s), total {p:.3} s (target ≤ 0.6 s)",
+            "  {n}³: f32 / f64 V-cycle {:.2}, persistent / rebuild {:.2}, IC(0) / persistent {:.1}, MIC(0) / persistent {:.1} (target ≥ 5); persistent setup {setup:.3} s (target ≤ 0.1 s), total {p:.3} s (target ≤ 0.6 s)",
+            p / d,
             p / r,
             i / p,
             m / p

@@ -4,7 +4,7 @@
 
 mod common;
 
-use adjunct::krylov::{Multigrid, MultigridOptions};
+use adjunct::krylov::{Multigrid, MultigridOptions, Precision};
 use adjunct::{cg, scene, Cell, GridPoisson, KrylovOptions, LinearOperator, Preconditioner};
 use common::{direct_solve, init, init_uninit, rel_diff, Rng};
 
@@ -101,8 +101,19 @@ fn domains() -> Vec<(String, GridPoisson)> {
 
 #[test]
 fn preconditioner_is_symmetric_and_positive() {
+    // Symmetric to rounding: of f64, or of f32 in a single-precision cycle.
+    for (precision, tolerance) in [(Precision::Double, 1e-12), (Precision::Single, 1e-5)] {
+        preconditioner_is_symmetric_and_positive_in(precision, tolerance);
+    }
+}
+
+fn preconditioner_is_symmetric_and_positive_in(precision: Precision, tolerance: f64) {
     for (name, g) in domains() {
-        let mg = Multigrid::new(&g, &deep()).unwrap();
+        let options = MultigridOptions {
+            precision,
+            ..deep()
+        };
+        let mg = Multigrid::new(&g, &options).unwrap();
         assert!(mg.level_dims().len() >= 3, "{name}: {:?}", mg.level_dims());
         let n = g.dim();
         let mut rng = Rng::new(17);
@@ -113,10 +124,10 @@ fn preconditioner_is_symmetric_and_positive() {
             mg.apply_dot(&y, &mut my).unwrap();
             let (a, b) = (dot(&mx, &y), dot(&x, &my));
             assert!(
-                (a - b).abs() <= 1e-12 * a.abs().max(b.abs()),
-                "{name}: <Mx,y> = {a:e}, <x,My> = {b:e}"
+                (a - b).abs() <= tolerance * a.abs().max(b.abs()),
+                "{name}, {precision:?}: <Mx,y> = {a:e}, <x,My> = {b:e}"
             );
-            assert!(xmx > 0.0, "{name}: <Mx,x> = {xmx:e}");
+            assert!(xmx > 0.0, "{name}, {precision:?}: <Mx,x> = {xmx:e}");
         }
     }
 }

@@ -25,7 +25,7 @@ pub use conjugate_direction::{
 };
 pub use gmres::gmres;
 pub use ic0::Ic0;
-pub use multigrid::{CoarseOperators, Multigrid, MultigridOptions};
+pub use multigrid::{CoarseOperators, Multigrid, MultigridOptions, Precision};
 pub(crate) use options::{conclude, true_residual};
 pub use options::{KrylovOptions, ResidualNorm};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};

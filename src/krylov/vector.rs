@@ -3,6 +3,7 @@
 //! the vectors into fixed blocks of `BLOCK` entries (see `crate::parallel`),
 //! so reductions do not depend on the thread count.
 
+use crate::operator::Real;
 use crate::parallel::{for_blocks, sum_blocks, DisjointSlice};
 use std::ops::Range;
 
@@ -146,4 +147,50 @@ pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
             *yi += alpha * xi;
         }
     });
+}
+
+/// x ← w ⊙ b (elementwise), in f64 or f32.
+pub(crate) fn multiply<T: Real>(w: &[T], b: &[T], x: &mut [T]) {
+    let n = x.len();
+    let out = DisjointSlice::new(x);
+    for_blocks(num_blocks(n), 3 * n, |blk| {
+        let range = block(blk, n);
+        // SAFETY: blocks are disjoint.
+        let x = unsafe { out.range(range.clone()) };
+        for ((xi, &wi), &bi) in x.iter_mut().zip(&w[range.clone()]).zip(&b[range]) {
+            *xi = wi * bi;
+        }
+    });
+}
+
+/// y ← x converted between f64 and f32 (rounded to nearest when narrowing).
+pub(crate) fn convert<A: Real, B: Real>(x: &[A], y: &mut [B]) {
+    let n = y.len();
+    let out = DisjointSlice::new(y);
+    for_blocks(num_blocks(n), 2 * n, |blk| {
+        let range = block(blk, n);
+        // SAFETY: blocks are disjoint.
+        let y = unsafe { out.range(range.clone()) };
+        for (yi, &xi) in y.iter_mut().zip(&x[range]) {
+            *yi = B::from_f64(xi.to_f64());
+        }
+    });
+}
+
+/// z ← x widened to f64; returns rᵀz (one pass: a preconditioner's output
+/// and its dot product).
+pub(crate) fn widen_dot<T: Real>(x: &[T], r: &[f64], z: &mut [f64]) -> f64 {
+    let n = z.len();
+    let out = DisjointSlice::new(z);
+    sum_blocks(num_blocks(n), 3 * n, |blk| {
+        let range = block(blk, n);
+        // SAFETY: blocks are disjoint.
+        let z = unsafe { out.range(range.clone()) };
+        let mut dot = 0.0;
+        for ((zi, &xi), &ri) in z.iter_mut().zip(&x[range.clone()]).zip(&r[range]) {
+            *zi = xi.to_f64();
+            dot += ri * *zi;
+        }
+        dot
+    })
 }

@@ -1,7 +1,7 @@
 //! Sparse matrices in compressed sparse row form, stored with faer's
 //! sparse types, with a multithreaded SpMV.
 
-use super::LinearOperator;
+use super::{LinearOperator, Real};
 use crate::alloc;
 use crate::error::{Error, Result};
 use crate::parallel::{sum_blocks, DisjointSlice};
@@ -267,19 +267,35 @@ impl CsrMatrix {
         None
     }
 
-    fn spmv_block(&self, rows: Range<usize>, x: &[f64], y: &mut [f64]) -> f64 {
+    /// One block of rows of y = A x, accumulated in f64 whatever the
+    /// vectors' type; returns xᵀy over the block.
+    fn spmv_block<T: Real>(&self, rows: Range<usize>, x: &[T], y: &mut [T]) -> f64 {
         let (ptr, cols, vals) = (self.row_ptr(), self.col_idx(), self.values());
         let mut dot = 0.0;
         for (yi, i) in y.iter_mut().zip(rows) {
             let range = ptr[i] as usize..ptr[i + 1] as usize;
             let mut s = 0.0;
             for (&j, &a) in cols[range.clone()].iter().zip(&vals[range]) {
-                s += a * x[j as usize];
+                s += a * x[j as usize].to_f64();
             }
-            *yi = s;
-            dot += x[i] * s;
+            *yi = T::from_f64(s);
+            dot += x[i].to_f64() * s;
         }
         dot
+    }
+
+    /// y ← A x in the vectors' precision (f64 or f32); returns xᵀ(A x).
+    pub(crate) fn apply_real<T: Real>(&self, x: &[T], y: &mut [T]) -> Result<f64> {
+        Error::check_len("x", self.dim(), x.len())?;
+        Error::check_len("y", self.dim(), y.len())?;
+        let y = DisjointSlice::new(y);
+        let work = self.nnz() + 2 * self.dim();
+        Ok(sum_blocks(self.blocks.len(), work, |b| {
+            let rows = self.blocks[b].clone();
+            // SAFETY: row blocks are disjoint.
+            let y = unsafe { y.range(rows.clone()) };
+            self.spmv_block(rows, x, y)
+        }))
     }
 }
 
@@ -311,16 +327,7 @@ impl LinearOperator for CsrMatrix {
     }
 
     fn apply_dot(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
-        Error::check_len("x", self.dim(), x.len())?;
-        Error::check_len("y", self.dim(), y.len())?;
-        let y = DisjointSlice::new(y);
-        let work = self.nnz() + 2 * self.dim();
-        Ok(sum_blocks(self.blocks.len(), work, |b| {
-            let rows = self.blocks[b].clone();
-            // SAFETY: row blocks are disjoint.
-            let y = unsafe { y.range(rows.clone()) };
-            self.spmv_block(rows, x, y)
-        }))
+        self.apply_real(x, y)
     }
 
     fn diagonal(&self) -> Option<Vec<f64>> {

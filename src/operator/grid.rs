@@ -19,6 +19,7 @@
 //! region enclosed by walls. β_f defaults to 1 (e.g. 1/ρ on the face for
 //! variable density), h_a to 1.
 
+use super::scalar::{FieldValue, Real};
 use super::{CsrMatrix, LinearOperator};
 use crate::alloc;
 use crate::error::{Error, Result};
@@ -57,33 +58,6 @@ pub(crate) const AIR: u32 = u32::MAX - 1;
 
 /// Cells (fluid plus all) per block of the parallel apply.
 const BLOCK_WORK: usize = 16 * 1024;
-
-/// The value type of a per-cell field: f64, or f32 as simulators store
-/// velocity and pressure (rounded to nearest when written).
-pub trait FieldValue: Copy {
-    /// The value as f64 (exact).
-    fn to_f64(self) -> f64;
-    /// The nearest value to `v`.
-    fn from_f64(v: f64) -> Self;
-}
-
-impl FieldValue for f64 {
-    fn to_f64(self) -> f64 {
-        self
-    }
-    fn from_f64(v: f64) -> Self {
-        v
-    }
-}
-
-impl FieldValue for f32 {
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-    fn from_f64(v: f64) -> Self {
-        v as f32
-    }
-}
 
 /// Options of a [`GridPoisson`] operator; see [`GridPoisson::builder`].
 #[derive(Debug, Clone)]
@@ -487,18 +461,18 @@ impl GridPoisson {
     /// (its unknowns first..first + y_row.len()) while they are in cache:
     /// the fused form of a kernel that post-processes A x (a residual, a
     /// Jacobi update). Lengths as for [`LinearOperator::apply`].
-    pub(crate) fn apply_then<F>(&self, x: &[f64], y: &mut [f64], finish: &F) -> Result<()>
+    pub(crate) fn apply_then<T: Real, F>(&self, x: &[T], y: &mut [T], finish: &F) -> Result<()>
     where
-        F: Fn(usize, &mut [f64]) + Sync,
+        F: Fn(usize, &mut [T]) + Sync,
     {
         self.apply_with(x, y, finish).map(|_| ())
     }
 
     /// y ← A x with `finish` on each row (see [`GridPoisson::apply_then`]);
     /// returns xᵀ(A x).
-    fn apply_with<F>(&self, x: &[f64], y: &mut [f64], finish: &F) -> Result<f64>
+    fn apply_with<T: Real, F>(&self, x: &[T], y: &mut [T], finish: &F) -> Result<f64>
     where
-        F: Fn(usize, &mut [f64]) + Sync,
+        F: Fn(usize, &mut [T]) + Sync,
     {
         Error::check_len("x", self.dim(), x.len())?;
         Error::check_len("y", self.dim(), y.len())?;
@@ -578,13 +552,13 @@ impl GridPoisson {
     }
 
     /// One block of rows of y = A p; returns pᵀy over the block.
-    fn apply_rows<W: FaceWeight, F: Fn(usize, &mut [f64])>(
+    fn apply_rows<W: FaceWeight, T: Real, F: Fn(usize, &mut [T])>(
         &self,
         w: &W,
         uniform: bool,
         rows: Range<usize>,
-        p: &[f64],
-        y: &mut [f64],
+        p: &[T],
+        y: &mut [T],
         finish: &F,
     ) -> f64 {
         let offset = self.row_start[rows.start];
@@ -603,7 +577,13 @@ impl GridPoisson {
     }
 
     /// Row r of y = A p, cell by cell; returns pᵀy over the row.
-    fn apply_general_row<W: FaceWeight>(&self, w: &W, r: usize, p: &[f64], y: &mut [f64]) -> f64 {
+    fn apply_general_row<W: FaceWeight, T: Real>(
+        &self,
+        w: &W,
+        r: usize,
+        p: &[T],
+        y: &mut [T],
+    ) -> f64 {
         let [nx, ny, _] = self.dims;
         let (j, k) = (r % ny, r / ny);
         let mut dot = 0.0;
@@ -614,11 +594,12 @@ impl GridPoisson {
             if u >= AIR {
                 continue;
             }
-            let mut diag = 0.0;
-            let mut off = 0.0;
+            let mut diag = T::default();
+            let mut off = T::default();
             self.for_each_neighbour(w, c, [i, j, k], |nb, wf, _| {
                 let v = self.unknown[nb];
                 if v != SOLID {
+                    let wf = T::from_f64(wf);
                     diag += wf;
                     if v != AIR {
                         off += wf * p[v as usize];
@@ -629,7 +610,7 @@ impl GridPoisson {
             let yu = diag * pu - off;
             y[out] = yu;
             out += 1;
-            dot += pu * yu;
+            dot += (pu * yu).to_f64();
         }
         dot
     }
@@ -649,47 +630,47 @@ impl GridPoisson {
 
     /// Row r of y = A p for an all-fluid row with uniform neighbour rows and
     /// uniform face weights; returns pᵀy over the row.
-    fn apply_uniform_row(
+    fn apply_uniform_row<T: Real>(
         &self,
         r: usize,
         neighbours: [NeighbourRow; 4],
-        p: &[f64],
-        y: &mut [f64],
+        p: &[T],
+        y: &mut [T],
     ) -> f64 {
         let nx = self.dims[0];
-        let [wx, wy, wz] = self.inv_h2;
+        let [wx, wy, wz] = self.inv_h2.map(T::from_f64);
         let start = self.row_start[r];
         let pr = &p[start..start + nx];
-        let diag = self.uniform_row_coupling(neighbours);
+        let diag = T::from_f64(self.uniform_row_coupling(neighbours));
         // Along x: interior cells have two fluid neighbours, the ends one.
         if nx == 1 {
             y[0] = diag * pr[0];
         } else {
             y[0] = (diag + wx) * pr[0] - wx * pr[1];
             y[nx - 1] = (diag + wx) * pr[nx - 1] - wx * pr[nx - 2];
-            let d = diag + 2.0 * wx;
+            let d = diag + T::from_f64(2.0 * self.inv_h2[0]);
             for i in 1..nx - 1 {
                 y[i] = d * pr[i] - wx * (pr[i - 1] + pr[i + 1]);
             }
         }
         for (nb, w) in neighbours.iter().zip([wy, wy, wz, wz]) {
             if let NeighbourRow::Fluid(first) = *nb {
-                for (yi, pi) in y.iter_mut().zip(&p[first..first + nx]) {
+                for (yi, &pi) in y.iter_mut().zip(&p[first..first + nx]) {
                     *yi -= w * pi;
                 }
             }
         }
-        y.iter().zip(pr).map(|(a, b)| a * b).sum()
+        y.iter().zip(pr).map(|(&a, &b)| (a * b).to_f64()).sum()
     }
 
     /// y = A p row block by row block, `finish` run on each row of y
     /// (see [`GridPoisson::apply_then`]); returns pᵀ(A p).
-    fn apply_all<W: FaceWeight + Sync, F: Fn(usize, &mut [f64]) + Sync>(
+    fn apply_all<W: FaceWeight + Sync, T: Real, F: Fn(usize, &mut [T]) + Sync>(
         &self,
         w: &W,
         uniform: bool,
-        p: &[f64],
-        y: &mut [f64],
+        p: &[T],
+        y: &mut [T],
         finish: &F,
     ) -> f64 {
         let y = DisjointSlice::new(y);

@@ -12,12 +12,18 @@
 //! so that R is exactly the scaled transpose and the V-cycle symmetric.
 
 use super::{ndim, SparseRows};
-use crate::operator::{GridPoisson, LinearOperator, AIR, SOLID};
+use crate::operator::{GridPoisson, LinearOperator, Real, AIR, SOLID};
 use crate::parallel::{for_blocks, DisjointSlice};
 use std::ops::Range;
 
 /// Fine cells per parallel block of the prolongation.
 const BLOCK_CELLS: usize = 16 * 1024;
+
+/// The cells of an all-fluid fine row of `nx` cells whose x neighbour is
+/// in the grid: all but cell 0, and but the last one when `nx` is even.
+fn inner_cells(nx: usize) -> Range<usize> {
+    1..nx - (1 - nx % 2)
+}
 
 /// The transfers between `fine` and its coarsening `coarse`.
 pub(super) struct Transfer<'a> {
@@ -129,10 +135,11 @@ impl Transfer<'_> {
     }
 
     /// x_fine ← x_fine + P x_coarse.
-    pub(super) fn prolong_add(&self, x_coarse: &[f64], x_fine: &mut [f64]) {
+    pub(super) fn prolong_add<T: Real>(&self, x_coarse: &[T], x_fine: &mut [T]) {
         let (nx, width) = (self.fine.dims()[0], self.coarse.dims()[0]);
         let num_rows = self.fine.dims()[1] * self.fine.dims()[2];
         let rows_per_block = (BLOCK_CELLS / nx).max(1);
+        let (three_quarters, quarter) = (T::from_f64(0.75), T::from_f64(0.25));
         let out = DisjointSlice::new(x_fine);
         for_blocks(
             num_rows.div_ceil(rows_per_block),
@@ -144,19 +151,39 @@ impl Transfer<'_> {
                 // SAFETY: the unknowns of disjoint row blocks are disjoint.
                 let x = unsafe { out.range(range) };
                 // The (y, z)-combined coarse row of an all-fluid stencil.
-                let mut combined = vec![0.0; width];
+                let mut combined = vec![T::default(); width];
                 for r in rows {
                     let stencil = self.row_stencil(r);
                     let fluid_rows = self.fluid_rows(&stencil);
                     if let Some(starts) = fluid_rows {
-                        combined.fill(0.0);
+                        combined.fill(T::default());
                         for (&start, &(_, w)) in starts.iter().zip(&stencil.combos[..stencil.count])
                         {
+                            let w = T::from_f64(w);
                             for (t, &v) in combined.iter_mut().zip(&x_coarse[start..start + width])
                             {
                                 *t += w * v;
                             }
                         }
+                    }
+                    let fine_row = self.fine.unknowns_of_rows(r..r + 1);
+                    if fluid_rows.is_some() && fine_row.len() == nx {
+                        // All fluid: every cell but the ends (whose x
+                        // neighbour is outside) is ¾ parent + ¼ neighbour.
+                        let x_row = &mut x[fine_row.start - offset..fine_row.end - offset];
+                        let inner = inner_cells(nx);
+                        for (i, xi) in x_row.iter_mut().enumerate().take(inner.end).skip(1) {
+                            let p = i / 2;
+                            let q = if i % 2 == 0 { p - 1 } else { p + 1 };
+                            *xi += three_quarters * combined[p] + quarter * combined[q];
+                        }
+                        for i in (inner.end..nx).chain(0..1) {
+                            let xi = &mut x_row[i];
+                            self.for_each_cell_entry(&stencil, i, |v, w| {
+                                *xi += T::from_f64(w) * x_coarse[v];
+                            });
+                        }
+                        continue;
                     }
                     let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
                     for (i, &u) in codes.iter().enumerate() {
@@ -166,10 +193,10 @@ impl Transfer<'_> {
                         let xu = &mut x[u as usize - offset];
                         match (fluid_rows, Self::neighbour(i, width)) {
                             (Some(_), Some(qi)) => {
-                                *xu += 0.75 * combined[i / 2] + 0.25 * combined[qi];
+                                *xu += three_quarters * combined[i / 2] + quarter * combined[qi];
                             }
                             _ => self.for_each_cell_entry(&stencil, i, |v, w| {
-                                *xu += w * x_coarse[v];
+                                *xu += T::from_f64(w) * x_coarse[v];
                             }),
                         }
                     }
@@ -184,11 +211,12 @@ impl Transfer<'_> {
     /// [2g, 2g + 2) write only to coarse planes [2g − 1, 2g + 3): the even
     /// chunks g run in parallel, then the odd ones, each chunk in order, so
     /// the sums do not depend on the thread count.
-    pub(super) fn restrict(&self, r_fine: &[f64], b_coarse: &mut [f64]) {
+    pub(super) fn restrict<T: Real>(&self, r_fine: &[T], b_coarse: &mut [T]) {
         let (fd, cd) = (self.fine.dims(), self.coarse.dims());
         let (nx, width) = (fd[0], cd[0]);
         let three_d = ndim(fd) == 3;
-        let scale = 1.0 / (1usize << ndim(fd)) as f64;
+        let scale = T::from_f64(1.0 / (1usize << ndim(fd)) as f64);
+        let (three_quarters, quarter) = (T::from_f64(0.75), T::from_f64(0.25));
         // Grid rows per plane, and planes, of each grid.
         let (fine_plane, coarse_plane, coarse_planes) = if three_d {
             (fd[1], cd[1], cd[2])
@@ -197,7 +225,7 @@ impl Transfer<'_> {
         };
         let fine_rows = fd[1] * fd[2];
         let coarse_rows = cd[1] * cd[2];
-        b_coarse.fill(0.0);
+        b_coarse.fill(T::default());
         let out = DisjointSlice::new(b_coarse);
         let chunks = coarse_planes.div_ceil(2);
         for phase in 0..2 {
@@ -212,12 +240,47 @@ impl Transfer<'_> {
                 // SAFETY: chunks of one phase write disjoint plane ranges.
                 let b = unsafe { out.range(range) };
                 // The fine row restricted along x, for an all-fluid stencil.
-                let mut along_x = vec![0.0; width];
+                let mut along_x = vec![T::default(); width];
                 for r in rows {
                     let stencil = self.row_stencil(r);
                     let fluid_rows = self.fluid_rows(&stencil);
-                    along_x.fill(0.0);
-                    let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
+                    along_x.fill(T::default());
+                    let fine_row = self.fine.unknowns_of_rows(r..r + 1);
+                    if fluid_rows.is_some() && fine_row.len() == nx {
+                        // All fluid: coarse cell p gathers ¾ of its children
+                        // 2p, 2p + 1 and ¼ of cells 2p − 1, 2p + 2, except
+                        // the ends, scattered by their rows of P.
+                        let r_row = &r_fine[fine_row.clone()];
+                        let inner = inner_cells(nx);
+                        let at = |i: usize| {
+                            if inner.contains(&i) {
+                                r_row[i]
+                            } else {
+                                T::default()
+                            }
+                        };
+                        for (p, t) in along_x.iter_mut().enumerate() {
+                            let i = 2 * p;
+                            *t = if p > 0 && i + 2 < inner.end {
+                                three_quarters * (r_row[i] + r_row[i + 1])
+                                    + quarter * (r_row[i - 1] + r_row[i + 2])
+                            } else {
+                                three_quarters * (at(i) + at(i + 1))
+                                    + quarter * (at(i.wrapping_sub(1)) + at(i + 2))
+                            } * scale;
+                        }
+                        for i in (inner.end..nx).chain(0..1) {
+                            let ru = scale * r_row[i];
+                            self.for_each_cell_entry(&stencil, i, |v, w| {
+                                b[v - offset] += T::from_f64(w) * ru;
+                            });
+                        }
+                    }
+                    let codes = if fluid_rows.is_some() && fine_row.len() == nx {
+                        &[][..]
+                    } else {
+                        &self.fine.unknown_codes()[r * nx..(r + 1) * nx]
+                    };
                     for (i, &u) in codes.iter().enumerate() {
                         if u >= AIR {
                             continue;
@@ -225,17 +288,18 @@ impl Transfer<'_> {
                         let ru = scale * r_fine[u as usize];
                         match (fluid_rows, Self::neighbour(i, width)) {
                             (Some(_), Some(qi)) => {
-                                along_x[i / 2] += 0.75 * ru;
-                                along_x[qi] += 0.25 * ru;
+                                along_x[i / 2] += three_quarters * ru;
+                                along_x[qi] += quarter * ru;
                             }
                             _ => self.for_each_cell_entry(&stencil, i, |v, w| {
-                                b[v - offset] += w * ru;
+                                b[v - offset] += T::from_f64(w) * ru;
                             }),
                         }
                     }
                     if let Some(starts) = fluid_rows {
                         for (&start, &(_, w)) in starts.iter().zip(&stencil.combos[..stencil.count])
                         {
+                            let w = T::from_f64(w);
                             let row = &mut b[start - offset..start - offset + width];
                             for (bv, &t) in row.iter_mut().zip(&along_x) {
                                 *bv += w * t;
@@ -330,7 +394,7 @@ mod tests {
             let xc: Vec<f64> = (0..coarse.dim()).map(|_| rng.normal()).collect();
             let rf: Vec<f64> = (0..fine.dim()).map(|_| rng.normal()).collect();
 
-            let mut applied = vec![0.5; fine.dim()];
+            let mut applied = vec![0.5f64; fine.dim()];
             transfer.prolong_add(&xc, &mut applied);
             for (u, applied) in applied.iter().enumerate() {
                 let assembled: f64 = (p.ptr[u]..p.ptr[u + 1])
@@ -367,7 +431,7 @@ mod tests {
         for cells in [cells, cells_with_wall] {
             let fine = GridPoisson::builder([10, 9, 6], &cells).build().unwrap();
             let coarse = super::super::coarsen(&fine).unwrap();
-            let mut x = vec![0.0; fine.dim()];
+            let mut x = vec![0.0f64; fine.dim()];
             Transfer {
                 fine: &fine,
                 coarse: &coarse,
