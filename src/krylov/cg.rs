@@ -33,6 +33,40 @@ where
     A: LinearOperator + ?Sized,
     M: Preconditioner + ?Sized,
 {
+    cg_reusing(op, precond, b, x, options, &mut CgVectors::default())
+}
+
+/// The work vectors of CG (r, z, p, q), kept by a caller that solves
+/// repeatedly so that each solve reuses their memory.
+#[derive(Debug, Default)]
+pub(crate) struct CgVectors {
+    r: Vec<f64>,
+    z: Vec<f64>,
+    p: Vec<f64>,
+    q: Vec<f64>,
+}
+
+/// `v` emptied and resized to `n` zeros, keeping its memory.
+fn reused(v: &mut Vec<f64>, n: usize) -> Vec<f64> {
+    let mut v = std::mem::take(v);
+    v.clear();
+    v.resize(n, 0.0);
+    v
+}
+
+/// [`cg`] with the work vectors of `vectors`, returned to it afterwards.
+pub(crate) fn cg_reusing<A, M>(
+    op: &A,
+    precond: &M,
+    b: &[f64],
+    x: &mut [f64],
+    options: &KrylovOptions,
+    vectors: &mut CgVectors,
+) -> Result<SolveReport>
+where
+    A: LinearOperator + ?Sized,
+    M: Preconditioner + ?Sized,
+{
     let n = op.dim();
     let setup = options.setup_in_norm(n, precond.dim(), b, x)?;
     op.check_cg_solvable(b)?;
@@ -51,14 +85,10 @@ where
         threshold,
         norm: options.norm,
         max_iterations: options.max_iterations,
-        r: vec![0.0; n],
-        z: if precond.is_identity() {
-            Vec::new()
-        } else {
-            vec![0.0; n]
-        },
-        p: vec![0.0; n],
-        q: vec![0.0; n],
+        r: reused(&mut vectors.r, n),
+        z: reused(&mut vectors.z, if precond.is_identity() { 0 } else { n }),
+        p: reused(&mut vectors.p, n),
+        q: reused(&mut vectors.q, n),
         report: SolveReport {
             null_space_component,
             ..options.new_report(converged)
@@ -78,7 +108,7 @@ where
         run.report.initial_residual_norm = r0;
         run.iterate(x, r0, converged)
     });
-    run.finish(x, outcome)
+    run.finish(x, outcome, vectors)
 }
 
 /// The state of one CG solve.
@@ -208,20 +238,30 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         }
     }
 
-    fn finish(self, x: &mut [f64], outcome: Outcome) -> Result<SolveReport> {
+    fn finish(
+        self,
+        x: &mut [f64],
+        outcome: Outcome,
+        vectors: &mut CgVectors,
+    ) -> Result<SolveReport> {
         self.op.remove_null_space(x);
         let Run {
             op,
             b,
             mut r,
+            z,
+            p,
+            q,
             report,
             b_norm,
             norm,
             ..
         } = self;
-        conclude("CG", report, b_norm, outcome, || {
+        let result = conclude("CG", report, b_norm, outcome, || {
             true_residual(op, b, x, &mut r)?;
             Ok(norm.of(&r))
-        })
+        });
+        *vectors = CgVectors { r, z, p, q };
+        result
     }
 }

@@ -3,7 +3,7 @@
 //! flags (and face coefficients, spacing, scale or level set), solved with
 //! a warm start from the last pressure.
 
-use super::cg::cg;
+use super::cg::{cg_reusing, CgVectors};
 use super::multigrid::{Multigrid, MultigridOptions};
 use super::options::KrylovOptions;
 use super::report::SolveReport;
@@ -30,6 +30,8 @@ pub struct PressureSolver {
     /// Right-hand side and solution over the unknowns (reused).
     b: Vec<f64>,
     x: Vec<f64>,
+    /// CG's work vectors (reused).
+    cg_vectors: CgVectors,
     setup_seconds: f64,
 }
 
@@ -64,6 +66,7 @@ impl PressureSolver {
             pressure,
             b: Vec::new(),
             x: Vec::new(),
+            cg_vectors: CgVectors::default(),
             setup_seconds: 0.0,
         })
     }
@@ -91,13 +94,17 @@ impl PressureSolver {
         let start = Instant::now();
         // A frame whose operator did not change (static walls, no free
         // surface moving) keeps its hierarchy.
-        if !self
-            .frame
-            .as_ref()
-            .is_some_and(|f| f.grid.same_operator(&grid))
-        {
-            let multigrid = Multigrid::new(&grid, &self.multigrid_options)?;
-            self.frame = Some(Frame { grid, multigrid });
+        match &mut self.frame {
+            Some(frame) if frame.grid.same_operator(&grid) => {}
+            // The hierarchy rebuilt in the last frame's memory.
+            Some(frame) => {
+                frame.multigrid.update(&grid)?;
+                frame.grid = grid;
+            }
+            None => {
+                let multigrid = Multigrid::new(&grid, &self.multigrid_options)?;
+                self.frame = Some(Frame { grid, multigrid });
+            }
         }
         self.setup_seconds = start.elapsed().as_secs_f64();
         Ok(())
@@ -150,7 +157,14 @@ impl PressureSolver {
             nonzero_initial_guess: warm_start,
             ..options.clone()
         };
-        let report = cg(grid, &frame.multigrid, &self.b, &mut self.x, &options)?;
+        let report = cg_reusing(
+            grid,
+            &frame.multigrid,
+            &self.b,
+            &mut self.x,
+            &options,
+            &mut self.cg_vectors,
+        )?;
         grid.scatter(&self.x, &mut self.pressure)?;
         grid.scatter(&self.x, pressure)?;
         Ok(report)

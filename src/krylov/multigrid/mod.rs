@@ -256,34 +256,56 @@ struct Cycle<T> {
 }
 
 impl<T: Real> Cycle<T> {
-    fn new(levels: &[Level], omega: f64) -> Self {
-        let weights = levels
-            .iter()
-            .map(|level| {
-                let diagonal = match &level.galerkin {
-                    Some(a) => a.diagonal(),
-                    None => level.op.diagonal(),
-                };
-                // An isolated fluid cell (every face a wall) has a zero
-                // row: it is its own enclosed region, whose null space the
-                // solvers remove, so the smoother leaves it at 0.
+    /// The cycle's data for `levels`, in the memory of `old` where given
+    /// (the last frame's cycle: no fresh pages to fault in).
+    fn new(levels: &[Level], omega: f64, mut old: Option<&mut Cycle<T>>) -> Self {
+        let mut old_weights = old
+            .as_mut()
+            .map(|c| std::mem::take(&mut c.weights))
+            .unwrap_or_default();
+        let mut old_buffers = old
+            .as_mut()
+            .map(|c| std::mem::take(c.buffers.get_mut().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default();
+        let reuse = |pool: &mut Vec<T>, n: usize| {
+            let mut v = std::mem::take(pool);
+            v.clear();
+            v.resize(n, T::default());
+            v
+        };
+        let mut weights = Vec::with_capacity(levels.len());
+        let mut buffers = Vec::with_capacity(levels.len());
+        for (l, level) in levels.iter().enumerate() {
+            let n = level.op.dim();
+            let diagonal = match &level.galerkin {
+                Some(a) => a.diagonal(),
+                None => level.op.diagonal(),
+            };
+            let mut w = reuse(old_weights.get_mut(l).unwrap_or(&mut Vec::new()), 0);
+            // An isolated fluid cell (every face a wall) has a zero row: it
+            // is its own enclosed region, whose null space the solvers
+            // remove, so the smoother leaves it at 0.
+            w.extend(
                 diagonal
                     .unwrap_or_default()
                     .iter()
-                    .map(|&d| T::from_f64(if d > 0.0 { omega / d } else { 0.0 }))
-                    .collect()
-            })
-            .collect();
-        let zeros = |n: usize| vec![T::default(); n];
-        let buffers = levels
-            .iter()
-            .map(|l| Buffers {
-                b: zeros(l.op.dim()),
-                x: zeros(l.op.dim()),
-                r: zeros(l.op.dim()),
-                next: zeros(l.op.dim()),
-            })
-            .collect();
+                    .map(|&d| T::from_f64(if d > 0.0 { omega / d } else { 0.0 })),
+            );
+            weights.push(w);
+            let mut spare = Buffers {
+                b: Vec::new(),
+                x: Vec::new(),
+                r: Vec::new(),
+                next: Vec::new(),
+            };
+            let old = old_buffers.get_mut(l).unwrap_or(&mut spare);
+            buffers.push(Buffers {
+                b: reuse(&mut old.b, n),
+                x: reuse(&mut old.x, n),
+                r: reuse(&mut old.r, n),
+                next: reuse(&mut old.next, n),
+            });
+        }
         let coarsest = levels.last().map_or(0, |l| l.op.dim());
         Cycle {
             weights,
@@ -421,6 +443,23 @@ impl Multigrid {
     /// of range or the coarsest level cannot be factored even with a small
     /// diagonal shift.
     pub fn new(a: &GridPoisson, options: &MultigridOptions) -> Result<Self> {
+        Self::build(a, options, None)
+    }
+
+    /// Rebuilds the hierarchy for the operator `a` of a new frame (cells,
+    /// coefficients; the grid size may differ), with the same options, in
+    /// the memory of the current one. On failure `self` is unchanged.
+    pub fn update(&mut self, a: &GridPoisson) -> Result<()> {
+        let options = self.options.clone();
+        *self = Self::build(a, &options, Some(&mut self.cycle))?;
+        Ok(())
+    }
+
+    fn build(
+        a: &GridPoisson,
+        options: &MultigridOptions,
+        old: Option<&mut Cycles>,
+    ) -> Result<Self> {
         let start = Instant::now();
         if !(options.damping > 0.0 && options.damping <= 1.0) {
             return Err(Error::invalid(
@@ -500,9 +539,15 @@ impl Multigrid {
             .zip(galerkin)
             .map(|(op, galerkin)| Level { op, galerkin })
             .collect();
-        let cycle = match options.precision {
-            Precision::Double => Cycles::Double(Cycle::new(&levels, options.damping)),
-            Precision::Single => Cycles::Single(Cycle::new(&levels, options.damping)),
+        let cycle = match (options.precision, old) {
+            (Precision::Double, Some(Cycles::Double(old))) => {
+                Cycles::Double(Cycle::new(&levels, options.damping, Some(old)))
+            }
+            (Precision::Single, Some(Cycles::Single(old))) => {
+                Cycles::Single(Cycle::new(&levels, options.damping, Some(old)))
+            }
+            (Precision::Double, _) => Cycles::Double(Cycle::new(&levels, options.damping, None)),
+            (Precision::Single, _) => Cycles::Single(Cycle::new(&levels, options.damping, None)),
         };
         Ok(Self {
             levels,

@@ -19,12 +19,6 @@ use std::ops::Range;
 /// Fine cells per parallel block of the prolongation.
 const BLOCK_CELLS: usize = 16 * 1024;
 
-/// The cells of an all-fluid fine row of `nx` cells whose x neighbour is
-/// in the grid: all but cell 0, and but the last one when `nx` is even.
-fn inner_cells(nx: usize) -> Range<usize> {
-    1..nx - (1 - nx % 2)
-}
-
 /// The transfers between `fine` and its coarsening `coarse`.
 pub(super) struct Transfer<'a> {
     pub(super) fine: &'a GridPoisson,
@@ -136,10 +130,9 @@ impl Transfer<'_> {
 
     /// x_fine ← x_fine + P x_coarse.
     pub(super) fn prolong_add<T: Real>(&self, x_coarse: &[T], x_fine: &mut [T]) {
-        let (nx, width) = (self.fine.dims()[0], self.coarse.dims()[0]);
+        let nx = self.fine.dims()[0];
         let num_rows = self.fine.dims()[1] * self.fine.dims()[2];
         let rows_per_block = (BLOCK_CELLS / nx).max(1);
-        let (three_quarters, quarter) = (T::from_f64(0.75), T::from_f64(0.25));
         let out = DisjointSlice::new(x_fine);
         for_blocks(
             num_rows.div_ceil(rows_per_block),
@@ -150,57 +143,7 @@ impl Transfer<'_> {
                 let offset = range.start;
                 // SAFETY: the unknowns of disjoint row blocks are disjoint.
                 let x = unsafe { out.range(range) };
-                // The (y, z)-combined coarse row of an all-fluid stencil.
-                let mut combined = vec![T::default(); width];
-                for r in rows {
-                    let stencil = self.row_stencil(r);
-                    let fluid_rows = self.fluid_rows(&stencil);
-                    if let Some(starts) = fluid_rows {
-                        combined.fill(T::default());
-                        for (&start, &(_, w)) in starts.iter().zip(&stencil.combos[..stencil.count])
-                        {
-                            let w = T::from_f64(w);
-                            for (t, &v) in combined.iter_mut().zip(&x_coarse[start..start + width])
-                            {
-                                *t += w * v;
-                            }
-                        }
-                    }
-                    let fine_row = self.fine.unknowns_of_rows(r..r + 1);
-                    if fluid_rows.is_some() && fine_row.len() == nx {
-                        // All fluid: every cell but the ends (whose x
-                        // neighbour is outside) is ¾ parent + ¼ neighbour.
-                        let x_row = &mut x[fine_row.start - offset..fine_row.end - offset];
-                        let inner = inner_cells(nx);
-                        for (i, xi) in x_row.iter_mut().enumerate().take(inner.end).skip(1) {
-                            let p = i / 2;
-                            let q = if i % 2 == 0 { p - 1 } else { p + 1 };
-                            *xi += three_quarters * combined[p] + quarter * combined[q];
-                        }
-                        for i in (inner.end..nx).chain(0..1) {
-                            let xi = &mut x_row[i];
-                            self.for_each_cell_entry(&stencil, i, |v, w| {
-                                *xi += T::from_f64(w) * x_coarse[v];
-                            });
-                        }
-                        continue;
-                    }
-                    let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
-                    for (i, &u) in codes.iter().enumerate() {
-                        if u >= AIR {
-                            continue;
-                        }
-                        let xu = &mut x[u as usize - offset];
-                        match (fluid_rows, Self::neighbour(i, width)) {
-                            (Some(_), Some(qi)) => {
-                                *xu += three_quarters * combined[i / 2] + quarter * combined[qi];
-                            }
-                            _ => self.for_each_cell_entry(&stencil, i, |v, w| {
-                                *xu += T::from_f64(w) * x_coarse[v];
-                            }),
-                        }
-                    }
-                }
+                self.prolong_rows(rows, x_coarse, x, offset);
             },
         );
     }
@@ -213,10 +156,7 @@ impl Transfer<'_> {
     /// the sums do not depend on the thread count.
     pub(super) fn restrict<T: Real>(&self, r_fine: &[T], b_coarse: &mut [T]) {
         let (fd, cd) = (self.fine.dims(), self.coarse.dims());
-        let (nx, width) = (fd[0], cd[0]);
         let three_d = ndim(fd) == 3;
-        let scale = T::from_f64(1.0 / (1usize << ndim(fd)) as f64);
-        let (three_quarters, quarter) = (T::from_f64(0.75), T::from_f64(0.25));
         // Grid rows per plane, and planes, of each grid.
         let (fine_plane, coarse_plane, coarse_planes) = if three_d {
             (fd[1], cd[1], cd[2])
@@ -239,75 +179,163 @@ impl Transfer<'_> {
                 let offset = range.start;
                 // SAFETY: chunks of one phase write disjoint plane ranges.
                 let b = unsafe { out.range(range) };
-                // The fine row restricted along x, for an all-fluid stencil.
-                let mut along_x = vec![T::default(); width];
-                for r in rows {
-                    let stencil = self.row_stencil(r);
-                    let fluid_rows = self.fluid_rows(&stencil);
-                    along_x.fill(T::default());
-                    let fine_row = self.fine.unknowns_of_rows(r..r + 1);
-                    if fluid_rows.is_some() && fine_row.len() == nx {
-                        // All fluid: coarse cell p gathers ¾ of its children
-                        // 2p, 2p + 1 and ¼ of cells 2p − 1, 2p + 2, except
-                        // the ends, scattered by their rows of P.
-                        let r_row = &r_fine[fine_row.clone()];
-                        let inner = inner_cells(nx);
-                        let at = |i: usize| {
-                            if inner.contains(&i) {
-                                r_row[i]
-                            } else {
-                                T::default()
-                            }
-                        };
-                        for (p, t) in along_x.iter_mut().enumerate() {
-                            let i = 2 * p;
-                            *t = if p > 0 && i + 2 < inner.end {
-                                three_quarters * (r_row[i] + r_row[i + 1])
-                                    + quarter * (r_row[i - 1] + r_row[i + 2])
-                            } else {
-                                three_quarters * (at(i) + at(i + 1))
-                                    + quarter * (at(i.wrapping_sub(1)) + at(i + 2))
-                            } * scale;
-                        }
-                        for i in (inner.end..nx).chain(0..1) {
-                            let ru = scale * r_row[i];
-                            self.for_each_cell_entry(&stencil, i, |v, w| {
-                                b[v - offset] += T::from_f64(w) * ru;
-                            });
-                        }
+                self.restrict_rows(rows, r_fine, b, offset);
+            });
+        }
+    }
+
+    /// The coarse cell a combination of `stencil` reaches at x index `x`
+    /// (None: outside the grid), resolved as P does: a solid cell or one
+    /// outside the grid gives way to the parent at `parent_x`; returns its
+    /// unknown, or None when that cell is air.
+    #[inline(always)]
+    fn resolve(&self, row: Option<usize>, x: Option<usize>, parent: usize) -> Option<usize> {
+        let codes = self.coarse.unknown_codes();
+        let target = match (row, x) {
+            (Some(row), Some(x)) => row * self.coarse.dims()[0] + x,
+            _ => parent,
+        };
+        let mut code = codes[target];
+        if code == SOLID {
+            code = codes[parent];
+        }
+        (code < AIR).then_some(code as usize)
+    }
+
+    /// x[u − offset] += (P x_coarse)_u for the unknowns u of fine `rows`.
+    ///
+    /// Per fine row, P is fine cell i ↦ ¾ a[i/2] + ¼ (i even ? below : above)[i/2]
+    /// with a, below, above coarse-row vectors: the (y, z) combinations of
+    /// the coarse values at x = p, p − 1, p + 1, each resolved as P does.
+    fn prolong_rows<T: Real>(
+        &self,
+        rows: Range<usize>,
+        x_coarse: &[T],
+        x: &mut [T],
+        offset: usize,
+    ) {
+        let (nx, width) = (self.fine.dims()[0], self.coarse.dims()[0]);
+        let (three_quarters, quarter) = (T::from_f64(0.75), T::from_f64(0.25));
+        let value = |u: Option<usize>| u.map_or(T::default(), |u| x_coarse[u]);
+        let (mut at, mut below, mut above) = (
+            vec![T::default(); width],
+            vec![T::default(); width],
+            vec![T::default(); width],
+        );
+        for r in rows {
+            let stencil = self.row_stencil(r);
+            let combos = &stencil.combos[..stencil.count];
+            if let Some(starts) = self.fluid_rows(&stencil) {
+                // Every combination's row is fluid: only the ends redirect,
+                // to the parent (the weights sum to 1).
+                at.fill(T::default());
+                for (&start, &(_, w)) in starts.iter().zip(combos) {
+                    let w = T::from_f64(w);
+                    for (t, &v) in at.iter_mut().zip(&x_coarse[start..start + width]) {
+                        *t += w * v;
                     }
-                    let codes = if fluid_rows.is_some() && fine_row.len() == nx {
-                        &[][..]
-                    } else {
-                        &self.fine.unknown_codes()[r * nx..(r + 1) * nx]
-                    };
-                    for (i, &u) in codes.iter().enumerate() {
-                        if u >= AIR {
-                            continue;
-                        }
-                        let ru = scale * r_fine[u as usize];
-                        match (fluid_rows, Self::neighbour(i, width)) {
-                            (Some(_), Some(qi)) => {
-                                along_x[i / 2] += three_quarters * ru;
-                                along_x[qi] += quarter * ru;
-                            }
-                            _ => self.for_each_cell_entry(&stencil, i, |v, w| {
-                                b[v - offset] += T::from_f64(w) * ru;
-                            }),
-                        }
+                }
+                let parents = &x_coarse[starts[0]..starts[0] + width];
+                below[0] = parents[0];
+                below[1..].copy_from_slice(&at[..width - 1]);
+                above[..width - 1].copy_from_slice(&at[1..]);
+                above[width - 1] = parents[width - 1];
+            } else {
+                for p in 0..width {
+                    let parent = stencil.parent_row * width + p;
+                    let (mut a, mut lo, mut hi) = (T::default(), T::default(), T::default());
+                    for &(row, w) in combos {
+                        let w = T::from_f64(w);
+                        a += w * value(self.resolve(row, Some(p), parent));
+                        lo += w * value(self.resolve(row, p.checked_sub(1), parent));
+                        hi += w * value(self.resolve(
+                            row,
+                            Some(p + 1).filter(|&q| q < width),
+                            parent,
+                        ));
                     }
-                    if let Some(starts) = fluid_rows {
-                        for (&start, &(_, w)) in starts.iter().zip(&stencil.combos[..stencil.count])
-                        {
-                            let w = T::from_f64(w);
-                            let row = &mut b[start - offset..start - offset + width];
-                            for (bv, &t) in row.iter_mut().zip(&along_x) {
-                                *bv += w * t;
+                    (at[p], below[p], above[p]) = (a, lo, hi);
+                }
+            }
+            let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
+            for (i, &u) in codes.iter().enumerate() {
+                if u < AIR {
+                    let p = i / 2;
+                    let side = if i % 2 == 0 { below[p] } else { above[p] };
+                    x[u as usize - offset] += three_quarters * at[p] + quarter * side;
+                }
+            }
+        }
+    }
+
+    /// b[v − offset] += (R r_fine)_v for the entries of P in fine `rows`:
+    /// the transpose of [`Transfer::prolong_rows`], row by row.
+    fn restrict_rows<T: Real>(&self, rows: Range<usize>, r_fine: &[T], b: &mut [T], offset: usize) {
+        let (nx, width) = (self.fine.dims()[0], self.coarse.dims()[0]);
+        let scale = T::from_f64(1.0 / (1usize << ndim(self.fine.dims())) as f64);
+        let (three_quarters, quarter) = (scale * T::from_f64(0.75), scale * T::from_f64(0.25));
+        let (mut at, mut below, mut above) = (
+            vec![T::default(); width],
+            vec![T::default(); width],
+            vec![T::default(); width],
+        );
+        let mut along_x = vec![T::default(); width];
+        for r in rows {
+            let stencil = self.row_stencil(r);
+            let combos = &stencil.combos[..stencil.count];
+            // Coarse x index p collects the fine cells 2p (below) and 2p + 1
+            // (above), 0 where not fluid or outside.
+            let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
+            let residual = |i: usize| match codes.get(i) {
+                Some(&u) if u < AIR => r_fine[u as usize],
+                _ => T::default(),
+            };
+            for (p, ((a, lo), hi)) in at.iter_mut().zip(&mut below).zip(&mut above).enumerate() {
+                let (r0, r1) = (residual(2 * p), residual(2 * p + 1));
+                *a = three_quarters * (r0 + r1);
+                *lo = quarter * r0;
+                *hi = quarter * r1;
+            }
+            if let Some(starts) = self.fluid_rows(&stencil) {
+                // Coarse x gathers at[x] + below[x + 1] + above[x − 1]; the
+                // ends' outward quarters go to their parents.
+                for (x, t) in along_x.iter_mut().enumerate() {
+                    *t = at[x];
+                    if x + 1 < width {
+                        *t += below[x + 1];
+                    }
+                    if x > 0 {
+                        *t += above[x - 1];
+                    }
+                }
+                for (&start, &(_, w)) in starts.iter().zip(combos) {
+                    let w = T::from_f64(w);
+                    for (bv, &t) in b[start - offset..start - offset + width]
+                        .iter_mut()
+                        .zip(&along_x)
+                    {
+                        *bv += w * t;
+                    }
+                }
+                b[starts[0] - offset] += below[0];
+                b[starts[0] + width - 1 - offset] += above[width - 1];
+            } else {
+                for p in 0..width {
+                    let parent = stencil.parent_row * width + p;
+                    for &(row, w) in combos {
+                        let w = T::from_f64(w);
+                        for (x, value) in [
+                            (Some(p), at[p]),
+                            (p.checked_sub(1), below[p]),
+                            (Some(p + 1).filter(|&q| q < width), above[p]),
+                        ] {
+                            if let Some(v) = self.resolve(row, x, parent) {
+                                b[v - offset] += w * value;
                             }
                         }
                     }
                 }
-            });
+            }
         }
     }
 
