@@ -46,10 +46,10 @@ pub(crate) struct CgVectors {
     q: Vec<f64>,
 }
 
-/// `v` emptied and resized to `n` zeros, keeping its memory.
+/// `v` resized to `n`, keeping its memory and (stale) values: CG writes
+/// each work vector before reading it.
 fn reused(v: &mut Vec<f64>, n: usize) -> Vec<f64> {
     let mut v = std::mem::take(v);
-    v.clear();
     v.resize(n, 0.0);
     v
 }

@@ -131,7 +131,17 @@ pub fn scale_dot(d: &[f64], r: &[f64], z: &mut [f64]) -> f64 {
 
 /// Index and value of the first non-finite entry of `x`, if any.
 pub fn first_non_finite(x: &[f64]) -> Option<(usize, f64)> {
-    x.iter().copied().enumerate().find(|(_, v)| !v.is_finite())
+    // Σ 0·xᵢ is NaN exactly when some xᵢ is NaN or ±∞: a parallel,
+    // vectorised test of the common all-finite case before any search.
+    let n = x.len();
+    let probe = sum_blocks(num_blocks(n), n, |b| {
+        x[block(b, n)].iter().map(|v| v * 0.0).sum()
+    });
+    if probe.is_nan() {
+        x.iter().copied().enumerate().find(|(_, v)| !v.is_finite())
+    } else {
+        None
+    }
 }
 
 /// y ← y + α x.

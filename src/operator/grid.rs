@@ -23,7 +23,7 @@ use super::scalar::{FieldValue, Real};
 use super::{CsrMatrix, LinearOperator};
 use crate::alloc;
 use crate::error::{Error, Result};
-use crate::parallel::{sum_blocks, DisjointSlice};
+use crate::parallel::{for_blocks, sum_blocks, DisjointSlice};
 use std::ops::Range;
 
 /// The kind of a grid cell.
@@ -502,9 +502,16 @@ impl GridPoisson {
     pub fn gather<F: FieldValue>(&self, field: &[F], unknowns: &mut [f64]) -> Result<()> {
         Error::check_len("field", self.num_cells(), field.len())?;
         Error::check_len("unknowns", self.dim(), unknowns.len())?;
-        for (u, &c) in unknowns.iter_mut().zip(&self.cell_of_unknown) {
-            *u = field[c as usize].to_f64();
-        }
+        let n = unknowns.len();
+        let out = DisjointSlice::new(unknowns);
+        for_blocks(n.div_ceil(BLOCK_WORK), 2 * n, |b| {
+            let range = b * BLOCK_WORK..((b + 1) * BLOCK_WORK).min(n);
+            // SAFETY: blocks are disjoint.
+            let unknowns = unsafe { out.range(range.clone()) };
+            for (u, &c) in unknowns.iter_mut().zip(&self.cell_of_unknown[range]) {
+                *u = field[c as usize].to_f64();
+            }
+        });
         Ok(())
     }
 
@@ -512,10 +519,20 @@ impl GridPoisson {
     pub fn scatter<F: FieldValue>(&self, unknowns: &[f64], field: &mut [F]) -> Result<()> {
         Error::check_len("unknowns", self.dim(), unknowns.len())?;
         Error::check_len("field", self.num_cells(), field.len())?;
-        field.fill(F::from_f64(0.0));
-        for (&u, &c) in unknowns.iter().zip(&self.cell_of_unknown) {
-            field[c as usize] = F::from_f64(u);
-        }
+        let n = field.len();
+        let out = DisjointSlice::new(field);
+        for_blocks(n.div_ceil(BLOCK_WORK), 2 * n, |b| {
+            let range = b * BLOCK_WORK..((b + 1) * BLOCK_WORK).min(n);
+            // SAFETY: blocks are disjoint.
+            let field = unsafe { out.range(range.clone()) };
+            for (value, &code) in field.iter_mut().zip(&self.unknown[range]) {
+                *value = F::from_f64(if code < AIR {
+                    unknowns[code as usize]
+                } else {
+                    0.0
+                });
+            }
+        });
         Ok(())
     }
 

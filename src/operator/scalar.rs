@@ -5,7 +5,7 @@ use std::ops::{Add, AddAssign, Mul, Sub, SubAssign};
 
 /// The value type of a per-cell field: f64, or f32 as simulators store
 /// velocity and pressure (rounded to nearest when written).
-pub trait FieldValue: Copy {
+pub trait FieldValue: Copy + Send + Sync {
     /// The value as f64 (exact).
     fn to_f64(self) -> f64;
     /// The nearest value to `v`.

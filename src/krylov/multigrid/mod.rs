@@ -267,9 +267,10 @@ impl<T: Real> Cycle<T> {
             .as_mut()
             .map(|c| std::mem::take(c.buffers.get_mut().unwrap_or_else(|p| p.into_inner())))
             .unwrap_or_default();
+        // Stale values are kept: the cycle writes each vector before it
+        // reads it.
         let reuse = |pool: &mut Vec<T>, n: usize| {
             let mut v = std::mem::take(pool);
-            v.clear();
             v.resize(n, T::default());
             v
         };
@@ -281,7 +282,8 @@ impl<T: Real> Cycle<T> {
                 Some(a) => a.diagonal(),
                 None => level.op.diagonal(),
             };
-            let mut w = reuse(old_weights.get_mut(l).unwrap_or(&mut Vec::new()), 0);
+            let mut w = std::mem::take(old_weights.get_mut(l).unwrap_or(&mut Vec::new()));
+            w.clear();
             // An isolated fluid cell (every face a wall) has a zero row: it
             // is its own enclosed region, whose null space the solvers
             // remove, so the smoother leaves it at 0.
