@@ -3,7 +3,7 @@
 //! `adj_last_error_message()` returns: what was wrong, which argument, and
 //! the expected and found values.
 
-use crate::krylov::SolveReport;
+use crate::report::SolveReport;
 use std::fmt;
 
 /// Result alias used throughout the crate.

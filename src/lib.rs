@@ -39,8 +39,11 @@ pub mod operator;
 pub mod ot;
 mod parallel;
 pub mod random;
+mod report;
+mod scalar;
 pub mod scene;
 mod simd;
+mod vector;
 
 pub use error::{Error, Result};
 pub use krylov::{

@@ -105,7 +105,7 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) {
 
 /// Checks that every value of the input array `argument` is finite.
 pub(crate) fn finite_input(argument: &'static str, values: &[f64]) -> Result<()> {
-    match crate::krylov::vector::first_non_finite(values) {
+    match crate::vector::first_non_finite(values) {
         None => Ok(()),
         Some((i, v)) => Err(Error::invalid(
             argument,
@@ -118,7 +118,7 @@ pub(crate) fn finite_input(argument: &'static str, values: &[f64]) -> Result<()>
 /// computed for it is finite: finite inputs can still overflow, and a NaN
 /// or infinity must never come back as `ADJ_OK`.
 pub(crate) fn finite_output(argument: &'static str, values: &[f64]) -> Result<()> {
-    match crate::krylov::vector::first_non_finite(values) {
+    match crate::vector::first_non_finite(values) {
         None => Ok(()),
         Some((i, v)) => Err(Error::NotConverged {
             message: format!(

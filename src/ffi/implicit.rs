@@ -248,7 +248,7 @@ fn product(
         if code == 0 {
             // A non-finite output from a finite input is the product's
             // fault (a NaN input comes from a failing solve, which reports it).
-            use crate::krylov::vector::first_non_finite;
+            use crate::vector::first_non_finite;
             match first_non_finite(y).filter(|_| first_non_finite(v).is_none()) {
                 None => Ok(()),
                 Some((i, value)) => Err(Error::invalid(

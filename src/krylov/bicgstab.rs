@@ -2,10 +2,10 @@
 
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
-use super::report::{SolveReason, SolveReport};
-use super::vector;
 use crate::error::Result;
 use crate::operator::LinearOperator;
+use crate::report::{SolveReason, SolveReport};
+use crate::vector;
 
 /// Solves A x = b for a general square A with right-preconditioned
 /// BiCGStab (van der Vorst), to ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). One

@@ -2,10 +2,10 @@
 
 use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions, ResidualNorm};
 use super::precond::Preconditioner;
-use super::report::{SolveReason, SolveReport};
-use super::vector;
 use crate::error::Result;
 use crate::operator::LinearOperator;
+use crate::report::{SolveReason, SolveReport};
+use crate::vector;
 
 /// Solves A x = b for symmetric positive definite A with the
 /// preconditioned conjugate gradient method, to

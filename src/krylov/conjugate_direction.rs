@@ -16,11 +16,11 @@
 
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
-use super::report::{SolveReason, SolveReport};
 use super::single_reduction::{start_local, AllreduceSum, Reducer};
-use super::vector;
 use crate::error::Result;
 use crate::operator::LinearOperator;
+use crate::report::{SolveReason, SolveReport};
+use crate::vector;
 use std::collections::VecDeque;
 use std::time::Instant;
 

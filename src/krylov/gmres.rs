@@ -2,10 +2,10 @@
 
 use super::options::{conclude, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
-use super::report::{SolveReason, SolveReport};
-use super::vector;
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
+use crate::report::{SolveReason, SolveReport};
+use crate::vector;
 
 /// Solves A x = b for a general square A with restarted GMRES(`restart`),
 /// right-preconditioned (A M⁻¹ u = b, x = M⁻¹ u, so the residual minimised

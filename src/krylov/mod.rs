@@ -12,11 +12,10 @@ mod multigrid;
 mod options;
 mod precond;
 mod pressure;
-mod report;
 mod single_reduction;
 mod two_level;
-pub mod vector;
 
+pub use crate::report::{SolveReason, SolveReport};
 pub use bicgstab::bicgstab;
 pub use cg::cg;
 pub use conjugate_direction::{
@@ -30,6 +29,5 @@ pub(crate) use options::{conclude, true_residual};
 pub use options::{KrylovOptions, ResidualNorm};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};
 pub use pressure::PressureSolver;
-pub use report::{SolveReason, SolveReport};
 pub use single_reduction::{cg_single_reduction, AllreduceSum};
 pub use two_level::{CoarseSpace, TwoLevel};

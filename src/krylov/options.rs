@@ -1,9 +1,9 @@
 //! Options, input checks and the conclusion shared by the Krylov solvers.
 
-use super::report::{SolveReason, SolveReport};
-use super::vector;
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
+use crate::report::{SolveReason, SolveReport};
+use crate::vector;
 
 /// Options of the Krylov solvers ([`cg`](super::cg), [`gmres`](super::gmres),
 /// [`bicgstab`](super::bicgstab)).

@@ -1,8 +1,8 @@
 //! Preconditioners M ≈ A for CG: each applies z = M⁻¹ r.
 
-use super::vector;
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
+use crate::vector;
 
 /// A symmetric positive definite preconditioner, applied as z = M⁻¹ r.
 pub trait Preconditioner {

@@ -6,9 +6,9 @@
 use super::cg::{cg_reusing, CgVectors};
 use super::multigrid::{Multigrid, MultigridOptions};
 use super::options::KrylovOptions;
-use super::report::SolveReport;
 use crate::error::{Error, Result};
 use crate::operator::{FieldValue, GridPoisson, LinearOperator};
+use crate::report::SolveReport;
 use std::time::Instant;
 
 /// Multigrid-preconditioned CG on a [`GridPoisson`] operator that is
@@ -144,7 +144,7 @@ impl PressureSolver {
         self.x.resize(n, 0.0);
         grid.gather(rhs, &mut self.b)?;
         // Only fluid cells are read: a simulator may keep anything elsewhere.
-        if let Some((u, v)) = crate::krylov::vector::first_non_finite(&self.b) {
+        if let Some((u, v)) = crate::vector::first_non_finite(&self.b) {
             return Err(Error::invalid(
                 "rhs",
                 format!("rhs[{}] (a fluid cell) is {v}", grid.cells_of_unknowns()[u]),

@@ -14,10 +14,10 @@
 
 use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions};
 use super::precond::{apply_inverse, Preconditioner};
-use super::report::{SolveReason, SolveReport};
-use super::vector;
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
+use crate::report::{SolveReason, SolveReport};
+use crate::vector;
 use std::borrow::Cow;
 
 /// Sums `buf` elementwise over all ranks, in place (MPI_Allreduce with

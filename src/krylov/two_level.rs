@@ -20,11 +20,11 @@
 //! passes over the vectors for restriction and prolongation.
 
 use super::conjugate_direction::DirectionGenerator;
-use super::vector;
 use crate::error::{Error, Result};
 use crate::operator::{GridPoisson, LinearOperator};
 use crate::parallel::{for_blocks, DisjointSlice};
 use crate::random::SplitMix;
+use crate::vector;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::LltRegularization;
 use faer::sparse::linalg::cholesky::{

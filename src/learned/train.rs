@@ -14,10 +14,10 @@
 use super::layers::Grid;
 use super::network::{Network, Tape};
 use crate::error::{Error, Result};
-use crate::krylov::vector;
 use crate::operator::{GridPoisson, LinearOperator};
 use crate::parallel::for_each_chunk;
 use crate::random::SplitMix;
+use crate::vector;
 
 /// Right-hand sides built from Ritz vectors of A.
 pub fn ritz_dataset(

@@ -1,10 +1,11 @@
 //! Sparse matrices in compressed sparse row form, stored with faer's
 //! sparse types, with a multithreaded SpMV.
 
-use super::{LinearOperator, Real};
+use super::LinearOperator;
 use crate::alloc;
 use crate::error::{Error, Result};
 use crate::parallel::{sum_blocks, DisjointSlice};
+use crate::scalar::Real;
 use faer::sparse::{SparseRowMat, SparseRowMatRef, SymbolicSparseRowMat};
 use once_cell::sync::OnceCell;
 use std::ops::Range;

@@ -19,11 +19,11 @@
 //! region enclosed by walls. β_f defaults to 1 (e.g. 1/ρ on the face for
 //! variable density), h_a to 1.
 
-use super::scalar::{FieldValue, Real};
 use super::{CsrMatrix, LinearOperator};
 use crate::alloc;
 use crate::error::{Error, Result};
 use crate::parallel::{for_blocks, sum_blocks, DisjointSlice};
+use crate::scalar::{FieldValue, Real};
 use std::ops::Range;
 
 /// The kind of a grid cell.
@@ -1065,7 +1065,7 @@ impl LinearOperator for GridPoisson {
         };
         let sums = floating.sums(b);
         let norm = floating.component_norm(&sums);
-        let threshold = super::INCONSISTENCY_RTOL * crate::krylov::vector::norm2(b);
+        let threshold = super::INCONSISTENCY_RTOL * crate::vector::norm2(b);
         if norm <= threshold {
             return Ok(());
         }

@@ -4,17 +4,15 @@
 mod csr;
 mod function;
 mod grid;
-mod scalar;
 
+pub use crate::scalar::FieldValue;
 pub use csr::{CsrIndex, CsrMatrix};
 pub use function::FnOperator;
 pub use grid::{Cell, GridPoisson, GridPoissonBuilder};
 pub(crate) use grid::{AIR, SOLID};
-pub use scalar::FieldValue;
-pub(crate) use scalar::Real;
 
 use crate::error::Result;
-use crate::krylov::vector;
+use crate::vector;
 
 /// A square linear operator A on ℝⁿ.
 ///

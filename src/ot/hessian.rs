@@ -25,10 +25,11 @@
 
 use super::dual::{lane_sum, lane_sum_into, project_out_null, row_and_col_sums, RowBlocks};
 use crate::error::{Error, Result};
-use crate::krylov::{cg, vector, Jacobi, KrylovOptions, SolveReason, SolveReport};
+use crate::krylov::{cg, Jacobi, KrylovOptions, SolveReason, SolveReport};
 use crate::operator::LinearOperator;
 use crate::parallel::{for_blocks, DisjointSlice};
 use crate::simd::vectorized_fn;
+use crate::vector;
 
 /// Row access to an n×m plan, dense or sparsified.
 pub(crate) trait PlanRows: Sync {

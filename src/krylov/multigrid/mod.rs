@@ -29,9 +29,10 @@
 mod transfer;
 
 use super::precond::Preconditioner;
-use super::vector;
 use crate::error::{Error, Result};
-use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator, Real, AIR, SOLID};
+use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator, AIR, SOLID};
+use crate::scalar::Real;
+use crate::vector;
 use std::sync::Mutex;
 use std::time::Instant;
 use transfer::Transfer;

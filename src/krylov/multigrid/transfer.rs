@@ -12,8 +12,9 @@
 //! so that R is exactly the scaled transpose and the V-cycle symmetric.
 
 use super::{ndim, SparseRows};
-use crate::operator::{GridPoisson, LinearOperator, Real, AIR, SOLID};
+use crate::operator::{GridPoisson, LinearOperator, AIR, SOLID};
 use crate::parallel::{for_blocks, DisjointSlice};
+use crate::scalar::Real;
 use std::ops::Range;
 
 /// Fine cells per parallel block of the prolongation.

@@ -3,8 +3,8 @@
 //! the vectors into fixed blocks of `BLOCK` entries (see `crate::parallel`),
 //! so reductions do not depend on the thread count.
 
-use crate::operator::Real;
 use crate::parallel::{for_blocks, sum_blocks, DisjointSlice};
+use crate::scalar::Real;
 use std::ops::Range;
 
 /// Entries per block of the vector kernels (64 KiB of f64).
