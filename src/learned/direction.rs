@@ -5,7 +5,6 @@ use super::contracted::Contracted;
 use super::io::Model;
 use super::layers::Grid;
 use super::network::{Network, Workspace};
-use super::train::{from_field, to_field};
 use crate::error::{Error, Result};
 use crate::krylov::{CoarseSpace, DirectionGenerator, TwoLevel};
 use crate::operator::{GridPoisson, LinearOperator};
@@ -76,13 +75,13 @@ impl DirectionGenerator for NetworkOnGrid<'_> {
         Error::check_len("d", self.dim(), d.len())?;
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let (field, evaluator) = &mut *guard;
-        to_field(self.op, r, field);
+        self.op.scatter(r, field)?;
         let grid = Grid::new(self.op.dims());
         let out = match evaluator {
             Evaluator::Layers(network, workspace) => network.direction(grid, field, workspace)?,
             Evaluator::Contracted(contracted) => contracted.direction(grid, field)?,
         };
-        from_field(self.op, out, d);
+        self.op.gather(out, d)?;
         Ok(())
     }
 }

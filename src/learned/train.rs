@@ -15,7 +15,6 @@ use super::layers::Grid;
 use super::network::{Network, Tape};
 use crate::error::{Error, Result};
 use crate::operator::{GridPoisson, LinearOperator};
-use crate::parallel::for_each_chunk;
 use crate::random::SplitMix;
 use crate::vector;
 
@@ -140,28 +139,6 @@ pub fn solver_residuals(
     Ok(seen.into_inner())
 }
 
-/// Cells per parallel chunk of [`to_field`] and [`from_field`].
-const FIELD_CHUNK: usize = 1 << 14;
-
-/// Scatters unknowns into a one-channel f32 field (0 outside the fluid).
-pub(crate) fn to_field(a: &GridPoisson, unknowns: &[f64], field: &mut [f32]) {
-    for_each_chunk(field, FIELD_CHUNK, field.len(), |k, chunk| {
-        for (c, f) in (k * FIELD_CHUNK..).zip(chunk.iter_mut()) {
-            *f = a.unknown_of_cell(c).map_or(0.0, |u| unknowns[u] as f32);
-        }
-    });
-}
-
-/// Gathers the fluid cells of a one-channel f32 field.
-pub(crate) fn from_field(a: &GridPoisson, field: &[f32], unknowns: &mut [f64]) {
-    let cells = a.cells_of_unknowns();
-    for_each_chunk(unknowns, FIELD_CHUNK, field.len(), |k, chunk| {
-        for (u, &c) in chunk.iter_mut().zip(&cells[k * FIELD_CHUNK..]) {
-            *u = field[c as usize] as f64;
-        }
-    });
-}
-
 /// The loss of one sample and dL/dq.
 fn sample_loss(a: &GridPoisson, r: &[f64], q: &[f64]) -> Result<(f64, Vec<f64>)> {
     let n = r.len();
@@ -203,19 +180,19 @@ pub fn loss_and_gradient<R: AsRef<[f64]>>(
     let mut q = vec![0.0; a.dim()];
     for r in batch {
         let r = r.as_ref();
-        to_field(a, r, &mut field);
+        a.scatter(r, &mut field)?;
         let out = net.forward(grid, &field, &mut tape)?;
         if symmetric {
             net.backward_to(grid, &tape, &out, None, Some(&mut transposed));
-            from_field(a, &transposed, &mut q);
+            a.gather(&transposed, &mut q)?;
         } else {
-            from_field(a, &out, &mut q);
+            a.gather(&out, &mut q)?;
         }
         let (loss, dq) = sample_loss(a, r, &q)?;
         total += loss;
         // The tape keeps its own copy of the input: `field` now carries
         // dL/dq, averaged over the batch.
-        to_field(a, &dq, &mut field);
+        a.scatter(&dq, &mut field)?;
         field.iter_mut().for_each(|g| *g /= batch.len() as f32);
         if symmetric {
             let lg = net.forward(grid, &field, &mut tape_g)?;

@@ -7,77 +7,11 @@
 
 use super::fast_exp::exp;
 use super::hessian::SparsePlan;
+use super::rows::{lane_max, lane_sum, lane_sum_into, reduce_cols, row_and_col_sums, RowBlocks};
 use super::CostMatrix;
 use crate::parallel::{for_blocks, for_each_chunk, map_blocks, DisjointSlice};
 use crate::simd::vectorized_fn;
-
-/// The row-parallel passes cut the rows into at most this many blocks; the
-/// passes that reduce over columns keep one m-vector of partial sums per
-/// block, so this bounds their scratch to `MAX_ROW_BLOCKS · m` per pass.
-const MAX_ROW_BLOCKS: usize = 32;
-/// Fewest rows per block.
-const MIN_ROWS_PER_BLOCK: usize = 8;
-
-/// Rows 0..n cut into at most [`MAX_ROW_BLOCKS`] blocks whose bounds
-/// depend on n only, so reductions do not depend on the thread count.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RowBlocks {
-    rows: usize,
-    per_block: usize,
-}
-
-impl RowBlocks {
-    pub fn new(rows: usize) -> Self {
-        Self {
-            rows,
-            per_block: rows.div_ceil(MAX_ROW_BLOCKS).max(MIN_ROWS_PER_BLOCK),
-        }
-    }
-
-    pub fn count(&self) -> usize {
-        self.rows.div_ceil(self.per_block)
-    }
-
-    pub fn rows(&self, block: usize) -> std::ops::Range<usize> {
-        block * self.per_block..((block + 1) * self.per_block).min(self.rows)
-    }
-}
-
-/// Combines per-block column vectors in block order.
-fn reduce_cols(blocks: Vec<Vec<f64>>, op: impl Fn(f64, f64) -> f64) -> Vec<f64> {
-    let mut it = blocks.into_iter();
-    let mut acc = it.next().expect("at least one row block");
-    for block in it {
-        for (a, b) in acc.iter_mut().zip(block) {
-            *a = op(*a, b);
-        }
-    }
-    acc
-}
-
-/// Row and column sums of an n×m matrix in one pass over its rows (`work`
-/// entries in all): `row(i, cols)` adds row i to `cols` and returns its
-/// sum. Rows run in [`RowBlocks`], each with its own column sums, combined
-/// in block order.
-pub(crate) fn row_and_col_sums(
-    n: usize,
-    m: usize,
-    work: usize,
-    row: impl Fn(usize, &mut [f64]) -> f64 + Sync,
-) -> (Vec<f64>, Vec<f64>) {
-    let blocks = RowBlocks::new(n);
-    let partial = map_blocks(blocks.count(), work, |b| {
-        let mut cols = vec![0.0; m];
-        let rows: Vec<f64> = blocks.rows(b).map(|i| row(i, &mut cols)).collect();
-        (rows, cols)
-    });
-    let rows = partial
-        .iter()
-        .flat_map(|(r, _)| r.iter().copied())
-        .collect();
-    let cols = reduce_cols(partial.into_iter().map(|(_, c)| c).collect(), |a, b| a + b);
-    (rows, cols)
-}
+use crate::vector::dot;
 
 /// The plan's marginals and mass at some (f, g).
 #[derive(Debug, Clone)]
@@ -257,88 +191,6 @@ impl Kernel<'_> {
     }
 }
 
-/// Interleaved partial results per row pass: the inner loops keep this many
-/// independent accumulators, so they vectorise (a single running f64 sum is
-/// a serial dependency the compiler may not reorder). The combination order
-/// is fixed, so results do not depend on the thread count.
-const LANES: usize = 8;
-
-/// Combines the lanes in a fixed tree.
-#[inline(always)]
-fn combine(acc: [f64; LANES], op: impl Fn(f64, f64) -> f64) -> f64 {
-    op(
-        op(op(acc[0], acc[4]), op(acc[2], acc[6])),
-        op(op(acc[1], acc[5]), op(acc[3], acc[7])),
-    )
-}
-
-/// max_j term(g_j, c_j).
-#[inline(always)]
-fn lane_max(g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
-    let mut acc = [f64::NEG_INFINITY; LANES];
-    let split = g.len() / LANES * LANES;
-    for (gs, cs) in g[..split]
-        .chunks_exact(LANES)
-        .zip(c[..split].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            acc[l] = acc[l].max(term(gs[l], cs[l]));
-        }
-    }
-    for (gj, cj) in g[split..].iter().zip(&c[split..]) {
-        acc[0] = acc[0].max(term(*gj, *cj));
-    }
-    combine(acc, f64::max)
-}
-
-/// Σ_j term(g_j, c_j).
-#[inline(always)]
-pub(super) fn lane_sum(g: &[f64], c: &[f64], term: impl Fn(f64, f64) -> f64) -> f64 {
-    let mut acc = [0.0; LANES];
-    let split = g.len() / LANES * LANES;
-    for (gs, cs) in g[..split]
-        .chunks_exact(LANES)
-        .zip(c[..split].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            acc[l] += term(gs[l], cs[l]);
-        }
-    }
-    for (gj, cj) in g[split..].iter().zip(&c[split..]) {
-        acc[0] += term(*gj, *cj);
-    }
-    combine(acc, |a, b| a + b)
-}
-
-/// Adds t_j = term(g_j, c_j) to `cols[j]` and returns Σ_j t_j.
-#[inline(always)]
-pub(super) fn lane_sum_into(
-    cols: &mut [f64],
-    g: &[f64],
-    c: &[f64],
-    term: impl Fn(f64, f64) -> f64,
-) -> f64 {
-    let mut acc = [0.0; LANES];
-    let split = g.len() / LANES * LANES;
-    for ((ks, gs), cs) in cols[..split]
-        .chunks_exact_mut(LANES)
-        .zip(g[..split].chunks_exact(LANES))
-        .zip(c[..split].chunks_exact(LANES))
-    {
-        for l in 0..LANES {
-            let t = term(gs[l], cs[l]);
-            ks[l] += t;
-            acc[l] += t;
-        }
-    }
-    for ((k, gj), cj) in cols[split..].iter_mut().zip(&g[split..]).zip(&c[split..]) {
-        let t = term(*gj, *cj);
-        *k += t;
-        acc[0] += t;
-    }
-    combine(acc, |a, b| a + b)
-}
-
 vectorized_fn! {
     /// LSE_j((g_j − c_j)/ε) for one row c of C, given 1/ε.
     fn row_log_sum_exp(g: &[f64], c: &[f64], inv_eps: f64) -> f64 {
@@ -388,19 +240,6 @@ vectorized_fn! {
     fn row_transport_cost(fi: f64, g: &[f64], c: &[f64], inv_eps: f64) -> f64 {
         lane_sum(g, c, |g, c| c * exp((fi + g - c) * inv_eps))
     }
-}
-
-pub(crate) fn dot(x: &[f64], y: &[f64]) -> f64 {
-    x.iter().zip(y).map(|(x, y)| x * y).sum()
-}
-
-/// Removes from v = (v_f, v_g) (v_f of length n) its component along the
-/// null direction (1, −1) of the dual Hessian.
-pub(crate) fn project_out_null(v: &mut [f64], n: usize) {
-    let (vf, vg) = v.split_at_mut(n);
-    let c = (vf.iter().sum::<f64>() - vg.iter().sum::<f64>()) / (vf.len() + vg.len()) as f64;
-    vf.iter_mut().for_each(|x| *x -= c);
-    vg.iter_mut().for_each(|x| *x += c);
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@
 //! 1 − σ(K)²: about half the CG iterations, each reading every row of P
 //! once (Saad, Iterative Methods for Sparse Linear Systems, §8.4).
 
-use super::dual::{lane_sum, lane_sum_into, project_out_null, row_and_col_sums, RowBlocks};
+use super::rows::{lane_sum, lane_sum_into, row_and_col_sums, RowBlocks};
 use crate::error::{Error, Result};
 use crate::krylov::{cg, Jacobi, KrylovOptions, SolveReason, SolveReport};
 use crate::operator::LinearOperator;
@@ -301,6 +301,15 @@ impl<P: PlanRows> LinearOperator for Schur<'_, P> {
         }
         Ok(())
     }
+}
+
+/// Removes from v = (v_f, v_g) (v_f of length n) its component along the
+/// null direction (1, −1) of the dual Hessian.
+fn project_out_null(v: &mut [f64], n: usize) {
+    let (vf, vg) = v.split_at_mut(n);
+    let c = (vf.iter().sum::<f64>() - vg.iter().sum::<f64>()) / (vf.len() + vg.len()) as f64;
+    vf.iter_mut().for_each(|x| *x -= c);
+    vg.iter_mut().for_each(|x| *x += c);
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod dual;
 mod fast_exp;
 mod hessian;
 mod newton;
+mod rows;
 mod sinkhorn;
 
 pub use cost::CostMatrix;
@@ -255,7 +256,8 @@ pub fn solve(a: &[f64], b: &[f64], cost: &CostMatrix, options: &OtOptions) -> Re
         });
     }
     let transport_cost = kernel.transport_cost(&f, &g);
-    let objective = dual::dot(&f, &marginals.rows) + dual::dot(&g, &marginals.cols)
+    let objective = crate::vector::dot(&f, &marginals.rows)
+        + crate::vector::dot(&g, &marginals.cols)
         - options.eps * marginals.mass;
     Ok(OtSolution {
         f,

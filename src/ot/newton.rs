@@ -1,12 +1,13 @@
 //! Sinkhorn-Newton-Sparse (Tang et al., ICLR 2024): Newton steps on the
 //! concave dual with a sparsified Hessian, solved by the crate's CG.
 
-use super::dual::{dot, Kernel, Marginals};
+use super::dual::{Kernel, Marginals};
 use super::hessian::{OtHessian, SparsePlan};
 use super::sinkhorn::{predicted_iterations, sinkhorn};
 use super::OtOptions;
 use crate::error::Error;
 use crate::krylov::KrylovOptions;
+use crate::vector::dot;
 
 /// Largest relative CG tolerance of a Newton system (far from the optimum).
 const FORCING: f64 = 0.1;
