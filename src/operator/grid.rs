@@ -251,7 +251,7 @@ impl GridPoisson {
                 )
             })?;
         Error::check_len("cells", num_cells, options.cells.len())?;
-        let ndim = if dims[2] > 1 { 3 } else { 2 };
+        let ndim = ndim_of(dims);
         let scale = options.scale;
         if !(scale.is_finite() && scale > 0.0) {
             return Err(Error::invalid(
@@ -388,6 +388,11 @@ impl GridPoisson {
     /// Grid size `[nx, ny, nz]`.
     pub fn dims(&self) -> [usize; 3] {
         self.dims
+    }
+
+    /// The number of axes: 2 when nz = 1, else 3.
+    pub fn ndim(&self) -> usize {
+        ndim_of(self.dims)
     }
 
     /// Number of cells nx·ny·nz.
@@ -885,7 +890,7 @@ fn ghost_fluid_coefficients(
     min_fraction: f64,
 ) -> Result<Vec<f64>> {
     let num_cells = cells.len();
-    let ndim = if dims[2] > 1 { 3 } else { 2 };
+    let ndim = ndim_of(dims);
     Error::check_len("air_level_set", num_cells, phi.len())?;
     if let Some((c, v)) = phi.iter().enumerate().find(|(_, v)| !v.is_finite()) {
         return Err(Error::invalid(
@@ -935,6 +940,15 @@ fn ghost_fluid_coefficients(
         }
     }
     Ok(beta)
+}
+
+/// The number of axes of an `nx × ny × nz` grid: 2 when nz = 1, else 3.
+fn ndim_of(dims: [usize; 3]) -> usize {
+    if dims[2] > 1 {
+        3
+    } else {
+        2
+    }
 }
 
 /// Classifies every grid row for the stencil kernel (see [`RowPlan`]).

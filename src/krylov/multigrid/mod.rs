@@ -343,19 +343,10 @@ impl std::fmt::Debug for Multigrid {
     }
 }
 
-/// Dimension count of a grid (2 when nz = 1).
-fn ndim(dims: [usize; 3]) -> usize {
-    if dims[2] > 1 {
-        3
-    } else {
-        2
-    }
-}
-
 /// The coarse grid of `fine`: dimensions, cells and face coefficients.
 fn coarsen(fine: &GridPoisson) -> Result<GridPoisson> {
     let fd = fine.dims();
-    let d = ndim(fd);
+    let d = fine.ndim();
     let mut cd = [1; 3];
     for a in 0..d {
         cd[a] = fd[a].div_ceil(2);
@@ -393,7 +384,7 @@ fn coarsen(fine: &GridPoisson) -> Result<GridPoisson> {
     ];
     let beta = fine
         .face_coefficients()
-        .map(|beta| coarse_face_coefficients(beta, fd, cd));
+        .map(|beta| coarse_face_coefficients(beta, d, fd, cd));
     let builder = GridPoisson::builder(cd, &cells)
         .spacing(spacing)
         .scale(fine.scale());
@@ -406,8 +397,7 @@ fn coarsen(fine: &GridPoisson) -> Result<GridPoisson> {
 /// The coefficient of each coarse face: the mean of β over the fine faces
 /// it covers (the +a faces of the children in fine layer 2·c_a + 1 along a,
 /// when that layer is not the last).
-fn coarse_face_coefficients(beta: &[f64], fd: [usize; 3], cd: [usize; 3]) -> Vec<f64> {
-    let d = ndim(fd);
+fn coarse_face_coefficients(beta: &[f64], d: usize, fd: [usize; 3], cd: [usize; 3]) -> Vec<f64> {
     let (num_fine, num_coarse) = (fd[0] * fd[1] * fd[2], cd[0] * cd[1] * cd[2]);
     let mut coarse = vec![0.0; d * num_coarse];
     for a in 0..d {
@@ -522,7 +512,7 @@ impl Multigrid {
                 }
                 .assemble();
                 let n_c = ops[l + 1].dim();
-                let r = p.transpose(n_c, 1.0 / (1 << ndim(ops[l].dims())) as f64);
+                let r = p.transpose(n_c, 1.0 / (1 << ops[l].ndim()) as f64);
                 let a_c = r.times(&a_l.times(&p, n_c), n_c);
                 galerkin[l + 1] = Some(CsrMatrix::from_valid_parts(
                     n_c,

@@ -11,7 +11,7 @@
 //! R = Pᵀ/2ᵈ, applied by scattering each fine residual along its row of P,
 //! so that R is exactly the scaled transpose and the V-cycle symmetric.
 
-use super::{ndim, SparseRows};
+use super::SparseRows;
 use crate::operator::{GridPoisson, LinearOperator, AIR, SOLID};
 use crate::parallel::{for_blocks, DisjointSlice};
 use crate::scalar::Real;
@@ -51,7 +51,7 @@ impl Transfer<'_> {
 
     fn row_stencil(&self, r: usize) -> RowStencil {
         let (fd, cd) = (self.fine.dims(), self.coarse.dims());
-        let three_d = ndim(fd) == 3;
+        let three_d = self.fine.ndim() == 3;
         let (j, k) = (r % fd[1], r / fd[1]);
         let (pj, pk) = (j / 2, k / 2);
         let coarse_row = |cj: usize, ck: usize| cj + cd[1] * ck;
@@ -157,7 +157,7 @@ impl Transfer<'_> {
     /// the sums do not depend on the thread count.
     pub(super) fn restrict<T: Real>(&self, r_fine: &[T], b_coarse: &mut [T]) {
         let (fd, cd) = (self.fine.dims(), self.coarse.dims());
-        let three_d = ndim(fd) == 3;
+        let three_d = self.fine.ndim() == 3;
         // Grid rows per plane, and planes, of each grid.
         let (fine_plane, coarse_plane, coarse_planes) = if three_d {
             (fd[1], cd[1], cd[2])
@@ -273,7 +273,7 @@ impl Transfer<'_> {
     /// the transpose of [`Transfer::prolong_rows`], row by row.
     fn restrict_rows<T: Real>(&self, rows: Range<usize>, r_fine: &[T], b: &mut [T], offset: usize) {
         let (nx, width) = (self.fine.dims()[0], self.coarse.dims()[0]);
-        let scale = T::from_f64(1.0 / (1usize << ndim(self.fine.dims())) as f64);
+        let scale = T::from_f64(1.0 / (1usize << self.fine.ndim()) as f64);
         let (three_quarters, quarter) = (scale * T::from_f64(0.75), scale * T::from_f64(0.25));
         let (mut at, mut below, mut above) = (
             vec![T::default(); width],
@@ -437,7 +437,7 @@ mod tests {
 
             let mut restricted = vec![f64::NAN; coarse.dim()];
             transfer.restrict(&rf, &mut restricted);
-            let scale = 1.0 / (1 << ndim(dims)) as f64;
+            let scale = 1.0 / (1 << fine.ndim()) as f64;
             let mut transposed = vec![0.0; coarse.dim()];
             for (u, &ru) in rf.iter().enumerate() {
                 for k in p.ptr[u]..p.ptr[u + 1] {
