@@ -184,31 +184,35 @@ public:
         return Operator(h);
     }
 
+    /// The grid operator from pointer + size arrays (`spacing` and
+    /// `face_coefficients` may be empty: size 0, pointer ignored).
+    static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, const uint8_t *cells,
+                                 std::size_t num_cells, const double *spacing, std::size_t spacing_size,
+                                 const double *face_coefficients, std::size_t face_coefficients_size) {
+        detail::require_size(num_cells, nx * ny * nz, "cells");
+        const std::size_t ndim = nz > 1 ? 3 : 2;
+        if (spacing_size != 0) detail::require_size(spacing_size, ndim, "spacing");
+        if (face_coefficients_size != 0)
+            detail::require_size(face_coefficients_size, ndim * num_cells, "face_coefficients");
+        adj_operator *h = nullptr;
+        detail::check(adj_operator_new_grid_poisson(nx, ny, nz, cells, spacing_size == 0 ? nullptr : spacing,
+                                                    face_coefficients_size == 0 ? nullptr : face_coefficients, &h));
+        return Operator(h);
+    }
+
     static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, const std::vector<uint8_t> &cells,
                                  const std::vector<double> &spacing = {},
                                  const std::vector<double> &face_coefficients = {}) {
-        detail::require_size(cells.size(), nx * ny * nz, "cells");
-        const std::size_t ndim = nz > 1 ? 3 : 2;
-        if (!spacing.empty()) detail::require_size(spacing.size(), ndim, "spacing");
-        if (!face_coefficients.empty()) detail::require_size(face_coefficients.size(), ndim * cells.size(), "face_coefficients");
-        adj_operator *h = nullptr;
-        detail::check(adj_operator_new_grid_poisson(nx, ny, nz, cells.data(), spacing.empty() ? nullptr : spacing.data(),
-                                                    face_coefficients.empty() ? nullptr : face_coefficients.data(), &h));
-        return Operator(h);
+        return grid_poisson(nx, ny, nz, cells.data(), cells.size(), spacing.data(), spacing.size(),
+                            face_coefficients.data(), face_coefficients.size());
     }
 
 #if defined(__cpp_lib_span)
     /// As the vector overload, on any contiguous range (no copy).
     static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, std::span<const uint8_t> cells,
                                  std::span<const double> spacing = {}, std::span<const double> face_coefficients = {}) {
-        detail::require_size(cells.size(), nx * ny * nz, "cells");
-        const std::size_t ndim = nz > 1 ? 3 : 2;
-        if (!spacing.empty()) detail::require_size(spacing.size(), ndim, "spacing");
-        if (!face_coefficients.empty()) detail::require_size(face_coefficients.size(), ndim * cells.size(), "face_coefficients");
-        adj_operator *h = nullptr;
-        detail::check(adj_operator_new_grid_poisson(nx, ny, nz, cells.data(), spacing.empty() ? nullptr : spacing.data(),
-                                                    face_coefficients.empty() ? nullptr : face_coefficients.data(), &h));
-        return Operator(h);
+        return grid_poisson(nx, ny, nz, cells.data(), cells.size(), spacing.data(), spacing.size(),
+                            face_coefficients.data(), face_coefficients.size());
     }
 #endif
 
