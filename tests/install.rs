@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{require_tool, root, run};
+use common::{require_tool, root, run, NATIVE_LIBS};
 
 /// The directory holding the libraries built for this test run (cargo
 /// builds the library's crate types into the profile's `deps/`).
@@ -133,15 +133,7 @@ fn client_shared_libraries(prefix: &Path) {
         .arg("-o")
         .arg(&static_client)
         .arg(lib.join("libadjunct.a"))
-        .args([
-            "-lgcc_s",
-            "-lutil",
-            "-lrt",
-            "-lpthread",
-            "-lm",
-            "-ldl",
-            "-lc",
-        ]));
+        .args(NATIVE_LIBS));
     run(Command::new("cc")
         .args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-I"])
         .arg(&include)
