@@ -465,17 +465,9 @@ impl GridPoisson {
     /// y ← A x, then `finish(first, y_row)` on the values of each grid row
     /// (its unknowns first..first + y_row.len()) while they are in cache:
     /// the fused form of a kernel that post-processes A x (a residual, a
-    /// Jacobi update). Lengths as for [`LinearOperator::apply`].
-    pub(crate) fn apply_then<T: Real, F>(&self, x: &[T], y: &mut [T], finish: &F) -> Result<()>
-    where
-        F: Fn(usize, &mut [T]) + Sync,
-    {
-        self.apply_with(x, y, finish).map(|_| ())
-    }
-
-    /// y ← A x with `finish` on each row (see [`GridPoisson::apply_then`]);
-    /// returns xᵀ(A x).
-    fn apply_with<T: Real, F>(&self, x: &[T], y: &mut [T], finish: &F) -> Result<f64>
+    /// Jacobi update). Returns xᵀ(A x) (before `finish`). Lengths as for
+    /// [`LinearOperator::apply`].
+    pub(crate) fn apply_then<T: Real, F>(&self, x: &[T], y: &mut [T], finish: &F) -> Result<f64>
     where
         F: Fn(usize, &mut [T]) + Sync,
     {
@@ -1040,7 +1032,7 @@ impl LinearOperator for GridPoisson {
     }
 
     fn apply_dot(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
-        self.apply_with(x, y, &|_, _| {})
+        self.apply_then(x, y, &|_, _| {})
     }
 
     fn diagonal(&self) -> Option<Vec<f64>> {

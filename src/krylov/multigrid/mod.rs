@@ -201,7 +201,7 @@ impl Level {
                 finish(0, y);
                 Ok(())
             }
-            None => self.op.apply_then(x, y, finish),
+            None => self.op.apply_then(x, y, finish).map(|_| ()),
         }
     }
 
@@ -238,90 +238,83 @@ impl Level {
     }
 }
 
-/// Per-level vectors of one V-cycle: right-hand side, iterate, residual,
-/// and the next iterate of a smoothing sweep.
+/// Per-level data of one V-cycle: the smoother's weights ω D⁻¹ (0 on a
+/// zero row), the right-hand side, iterate, residual, and the next iterate
+/// of a smoothing sweep.
+#[derive(Default)]
 struct Buffers<T> {
+    weights: Vec<T>,
     b: Vec<T>,
     x: Vec<T>,
     r: Vec<T>,
     next: Vec<T>,
 }
 
-/// The V-cycle's data in its precision.
+/// The V-cycle's data in its precision (behind one lock in [`Cycles`]):
+/// per level its buffers, and the coarsest level's vector in f64.
+#[derive(Default)]
 struct Cycle<T> {
-    /// Per level: ω D⁻¹, the smoother's weights (0 on a zero row).
-    weights: Vec<Vec<T>>,
-    buffers: Mutex<Vec<Buffers<T>>>,
-    /// Right-hand side and solution of the coarsest level in f64.
-    coarsest: Mutex<Vec<f64>>,
+    levels: Vec<Buffers<T>>,
+    coarsest: Vec<f64>,
 }
 
 impl<T: Real> Cycle<T> {
-    /// The cycle's data for `levels`, in the memory of `old` where given
-    /// (the last frame's cycle: no fresh pages to fault in).
-    fn new(levels: &[Level], omega: f64, mut old: Option<&mut Cycle<T>>) -> Self {
-        let mut old_weights = old
-            .as_mut()
-            .map(|c| std::mem::take(&mut c.weights))
-            .unwrap_or_default();
-        let mut old_buffers = old
-            .as_mut()
-            .map(|c| std::mem::take(c.buffers.get_mut().unwrap_or_else(|p| p.into_inner())))
-            .unwrap_or_default();
-        // Stale values are kept: the cycle writes each vector before it
-        // reads it.
-        let reuse = |pool: &mut Vec<T>, n: usize| {
-            let mut v = std::mem::take(pool);
-            v.resize(n, T::default());
-            v
-        };
-        let mut weights = Vec::with_capacity(levels.len());
-        let mut buffers = Vec::with_capacity(levels.len());
-        for (l, level) in levels.iter().enumerate() {
-            let n = level.op.dim();
-            let diagonal = match &level.galerkin {
-                Some(a) => a.diagonal(),
-                None => level.op.diagonal(),
-            };
-            let mut w = std::mem::take(old_weights.get_mut(l).unwrap_or(&mut Vec::new()));
-            w.clear();
-            // An isolated fluid cell (every face a wall) has a zero row: it
-            // is its own enclosed region, whose null space the solvers
-            // remove, so the smoother leaves it at 0.
-            w.extend(
-                diagonal
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|&d| T::from_f64(if d > 0.0 { omega / d } else { 0.0 })),
-            );
-            weights.push(w);
-            let mut spare = Buffers {
-                b: Vec::new(),
-                x: Vec::new(),
-                r: Vec::new(),
-                next: Vec::new(),
-            };
-            let old = old_buffers.get_mut(l).unwrap_or(&mut spare);
-            buffers.push(Buffers {
-                b: reuse(&mut old.b, n),
-                x: reuse(&mut old.x, n),
-                r: reuse(&mut old.r, n),
-                next: reuse(&mut old.next, n),
-            });
-        }
-        let coarsest = levels.last().map_or(0, |l| l.op.dim());
+    /// The cycle's data for `levels`, in the memory of `old` (the last
+    /// frame's cycle, or an empty one): no fresh pages to fault in. Stale
+    /// values are kept, since the cycle writes each vector before reading it.
+    fn new(levels: &[Level], omega: f64, old: Cycle<T>) -> Self {
+        let mut old_levels = old.levels.into_iter();
+        let buffers = levels
+            .iter()
+            .map(|level| {
+                let mut buffers = old_levels.next().unwrap_or_default();
+                let n = level.op.dim();
+                for v in [
+                    &mut buffers.b,
+                    &mut buffers.x,
+                    &mut buffers.r,
+                    &mut buffers.next,
+                ] {
+                    v.resize(n, T::default());
+                }
+                let diagonal = match &level.galerkin {
+                    Some(a) => a.diagonal(),
+                    None => level.op.diagonal(),
+                };
+                // An isolated fluid cell (every face a wall) has a zero row:
+                // it is its own enclosed region, whose null space the
+                // solvers remove, so the smoother leaves it at 0.
+                buffers.weights.clear();
+                buffers.weights.extend(
+                    diagonal
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|&d| T::from_f64(if d > 0.0 { omega / d } else { 0.0 })),
+                );
+                buffers
+            })
+            .collect();
+        let mut coarsest = old.coarsest;
+        coarsest.resize(levels.last().map_or(0, |l| l.op.dim()), 0.0);
         Cycle {
-            weights,
-            buffers: Mutex::new(buffers),
-            coarsest: Mutex::new(vec![0.0; coarsest]),
+            levels: buffers,
+            coarsest,
         }
     }
 }
 
 /// The V-cycle in the precision of [`MultigridOptions::precision`].
 enum Cycles {
-    Double(Cycle<f64>),
-    Single(Cycle<f32>),
+    Double(Mutex<Cycle<f64>>),
+    Single(Mutex<Cycle<f32>>),
+}
+
+/// The data of `cycle` (a poisoned lock's too: every buffer is rewritten
+/// before it is read).
+fn unlocked<T>(cycle: &mut Mutex<Cycle<T>>) -> &mut Cycle<T> {
+    cycle
+        .get_mut()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The geometric multigrid V-cycle M⁻¹ ≈ A⁻¹ for a [`GridPoisson`] operator.
@@ -532,15 +525,20 @@ impl Multigrid {
             .zip(galerkin)
             .map(|(op, galerkin)| Level { op, galerkin })
             .collect();
+        let omega = options.damping;
         let cycle = match (options.precision, old) {
-            (Precision::Double, Some(Cycles::Double(old))) => {
-                Cycles::Double(Cycle::new(&levels, options.damping, Some(old)))
+            (Precision::Double, Some(Cycles::Double(old))) => Cycles::Double(Mutex::new(
+                Cycle::new(&levels, omega, std::mem::take(unlocked(old))),
+            )),
+            (Precision::Single, Some(Cycles::Single(old))) => Cycles::Single(Mutex::new(
+                Cycle::new(&levels, omega, std::mem::take(unlocked(old))),
+            )),
+            (Precision::Double, _) => {
+                Cycles::Double(Mutex::new(Cycle::new(&levels, omega, Cycle::default())))
             }
-            (Precision::Single, Some(Cycles::Single(old))) => {
-                Cycles::Single(Cycle::new(&levels, options.damping, Some(old)))
+            (Precision::Single, _) => {
+                Cycles::Single(Mutex::new(Cycle::new(&levels, omega, Cycle::default())))
             }
-            (Precision::Double, _) => Cycles::Double(Cycle::new(&levels, options.damping, None)),
-            (Precision::Single, _) => Cycles::Single(Cycle::new(&levels, options.damping, None)),
         };
         Ok(Self {
             levels,
@@ -562,16 +560,13 @@ impl Multigrid {
     }
 
     /// One V-cycle from level `l` on `bufs[0].b`, result in `bufs[0].x`
-    /// (`bufs` holds the buffers of levels l, l+1, …).
-    fn vcycle<T: Real>(&self, cycle: &Cycle<T>, l: usize, bufs: &mut [Buffers<T>]) -> Result<()> {
+    /// (`bufs` holds the buffers of levels l, l+1, …; `wide` the coarsest
+    /// level's f64 vector).
+    fn vcycle<T: Real>(&self, l: usize, bufs: &mut [Buffers<T>], wide: &mut [f64]) -> Result<()> {
         let level = &self.levels[l];
         let (here, coarser) = bufs.split_first_mut().expect("a buffer per level");
         if l + 1 == self.levels.len() {
             use faer::linalg::solvers::Solve;
-            let mut wide = cycle
-                .coarsest
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
             for (w, &b) in wide.iter_mut().zip(&here.b) {
                 *w = b.to_f64();
             }
@@ -579,24 +574,23 @@ impl Multigrid {
             // component (rounding, amplified 1/ε by the solve) is projected
             // out before and after, so the cycle stays symmetric positive
             // (semi)definite in either precision.
-            level.op.remove_null_space(&mut wide);
+            level.op.remove_null_space(wide);
             let n = wide.len();
             self.coarse
-                .solve_in_place(faer::MatMut::from_column_major_slice_mut(&mut wide, n, 1));
-            level.op.remove_null_space(&mut wide);
+                .solve_in_place(faer::MatMut::from_column_major_slice_mut(wide, n, 1));
+            level.op.remove_null_space(wide);
             for (x, &w) in here.x.iter_mut().zip(wide.iter()) {
                 *x = T::from_f64(w);
             }
             return Ok(());
         }
-        let weights = &cycle.weights[l];
         let smooth = |here: &mut Buffers<T>| -> Result<()> {
-            level.jacobi_sweep(weights, &here.b, &here.x, &mut here.next)?;
+            level.jacobi_sweep(&here.weights, &here.b, &here.x, &mut here.next)?;
             std::mem::swap(&mut here.x, &mut here.next);
             Ok(())
         };
         // First sweep from x = 0: x = ω D⁻¹ b.
-        vector::multiply(weights, &here.b, &mut here.x);
+        vector::multiply(&here.weights, &here.b, &mut here.x);
         for _ in 1..self.options.smoothing_sweeps {
             smooth(here)?;
         }
@@ -606,7 +600,7 @@ impl Multigrid {
             coarse: &self.levels[l + 1].op,
         };
         transfer.restrict(&here.r, &mut coarser[0].b);
-        self.vcycle(cycle, l + 1, coarser)?;
+        self.vcycle(l + 1, coarser, wide)?;
         transfer.prolong_add(&coarser[0].x, &mut here.x);
         for _ in 0..self.options.smoothing_sweeps {
             smooth(here)?;
@@ -615,14 +609,19 @@ impl Multigrid {
     }
 
     /// z = M⁻¹ r with the cycle's precision; returns rᵀz.
-    fn precondition<T: Real>(&self, cycle: &Cycle<T>, r: &[f64], z: &mut [f64]) -> Result<f64> {
-        let mut bufs = cycle
-            .buffers
+    fn precondition<T: Real>(
+        &self,
+        cycle: &Mutex<Cycle<T>>,
+        r: &[f64],
+        z: &mut [f64],
+    ) -> Result<f64> {
+        let mut guard = cycle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        vector::convert(r, &mut bufs[0].b);
-        self.vcycle(cycle, 0, &mut bufs)?;
-        Ok(vector::widen_dot(&bufs[0].x, r, z))
+        let Cycle { levels, coarsest } = &mut *guard;
+        vector::convert(r, &mut levels[0].b);
+        self.vcycle(0, levels, coarsest)?;
+        Ok(vector::widen_dot(&levels[0].x, r, z))
     }
 }
 
