@@ -502,6 +502,7 @@ impl Multigrid {
                 let p = Transfer {
                     fine: &ops[l],
                     coarse: &ops[l + 1],
+                    shift: [0; 3],
                 }
                 .assemble();
                 let n_c = ops[l + 1].dim();
@@ -598,6 +599,7 @@ impl Multigrid {
         let transfer = Transfer {
             fine: &level.op,
             coarse: &self.levels[l + 1].op,
+            shift: [0; 3],
         };
         transfer.restrict(&here.r, &mut coarser[0].b);
         self.vcycle(l + 1, coarser, wide)?;

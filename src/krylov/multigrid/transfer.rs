@@ -21,9 +21,15 @@ use std::ops::Range;
 const BLOCK_CELLS: usize = 16 * 1024;
 
 /// The transfers between `fine` and its coarsening `coarse`.
+///
+/// `shift[a]` ∈ {0, 1} is the parity of the fine grid's first cell along
+/// axis a in a larger grid (a rank's box of a distributed grid, whose
+/// coarse box starts at ⌊first/2⌋): fine cell p is cell p + shift of that
+/// grid, with parent ⌊(p + shift)/2⌋ in `coarse`. 0 on a whole grid.
 pub(super) struct Transfer<'a> {
     pub(super) fine: &'a GridPoisson,
     pub(super) coarse: &'a GridPoisson,
+    pub(super) shift: [usize; 3],
 }
 
 /// The coarse grid rows a fine grid row interpolates from.
@@ -52,7 +58,7 @@ impl Transfer<'_> {
     fn row_stencil(&self, r: usize) -> RowStencil {
         let (fd, cd) = (self.fine.dims(), self.coarse.dims());
         let three_d = self.fine.ndim() == 3;
-        let (j, k) = (r % fd[1], r / fd[1]);
+        let (j, k) = (r % fd[1] + self.shift[1], r / fd[1] + self.shift[2]);
         let (pj, pk) = (j / 2, k / 2);
         let coarse_row = |cj: usize, ck: usize| cj + cd[1] * ck;
         let qj = Self::neighbour(j, cd[1]);
@@ -95,6 +101,7 @@ impl Transfer<'_> {
     fn for_each_cell_entry(&self, stencil: &RowStencil, i: usize, mut f: impl FnMut(usize, f64)) {
         let width = self.coarse.dims()[0];
         let codes = self.coarse.unknown_codes();
+        let i = i + self.shift[0];
         let (pi, qi) = (i / 2, Self::neighbour(i, width));
         let parent = stencil.parent_row * width + pi;
         for &(row, w_yz) in &stencil.combos[..stencil.count] {
@@ -159,10 +166,10 @@ impl Transfer<'_> {
         let (fd, cd) = (self.fine.dims(), self.coarse.dims());
         let three_d = self.fine.ndim() == 3;
         // Grid rows per plane, and planes, of each grid.
-        let (fine_plane, coarse_plane, coarse_planes) = if three_d {
-            (fd[1], cd[1], cd[2])
+        let (fine_plane, coarse_plane, coarse_planes, shift) = if three_d {
+            (fd[1], cd[1], cd[2], self.shift[2])
         } else {
-            (1, 1, cd[1])
+            (1, 1, cd[1], self.shift[1])
         };
         let fine_rows = fd[1] * fd[2];
         let coarse_rows = cd[1] * cd[2];
@@ -172,8 +179,10 @@ impl Transfer<'_> {
         for phase in 0..2 {
             for_blocks((chunks + 1 - phase) / 2, self.fine.num_cells(), |c| {
                 let g = 2 * c + phase;
-                let rows =
-                    (4 * g * fine_plane).min(fine_rows)..(4 * (g + 1) * fine_plane).min(fine_rows);
+                // Fine planes 4g − shift .. 4g + 4 − shift have parents in
+                // coarse planes [2g, 2g + 2).
+                let rows = ((4 * g).saturating_sub(shift) * fine_plane).min(fine_rows)
+                    ..((4 * (g + 1) - shift) * fine_plane).min(fine_rows);
                 let written = ((2 * g).saturating_sub(1) * coarse_plane).min(coarse_rows)
                     ..((2 * g + 3) * coarse_plane).min(coarse_rows);
                 let range = self.coarse.unknowns_of_rows(written);
@@ -261,6 +270,7 @@ impl Transfer<'_> {
             let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
             for (i, &u) in codes.iter().enumerate() {
                 if u < AIR {
+                    let i = i + self.shift[0];
                     let p = i / 2;
                     let side = if i % 2 == 0 { below[p] } else { above[p] };
                     x[u as usize - offset] += three_quarters * at[p] + quarter * side;
@@ -287,7 +297,8 @@ impl Transfer<'_> {
             // Coarse x index p collects the fine cells 2p (below) and 2p + 1
             // (above), 0 where not fluid or outside.
             let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
-            let residual = |i: usize| match codes.get(i) {
+            let residual = |i: usize| match i.checked_sub(self.shift[0]).and_then(|i| codes.get(i))
+            {
                 Some(&u) if u < AIR => r_fine[u as usize],
                 _ => T::default(),
             };
@@ -417,6 +428,7 @@ mod tests {
             let transfer = Transfer {
                 fine: &fine,
                 coarse: &coarse,
+                shift: [0; 3],
             };
             let p = transfer.assemble();
             let mut rng = SplitMix(seed + 10);
@@ -464,9 +476,100 @@ mod tests {
             Transfer {
                 fine: &fine,
                 coarse: &coarse,
+                shift: [0; 3],
             }
             .prolong_add(&vec![1.0; coarse.dim()], &mut x);
             assert!(x.iter().all(|&v| (v - 1.0).abs() < 1e-14));
+        }
+    }
+
+    /// On a box of a grid that starts at odd coordinates, the shifted
+    /// transfers are the whole grid's: P x and R r agree on the cells
+    /// whose rows stay inside the box (the rest are a rank's ghosts).
+    #[test]
+    fn shifted_transfers_on_a_box_match_the_whole_grid() {
+        for (dims, start, seed) in [([13, 11, 1], [3, 4, 0], 5), ([12, 9, 11], [5, 2, 3], 6)] {
+            let fine = grid(dims, seed);
+            let coarse = super::super::coarsen(&fine).unwrap();
+            let sub = |g: &GridPoisson, lo: [usize; 3]| {
+                let d = g.dims();
+                let local = [d[0] - lo[0], d[1] - lo[1], d[2] - lo[2]];
+                let cells: Vec<Cell> = (0..local.iter().product())
+                    .map(|c| {
+                        let (i, j, k) = (
+                            c % local[0],
+                            (c / local[0]) % local[1],
+                            c / (local[0] * local[1]),
+                        );
+                        g.cell(i + lo[0] + d[0] * (j + lo[1] + d[1] * (k + lo[2])))
+                    })
+                    .collect();
+                GridPoisson::builder(local, &cells).build().unwrap()
+            };
+            let coarse_start = start.map(|s| s / 2);
+            let (fine_box, coarse_box) = (sub(&fine, start), sub(&coarse, coarse_start));
+            let shifted = Transfer {
+                fine: &fine_box,
+                coarse: &coarse_box,
+                shift: start.map(|s| s % 2),
+            };
+            let whole = Transfer {
+                fine: &fine,
+                coarse: &coarse,
+                shift: [0; 3],
+            };
+            let three_d = dims[2] > 1;
+            // Fine cells two past the box start in every axis used.
+            let interior =
+                |c: [usize; 3]| (0..if three_d { 3 } else { 2 }).all(|a| c[a] >= start[a] + 2);
+            let fine_coords = |g: &GridPoisson, u: usize, lo: [usize; 3]| {
+                let d = g.dims();
+                let c = g.cells_of_unknowns()[u] as usize;
+                [
+                    c % d[0] + lo[0],
+                    (c / d[0]) % d[1] + lo[1],
+                    c / (d[0] * d[1]) + lo[2],
+                ]
+            };
+            let global_unknown = |g: &GridPoisson, c: [usize; 3]| {
+                let d = g.dims();
+                g.unknown_of_cell(c[0] + d[0] * (c[1] + d[1] * c[2]))
+                    .unwrap()
+            };
+            let mut rng = SplitMix(seed);
+            let xc: Vec<f64> = (0..coarse.dim()).map(|_| rng.normal()).collect();
+            let xc_box: Vec<f64> = (0..coarse_box.dim())
+                .map(|u| xc[global_unknown(&coarse, fine_coords(&coarse_box, u, coarse_start))])
+                .collect();
+            let (mut px, mut px_box) = (vec![0.0; fine.dim()], vec![0.0; fine_box.dim()]);
+            whole.prolong_add(&xc, &mut px);
+            shifted.prolong_add(&xc_box, &mut px_box);
+            let mut rf_box = vec![0.0; fine_box.dim()];
+            let mut rf = vec![0.0; fine.dim()];
+            let mut checked = 0;
+            for (u, &value) in px_box.iter().enumerate() {
+                let c = fine_coords(&fine_box, u, start);
+                if interior(c) {
+                    let g = global_unknown(&fine, c);
+                    assert!((value - px[g]).abs() < 1e-14, "{dims:?} P at {c:?}");
+                    let r = rng.normal();
+                    (rf_box[u], rf[g]) = (r, r);
+                    checked += 1;
+                }
+            }
+            assert!(checked > 0);
+            let (mut rc, mut rc_box) = (vec![0.0; coarse.dim()], vec![0.0; coarse_box.dim()]);
+            whole.restrict(&rf, &mut rc);
+            shifted.restrict(&rf_box, &mut rc_box);
+            for (u, &value) in rc_box.iter().enumerate() {
+                let c = fine_coords(&coarse_box, u, coarse_start);
+                let g = global_unknown(&coarse, c);
+                assert!(
+                    (value - rc[g]).abs() < 1e-14,
+                    "{dims:?} R at {c:?}: {value} vs {}",
+                    rc[g]
+                );
+            }
         }
     }
 }
