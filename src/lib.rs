@@ -30,6 +30,7 @@
 //! count.
 
 mod alloc;
+pub mod distributed;
 pub mod error;
 pub mod ffi;
 pub mod implicit;

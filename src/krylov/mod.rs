@@ -8,7 +8,7 @@ mod cg;
 mod conjugate_direction;
 mod gmres;
 mod ic0;
-mod multigrid;
+pub(crate) mod multigrid;
 mod options;
 mod precond;
 mod pressure;

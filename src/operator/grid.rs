@@ -111,6 +111,97 @@ impl<'a> GridPoissonBuilder<'a> {
     pub fn build(self) -> Result<GridPoisson> {
         GridPoisson::new(self)
     }
+
+    /// Checks the arguments as [`GridPoissonBuilder::build`] does, without
+    /// building (a rank of a distributed grid checks its own part before
+    /// any communication).
+    pub(crate) fn check(&self) -> Result<()> {
+        let (_, inv_h2) = self.validated()?;
+        self.check_face_weights(self.face_coefficients, inv_h2)
+    }
+
+    /// Checks the grid size, cells, scale, spacing and face coefficients;
+    /// returns the number of cells and s/h_a² per axis.
+    fn validated(&self) -> Result<(usize, [f64; 3])> {
+        let dims = self.dims;
+        for (a, name) in ["nx", "ny", "nz"].iter().enumerate() {
+            if dims[a] == 0 {
+                return Err(Error::invalid(name, "grid dimensions must be at least 1"));
+            }
+        }
+        let num_cells = dims[0]
+            .checked_mul(dims[1])
+            .and_then(|v| v.checked_mul(dims[2]))
+            .filter(|&v| v < AIR as usize)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "nz",
+                    format!("the grid {dims:?} has more than 2^32-2 cells"),
+                )
+            })?;
+        Error::check_len("cells", num_cells, self.cells.len())?;
+        let ndim = ndim_of(dims);
+        let scale = self.scale;
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(Error::invalid(
+                "scale",
+                format!("scale = {scale} must be finite and > 0"),
+            ));
+        }
+        let mut inv_h2 = [0.0; 3];
+        for (a, (&h, w)) in self.spacing.iter().zip(&mut inv_h2).take(ndim).enumerate() {
+            if !(h.is_finite() && h > 0.0) {
+                return Err(Error::invalid(
+                    "spacing",
+                    format!("spacing[{a}] = {h} must be finite and > 0"),
+                ));
+            }
+            *w = scale / (h * h);
+            if !w.is_finite() {
+                return Err(Error::invalid(
+                    "spacing",
+                    format!("spacing[{a}] = {h:e} is so small that scale/h² overflows"),
+                ));
+            }
+        }
+        if let Some(beta) = self.face_coefficients {
+            Error::check_len("face_coefficients", ndim * num_cells, beta.len())?;
+            if let Some((k, v)) = beta
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                return Err(Error::invalid(
+                    "face_coefficients",
+                    format!("face_coefficients[{k}] = {v} must be finite and >= 0"),
+                ));
+            }
+        }
+        Ok((num_cells, inv_h2))
+    }
+
+    /// Every stencil entry, and a diagonal Σ β/h² over 2·ndim faces, must
+    /// be finite, so that the matrix and its exports are.
+    fn check_face_weights(&self, beta: Option<&[f64]>, inv_h2: [f64; 3]) -> Result<()> {
+        let ndim = ndim_of(self.dims);
+        let max_beta = beta.map_or(1.0, |beta| beta.iter().fold(0.0, |m: f64, &v| m.max(v)));
+        let max_inv_h2 = inv_h2.iter().fold(0.0, |m: f64, &v| m.max(v));
+        if (2.0 * ndim as f64 * max_beta * max_inv_h2).is_finite() {
+            return Ok(());
+        }
+        let argument = if self.face_coefficients.is_some() {
+            "face_coefficients"
+        } else {
+            "spacing"
+        };
+        Err(Error::invalid(
+            argument,
+            format!(
+                "the largest face weight β/h² = {max_beta:e} × {max_inv_h2:e} overflows a diagonal entry of A (at most {} such faces per cell)",
+                2 * ndim
+            ),
+        ))
+    }
 }
 
 /// Fluid regions enclosed by walls (no air): A is singular on each, with the
@@ -235,68 +326,11 @@ impl GridPoisson {
 
     fn new(options: GridPoissonBuilder<'_>) -> Result<Self> {
         let dims = options.dims;
-        for (a, name) in ["nx", "ny", "nz"].iter().enumerate() {
-            if dims[a] == 0 {
-                return Err(Error::invalid(name, "grid dimensions must be at least 1"));
-            }
-        }
-        let num_cells = dims[0]
-            .checked_mul(dims[1])
-            .and_then(|v| v.checked_mul(dims[2]))
-            .filter(|&v| v < AIR as usize)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "nz",
-                    format!("the grid {dims:?} has more than 2^32-2 cells"),
-                )
-            })?;
-        Error::check_len("cells", num_cells, options.cells.len())?;
-        let ndim = ndim_of(dims);
+        let (num_cells, inv_h2) = options.validated()?;
         let scale = options.scale;
-        if !(scale.is_finite() && scale > 0.0) {
-            return Err(Error::invalid(
-                "scale",
-                format!("scale = {scale} must be finite and > 0"),
-            ));
-        }
-        let mut inv_h2 = [0.0; 3];
-        for (a, (&h, w)) in options
-            .spacing
-            .iter()
-            .zip(&mut inv_h2)
-            .take(ndim)
-            .enumerate()
-        {
-            if !(h.is_finite() && h > 0.0) {
-                return Err(Error::invalid(
-                    "spacing",
-                    format!("spacing[{a}] = {h} must be finite and > 0"),
-                ));
-            }
-            *w = scale / (h * h);
-            if !w.is_finite() {
-                return Err(Error::invalid(
-                    "spacing",
-                    format!("spacing[{a}] = {h:e} is so small that scale/h² overflows"),
-                ));
-            }
-        }
         let face_coefficients = match options.face_coefficients {
             None => None,
-            Some(beta) => {
-                Error::check_len("face_coefficients", ndim * num_cells, beta.len())?;
-                if let Some((k, v)) = beta
-                    .iter()
-                    .enumerate()
-                    .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
-                {
-                    return Err(Error::invalid(
-                        "face_coefficients",
-                        format!("face_coefficients[{k}] = {v} must be finite and >= 0"),
-                    ));
-                }
-                Some(alloc::copied(beta, "face coefficients")?)
-            }
+            Some(beta) => Some(alloc::copied(beta, "face coefficients")?),
         };
         let face_coefficients = match options.air_level_set {
             None => face_coefficients,
@@ -308,26 +342,7 @@ impl GridPoisson {
                 min_fraction,
             )?),
         };
-        // Every stencil entry, and a diagonal Σ β/h² over 2·ndim faces, must
-        // be finite, so that the matrix and its exports are.
-        let max_beta = face_coefficients.as_deref().map_or(1.0, |beta: &[f64]| {
-            beta.iter().fold(0.0, |m: f64, &v| m.max(v))
-        });
-        let max_inv_h2 = inv_h2.iter().fold(0.0, |m: f64, &v| m.max(v));
-        if !(2.0 * ndim as f64 * max_beta * max_inv_h2).is_finite() {
-            let argument = if options.face_coefficients.is_some() {
-                "face_coefficients"
-            } else {
-                "spacing"
-            };
-            return Err(Error::invalid(
-                argument,
-                format!(
-                    "the largest face weight β/h² = {max_beta:e} × {max_inv_h2:e} overflows a diagonal entry of A (at most {} such faces per cell)",
-                    2 * ndim
-                ),
-            ));
-        }
+        options.check_face_weights(face_coefficients.as_deref(), inv_h2)?;
 
         let mut unknown = alloc::with_capacity(num_cells, "cell indices")?;
         let num_fluid = options.cells.iter().filter(|&&c| c == Cell::Fluid).count();

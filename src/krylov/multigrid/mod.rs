@@ -26,7 +26,7 @@
 //! Every buffer is allocated at setup; applying the preconditioner takes a
 //! lock on them, so concurrent applies of one preconditioner serialise.
 
-mod transfer;
+pub(crate) mod transfer;
 
 use super::precond::Preconditioner;
 use crate::error::{Error, Result};
@@ -181,11 +181,11 @@ impl SparseRows {
 }
 
 /// One level: its grid and its operator.
-struct Level {
+pub(crate) struct Level {
     /// The level's grid: its cells, and its operator unless `galerkin`.
-    op: GridPoisson,
+    pub(crate) op: GridPoisson,
     /// The Galerkin operator R A P of this level, when used.
-    galerkin: Option<CsrMatrix>,
+    pub(crate) galerkin: Option<CsrMatrix>,
 }
 
 impl Level {
@@ -207,7 +207,7 @@ impl Level {
 
     /// x_new ← x + ω D⁻¹ (b − A x), one damped-Jacobi sweep, with
     /// `weights` = ω D⁻¹.
-    fn jacobi_sweep<T: Real>(
+    pub(crate) fn jacobi_sweep<T: Real>(
         &self,
         weights: &[T],
         b: &[T],
@@ -228,7 +228,7 @@ impl Level {
     }
 
     /// r ← b − A x.
-    fn residual<T: Real>(&self, b: &[T], x: &[T], r: &mut [T]) -> Result<()> {
+    pub(crate) fn residual<T: Real>(&self, b: &[T], x: &[T], r: &mut [T]) -> Result<()> {
         self.apply_then(x, r, &|first, ax: &mut [T]| {
             let range = first..first + ax.len();
             for (y, &bi) in ax.iter_mut().zip(&b[range]) {
@@ -242,27 +242,27 @@ impl Level {
 /// zero row), the right-hand side, iterate, residual, and the next iterate
 /// of a smoothing sweep.
 #[derive(Default)]
-struct Buffers<T> {
-    weights: Vec<T>,
-    b: Vec<T>,
-    x: Vec<T>,
-    r: Vec<T>,
-    next: Vec<T>,
+pub(crate) struct Buffers<T> {
+    pub(crate) weights: Vec<T>,
+    pub(crate) b: Vec<T>,
+    pub(crate) x: Vec<T>,
+    pub(crate) r: Vec<T>,
+    pub(crate) next: Vec<T>,
 }
 
 /// The V-cycle's data in its precision (behind one lock in [`Cycles`]):
 /// per level its buffers, and the coarsest level's vector in f64.
 #[derive(Default)]
-struct Cycle<T> {
-    levels: Vec<Buffers<T>>,
-    coarsest: Vec<f64>,
+pub(crate) struct Cycle<T> {
+    pub(crate) levels: Vec<Buffers<T>>,
+    pub(crate) coarsest: Vec<f64>,
 }
 
 impl<T: Real> Cycle<T> {
     /// The cycle's data for `levels`, in the memory of `old` (the last
     /// frame's cycle, or an empty one): no fresh pages to fault in. Stale
     /// values are kept, since the cycle writes each vector before reading it.
-    fn new(levels: &[Level], omega: f64, old: Cycle<T>) -> Self {
+    pub(crate) fn new(levels: &[Level], omega: f64, old: Cycle<T>) -> Self {
         let mut old_levels = old.levels.into_iter();
         let buffers = levels
             .iter()
@@ -304,7 +304,7 @@ impl<T: Real> Cycle<T> {
 }
 
 /// The V-cycle in the precision of [`MultigridOptions::precision`].
-enum Cycles {
+pub(crate) enum Cycles {
     Double(Mutex<Cycle<f64>>),
     Single(Mutex<Cycle<f32>>),
 }

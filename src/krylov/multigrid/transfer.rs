@@ -26,10 +26,10 @@ const BLOCK_CELLS: usize = 16 * 1024;
 /// axis a in a larger grid (a rank's box of a distributed grid, whose
 /// coarse box starts at ⌊first/2⌋): fine cell p is cell p + shift of that
 /// grid, with parent ⌊(p + shift)/2⌋ in `coarse`. 0 on a whole grid.
-pub(super) struct Transfer<'a> {
-    pub(super) fine: &'a GridPoisson,
-    pub(super) coarse: &'a GridPoisson,
-    pub(super) shift: [usize; 3],
+pub(crate) struct Transfer<'a> {
+    pub(crate) fine: &'a GridPoisson,
+    pub(crate) coarse: &'a GridPoisson,
+    pub(crate) shift: [usize; 3],
 }
 
 /// The coarse grid rows a fine grid row interpolates from.
@@ -137,7 +137,7 @@ impl Transfer<'_> {
     }
 
     /// x_fine ← x_fine + P x_coarse.
-    pub(super) fn prolong_add<T: Real>(&self, x_coarse: &[T], x_fine: &mut [T]) {
+    pub(crate) fn prolong_add<T: Real>(&self, x_coarse: &[T], x_fine: &mut [T]) {
         let nx = self.fine.dims()[0];
         let num_rows = self.fine.dims()[1] * self.fine.dims()[2];
         let rows_per_block = (BLOCK_CELLS / nx).max(1);
@@ -162,7 +162,7 @@ impl Transfer<'_> {
     /// [2g, 2g + 2) write only to coarse planes [2g − 1, 2g + 3): the even
     /// chunks g run in parallel, then the odd ones, each chunk in order, so
     /// the sums do not depend on the thread count.
-    pub(super) fn restrict<T: Real>(&self, r_fine: &[T], b_coarse: &mut [T]) {
+    pub(crate) fn restrict<T: Real>(&self, r_fine: &[T], b_coarse: &mut [T]) {
         let (fd, cd) = (self.fine.dims(), self.coarse.dims());
         let three_d = self.fine.ndim() == 3;
         // Grid rows per plane, and planes, of each grid.

@@ -1,0 +1,341 @@
+//! The grid Poisson operator of a grid split into one box per rank.
+//!
+//! Each rank keeps a [`GridPoisson`] over its box and one ghost layer of
+//! its neighbours' cells (exchanged once at setup, with their face
+//! coefficients), so that the rows of its own cells are the whole grid's
+//! rows. A product exchanges the ghost layer's values with the face
+//! neighbours, then runs the threaded stencil kernel on the local grid.
+
+use super::comm::{Collective, CommStats, Communicator};
+use super::decomposition::{Decomposition, GridBox};
+use super::halo::Halo;
+use super::regions::Regions;
+use crate::error::{Error, Result};
+use crate::operator::{Cell, GridPoisson, LinearOperator};
+use std::rc::Rc;
+use std::sync::Mutex;
+
+/// Options of a [`DistributedGridPoisson`]; see
+/// [`DistributedGridPoisson::builder`].
+pub struct DistributedGridPoissonBuilder<'a> {
+    comm: Box<dyn Communicator>,
+    dims: [usize; 3],
+    owned: GridBox,
+    cells: &'a [Cell],
+    spacing: [f64; 3],
+    scale: f64,
+    face_coefficients: Option<&'a [f64]>,
+}
+
+impl<'a> DistributedGridPoissonBuilder<'a> {
+    /// Grid spacing h_a per axis, the same on every rank; default 1.
+    pub fn spacing(mut self, spacing: [f64; 3]) -> Self {
+        self.spacing = spacing;
+        self
+    }
+
+    /// The scalar factor s of the operator, the same on every rank;
+    /// default 1.
+    pub fn scale(mut self, scale: f64) -> Self {
+        self.scale = scale;
+        self
+    }
+
+    /// Per-face coefficients of this rank's cells, laid out as
+    /// [`GridPoissonBuilder::face_coefficients`](crate::operator::GridPoissonBuilder::face_coefficients)
+    /// over the box (β of the +a face of each cell, axis by axis).
+    pub fn face_coefficients(mut self, beta: &'a [f64]) -> Self {
+        self.face_coefficients = Some(beta);
+        self
+    }
+
+    /// Builds the operator (collective: every rank calls it).
+    pub fn build(self) -> Result<DistributedGridPoisson> {
+        DistributedGridPoisson::new(self)
+    }
+}
+
+/// The grid Poisson operator A of a grid distributed over ranks, acting on
+/// this rank's unknowns (its fluid cells, in cell order over its box).
+///
+/// Every method that computes (products, the null-space projection) is
+/// collective: all ranks call it in the same order.
+pub struct DistributedGridPoisson {
+    pub(crate) collective: Rc<Collective>,
+    pub(crate) decomposition: Decomposition,
+    /// The operator on the extended box (owned cells and ghost layer).
+    pub(crate) local: GridPoisson,
+    /// The local unknown of each owned unknown.
+    pub(crate) owned_unknowns: Vec<u32>,
+    /// Ghost-value exchange with the face neighbours, over local unknowns.
+    pub(crate) faces: Halo,
+    regions: Regions,
+    /// Local vectors of a product: x with its ghost values, and A x.
+    work: Mutex<(Vec<f64>, Vec<f64>)>,
+    setup: CommStats,
+    setup_seconds: f64,
+}
+
+impl std::fmt::Debug for DistributedGridPoisson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedGridPoisson")
+            .field("dims", &self.decomposition.dims)
+            .field("owned", &self.decomposition.owned())
+            .field("unknowns", &self.owned_unknowns.len())
+            .finish()
+    }
+}
+
+/// The code of a cell in setup exchanges.
+fn code(cell: Cell) -> f64 {
+    match cell {
+        Cell::Solid => 0.0,
+        Cell::Fluid => 1.0,
+        Cell::Air => 2.0,
+    }
+}
+
+fn cell_of_code(code: f64) -> Cell {
+    match code as u8 {
+        1 => Cell::Fluid,
+        2 => Cell::Air,
+        _ => Cell::Solid,
+    }
+}
+
+/// The cells and face coefficients (d per cell, axis-major) of the
+/// extended box, from the owned ones and the neighbours' through a setup
+/// exchange (collective).
+pub(crate) fn extend_cells(
+    collective: &Collective,
+    decomposition: &Decomposition,
+    owned_cell: impl Fn([usize; 3]) -> Cell,
+    owned_beta: Option<&dyn Fn(usize, [usize; 3]) -> f64>,
+) -> (Vec<Cell>, Option<Vec<f64>>) {
+    let (owned, extended) = (decomposition.owned(), decomposition.extended());
+    let n = extended.num_cells();
+    let halo = Halo::new(decomposition, false, |c| Some(c as u32));
+    let mut values = vec![0.0; n];
+    owned.for_each(|c| values[extended.index(c)] = code(owned_cell(c)));
+    halo.exchange(collective, &mut values);
+    let cells = values.iter().map(|&v| cell_of_code(v)).collect();
+    let beta = owned_beta.map(|beta| {
+        let d = decomposition.ndim();
+        let mut all = vec![0.0; d * n];
+        for (a, part) in all.chunks_exact_mut(n).enumerate() {
+            owned.for_each(|c| part[extended.index(c)] = beta(a, c));
+            halo.exchange(collective, part);
+        }
+        all
+    });
+    (cells, beta)
+}
+
+impl DistributedGridPoisson {
+    /// Starts building this rank's part of the operator on the grid of
+    /// `dims` cells (`nz = 1` for 2D): its box `owned` and the [`Cell`] of
+    /// each of the box's cells, x fastest. The boxes of all ranks must form
+    /// a Cartesian decomposition: along each axis the grid is cut at the
+    /// same places for every rank (slabs, pencils or blocks of any sizes),
+    /// and every cell is in one box.
+    pub fn builder(
+        comm: Box<dyn Communicator>,
+        dims: [usize; 3],
+        owned: GridBox,
+        cells: &[Cell],
+    ) -> DistributedGridPoissonBuilder<'_> {
+        DistributedGridPoissonBuilder {
+            comm,
+            dims,
+            owned,
+            cells,
+            spacing: [1.0; 3],
+            scale: 1.0,
+            face_coefficients: None,
+        }
+    }
+
+    fn new(options: DistributedGridPoissonBuilder<'_>) -> Result<Self> {
+        let start = std::time::Instant::now();
+        let collective = Rc::new(Collective::new(options.comm));
+        let owned = options.owned;
+        // This rank's own arguments, checked as a whole grid of its box.
+        let local_check = (0..3)
+            .find(|&a| owned.lo[a] >= owned.hi[a])
+            .map_or(Ok(()), |a| {
+                Err(Error::invalid(
+                    "box",
+                    format!(
+                        "the box lo = {:?}, hi = {:?} is empty along axis {a}",
+                        owned.lo, owned.hi
+                    ),
+                ))
+            })
+            .and_then(|()| {
+                let builder = GridPoisson::builder(owned.dims(), options.cells)
+                    .spacing(options.spacing)
+                    .scale(options.scale);
+                match options.face_coefficients {
+                    Some(beta) => builder.face_coefficients(beta).check(),
+                    None => builder.check(),
+                }
+            });
+        let decomposition = Decomposition::gather(
+            &collective,
+            options.dims,
+            owned,
+            options.spacing,
+            options.scale,
+            local_check,
+        )?;
+        let cells = options.cells;
+        let n_owned = owned.num_cells();
+        let owned_beta = options
+            .face_coefficients
+            .map(|beta| move |a: usize, c: [usize; 3]| beta[a * n_owned + owned.index(c)]);
+        let (ext_cells, ext_beta) = extend_cells(
+            &collective,
+            &decomposition,
+            |c| cells[owned.index(c)],
+            owned_beta
+                .as_ref()
+                .map(|f| f as &dyn Fn(usize, [usize; 3]) -> f64),
+        );
+        let extended = decomposition.extended();
+        let builder = GridPoisson::builder(extended.dims(), &ext_cells)
+            .spacing(options.spacing)
+            .scale(options.scale);
+        let local = match &ext_beta {
+            Some(beta) => builder.face_coefficients(beta).build(),
+            None => builder.build(),
+        };
+        // The neighbours' cells were checked by them, so this fails only on
+        // exhausted memory; the other ranks learn of it at the agreement.
+        if let Err(e) = &local {
+            collective.fail(e.clone());
+        }
+        collective.agree()?;
+        let local = local?;
+        let (owned_unknowns, faces) = owned_and_halo(&decomposition, &local);
+        let regions = Regions::find(&collective, &decomposition, &local, &owned_unknowns, &faces);
+        collective.agree()?;
+        let work = Mutex::new((vec![0.0; local.dim()], vec![0.0; local.dim()]));
+        Ok(Self {
+            setup: collective.stats(),
+            collective,
+            decomposition,
+            local,
+            owned_unknowns,
+            faces,
+            regions,
+            work,
+            setup_seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The whole grid's size.
+    pub fn dims(&self) -> [usize; 3] {
+        self.decomposition.dims
+    }
+
+    /// This rank's box.
+    pub fn owned_box(&self) -> GridBox {
+        self.decomposition.owned()
+    }
+
+    /// The unknown of each cell of this rank's box (x fastest), None for
+    /// solid and air cells.
+    pub fn unknown_of_cell(&self, c: usize) -> Option<usize> {
+        let (owned, extended) = (self.decomposition.owned(), self.decomposition.extended());
+        let e = self
+            .local
+            .unknown_of_cell(extended.index(owned.coords(c)))?;
+        self.owned_unknowns.binary_search(&(e as u32)).ok()
+    }
+
+    /// Communication so far, over the setup and every product.
+    pub fn comm_stats(&self) -> CommStats {
+        self.collective.stats()
+    }
+
+    /// Communication of the setup.
+    pub fn setup_comm_stats(&self) -> CommStats {
+        self.setup
+    }
+
+    /// Wall time of the setup, in seconds.
+    pub fn setup_seconds(&self) -> f64 {
+        self.setup_seconds
+    }
+
+    /// Ends a collective computation: Ok on every rank, or an error on
+    /// every rank when a communicator call failed on any.
+    pub(crate) fn agree(&self) -> Result<()> {
+        self.collective.agree()
+    }
+}
+
+/// The local unknown of each owned unknown (in owned cell order, which
+/// is local unknown order), and the face exchange over local unknowns.
+pub(crate) fn owned_and_halo(
+    decomposition: &Decomposition,
+    local: &GridPoisson,
+) -> (Vec<u32>, Halo) {
+    let extended = decomposition.extended();
+    let mut owned_unknowns = Vec::new();
+    decomposition.owned().for_each(|c| {
+        if let Some(u) = local.unknown_of_cell(extended.index(c)) {
+            owned_unknowns.push(u as u32);
+        }
+    });
+    let faces = Halo::new(decomposition, true, |c| {
+        local.unknown_of_cell(c).map(|u| u as u32)
+    });
+    (owned_unknowns, faces)
+}
+
+impl LinearOperator for DistributedGridPoisson {
+    fn dim(&self) -> usize {
+        self.owned_unknowns.len()
+    }
+
+    /// y ← A x on this rank's rows (collective: one face exchange). A
+    /// communicator failure is kept and reported at the next reduction.
+    fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
+        Error::check_len("x", self.dim(), x.len())?;
+        Error::check_len("y", self.dim(), y.len())?;
+        let mut work = self.work.lock().unwrap_or_else(|p| p.into_inner());
+        let (local_x, local_y) = &mut *work;
+        for (&e, &v) in self.owned_unknowns.iter().zip(x) {
+            local_x[e as usize] = v;
+        }
+        self.faces.exchange(&self.collective, local_x);
+        self.local.apply_then(local_x, local_y, &|_, _| {})?;
+        for (&e, out) in self.owned_unknowns.iter().zip(y.iter_mut()) {
+            *out = local_y[e as usize];
+        }
+        Ok(())
+    }
+
+    fn diagonal(&self) -> Option<Vec<f64>> {
+        let diagonal = self.local.diagonal()?;
+        Some(
+            self.owned_unknowns
+                .iter()
+                .map(|&e| diagonal[e as usize])
+                .collect(),
+        )
+    }
+
+    fn check_cg_solvable(&self, b: &[f64]) -> Result<()> {
+        self.regions.check_consistent(&self.collective, b)
+    }
+
+    fn has_null_space(&self) -> bool {
+        self.regions.any()
+    }
+
+    fn remove_null_space(&self, v: &mut [f64]) -> f64 {
+        self.regions.remove(&self.collective, v)
+    }
+}

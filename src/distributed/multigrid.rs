@@ -1,0 +1,452 @@
+//! The geometric multigrid V-cycle of [`Multigrid`] on a distributed grid:
+//! the same coarsening rule, transfers and damped-Jacobi smoother, each
+//! rank working on its box with ghost layers exchanged on every level.
+//!
+//! Coarse cell c belongs to the owner of fine cell 2c, so the boxes of a
+//! coarse level are the fine ones' halved (cuts ⌈c/2⌉). Coarsening goes on
+//! while the serial hierarchy would (more than `coarsest_unknowns`
+//! unknowns) and every rank's coarse box is non-empty; that last
+//! distributed level is then gathered onto every rank (one reduction of a
+//! zero-filled vector of the level's unknowns) and the rest of the cycle
+//! is the serial [`Multigrid`] of that level, run redundantly. The
+//! preconditioner is the serial one's, whatever the decomposition.
+//!
+//! Per V-cycle and distributed level: one face exchange per smoothing
+//! sweep and after the prolongation, and a full-neighbour exchange each
+//! for the restriction (the coarse ghost cells' sums go to their owners)
+//! and for the coarse correction; one reduction for the gathered level.
+
+use super::comm::{Collective, CommStats};
+use super::decomposition::Decomposition;
+use super::grid::{extend_cells, owned_and_halo, DistributedGridPoisson};
+use super::halo::{Halo, HaloValue};
+use crate::error::{Error, Result};
+use crate::krylov::multigrid::transfer::Transfer;
+use crate::krylov::multigrid::{Buffers, Cycle, Cycles, Level};
+use crate::krylov::{CoarseOperators, Multigrid, MultigridOptions, Precision, Preconditioner};
+use crate::operator::{Cell, GridPoisson, LinearOperator};
+use crate::scalar::Real;
+use crate::vector;
+use std::rc::Rc;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// How a distributed level is split over the ranks.
+struct Part {
+    decomposition: Decomposition,
+    /// The local unknown of each owned unknown.
+    owned_unknowns: Vec<u32>,
+    /// The local unknowns of the ghost layer.
+    ghost_unknowns: Vec<u32>,
+    /// Exchanges with the face neighbours, and with all neighbours.
+    faces: Halo,
+    all: Halo,
+}
+
+impl Part {
+    fn new(decomposition: Decomposition, local: &GridPoisson) -> Self {
+        let (owned_unknowns, faces) = owned_and_halo(&decomposition, local);
+        let all = Halo::new(&decomposition, false, |c| {
+            local.unknown_of_cell(c).map(|u| u as u32)
+        });
+        let mut is_owned = vec![false; local.dim()];
+        for &e in &owned_unknowns {
+            is_owned[e as usize] = true;
+        }
+        let ghost_unknowns = (0..local.dim() as u32)
+            .filter(|&e| !is_owned[e as usize])
+            .collect();
+        Self {
+            decomposition,
+            owned_unknowns,
+            ghost_unknowns,
+            faces,
+            all,
+        }
+    }
+
+    /// The parity of the extended box's first cell per axis: the shift of
+    /// the transfers to the next level.
+    fn shift(&self) -> [usize; 3] {
+        self.decomposition.extended().lo.map(|l| l % 2)
+    }
+}
+
+/// The multigrid V-cycle M⁻¹ ≈ A⁻¹ of a [`DistributedGridPoisson`]
+/// operator, as a [`Preconditioner`] on this rank's unknowns. Applying it
+/// is collective.
+pub struct DistributedMultigrid {
+    collective: Rc<Collective>,
+    /// The distributed levels' local grids, finest first.
+    levels: Vec<Level>,
+    parts: Vec<Part>,
+    /// The serial cycle from the last distributed level on.
+    tail: Multigrid,
+    /// The tail's unknown of each owned unknown of the last level.
+    gather: Vec<u32>,
+    /// The tail's right-hand side and result.
+    gathered: Mutex<(Vec<f64>, Vec<f64>)>,
+    cycle: Cycles,
+    options: MultigridOptions,
+    setup: CommStats,
+    setup_seconds: f64,
+}
+
+impl std::fmt::Debug for DistributedMultigrid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DistributedMultigrid")
+            .field("distributed_levels", &self.levels.len())
+            .field("tail_levels", &self.tail.level_dims())
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+/// The cells and face coefficients of this rank's coarse cells (global
+/// coordinates), from the fine level's local grid, by the serial rule:
+/// air over fluid over solid among the children, and the mean of the
+/// children's β across the coarse face (0 on the grid's last layer).
+fn coarse_cell(fine: &GridPoisson, fine_part: &Decomposition, c: [usize; 3]) -> Cell {
+    let (extended, dims, ndim) = (fine_part.extended(), fine_part.dims, fine_part.ndim());
+    let mut kind = Cell::Solid;
+    for_each_child(c, ndim, dims, None, |f| {
+        kind = match (kind, fine.cell(extended.index(f))) {
+            (Cell::Air, _) | (_, Cell::Air) => Cell::Air,
+            (Cell::Fluid, _) | (_, Cell::Fluid) => Cell::Fluid,
+            _ => Cell::Solid,
+        };
+    });
+    kind
+}
+
+fn coarse_beta(fine: &GridPoisson, fine_part: &Decomposition, a: usize, c: [usize; 3]) -> f64 {
+    let (extended, dims, ndim) = (fine_part.extended(), fine_part.dims, fine_part.ndim());
+    if 2 * c[a] + 2 >= dims[a] {
+        return 0.0;
+    }
+    let beta = fine.face_coefficients().expect("coefficients");
+    let n = extended.num_cells();
+    let (mut sum, mut count) = (0.0, 0);
+    for_each_child(c, ndim, dims, Some(a), |f| {
+        sum += beta[a * n + extended.index(f)];
+        count += 1;
+    });
+    sum / count as f64
+}
+
+/// Calls `f` on the fine children 2c + δ of coarse cell c inside the fine
+/// grid (z outermost); along `layer`'s axis only the upper child.
+fn for_each_child(
+    c: [usize; 3],
+    ndim: usize,
+    dims: [usize; 3],
+    layer: Option<usize>,
+    mut f: impl FnMut([usize; 3]),
+) {
+    let span = |b: usize| {
+        if b >= ndim {
+            c[b]..c[b] + 1
+        } else if layer == Some(b) {
+            2 * c[b] + 1..2 * c[b] + 2
+        } else {
+            2 * c[b]..(2 * c[b] + 2).min(dims[b])
+        }
+    };
+    for k in span(2) {
+        for j in span(1) {
+            for i in span(0) {
+                f([i, j, k]);
+            }
+        }
+    }
+}
+
+impl DistributedMultigrid {
+    /// Builds the hierarchy of `a` (collective). The coarse operators are
+    /// rediscretised ([`CoarseOperators::Galerkin`] is refused: its
+    /// products are not distributed).
+    pub fn new(a: &DistributedGridPoisson, options: &MultigridOptions) -> Result<Self> {
+        let start = Instant::now();
+        let collective = Rc::clone(&a.collective);
+        let before = collective.stats();
+        if options.coarse_operators == CoarseOperators::Galerkin {
+            return Err(Error::invalid(
+                "coarse_operators",
+                "the distributed V-cycle has rediscretised coarse levels only",
+            ));
+        }
+        let options = MultigridOptions {
+            coarse_operators: CoarseOperators::Rediscretized,
+            ..options.clone()
+        };
+        // The serial cycle checks the options, on any grid.
+        Multigrid::new(
+            &GridPoisson::builder([2, 1, 1], &[Cell::Fluid, Cell::Air]).build()?,
+            &options,
+        )?;
+        let mut levels = vec![Level {
+            op: a.local.clone(),
+            galerkin: None,
+        }];
+        let mut parts = vec![Part::new(a.decomposition.clone(), &a.local)];
+        loop {
+            let (fine, part) = (&levels[levels.len() - 1].op, &parts[parts.len() - 1]);
+            let mut unknowns = [part.owned_unknowns.len() as f64];
+            collective.allreduce(&mut unknowns);
+            let dims = part.decomposition.dims;
+            if unknowns[0] <= options.coarsest_unknowns as f64 || dims.iter().all(|&n| n <= 2) {
+                break;
+            }
+            let Some(coarse) = part.decomposition.coarsened() else {
+                break;
+            };
+            let fine_part = &part.decomposition;
+            let beta = fine
+                .face_coefficients()
+                .map(|_| move |a: usize, c: [usize; 3]| coarse_beta(fine, fine_part, a, c));
+            let (cells, beta) = extend_cells(
+                &collective,
+                &coarse,
+                |c| coarse_cell(fine, fine_part, c),
+                beta.as_ref()
+                    .map(|f| f as &dyn Fn(usize, [usize; 3]) -> f64),
+            );
+            let h = fine.spacing();
+            let ndim = coarse.ndim();
+            let spacing = [0, 1, 2].map(|a| if a < ndim { 2.0 * h[a] } else { 1.0 });
+            let builder = GridPoisson::builder(coarse.extended().dims(), &cells)
+                .spacing(spacing)
+                .scale(fine.scale());
+            let local = match &beta {
+                Some(beta) => builder.face_coefficients(beta).build(),
+                None => builder.build(),
+            };
+            if let Err(e) = &local {
+                collective.fail(e.clone());
+            }
+            collective.agree()?;
+            let local = local?;
+            parts.push(Part::new(coarse, &local));
+            levels.push(Level {
+                op: local,
+                galerkin: None,
+            });
+        }
+        let (tail, gather) = gather_tail(
+            &collective,
+            &levels[levels.len() - 1].op,
+            &parts[parts.len() - 1],
+            &options,
+        );
+        if let Err(e) = &tail {
+            collective.fail(e.clone());
+        }
+        collective.agree()?;
+        let tail = tail?;
+        let tail_dim = tail.dim();
+        let omega = options.damping;
+        let cycle = match options.precision {
+            Precision::Double => {
+                Cycles::Double(Mutex::new(Cycle::new(&levels, omega, Cycle::default())))
+            }
+            Precision::Single => {
+                Cycles::Single(Mutex::new(Cycle::new(&levels, omega, Cycle::default())))
+            }
+        };
+        Ok(Self {
+            setup: collective.stats() - before,
+            collective,
+            levels,
+            parts,
+            tail,
+            gather,
+            gathered: Mutex::new((vec![0.0; tail_dim], vec![0.0; tail_dim])),
+            cycle,
+            options,
+            setup_seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The whole grid's size on every level: the distributed ones, then
+    /// the serial tail's (its first is the last distributed one).
+    pub fn level_dims(&self) -> Vec<[usize; 3]> {
+        let mut dims: Vec<[usize; 3]> = self.parts.iter().map(|p| p.decomposition.dims).collect();
+        dims.extend(self.tail.level_dims().into_iter().skip(1));
+        dims
+    }
+
+    /// The number of distributed levels (the last one is gathered).
+    pub fn distributed_levels(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// Wall time of the setup, in seconds.
+    pub fn setup_seconds(&self) -> f64 {
+        self.setup_seconds
+    }
+
+    /// Communication of the setup.
+    pub fn setup_comm_stats(&self) -> CommStats {
+        self.setup
+    }
+
+    fn vcycle<T: Real + HaloValue>(
+        &self,
+        l: usize,
+        bufs: &mut [Buffers<T>],
+        gathered: &mut (Vec<f64>, Vec<f64>),
+    ) -> Result<()> {
+        let (level, part) = (&self.levels[l], &self.parts[l]);
+        let (here, coarser) = bufs.split_first_mut().expect("a buffer per level");
+        let collective = &*self.collective;
+        if l + 1 == self.levels.len() {
+            let (r, z) = gathered;
+            r.fill(0.0);
+            for (&e, &g) in part.owned_unknowns.iter().zip(&self.gather) {
+                r[g as usize] = here.b[e as usize].to_f64();
+            }
+            collective.allreduce(r);
+            self.tail.apply_dot(r, z)?;
+            for (&e, &g) in part.owned_unknowns.iter().zip(&self.gather) {
+                here.x[e as usize] = T::from_f64(z[g as usize]);
+            }
+            return Ok(());
+        }
+        let sweeps = self.options.smoothing_sweeps;
+        let smooth = |here: &mut Buffers<T>, exchange: bool| -> Result<()> {
+            level.jacobi_sweep(&here.weights, &here.b, &here.x, &mut here.next)?;
+            std::mem::swap(&mut here.x, &mut here.next);
+            if exchange {
+                part.faces.exchange(collective, &mut here.x);
+            }
+            Ok(())
+        };
+        vector::multiply(&here.weights, &here.b, &mut here.x);
+        part.faces.exchange(collective, &mut here.x);
+        for _ in 1..sweeps {
+            smooth(here, true)?;
+        }
+        level.residual(&here.b, &here.x, &mut here.r)?;
+        for &g in &part.ghost_unknowns {
+            here.r[g as usize] = T::default();
+        }
+        let (coarse_level, coarse_part) = (&self.levels[l + 1], &self.parts[l + 1]);
+        let transfer = Transfer {
+            fine: &level.op,
+            coarse: &coarse_level.op,
+            shift: part.shift(),
+        };
+        transfer.restrict(&here.r, &mut coarser[0].b);
+        coarse_part.all.accumulate(collective, &mut coarser[0].b);
+        self.vcycle(l + 1, coarser, gathered)?;
+        coarse_part.all.exchange(collective, &mut coarser[0].x);
+        transfer.prolong_add(&coarser[0].x, &mut here.x);
+        part.faces.exchange(collective, &mut here.x);
+        for s in 0..sweeps {
+            smooth(here, s + 1 < sweeps)?;
+        }
+        Ok(())
+    }
+
+    fn precondition<T: Real + HaloValue>(
+        &self,
+        cycle: &Mutex<Cycle<T>>,
+        r: &[f64],
+        z: &mut [f64],
+    ) -> Result<f64> {
+        let mut guard = cycle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut gathered = self.gathered.lock().unwrap_or_else(|p| p.into_inner());
+        let levels = &mut guard.levels;
+        let owned = &self.parts[0].owned_unknowns;
+        let b = &mut levels[0].b;
+        b.fill(T::default());
+        for (&e, &v) in owned.iter().zip(r) {
+            b[e as usize] = T::from_f64(v);
+        }
+        self.vcycle(0, levels, &mut gathered)?;
+        let x = &levels[0].x;
+        let mut dot = 0.0;
+        for ((&e, out), &ri) in owned.iter().zip(z.iter_mut()).zip(r) {
+            *out = x[e as usize].to_f64();
+            dot += ri * *out;
+        }
+        Ok(dot)
+    }
+}
+
+/// The last distributed level gathered onto every rank as one grid (one
+/// reduction of its cells and coefficients), its serial hierarchy, and
+/// the gathered grid's unknown of each owned unknown.
+fn gather_tail(
+    collective: &Collective,
+    local: &GridPoisson,
+    part: &Part,
+    options: &MultigridOptions,
+) -> (Result<Multigrid>, Vec<u32>) {
+    let decomposition = &part.decomposition;
+    let (dims, ndim) = (decomposition.dims, decomposition.ndim());
+    let (owned, extended) = (decomposition.owned(), decomposition.extended());
+    let n: usize = dims.iter().product();
+    let with_beta = local.face_coefficients().is_some();
+    let fields = if with_beta { 1 + ndim } else { 1 };
+    let mut values = vec![0.0; fields * n];
+    let global = |c: [usize; 3]| c[0] + dims[0] * (c[1] + dims[1] * c[2]);
+    owned.for_each(|c| {
+        let (g, e) = (global(c), extended.index(c));
+        values[g] = match local.cell(e) {
+            Cell::Solid => 0.0,
+            Cell::Fluid => 1.0,
+            Cell::Air => 2.0,
+        };
+        if let Some(beta) = local.face_coefficients() {
+            for a in 0..ndim {
+                values[(1 + a) * n + g] = beta[a * extended.num_cells() + e];
+            }
+        }
+    });
+    collective.allreduce(&mut values);
+    let cells: Vec<Cell> = values[..n]
+        .iter()
+        .map(|&v| match v as u8 {
+            1 => Cell::Fluid,
+            2 => Cell::Air,
+            _ => Cell::Solid,
+        })
+        .collect();
+    let builder = GridPoisson::builder(dims, &cells)
+        .spacing(local.spacing())
+        .scale(local.scale());
+    let grid = if with_beta {
+        builder.face_coefficients(&values[n..]).build()
+    } else {
+        builder.build()
+    };
+    let grid = match grid {
+        Ok(grid) => grid,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    let mut gather = Vec::with_capacity(part.owned_unknowns.len());
+    owned.for_each(|c| {
+        if let Some(u) = grid.unknown_of_cell(global(c)) {
+            gather.push(u as u32);
+        }
+    });
+    (Multigrid::new(&grid, options), gather)
+}
+
+impl Preconditioner for DistributedMultigrid {
+    fn dim(&self) -> usize {
+        self.parts[0].owned_unknowns.len()
+    }
+
+    /// z ← M⁻¹ r on this rank's unknowns (collective); returns this rank's
+    /// part of rᵀz.
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
+        Error::check_len("r", self.dim(), r.len())?;
+        Error::check_len("z", self.dim(), z.len())?;
+        match &self.cycle {
+            Cycles::Double(cycle) => self.precondition(cycle, r, z),
+            Cycles::Single(cycle) => self.precondition(cycle, r, z),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The fluid regions enclosed by walls (no air cell) of a distributed
+//! grid, on which A is singular with the constant as null vector.
+//!
+//! Each rank finds the connected components of its own fluid cells
+//! (union-find over face neighbours), labels each with its smallest
+//! global cell index and whether it touches air, then exchanges labels
+//! with its face neighbours until no label changes on any rank: every
+//! component then carries its global region's label. Enclosed regions
+//! inside one box are handled by that rank alone; those that cross boxes
+//! are numbered over all ranks, and their sums are one reduction.
+
+use super::comm::Collective;
+use super::decomposition::{Decomposition, GridBox};
+use super::halo::Halo;
+use crate::error::{Error, Result};
+use crate::operator::{Cell, GridPoisson, LinearOperator, INCONSISTENCY_RTOL};
+use std::collections::HashMap;
+
+/// No enclosed region.
+const NONE: u32 = u32::MAX;
+
+/// The enclosed regions met by this rank's unknowns.
+#[derive(Debug, Clone)]
+pub(crate) struct Regions {
+    /// Per owned unknown: its region (local ones first, then shared ones
+    /// by their global number), or [`NONE`].
+    region: Vec<u32>,
+    /// Cells of each local region.
+    local_sizes: Vec<usize>,
+    /// Cells of each shared region, over all ranks.
+    shared_sizes: Vec<f64>,
+    /// Some rank has an enclosed region.
+    any: bool,
+    /// Global coordinates of a cell of each region this rank meets.
+    first_cell: Vec<[usize; 3]>,
+}
+
+fn find(parent: &mut [u32], mut u: u32) -> u32 {
+    while parent[u as usize] != u {
+        let p = parent[parent[u as usize] as usize];
+        parent[u as usize] = p;
+        u = p;
+    }
+    u
+}
+
+impl Regions {
+    /// Finds the regions (collective). `local` is the grid of the extended
+    /// box, `owned_unknowns` its unknown of each owned unknown, `faces` the
+    /// face exchange over its unknowns.
+    pub(crate) fn find(
+        collective: &Collective,
+        decomposition: &Decomposition,
+        local: &GridPoisson,
+        owned_unknowns: &[u32],
+        faces: &Halo,
+    ) -> Self {
+        let (owned, extended) = (decomposition.owned(), decomposition.extended());
+        let dims = decomposition.dims;
+        let ndim = decomposition.ndim();
+        let n = owned_unknowns.len();
+        // Owned unknown of each extended unknown.
+        let mut owned_of = vec![NONE; local.dim()];
+        for (o, &e) in owned_unknowns.iter().enumerate() {
+            owned_of[e as usize] = o as u32;
+        }
+        let cell_of = |e: u32| extended.coords(local.cells_of_unknowns()[e as usize] as usize);
+        let global_index = |c: [usize; 3]| (c[0] + dims[0] * (c[1] + dims[1] * c[2])) as f64;
+        // Face neighbours of each owned unknown: owned unknowns are joined,
+        // ghost unknowns and air noted.
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        let mut ghost_links: Vec<(u32, u32)> = Vec::new();
+        let mut touches_air = vec![false; n];
+        for (o, &e) in owned_unknowns.iter().enumerate() {
+            let c = cell_of(e);
+            for a in 0..ndim {
+                for up in [false, true] {
+                    let Some(nb) = neighbour(c, a, up, &extended) else {
+                        continue;
+                    };
+                    let cell = extended.index(nb);
+                    match local.cell(cell) {
+                        Cell::Air => touches_air[o] = true,
+                        Cell::Solid => {}
+                        Cell::Fluid => {
+                            let ne = local.unknown_of_cell(cell).expect("fluid") as u32;
+                            match owned_of[ne as usize] {
+                                NONE => ghost_links.push((o as u32, ne)),
+                                other if up => {
+                                    let (ra, rb) =
+                                        (find(&mut parent, o as u32), find(&mut parent, other));
+                                    if ra != rb {
+                                        parent[ra.max(rb) as usize] = ra.min(rb);
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Per component (indexed by its root): label, air, crosses a box.
+        let mut label = vec![f64::INFINITY; n];
+        let mut air = vec![false; n];
+        let mut shared = vec![false; n];
+        for o in 0..n {
+            let root = find(&mut parent, o as u32) as usize;
+            label[root] = label[root].min(global_index(cell_of(owned_unknowns[o])));
+            air[root] |= touches_air[o];
+        }
+        for &(o, _) in &ghost_links {
+            let root = find(&mut parent, o) as usize;
+            shared[root] = true;
+        }
+        // Propagate (label, air) across boxes until nothing changes.
+        let mut values = vec![0.0f64; local.dim()];
+        loop {
+            for (o, &e) in owned_unknowns.iter().enumerate() {
+                let root = find(&mut parent, o as u32) as usize;
+                values[e as usize] = 2.0 * label[root] + f64::from(u8::from(air[root]));
+            }
+            faces.exchange(collective, &mut values);
+            let mut changed = 0.0;
+            for &(o, g) in &ghost_links {
+                let root = find(&mut parent, o) as usize;
+                let v = values[g as usize];
+                let (their_label, their_air) = ((v / 2.0).floor(), v % 2.0 == 1.0);
+                if their_label < label[root] || (their_air && !air[root]) {
+                    label[root] = label[root].min(their_label);
+                    air[root] |= their_air;
+                    changed = 1.0;
+                }
+            }
+            let mut flags = [changed, if collective.failed() { 1.0 } else { 0.0 }];
+            collective.allreduce(&mut flags);
+            if flags[0] == 0.0 || flags[1] != 0.0 {
+                break;
+            }
+        }
+        // Number the regions: local ones here, shared ones by the rank
+        // owning the region's labelled cell.
+        let mut region = vec![NONE; n];
+        let mut local_sizes = Vec::new();
+        let mut first_cell = Vec::new();
+        let mut local_of_root: HashMap<usize, u32> = HashMap::new();
+        let mut my_shared: Vec<f64> = Vec::new();
+        for o in 0..n {
+            let root = find(&mut parent, o as u32) as usize;
+            if air[root] {
+                continue;
+            }
+            if shared[root] {
+                let l = label[root];
+                let c = coords_of(l as usize, dims);
+                if owns(&owned, c) && !my_shared.contains(&l) {
+                    my_shared.push(l);
+                }
+            } else {
+                let next = local_of_root.len() as u32;
+                let k = *local_of_root.entry(root).or_insert_with(|| {
+                    local_sizes.push(0);
+                    first_cell.push(cell_of(owned_unknowns[o]));
+                    next
+                });
+                local_sizes[k as usize] += 1;
+                region[o] = k;
+            }
+        }
+        my_shared.sort_by(f64::total_cmp);
+        let size = collective.size();
+        let mut counts = vec![0.0; size + 1];
+        counts[collective.rank()] = my_shared.len() as f64;
+        counts[size] = local_sizes.len() as f64;
+        collective.allreduce(&mut counts);
+        let total = counts[..size].iter().sum::<f64>() as usize;
+        let offset = counts[..collective.rank()].iter().sum::<f64>() as usize;
+        let mut labels = vec![0.0; total];
+        labels[offset..offset + my_shared.len()].copy_from_slice(&my_shared);
+        collective.allreduce(&mut labels);
+        let number: HashMap<u64, u32> = labels
+            .iter()
+            .enumerate()
+            .map(|(j, &l)| (l as u64, j as u32))
+            .collect();
+        let num_local = local_sizes.len() as u32;
+        let mut shared_sizes = vec![0.0; total];
+        for (o, region) in region.iter_mut().enumerate() {
+            let root = find(&mut parent, o as u32) as usize;
+            if !air[root] && shared[root] {
+                if let Some(&j) = number.get(&(label[root] as u64)) {
+                    *region = num_local + j;
+                    shared_sizes[j as usize] += 1.0;
+                }
+            }
+        }
+        collective.allreduce(&mut shared_sizes);
+        first_cell.extend(labels.iter().map(|&l| coords_of(l as usize, dims)));
+        Regions {
+            region,
+            local_sizes,
+            shared_sizes,
+            any: counts[size] > 0.0 || total > 0,
+            first_cell,
+        }
+    }
+
+    /// `true` when some rank has an enclosed region (the same on every rank).
+    pub(crate) fn any(&self) -> bool {
+        self.any
+    }
+
+    /// Per region its sum of v (local ones from this rank, shared ones over
+    /// all ranks), and the squared norm Σ_k s_k²/|k| of the null-space
+    /// component over all ranks; with `extra` values summed in the same
+    /// reduction.
+    fn sums(&self, collective: &Collective, v: &[f64], extra: &mut [f64]) -> (Vec<f64>, f64) {
+        let num_local = self.local_sizes.len();
+        let mut sums = vec![0.0; num_local + self.shared_sizes.len()];
+        for (&r, &vu) in self.region.iter().zip(v) {
+            if r != NONE {
+                sums[r as usize] += vu;
+            }
+        }
+        let local_norm2: f64 = sums[..num_local]
+            .iter()
+            .zip(&self.local_sizes)
+            .map(|(s, &m)| s * s / m as f64)
+            .sum();
+        let mut reduced: Vec<f64> = sums[num_local..].to_vec();
+        reduced.push(local_norm2);
+        reduced.extend_from_slice(extra);
+        collective.allreduce(&mut reduced);
+        let count = self.shared_sizes.len();
+        sums[num_local..].copy_from_slice(&reduced[..count]);
+        extra.copy_from_slice(&reduced[count + 1..]);
+        let shared_norm2: f64 = reduced[..count]
+            .iter()
+            .zip(&self.shared_sizes)
+            .map(|(s, m)| s * s / m)
+            .sum();
+        (sums, reduced[count] + shared_norm2)
+    }
+
+    /// v ← v − Σ_k (1_kᵀv / |k|) 1_k over the enclosed regions (collective);
+    /// returns the norm of the removed component.
+    pub(crate) fn remove(&self, collective: &Collective, v: &mut [f64]) -> f64 {
+        if !self.any {
+            return 0.0;
+        }
+        let (mut means, norm2) = self.sums(collective, v, &mut []);
+        for (mean, size) in means.iter_mut().zip(
+            self.local_sizes
+                .iter()
+                .map(|&m| m as f64)
+                .chain(self.shared_sizes.iter().copied()),
+        ) {
+            *mean /= size;
+        }
+        for (vu, &r) in v.iter_mut().zip(&self.region) {
+            if r != NONE {
+                *vu -= means[r as usize];
+            }
+        }
+        norm2.sqrt()
+    }
+
+    /// An error when b's null-space component is more than rounding
+    /// (collective; the same verdict on every rank).
+    pub(crate) fn check_consistent(&self, collective: &Collective, b: &[f64]) -> Result<()> {
+        if !self.any {
+            return Ok(());
+        }
+        let mut b_norm2 = [crate::vector::dot(b, b)];
+        let (sums, norm2) = self.sums(collective, b, &mut b_norm2);
+        let (norm, threshold) = (norm2.sqrt(), INCONSISTENCY_RTOL * b_norm2[0].sqrt());
+        if norm <= threshold {
+            return Ok(());
+        }
+        let sizes = self
+            .local_sizes
+            .iter()
+            .map(|&m| m as f64)
+            .chain(self.shared_sizes.iter().copied());
+        let worst = sums
+            .iter()
+            .zip(sizes)
+            .map(|(s, m)| s.abs() / m.sqrt())
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| self.first_cell[k]);
+        Err(Error::invalid(
+            "b",
+            format!(
+                "the right-hand side is inconsistent: A is singular on the fluid regions that touch no air cell{}, \
+                 and the null-space component of b has norm {norm:.3e} > {INCONSISTENCY_RTOL:e}·‖b‖ = {threshold:.3e} \
+                 over all ranks (remove the mean of b over each such region, or add an air cell)",
+                worst.map_or(String::new(), |c| format!(" (among them the one containing cell {c:?})"))
+            ),
+        ))
+    }
+}
+
+/// The face neighbour of global cell `c` along axis `a` (up or down),
+/// when it lies in `within`.
+pub(crate) fn neighbour(c: [usize; 3], a: usize, up: bool, within: &GridBox) -> Option<[usize; 3]> {
+    let mut nb = c;
+    if up {
+        nb[a] += 1;
+        (nb[a] < within.hi[a]).then_some(nb)
+    } else {
+        (c[a] > within.lo[a]).then(|| {
+            nb[a] -= 1;
+            nb
+        })
+    }
+}
+
+fn coords_of(index: usize, dims: [usize; 3]) -> [usize; 3] {
+    [
+        index % dims[0],
+        (index / dims[0]) % dims[1],
+        index / (dims[0] * dims[1]),
+    ]
+}
+
+fn owns(b: &GridBox, c: [usize; 3]) -> bool {
+    (0..3).all(|a| b.lo[a] <= c[a] && c[a] < b.hi[a])
+}
