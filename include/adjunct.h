@@ -172,6 +172,12 @@ typedef enum adj_norm {
   ADJ_NORM_MAX = 1,
 } adj_norm;
 
+// This rank's part of a distributed pressure solve (opaque): the grid
+// operator on its box with ghost layers, and the distributed V-cycle.
+// Every function on it is collective (all ranks call it, in the same
+// order) and must be called on the thread that created it.
+typedef struct adj_distributed_pressure_solver adj_distributed_pressure_solver;
+
 // A trained direction network (opaque), loaded from a safetensors file:
 // either the DCDM form (D(r) = N(r), a ReLU network) or the symmetric form
 // (D(r) = Lᵀ L r with L a linear network: a learned SPD preconditioner,
@@ -257,6 +263,105 @@ typedef struct adj_solve_report {
 // the caller's `ctx` first; returns 0 on success (nonzero aborts the solve
 // with `ADJ_ERR_CALLBACK` on this rank). Invoked only on the calling thread.
 typedef int (*adj_allreduce_fn)(void *ctx, double *buf, size_t n);
+
+// One message of a halo exchange (see `adj_exchange_fn`).
+typedef struct adj_halo_message {
+  // The neighbour's offset (dx, dy, dz), each −1, 0 or 1 (never all 0),
+  // in the grid of rank boxes: the rank whose box is next to this one
+  // in that direction (`MPI_Cart_rank` of this rank's coordinates +
+  // offset).
+  int32_t offset[3];
+  // The bytes to send to that neighbour.
+  const void *send;
+  size_t send_bytes;
+  // Where to receive that neighbour's message for this rank, which has
+  // exactly `recv_bytes` bytes.
+  void *recv;
+  size_t recv_bytes;
+} adj_halo_message;
+
+// A halo exchange: for each of the `count` messages, send `send_bytes`
+// bytes from `send` to the neighbour at `offset` and receive
+// `recv_bytes` bytes from it into `recv` (e.g. `MPI_Irecv` and
+// `MPI_Isend` of `MPI_BYTE` per message on one tag, then `MPI_Waitall`).
+// The neighbour lists this rank at the opposite offset in the same
+// exchange; between two ranks there is one message each way per call,
+// and calls never overlap, so one tag serves all. The buffers are valid
+// during the call only. Returns 0 on success; on failure it must still
+// have completed its sends and receives (or never started any on any
+// rank), so that no rank waits forever: every rank then stops with
+// `ADJ_ERR_CALLBACK` at the next reduction. Called on the thread that
+// called the library.
+typedef int (*adj_exchange_fn)(void *ctx, struct adj_halo_message *messages, size_t count);
+
+// The communicator of a distributed solve: this rank, the number of
+// ranks, and the two collective callbacks, which receive `ctx` first.
+// Initialise with `adj_comm_init(&comm, sizeof comm)`. The library calls
+// both on every rank in the same order. With `size` = 1 both may be NULL.
+typedef struct adj_comm {
+  // `sizeof(adj_comm)` as the caller's header declares it.
+  size_t struct_size;
+  // Passed to both callbacks (e.g. a pointer to the `MPI_Comm`).
+  void *ctx;
+  // This rank's index in 0..size (`MPI_Comm_rank`). Default 0.
+  size_t rank;
+  // The number of ranks (`MPI_Comm_size`). Default 1.
+  size_t size;
+  // Sums doubles over all ranks in place, as for
+  // `adj_cg_solve_distributed`.
+  adj_allreduce_fn allreduce_sum;
+  // Moves the messages of one halo exchange.
+  adj_exchange_fn exchange;
+} adj_comm;
+
+// This rank's communication during one call. Initialise with
+// `adj_comm_stats_init(&stats, sizeof stats)`.
+typedef struct adj_comm_stats {
+  // `sizeof(adj_comm_stats)` as the caller's header declares it.
+  size_t struct_size;
+  // Calls of `allreduce_sum`, and the doubles they summed.
+  uint64_t allreduces;
+  uint64_t allreduce_values;
+  // Calls of `exchange`, the messages they sent and their bytes.
+  uint64_t exchanges;
+  uint64_t messages;
+  uint64_t bytes;
+} adj_comm_stats;
+
+// Options of `adj_operator_new_grid`. Initialise with
+// `adj_grid_options_init(&options, sizeof options)`.
+typedef struct adj_grid_options {
+  // `sizeof(adj_grid_options)` as the caller's header declares it.
+  size_t struct_size;
+  // NULL (all 1, the default) or `ndim` grid spacings h, in the units of
+  // length of the simulation.
+  const double *spacing;
+  // NULL (all 1, the default) or `ndim·nx·ny·nz` face coefficients
+  // β ≥ 0, as for `adj_operator_new_grid_poisson`.
+  const double *face_coefficients;
+  // A scalar factor s > 0 on the whole operator, A = s·(−∇·β∇): e.g.
+  // s = dt/ρ, so that b is the divergence field itself and `atol` is in
+  // its units. Default 1.
+  double scale;
+  // NULL (default) or a level set φ of the liquid per cell (< 0 in the
+  // liquid, ≥ 0 in the air, any unit of length): ghost-fluid free
+  // surfaces. A face between a fluid cell i and an air cell a then
+  // carries the Dirichlet condition p = 0 at the fraction
+  // θ = φ_i/(φ_i − φ_a) of the way from i to a, i.e. the weight
+  // β/(θ h²) instead of β/h² (θ = 1 where φ does not change sign).
+  // Nothing else is stored per face.
+  const double *air_level_set;
+  // The smallest θ (in (0, 1]), against a singular weight when the
+  // surface passes through a cell centre. Default 0.01.
+  double min_air_fraction;
+  // The code of a fluid cell in `cells`. Default `ADJ_CELL_FLUID` (0).
+  uint8_t fluid_code;
+  // The code of a solid cell. Default `ADJ_CELL_SOLID` (1).
+  uint8_t solid_code;
+  // The code of an air cell. Default `ADJ_CELL_AIR` (2). The three codes
+  // must differ; a cell with another value is an error naming `cells`.
+  uint8_t air_code;
+} adj_grid_options;
 
 // Options of the linear solve inside a VJP or JVP, independent of the
 // forward solve. Initialise with
@@ -380,41 +485,6 @@ typedef int (*adj_apply_fn)(void *ctx, const double *x, double *y, size_t n);
 // Invoked only on the calling thread.
 typedef adj_apply_fn adj_direction_fn;
 
-// Options of `adj_operator_new_grid`. Initialise with
-// `adj_grid_options_init(&options, sizeof options)`.
-typedef struct adj_grid_options {
-  // `sizeof(adj_grid_options)` as the caller's header declares it.
-  size_t struct_size;
-  // NULL (all 1, the default) or `ndim` grid spacings h, in the units of
-  // length of the simulation.
-  const double *spacing;
-  // NULL (all 1, the default) or `ndim·nx·ny·nz` face coefficients
-  // β ≥ 0, as for `adj_operator_new_grid_poisson`.
-  const double *face_coefficients;
-  // A scalar factor s > 0 on the whole operator, A = s·(−∇·β∇): e.g.
-  // s = dt/ρ, so that b is the divergence field itself and `atol` is in
-  // its units. Default 1.
-  double scale;
-  // NULL (default) or a level set φ of the liquid per cell (< 0 in the
-  // liquid, ≥ 0 in the air, any unit of length): ghost-fluid free
-  // surfaces. A face between a fluid cell i and an air cell a then
-  // carries the Dirichlet condition p = 0 at the fraction
-  // θ = φ_i/(φ_i − φ_a) of the way from i to a, i.e. the weight
-  // β/(θ h²) instead of β/h² (θ = 1 where φ does not change sign).
-  // Nothing else is stored per face.
-  const double *air_level_set;
-  // The smallest θ (in (0, 1]), against a singular weight when the
-  // surface passes through a cell centre. Default 0.01.
-  double min_air_fraction;
-  // The code of a fluid cell in `cells`. Default `ADJ_CELL_FLUID` (0).
-  uint8_t fluid_code;
-  // The code of a solid cell. Default `ADJ_CELL_SOLID` (1).
-  uint8_t solid_code;
-  // The code of an air cell. Default `ADJ_CELL_AIR` (2). The three codes
-  // must differ; a cell with another value is an error naming `cells`.
-  uint8_t air_code;
-} adj_grid_options;
-
 // Options of `adj_ot_solve`. Initialise with
 // `adj_ot_options_init(&options, sizeof options)`.
 typedef struct adj_ot_options {
@@ -530,6 +600,78 @@ enum adj_status adj_cg_solve_distributed(const struct adj_operator *op,
                                          adj_allreduce_fn allreduce,
                                          void *allreduce_ctx,
                                          struct adj_solve_report *report);
+
+// Initialises `*comm` (`struct_size` = `sizeof *comm`): rank 0 of 1, no
+// callbacks.
+enum adj_status adj_comm_init(struct adj_comm *comm, size_t struct_size);
+
+// Initialises `*stats` (`struct_size` = `sizeof *stats`).
+enum adj_status adj_comm_stats_init(struct adj_comm_stats *stats, size_t struct_size);
+
+// Creates this rank's part of a distributed pressure solver (collective)
+// for the grid of `nx × ny × nz` cells (`nz = 1` in 2D) split into one
+// box per rank: this rank owns the cells [lo[a], hi[a]) along each axis
+// a, and `cells` holds their flags, x fastest, as for
+// `adj_operator_new_grid` over the box (`options`: codes, spacing and
+// scale, the same on every rank, and NULL or the face coefficients of
+// the box's cells, ndim per cell axis by axis; a level set is not
+// supported). The boxes must form a Cartesian decomposition (each axis
+// cut at the same places for every rank: slabs, pencils or blocks of any
+// sizes, as `MPI_Dims_create` and `MPI_Cart_create` give); each rank's
+// neighbour at offset (dx, dy, dz) is the box next to it.
+//
+// Builds the V-cycle of `adj_pressure_solver` (same coarsening,
+// transfers, smoother, float32 vectors) distributed over the ranks,
+// gathered onto every rank once its boxes cannot be halved further:
+// the solve takes the serial solve's iterations for any decomposition.
+// Bad input on any rank (boxes that overlap, leave gaps or leave the
+// grid, different grid sizes or spacings, bad flags) gives an error on
+// every rank; a box without fluid cells is valid. `comm` must be valid
+// on every rank; it is copied.
+enum adj_status adj_distributed_pressure_solver_new(const struct adj_comm *comm,
+                                                    size_t nx,
+                                                    size_t ny,
+                                                    size_t nz,
+                                                    const size_t *lo,
+                                                    const size_t *hi,
+                                                    const uint8_t *cells,
+                                                    const struct adj_grid_options *options,
+                                                    struct adj_distributed_pressure_solver **out);
+
+// Releases a distributed pressure solver (not collective). NULL is
+// accepted.
+void adj_distributed_pressure_solver_free(struct adj_distributed_pressure_solver *solver);
+
+// Solves this rank's part of A p = b (collective): b read from `rhs`, one
+// value per cell of this rank's box (`num_cells` = its cell count, only
+// fluid cells are read), by CG with the distributed V-cycle in the
+// single-reduction form (per iteration one `allreduce_sum` for CG and one
+// for the gathered coarse level, plus one when the grid has regions
+// enclosed by walls; the halo exchanges of one product and one V-cycle),
+// to ‖b − A p‖₂ ≤ max(rtol·‖b‖₂, atol) over the whole grid, from p = 0
+// (`options` as for `adj_cg_solve`, NULL = defaults). Writes p per box
+// cell to `pressure` (0 at solid and air cells) only on success; `report`
+// (NULL or initialised) is the same on every rank, `stats` (NULL or
+// initialised) counts this rank's communication during the solve. A
+// failure on any rank (bad arguments, a callback) gives an error on
+// every rank.
+enum adj_status adj_distributed_pressure_solver_solve(const struct adj_distributed_pressure_solver *solver,
+                                                      const double *rhs,
+                                                      double *pressure,
+                                                      size_t num_cells,
+                                                      const struct adj_cg_options *options,
+                                                      struct adj_solve_report *report,
+                                                      struct adj_comm_stats *stats);
+
+// As `adj_distributed_pressure_solver_solve` on float32 fields: the solve
+// runs in double precision, `pressure` receives p rounded to float.
+enum adj_status adj_distributed_pressure_solver_solve_f32(const struct adj_distributed_pressure_solver *solver,
+                                                          const float *rhs,
+                                                          float *pressure,
+                                                          size_t num_cells,
+                                                          const struct adj_cg_options *options,
+                                                          struct adj_solve_report *report,
+                                                          struct adj_comm_stats *stats);
 
 // Initialises `*options` (`struct_size` = `sizeof *options` in the
 // caller's header) with the defaults: GMRES(30), rtol 1e-10, atol 0,

@@ -425,6 +425,110 @@ private:
     std::unique_ptr<adj_pressure_solver, detail::Deleter<adj_pressure_solver, adj_pressure_solver_free>> handle_;
 };
 
+/// This rank's part of multigrid-PCG on a grid split into one box per
+/// MPI rank (a Cartesian decomposition): the library's distributed grid
+/// operator and V-cycle, with the caller's MPI reached through two
+/// callables: `allreduce(buf, n)` sums n doubles over all ranks in place
+/// (MPI_Allreduce with MPI_IN_PLACE), `exchange(messages, count)` moves
+/// the adj_halo_message buffers (MPI_Irecv and MPI_Isend to the rank at
+/// each message's offset, MPI_Waitall). Construction and solve are
+/// collective. An exception a callable throws is rethrown on its rank
+/// after the call (it must have finished its communication); the other
+/// ranks throw Error (ADJ_ERR_CALLBACK).
+class DistributedPressureSolver {
+public:
+    using Allreduce = std::function<void(double *, std::size_t)>;
+    using Exchange = std::function<void(adj_halo_message *, std::size_t)>;
+
+    /// The grid of nx × ny × nz cells; this rank owns the cells
+    /// [lo[a], hi[a]) and passes their flags (x fastest), with `options`
+    /// over its box as for adj_distributed_pressure_solver_new.
+    DistributedPressureSolver(std::size_t rank, std::size_t size, Allreduce allreduce, Exchange exchange,
+                              std::size_t nx, std::size_t ny, std::size_t nz, const std::size_t lo[3],
+                              const std::size_t hi[3], const uint8_t *cells,
+                              const adj_grid_options *options = nullptr)
+        : comm_(new Comm{std::move(allreduce), std::move(exchange), nullptr}),
+          num_cells_((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2])) {
+        adj_comm c;
+        adj_comm_init(&c, sizeof c);
+        c.ctx = comm_.get();
+        c.rank = rank;
+        c.size = size;
+        c.allreduce_sum = &Comm::allreduce_call;
+        c.exchange = &Comm::exchange_call;
+        adj_distributed_pressure_solver *h = nullptr;
+        const adj_status status = adj_distributed_pressure_solver_new(&c, nx, ny, nz, lo, hi, cells, options, &h);
+        comm_->rethrow();
+        detail::check(status);
+        handle_.reset(h);
+    }
+
+    /// A p = rhs on this rank's box (its cell count of values each), from
+    /// p = 0; `stats` (may be null) receives this rank's communication.
+    adj_solve_report solve(const double *rhs, double *pressure, const adj_cg_options &options = cg_options(),
+                           adj_comm_stats *stats = nullptr) {
+        adj_solve_report report = detail::fresh_report();
+        const adj_status status =
+            adj_distributed_pressure_solver_solve(handle_.get(), rhs, pressure, num_cells_, &options, &report, stats);
+        comm_->rethrow();
+        detail::check_solve(status, report);
+        return report;
+    }
+
+    /// As above on float fields (the solve runs in double).
+    adj_solve_report solve(const float *rhs, float *pressure, const adj_cg_options &options = cg_options(),
+                           adj_comm_stats *stats = nullptr) {
+        adj_solve_report report = detail::fresh_report();
+        const adj_status status = adj_distributed_pressure_solver_solve_f32(handle_.get(), rhs, pressure, num_cells_,
+                                                                            &options, &report, stats);
+        comm_->rethrow();
+        detail::check_solve(status, report);
+        return report;
+    }
+
+    /// The number of cells of this rank's box.
+    std::size_t num_cells() const { return num_cells_; }
+
+private:
+    struct Comm {
+        Allreduce allreduce;
+        Exchange exchange;
+        std::exception_ptr error;
+        static int allreduce_call(void *ctx, double *buf, std::size_t n) noexcept {
+            auto *self = static_cast<Comm *>(ctx);
+            try {
+                self->allreduce(buf, n);
+                return 0;
+            } catch (...) {
+                self->error = std::current_exception();
+                return -1;
+            }
+        }
+        static int exchange_call(void *ctx, adj_halo_message *messages, std::size_t count) noexcept {
+            auto *self = static_cast<Comm *>(ctx);
+            try {
+                self->exchange(messages, count);
+                return 0;
+            } catch (...) {
+                self->error = std::current_exception();
+                return -1;
+            }
+        }
+        void rethrow() {
+            if (error) {
+                std::exception_ptr e = error;
+                error = nullptr;
+                std::rethrow_exception(e);
+            }
+        }
+    };
+    std::unique_ptr<Comm> comm_;
+    std::size_t num_cells_;
+    std::unique_ptr<adj_distributed_pressure_solver,
+                    detail::Deleter<adj_distributed_pressure_solver, adj_distributed_pressure_solver_free>>
+        handle_;
+};
+
 /// Single-reduction CG on this rank's part of a distributed problem:
 /// `allreduce(buf, n)` must replace the n doubles of buf by their sums over
 /// all ranks (e.g. MPI_Allreduce with MPI_IN_PLACE); it is called once per

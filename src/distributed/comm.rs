@@ -209,7 +209,7 @@ impl Collective {
             return Ok(());
         }
         Err(self.take_failure().unwrap_or(Error::Callback {
-            callback: "communicator or input on another rank",
+            callback: "allreduce_sum or exchange on another rank",
             code: -1,
         }))
     }

@@ -11,7 +11,7 @@ use super::decomposition::{Decomposition, GridBox};
 use super::halo::Halo;
 use super::regions::Regions;
 use crate::error::{Error, Result};
-use crate::operator::{Cell, GridPoisson, LinearOperator};
+use crate::operator::{Cell, FieldValue, GridPoisson, LinearOperator};
 use std::rc::Rc;
 use std::sync::Mutex;
 
@@ -25,9 +25,18 @@ pub struct DistributedGridPoissonBuilder<'a> {
     spacing: [f64; 3],
     scale: f64,
     face_coefficients: Option<&'a [f64]>,
+    /// A failure of this rank's arguments found before the builder (a C
+    /// caller's undecodable cells): the setup still meets the other ranks
+    /// so that every rank fails.
+    local_error: Option<Error>,
 }
 
 impl<'a> DistributedGridPoissonBuilder<'a> {
+    pub(crate) fn local_error(mut self, error: Error) -> Self {
+        self.local_error = Some(error);
+        self
+    }
+
     /// Grid spacing h_a per axis, the same on every rank; default 1.
     pub fn spacing(mut self, spacing: [f64; 3]) -> Self {
         self.spacing = spacing;
@@ -152,6 +161,7 @@ impl DistributedGridPoisson {
             spacing: [1.0; 3],
             scale: 1.0,
             face_coefficients: None,
+            local_error: None,
         }
     }
 
@@ -160,26 +170,28 @@ impl DistributedGridPoisson {
         let collective = Rc::new(Collective::new(options.comm));
         let owned = options.owned;
         // This rank's own arguments, checked as a whole grid of its box.
-        let local_check = (0..3)
-            .find(|&a| owned.lo[a] >= owned.hi[a])
-            .map_or(Ok(()), |a| {
-                Err(Error::invalid(
-                    "box",
-                    format!(
-                        "the box lo = {:?}, hi = {:?} is empty along axis {a}",
-                        owned.lo, owned.hi
-                    ),
-                ))
-            })
-            .and_then(|()| {
-                let builder = GridPoisson::builder(owned.dims(), options.cells)
-                    .spacing(options.spacing)
-                    .scale(options.scale);
-                match options.face_coefficients {
-                    Some(beta) => builder.face_coefficients(beta).check(),
-                    None => builder.check(),
-                }
-            });
+        let local_check = options.local_error.map_or(Ok(()), Err).and_then(|()| {
+            (0..3)
+                .find(|&a| owned.lo[a] >= owned.hi[a])
+                .map_or(Ok(()), |a| {
+                    Err(Error::invalid(
+                        "box",
+                        format!(
+                            "the box lo = {:?}, hi = {:?} is empty along axis {a}",
+                            owned.lo, owned.hi
+                        ),
+                    ))
+                })
+                .and_then(|()| {
+                    let builder = GridPoisson::builder(owned.dims(), options.cells)
+                        .spacing(options.spacing)
+                        .scale(options.scale);
+                    match options.face_coefficients {
+                        Some(beta) => builder.face_coefficients(beta).check(),
+                        None => builder.check(),
+                    }
+                })
+        });
         let decomposition = Decomposition::gather(
             &collective,
             options.dims,
@@ -251,6 +263,58 @@ impl DistributedGridPoisson {
             .local
             .unknown_of_cell(extended.index(owned.coords(c)))?;
         self.owned_unknowns.binary_search(&(e as u32)).ok()
+    }
+
+    /// unknowns ← the values of `field` (this rank's box, x fastest) at
+    /// its fluid cells.
+    pub fn gather<F: FieldValue>(&self, field: &[F], unknowns: &mut [f64]) -> Result<()> {
+        Error::check_len("field", self.owned_box().num_cells(), field.len())?;
+        Error::check_len("unknowns", self.dim(), unknowns.len())?;
+        let mut u = 0;
+        self.for_each_unknown_cell(|c| {
+            unknowns[u] = field[c].to_f64();
+            u += 1;
+        });
+        Ok(())
+    }
+
+    /// field ← `unknowns` at the fluid cells of this rank's box, 0 at the
+    /// others.
+    pub fn scatter<F: FieldValue>(&self, unknowns: &[f64], field: &mut [F]) -> Result<()> {
+        Error::check_len("field", self.owned_box().num_cells(), field.len())?;
+        Error::check_len("unknowns", self.dim(), unknowns.len())?;
+        field.fill(F::from_f64(0.0));
+        let mut u = 0;
+        self.for_each_unknown_cell(|c| {
+            field[c] = F::from_f64(unknowns[u]);
+            u += 1;
+        });
+        Ok(())
+    }
+
+    /// Calls `f(c)` for the box cell index c of each unknown, in order.
+    fn for_each_unknown_cell(&self, mut f: impl FnMut(usize)) {
+        let (owned, extended) = (self.decomposition.owned(), self.decomposition.extended());
+        let mut c = 0;
+        owned.for_each(|g| {
+            if self.local.unknown_of_cell(extended.index(g)).is_some() {
+                f(c);
+            }
+            c += 1;
+        });
+    }
+
+    /// Records a failure of this rank's arguments and ends the collective
+    /// step: every rank returns an error.
+    pub(crate) fn fail_everywhere(&self, error: Error) -> Error {
+        self.collective.fail(error);
+        match self.collective.agree() {
+            Err(e) => e,
+            Ok(()) => Error::Callback {
+                callback: "allreduce_sum",
+                code: -1,
+            },
+        }
     }
 
     /// Communication so far, over the setup and every product.

@@ -23,6 +23,7 @@
 
 mod args;
 mod cg;
+mod distributed;
 mod implicit;
 mod learned;
 mod library;
@@ -34,6 +35,7 @@ mod status;
 mod versioned;
 
 pub use cg::*;
+pub use distributed::*;
 pub use implicit::*;
 pub use learned::*;
 pub use library::*;

@@ -297,24 +297,29 @@ pub unsafe extern "C" fn adj_grid_options_init(
     boundary(|| unsafe { versioned::init(options, struct_size, "options") })
 }
 
-/// The grid operator described by the arguments of `adj_operator_new_grid`.
+/// The cells and options of a grid, or of a rank's box of one, as a C
+/// caller passed them: decoded and checked.
+pub(crate) struct GridArgs<'a> {
+    pub(crate) cells: Vec<Cell>,
+    pub(crate) spacing: [f64; 3],
+    pub(crate) scale: f64,
+    pub(crate) face_coefficients: Option<&'a [f64]>,
+    pub(crate) air_level_set: Option<(&'a [f64], f64)>,
+}
+
+/// Decodes `num_cells` cell flags and `options` (NULL = defaults) of a
+/// grid with `ndim` axes.
 ///
 /// # Safety
-/// Pointers as documented on `adj_operator_new_grid`.
-pub(crate) unsafe fn grid_from_c(
-    nx: usize,
-    ny: usize,
-    nz: usize,
+/// Pointers as documented on `adj_operator_new_grid`, for `num_cells` cells.
+pub(crate) unsafe fn grid_args<'a>(
+    num_cells: usize,
+    ndim: usize,
     cells: *const u8,
     options: *const adj_grid_options,
-) -> Result<GridPoisson> {
+) -> Result<GridArgs<'a>> {
     // SAFETY: NULL (defaults) or a valid options struct.
     let o = unsafe { versioned::read(options, "options") }?;
-    let num_cells = nx
-        .checked_mul(ny)
-        .and_then(|v| v.checked_mul(nz))
-        .ok_or_else(|| Error::invalid("nz", format!("nx·ny·nz overflows for {nx}×{ny}×{nz}")))?;
-    let ndim = if nz > 1 { 3 } else { 2 };
     let codes = [o.fluid_code, o.solid_code, o.air_code];
     if codes[0] == codes[1] || codes[0] == codes[2] || codes[1] == codes[2] {
         return Err(Error::invalid(
@@ -322,11 +327,11 @@ pub(crate) unsafe fn grid_from_c(
             format!("fluid_code, solid_code and air_code must differ, found {codes:?}"),
         ));
     }
-    // SAFETY: the caller passes nx·ny·nz flags.
+    // SAFETY: the caller passes num_cells flags.
     let flags = unsafe { slice(cells, num_cells, "cells") }?;
-    let mut cells = crate::alloc::with_capacity(num_cells, "cells")?;
+    let mut decoded = crate::alloc::with_capacity(num_cells, "cells")?;
     for (c, &f) in flags.iter().enumerate() {
-        cells.push(match f {
+        decoded.push(match f {
             f if f == o.fluid_code => Cell::Fluid,
             f if f == o.solid_code => Cell::Solid,
             f if f == o.air_code => Cell::Air,
@@ -341,26 +346,65 @@ pub(crate) unsafe fn grid_from_c(
             }
         });
     }
-    let mut builder = GridPoisson::builder([nx, ny, nz], &cells).scale(o.scale);
+    let mut spacing = [1.0; 3];
     if !o.spacing.is_null() {
         // SAFETY: non-NULL; the caller passes ndim spacings.
         let h = unsafe { slice(o.spacing, ndim, "spacing") }?;
-        let mut h3 = [1.0; 3];
-        h3[..ndim].copy_from_slice(h);
-        builder = builder.spacing(h3);
+        spacing[..ndim].copy_from_slice(h);
     }
-    let per_face = num_cells.checked_mul(ndim).ok_or_else(|| {
-        Error::invalid("nz", format!("ndim·nx·ny·nz overflows for {nx}×{ny}×{nz}"))
-    })?;
-    if !o.face_coefficients.is_null() {
+    let face_coefficients = if o.face_coefficients.is_null() {
+        None
+    } else {
+        let per_face = num_cells
+            .checked_mul(ndim)
+            .ok_or_else(|| Error::invalid("nz", format!("ndim·{num_cells} cells overflows")))?;
         // SAFETY: non-NULL; the caller passes ndim·ncells coefficients.
-        let beta = unsafe { slice(o.face_coefficients, per_face, "face_coefficients") }?;
+        Some(unsafe { slice(o.face_coefficients, per_face, "face_coefficients") }?)
+    };
+    let air_level_set = if o.air_level_set.is_null() {
+        None
+    } else {
+        // SAFETY: non-NULL; the caller passes ncells values.
+        Some((
+            unsafe { slice(o.air_level_set, num_cells, "air_level_set") }?,
+            o.min_air_fraction,
+        ))
+    };
+    Ok(GridArgs {
+        cells: decoded,
+        spacing,
+        scale: o.scale,
+        face_coefficients,
+        air_level_set,
+    })
+}
+
+/// The grid operator described by the arguments of `adj_operator_new_grid`.
+///
+/// # Safety
+/// Pointers as documented on `adj_operator_new_grid`.
+pub(crate) unsafe fn grid_from_c(
+    nx: usize,
+    ny: usize,
+    nz: usize,
+    cells: *const u8,
+    options: *const adj_grid_options,
+) -> Result<GridPoisson> {
+    let num_cells = nx
+        .checked_mul(ny)
+        .and_then(|v| v.checked_mul(nz))
+        .ok_or_else(|| Error::invalid("nz", format!("nx·ny·nz overflows for {nx}×{ny}×{nz}")))?;
+    let ndim = if nz > 1 { 3 } else { 2 };
+    // SAFETY: forwarded contract.
+    let args = unsafe { grid_args(num_cells, ndim, cells, options) }?;
+    let mut builder = GridPoisson::builder([nx, ny, nz], &args.cells)
+        .scale(args.scale)
+        .spacing(args.spacing);
+    if let Some(beta) = args.face_coefficients {
         builder = builder.face_coefficients(beta);
     }
-    if !o.air_level_set.is_null() {
-        // SAFETY: non-NULL; the caller passes ncells values.
-        let phi = unsafe { slice(o.air_level_set, num_cells, "air_level_set") }?;
-        builder = builder.air_level_set(phi, o.min_air_fraction);
+    if let Some((phi, min_fraction)) = args.air_level_set {
+        builder = builder.air_level_set(phi, min_fraction);
     }
     builder.build()
 }

@@ -207,6 +207,8 @@ pub unsafe extern "C" fn adj_sizeof(name: *const std::ffi::c_char) -> usize {
         b"adj_ot_options" => size_of::<adj_ot_options>(),
         b"adj_ot_result" => size_of::<adj_ot_result>(),
         b"adj_grid_options" => size_of::<adj_grid_options>(),
+        b"adj_comm" => size_of::<adj_comm>(),
+        b"adj_comm_stats" => size_of::<adj_comm_stats>(),
         _ => 0,
     })
 }

@@ -8,7 +8,8 @@
    arguments equals the C parameter count, and each Julia type matches the
    C type (table below).
 3. Every function declared in the header has a ccall in src/Adjunct.jl.
-4. The Julia mirrors of the C structs have the same field types, in order.
+4. The Julia mirrors of the C structs have the same field types, in order
+   (a C array field `T name[N]` as `NTuple{N,JT}`).
 
 Usage: python3 tests/julia/check_bindings.py REPO_ROOT  (exit 0 = conforms)
 Needs: pip install tree-sitter tree-sitter-julia
@@ -39,6 +40,9 @@ SCALARS = {
     "adj_allreduce_fn": {"Ptr{Cvoid}"},
     "adj_direction_fn": {"Ptr{Cvoid}"},
     "void *": {"Ptr{Cvoid}"},
+    "const void *": {"Ptr{Cvoid}"},
+    "adj_exchange_fn": {"Ptr{Cvoid}"},
+    "uint64_t": {"UInt64"},
 }
 # C struct name -> Julia mirror type name.
 STRUCTS = {
@@ -51,11 +55,17 @@ STRUCTS = {
     "adj_cdm_options": "CdmOptions",
     "adj_cdm_report": "CdmReport",
     "adj_grid_options": "GridOptions",
+    "adj_comm": "CComm",
+    "adj_comm_stats": "CommStats",
+    "adj_halo_message": "HaloMessage",
 }
-HANDLES = {"adj_operator", "adj_precond", "adj_model", "adj_pressure_solver"}
+HANDLES = {"adj_operator", "adj_precond", "adj_model", "adj_pressure_solver", "adj_distributed_pressure_solver"}
 
 
 def julia_types_for(c_type):
+    array = re.fullmatch(r"(.+)\[(\d+)\]", c_type)
+    if array:
+        return {f"NTuple{{{array.group(2)},{j}}}" for j in julia_types_for(array.group(1))}
     """The set of Julia types that match a C parameter or return type."""
     t = " ".join(c_type.replace("*", " * ").split()).replace(" *", " *")
     t = re.sub(r"\s+\*", " *", t)
@@ -100,7 +110,8 @@ def parse_header(path):
     structs = {}
     for m in re.finditer(r"typedef struct (adj_\w+) \{(.*?)\} \1;", body):
         fields = [f.strip() for f in m.group(2).split(";") if f.strip()]
-        structs[m.group(1)] = [re.fullmatch(r"(.*?[\s\*])(\w+)", f).group(1).strip() for f in fields]
+        parsed = [re.fullmatch(r"(.*?[\s\*])(\w+)(\[\d+\])?", f) for f in fields]
+        structs[m.group(1)] = [p.group(1).strip() + (p.group(3) or "") for p in parsed]
     return functions, structs
 
 
@@ -181,7 +192,7 @@ def check_struct_mirrors(parser, path, structs, problems):
             body = text(src, node)
             m = re.match(r"(?:mutable )?struct (\w+)", body)
             if m:
-                fields = re.findall(r"(\w+)::([\w{}]+)", body)
+                fields = re.findall(r"(\w+)::((?:\w|\{[^}]*\})+)", body)
                 mirrors[m.group(1)] = [t for _, t in fields]
         stack.extend(node.children)
     for c_name, j_name in STRUCTS.items():

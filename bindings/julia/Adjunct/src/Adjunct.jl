@@ -23,6 +23,7 @@ export cg, cg_distributed, apply, dim, num_cells, gather, scatter, to_csr
 export sinkhorn, cost_sqeuclidean, cost_pnorm
 export Model, load_model, cdm
 export PressureSolver, update!, solve!, setup_seconds, scatter!
+export DistributedPressureSolver
 export RootProblem, implicit_vjp, implicit_jvp, linear_solve_vjp, ot_cost_gradient, ot_plan_vjp, ot_plan_jvp
 export CELL_FLUID, CELL_SOLID, CELL_AIR
 
@@ -165,6 +166,8 @@ function __init__()
     _PRODUCTS[3][] = @cfunction(_product_b, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _PRODUCTS[4][] = @cfunction(_product_bt, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _REDUCTION[] = @cfunction(_reduction_trampoline, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t))
+    _COMM_CALLBACKS[1][] = @cfunction(_comm_allreduce, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t))
+    _COMM_CALLBACKS[2][] = @cfunction(_comm_exchange, Cint, (Ptr{Cvoid}, Ptr{HaloMessage}, Csize_t))
 end
 
 function _rethrow(cb)
@@ -479,6 +482,181 @@ function to_csr(A::Operator)
     # CSR arrays of A are the CSC arrays of Aᵀ.
     At = SparseMatrixCSC(n, n, row_ptr .+ 1, col_idx .+ 1, values)
     return sparse(transpose(At))
+end
+
+# ---------------------------------------------------------------- distributed pressure solves
+
+"""Mirror of `adj_halo_message`."""
+struct HaloMessage
+    offset::NTuple{3,Int32}
+    send::Ptr{Cvoid}
+    send_bytes::Csize_t
+    recv::Ptr{Cvoid}
+    recv_bytes::Csize_t
+end
+
+"""Mirror of `adj_comm`."""
+struct CComm
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
+    ctx::Ptr{Cvoid}
+    rank::Csize_t
+    size::Csize_t
+    allreduce_sum::Ptr{Cvoid}
+    exchange::Ptr{Cvoid}
+end
+
+"""Mirror of `adj_comm_stats`."""
+struct CommStats
+    struct_size::Csize_t  # sizeof of this mirror, as the header's `struct_size`
+    allreduces::UInt64
+    allreduce_values::UInt64
+    exchanges::UInt64
+    messages::UInt64
+    bytes::UInt64
+end
+
+# A communicator's two Julia functions, given to the library as the
+# callbacks of one `adj_comm`.
+mutable struct _Communicator
+    allreduce::Any  # allreduce!(buf::Vector{Float64})
+    exchange::Any   # exchange!(messages)
+    error::Any
+end
+
+function _comm_allreduce(ctx::Ptr{Cvoid}, buf::Ptr{Cdouble}, n::Csize_t)::Cint
+    comm = unsafe_pointer_to_objref(ctx)::_Communicator
+    try
+        comm.allreduce(unsafe_wrap(Array, buf, Int(n)))
+        return Cint(0)
+    catch e
+        comm.error = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+function _comm_exchange(ctx::Ptr{Cvoid}, messages::Ptr{HaloMessage}, count::Csize_t)::Cint
+    comm = unsafe_pointer_to_objref(ctx)::_Communicator
+    try
+        views = [(offset=(Int(m.offset[1]), Int(m.offset[2]), Int(m.offset[3])),
+                  send=unsafe_wrap(Array, Ptr{UInt8}(m.send), Int(m.send_bytes)),
+                  recv=unsafe_wrap(Array, Ptr{UInt8}(m.recv), Int(m.recv_bytes)))
+                 for m in unsafe_wrap(Array, messages, Int(count))]
+        comm.exchange(views)
+        return Cint(0)
+    catch e
+        comm.error = CapturedException(e, catch_backtrace())
+        return Cint(1)
+    end
+end
+
+const _COMM_CALLBACKS = [Ref{Ptr{Cvoid}}(C_NULL) for _ in 1:2]
+
+"""The `CComm` of rank `rank` of `nranks` with the two Julia functions of
+`comm` (the library's defaults, `adj_comm_init`, for the rest)."""
+function _c_comm(comm::_Communicator, rank::Integer, nranks::Integer)
+    r = Ref{CComm}()
+    _check(ccall((:adj_comm_init, libadjunct()), Cint, (Ref{CComm}, Csize_t), r, sizeof(CComm)))
+    return CComm(r[].struct_size, pointer_from_objref(comm), rank, nranks, _COMM_CALLBACKS[1][], _COMM_CALLBACKS[2][])
+end
+
+"""The library's default `CommStats` (its `adj_comm_stats_init`)."""
+function _comm_stats()
+    r = Ref{CommStats}()
+    _check(ccall((:adj_comm_stats_init, libadjunct()), Cint, (Ref{CommStats}, Csize_t), r, sizeof(CommStats)))
+    return r
+end
+
+"""
+    DistributedPressureSolver(cells, dims, box; rank, nranks, allreduce!, exchange!,
+                              spacing=nothing, face_coefficients=nothing, scale=1.0, codes=nothing)
+
+This rank's part of multigrid-PCG on a grid of `dims = (nx, ny, nz)`
+cells split into one box per rank (MPI ranks, reached through two Julia
+functions; the library does not link MPI). `box = (i_range, j_range,
+k_range)` are this rank's cells (1-based, e.g. `(1:32, 17:32, 1:64)`) and
+`cells` their flags (an array of the box's shape; codes and keywords as
+for `grid_poisson`, the face coefficients those of the box's cells). The
+boxes must form a Cartesian decomposition (`MPI.Cart_create`).
+
+`allreduce!(buf)` replaces `buf` by its elementwise sum over all ranks
+(`MPI.Allreduce!(buf, +, comm)`); `exchange!(messages)` sends each
+message's `send` bytes to the rank at `offset` (a tuple in {-1, 0, 1}³ in
+the grid of boxes) and receives that rank's bytes into `recv`
+(`MPI.Irecv!`/`MPI.Isend` per message, then `MPI.Waitall`); see
+`examples/julia/distributed_pressure.jl`. Construction and `solve!` are
+collective: every rank calls them; an error on any rank is an
+`AdjunctError` on every rank.
+"""
+mutable struct DistributedPressureSolver
+    ptr::Ptr{Cvoid}
+    comm::_Communicator
+    box_size::NTuple{3,Int}
+    function DistributedPressureSolver(cells::AbstractArray{UInt8}, dims, box; rank::Integer, nranks::Integer,
+                                       allreduce!, exchange!, spacing=nothing, face_coefficients=nothing,
+                                       scale::Real=1.0, codes=nothing)
+        ranges = ntuple(a -> a <= length(box) ? box[a] : (1:1), 3)
+        box_size = map(length, ranges)
+        length(cells) == prod(box_size) || throw(DimensionMismatch("cells must have $(prod(box_size)) entries"))
+        lo = Csize_t[first(r) - 1 for r in ranges]
+        hi = Csize_t[last(r) for r in ranges]
+        n = Csize_t[a <= length(dims) ? dims[a] : 1 for a in 1:3]
+        comm = _Communicator(allreduce!, exchange!, nothing)
+        flags = Vector{UInt8}(vec(cells))
+        h = spacing === nothing ? nothing : Vector{Float64}(spacing)
+        beta = face_coefficients === nothing ? nothing : Vector{Float64}(vec(face_coefficients))
+        out = Ref{Ptr{Cvoid}}(C_NULL)
+        status = GC.@preserve comm h beta begin
+            c = _c_comm(comm, rank, nranks)
+            options = _grid_options(h, beta, scale, nothing, 0.01, codes)
+            ccall((:adj_distributed_pressure_solver_new, libadjunct()), Cint,
+                  (Ref{CComm}, Csize_t, Csize_t, Csize_t, Ptr{Csize_t}, Ptr{Csize_t}, Ptr{UInt8}, Ref{GridOptions},
+                   Ref{Ptr{Cvoid}}),
+                  c, n[1], n[2], n[3], lo, hi, flags, options, out)
+        end
+        _rethrow(comm)
+        _check(status)
+        s = new(out[], comm, box_size)
+        finalizer(s) do s
+            ccall((:adj_distributed_pressure_solver_free, libadjunct()), Cvoid, (Ptr{Cvoid},), s.ptr)
+            s.ptr = C_NULL
+        end
+        return s
+    end
+end
+
+"""
+    report = solve!(s::DistributedPressureSolver, pressure, rhs; rtol=1e-8, atol=0.0, maxiter=10_000, norm=:two)
+
+Solves this rank's part of A p = rhs (arrays of the box's shape, `Float64`
+or `Float32`; only fluid cells of `rhs` are read) from p = 0, to
+‖b − A p‖ ≤ max(rtol·‖b‖, atol) over the whole grid, and writes p into
+`pressure` (0 at solid and air cells). Collective. The report (the same on
+every rank) carries this rank's communication in `comm`.
+"""
+function solve!(s::DistributedPressureSolver, pressure::Array{T}, rhs::AbstractArray{<:Real}; rtol::Real=1e-8,
+                atol::Real=0.0, maxiter::Integer=10_000, norm::Symbol=:two) where {T<:Union{Float64,Float32}}
+    length(pressure) == prod(s.box_size) || throw(DimensionMismatch("pressure must have $(prod(s.box_size)) entries"))
+    r = Vector{T}(vec(rhs))
+    report = _solve_report()
+    stats = _comm_stats()
+    options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0, _norm_code(norm))
+    status = GC.@preserve s begin
+        if T === Float64
+            ccall((:adj_distributed_pressure_solver_solve, libadjunct()), Cint,
+                  (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ref{SolveReport}, Ref{CommStats}),
+                  s.ptr, r, pressure, length(pressure), options, report, stats)
+        else
+            ccall((:adj_distributed_pressure_solver_solve_f32, libadjunct()), Cint,
+                  (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Ref{CgOptions}, Ref{SolveReport}, Ref{CommStats}),
+                  s.ptr, r, pressure, length(pressure), options, report, stats)
+        end
+    end
+    _rethrow(s.comm)
+    _check(status)
+    c = stats[]
+    comm = (allreduces=Int(c.allreduces), allreduce_values=Int(c.allreduce_values), exchanges=Int(c.exchanges),
+            messages=Int(c.messages), bytes=Int(c.bytes))
+    return merge(_report(report[]), (comm=comm,))
 end
 
 # ---------------------------------------------------------------- preconditioners

@@ -1,0 +1,451 @@
+//! `adj_comm` and `adj_distributed_pressure_solver`: multigrid-PCG on a
+//! grid split into one box per MPI rank, the caller's MPI reached through
+//! two callbacks.
+
+use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
+use super::cg::{adj_allreduce_fn, adj_cg_options, adj_solve_report, krylov_options, write_report};
+use super::operator::{adj_grid_options, grid_args};
+use super::status::{adj_status, boundary, boundary_or};
+use super::versioned::{self, versioned, Output};
+use crate::distributed::{
+    distributed_mgpcg, CommStats, Communicator, DistributedGridPoisson, DistributedMultigrid,
+    GridBox, HaloMessage,
+};
+use crate::error::{Error, Result};
+use crate::krylov::MultigridOptions;
+use crate::operator::{Cell, FieldValue, LinearOperator};
+use std::ffi::{c_int, c_void};
+
+/// One message of a halo exchange (see `adj_exchange_fn`).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug)]
+pub struct adj_halo_message {
+    /// The neighbour's offset (dx, dy, dz), each −1, 0 or 1 (never all 0),
+    /// in the grid of rank boxes: the rank whose box is next to this one
+    /// in that direction (`MPI_Cart_rank` of this rank's coordinates +
+    /// offset).
+    pub offset: [i32; 3],
+    /// The bytes to send to that neighbour.
+    pub send: *const c_void,
+    pub send_bytes: usize,
+    /// Where to receive that neighbour's message for this rank, which has
+    /// exactly `recv_bytes` bytes.
+    pub recv: *mut c_void,
+    pub recv_bytes: usize,
+}
+
+/// A halo exchange: for each of the `count` messages, send `send_bytes`
+/// bytes from `send` to the neighbour at `offset` and receive
+/// `recv_bytes` bytes from it into `recv` (e.g. `MPI_Irecv` and
+/// `MPI_Isend` of `MPI_BYTE` per message on one tag, then `MPI_Waitall`).
+/// The neighbour lists this rank at the opposite offset in the same
+/// exchange; between two ranks there is one message each way per call,
+/// and calls never overlap, so one tag serves all. The buffers are valid
+/// during the call only. Returns 0 on success; on failure it must still
+/// have completed its sends and receives (or never started any on any
+/// rank), so that no rank waits forever: every rank then stops with
+/// `ADJ_ERR_CALLBACK` at the next reduction. Called on the thread that
+/// called the library.
+#[allow(non_camel_case_types)]
+pub type adj_exchange_fn = Option<
+    unsafe extern "C" fn(ctx: *mut c_void, messages: *mut adj_halo_message, count: usize) -> c_int,
+>;
+
+/// The communicator of a distributed solve: this rank, the number of
+/// ranks, and the two collective callbacks, which receive `ctx` first.
+/// Initialise with `adj_comm_init(&comm, sizeof comm)`. The library calls
+/// both on every rank in the same order. With `size` = 1 both may be NULL.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_comm {
+    /// `sizeof(adj_comm)` as the caller's header declares it.
+    pub struct_size: usize,
+    /// Passed to both callbacks (e.g. a pointer to the `MPI_Comm`).
+    pub ctx: *mut c_void,
+    /// This rank's index in 0..size (`MPI_Comm_rank`). Default 0.
+    pub rank: usize,
+    /// The number of ranks (`MPI_Comm_size`). Default 1.
+    pub size: usize,
+    /// Sums doubles over all ranks in place, as for
+    /// `adj_cg_solve_distributed`.
+    pub allreduce_sum: adj_allreduce_fn,
+    /// Moves the messages of one halo exchange.
+    pub exchange: adj_exchange_fn,
+}
+
+versioned!(
+    adj_comm,
+    adj_comm {
+        struct_size: std::mem::size_of::<adj_comm>(),
+        ctx: std::ptr::null_mut(),
+        rank: 0,
+        size: 1,
+        allreduce_sum: None,
+        exchange: None,
+    }
+);
+
+/// Initialises `*comm` (`struct_size` = `sizeof *comm`): rank 0 of 1, no
+/// callbacks.
+#[no_mangle]
+pub unsafe extern "C" fn adj_comm_init(comm: *mut adj_comm, struct_size: usize) -> adj_status {
+    // SAFETY: `comm` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(comm, struct_size, "comm") })
+}
+
+/// This rank's communication during one call. Initialise with
+/// `adj_comm_stats_init(&stats, sizeof stats)`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct adj_comm_stats {
+    /// `sizeof(adj_comm_stats)` as the caller's header declares it.
+    pub struct_size: usize,
+    /// Calls of `allreduce_sum`, and the doubles they summed.
+    pub allreduces: u64,
+    pub allreduce_values: u64,
+    /// Calls of `exchange`, the messages they sent and their bytes.
+    pub exchanges: u64,
+    pub messages: u64,
+    pub bytes: u64,
+}
+
+versioned!(
+    adj_comm_stats,
+    adj_comm_stats {
+        struct_size: std::mem::size_of::<adj_comm_stats>(),
+        allreduces: 0,
+        allreduce_values: 0,
+        exchanges: 0,
+        messages: 0,
+        bytes: 0,
+    }
+);
+
+/// Initialises `*stats` (`struct_size` = `sizeof *stats`).
+#[no_mangle]
+pub unsafe extern "C" fn adj_comm_stats_init(
+    stats: *mut adj_comm_stats,
+    struct_size: usize,
+) -> adj_status {
+    // SAFETY: `stats` holds `struct_size` writable bytes by contract.
+    boundary(|| unsafe { versioned::init(stats, struct_size, "stats") })
+}
+
+fn c_stats(s: CommStats) -> adj_comm_stats {
+    adj_comm_stats {
+        struct_size: std::mem::size_of::<adj_comm_stats>(),
+        allreduces: s.allreduces,
+        allreduce_values: s.allreduce_values,
+        exchanges: s.exchanges,
+        messages: s.messages,
+        bytes: s.bytes,
+    }
+}
+
+/// A C caller's communicator.
+struct CComm(adj_comm);
+
+impl Communicator for CComm {
+    fn rank(&self) -> usize {
+        self.0.rank
+    }
+
+    fn size(&self) -> usize {
+        self.0.size
+    }
+
+    fn allreduce_sum(&self, values: &mut [f64]) -> Result<()> {
+        super::cg::allreduce_sum(self.0.allreduce_sum, self.0.ctx, values)
+    }
+
+    fn exchange(&self, messages: &mut [HaloMessage<'_>]) -> Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let Some(exchange) = self.0.exchange else {
+            return Err(Error::NullArgument {
+                argument: "comm->exchange",
+            });
+        };
+        let mut c_messages: Vec<adj_halo_message> = messages
+            .iter_mut()
+            .map(|m| adj_halo_message {
+                offset: m.offset,
+                send: m.send.as_ptr().cast(),
+                send_bytes: m.send.len(),
+                recv: m.recv.as_mut_ptr().cast(),
+                recv_bytes: m.recv.len(),
+            })
+            .collect();
+        // SAFETY: the caller promised a valid callback; the buffers live
+        // through the call.
+        let code = unsafe { exchange(self.0.ctx, c_messages.as_mut_ptr(), c_messages.len()) };
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(Error::Callback {
+                callback: "exchange",
+                code,
+            })
+        }
+    }
+}
+
+/// This rank's part of a distributed pressure solve (opaque): the grid
+/// operator on its box with ghost layers, and the distributed V-cycle.
+/// Every function on it is collective (all ranks call it, in the same
+/// order) and must be called on the thread that created it.
+#[allow(non_camel_case_types)]
+pub struct adj_distributed_pressure_solver {
+    grid: DistributedGridPoisson,
+    multigrid: DistributedMultigrid,
+}
+
+/// The communicator from the caller's struct, checked.
+///
+/// # Safety
+/// `comm` is NULL or a valid `adj_comm`.
+unsafe fn read_comm(comm: *const adj_comm) -> Result<adj_comm> {
+    if comm.is_null() {
+        return Err(Error::NullArgument { argument: "comm" });
+    }
+    // SAFETY: non-NULL and valid by contract.
+    let c = unsafe { versioned::read(comm, "comm") }?;
+    if c.size == 0 || c.rank >= c.size {
+        return Err(Error::invalid(
+            "comm",
+            format!(
+                "comm->rank = {} must be below comm->size = {}",
+                c.rank, c.size
+            ),
+        ));
+    }
+    if c.size > 1 && c.allreduce_sum.is_none() {
+        return Err(Error::NullArgument {
+            argument: "comm->allreduce_sum",
+        });
+    }
+    if c.size > 1 && c.exchange.is_none() {
+        return Err(Error::NullArgument {
+            argument: "comm->exchange",
+        });
+    }
+    Ok(c)
+}
+
+/// This rank's box [lo, hi) from the caller's arrays.
+///
+/// # Safety
+/// `lo` and `hi` are NULL or hold 3 values.
+unsafe fn read_box(lo: *const usize, hi: *const usize) -> Result<GridBox> {
+    // SAFETY: forwarded contract.
+    let (lo, hi) = unsafe { (slice(lo, 3, "lo")?, slice(hi, 3, "hi")?) };
+    Ok(GridBox {
+        lo: [lo[0], lo[1], lo[2]],
+        hi: [hi[0], hi[1], hi[2]],
+    })
+}
+
+/// Creates this rank's part of a distributed pressure solver (collective)
+/// for the grid of `nx × ny × nz` cells (`nz = 1` in 2D) split into one
+/// box per rank: this rank owns the cells [lo[a], hi[a]) along each axis
+/// a, and `cells` holds their flags, x fastest, as for
+/// `adj_operator_new_grid` over the box (`options`: codes, spacing and
+/// scale, the same on every rank, and NULL or the face coefficients of
+/// the box's cells, ndim per cell axis by axis; a level set is not
+/// supported). The boxes must form a Cartesian decomposition (each axis
+/// cut at the same places for every rank: slabs, pencils or blocks of any
+/// sizes, as `MPI_Dims_create` and `MPI_Cart_create` give); each rank's
+/// neighbour at offset (dx, dy, dz) is the box next to it.
+///
+/// Builds the V-cycle of `adj_pressure_solver` (same coarsening,
+/// transfers, smoother, float32 vectors) distributed over the ranks,
+/// gathered onto every rank once its boxes cannot be halved further:
+/// the solve takes the serial solve's iterations for any decomposition.
+/// Bad input on any rank (boxes that overlap, leave gaps or leave the
+/// grid, different grid sizes or spacings, bad flags) gives an error on
+/// every rank; a box without fluid cells is valid. `comm` must be valid
+/// on every rank; it is copied.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn adj_distributed_pressure_solver_new(
+    comm: *const adj_comm,
+    nx: usize,
+    ny: usize,
+    nz: usize,
+    lo: *const usize,
+    hi: *const usize,
+    cells: *const u8,
+    options: *const adj_grid_options,
+    out: *mut *mut adj_distributed_pressure_solver,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: forwarded contract.
+        let comm = unsafe { read_comm(comm) }?;
+        // This rank's arguments; a failure still meets the other ranks.
+        let ndim = if nz > 1 { 3 } else { 2 };
+        let local = (|| {
+            out_ptr(out, "out")?;
+            // SAFETY: forwarded contract.
+            let owned = unsafe { read_box(lo, hi) }?;
+            for a in 0..3 {
+                if owned.lo[a] >= owned.hi[a] {
+                    return Err(Error::invalid(
+                        "lo",
+                        format!(
+                            "the box lo = {:?}, hi = {:?} is empty along axis {a}",
+                            owned.lo, owned.hi
+                        ),
+                    ));
+                }
+            }
+            // SAFETY: forwarded contract, for the box's cells.
+            let args = unsafe { grid_args(owned.num_cells(), ndim, cells, options) }?;
+            if args.air_level_set.is_some() {
+                return Err(Error::invalid(
+                    "options",
+                    "air_level_set is not supported by the distributed solver (pass face coefficients)",
+                ));
+            }
+            Ok((owned, args))
+        })();
+        let placeholder = GridBox {
+            lo: [0; 3],
+            hi: [1; 3],
+        };
+        let (owned, cells, spacing, scale, beta, local_error) = match local {
+            Ok((owned, args)) => (
+                owned,
+                args.cells,
+                args.spacing,
+                args.scale,
+                args.face_coefficients,
+                None,
+            ),
+            Err(e) => (placeholder, vec![Cell::Solid], [1.0; 3], 1.0, None, Some(e)),
+        };
+        let mut builder =
+            DistributedGridPoisson::builder(Box::new(CComm(comm)), [nx, ny, nz], owned, &cells)
+                .spacing(spacing)
+                .scale(scale);
+        if let Some(beta) = beta {
+            builder = builder.face_coefficients(beta);
+        }
+        if let Some(e) = local_error {
+            builder = builder.local_error(e);
+        }
+        let grid = builder.build()?;
+        let multigrid = DistributedMultigrid::new(&grid, &MultigridOptions::default())?;
+        // SAFETY: `out` checked (every rank got here only with its own
+        // arguments valid).
+        unsafe { emit_handle(out, adj_distributed_pressure_solver { grid, multigrid }) };
+        Ok(())
+    })
+}
+
+/// Releases a distributed pressure solver (not collective). NULL is
+/// accepted.
+#[no_mangle]
+pub unsafe extern "C" fn adj_distributed_pressure_solver_free(
+    solver: *mut adj_distributed_pressure_solver,
+) {
+    // SAFETY: the caller passes NULL or a live handle it no longer uses.
+    boundary_or((), || unsafe { free_handle(solver) })
+}
+
+/// The common body of the two solve entry points.
+///
+/// # Safety
+/// Pointers as documented on `adj_distributed_pressure_solver_solve`.
+unsafe fn solve<F: FieldValue>(
+    solver: *const adj_distributed_pressure_solver,
+    rhs: *const F,
+    pressure: *mut F,
+    num_cells: usize,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+    stats: *mut adj_comm_stats,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let s = unsafe { handle(solver, "solver") }?;
+        let grid = &s.grid;
+        // This rank's arguments; a failure still meets the other ranks.
+        let local = (|| {
+            Error::check_len("num_cells", grid.owned_box().num_cells(), num_cells)?;
+            // SAFETY: the caller passes num_cells values in each.
+            let (rhs, pressure) = unsafe {
+                (
+                    slice(rhs, num_cells, "rhs")?,
+                    slice_mut(pressure, num_cells, "pressure")?,
+                )
+            };
+            // SAFETY: NULL (defaults) or a valid options struct.
+            let (krylov, history) = unsafe { krylov_options(options) }?;
+            // SAFETY: NULL or valid structs.
+            let report = unsafe { Output::new(report, "report") }?;
+            let stats = unsafe { Output::new(stats, "stats") }?;
+            let mut b = vec![0.0; grid.dim()];
+            grid.gather(rhs, &mut b)?;
+            Ok((pressure, krylov, history, report, stats, b))
+        })();
+        let (pressure, krylov, history, report, stats, b) = match local {
+            Ok(local) => local,
+            Err(e) => return Err(grid.fail_everywhere(e)),
+        };
+        let mut x = vec![0.0; grid.dim()];
+        let result = distributed_mgpcg(grid, &s.multigrid, &b, &mut x, &krylov);
+        write_report(result.as_ref().map(|r| &r.solve), history, &report);
+        if let Ok(r) = &result {
+            stats.write(&c_stats(r.comm));
+            grid.scatter(&x, pressure)?;
+        }
+        result.map(|_| ())
+    })
+}
+
+/// Solves this rank's part of A p = b (collective): b read from `rhs`, one
+/// value per cell of this rank's box (`num_cells` = its cell count, only
+/// fluid cells are read), by CG with the distributed V-cycle in the
+/// single-reduction form (per iteration one `allreduce_sum` for CG and one
+/// for the gathered coarse level, plus one when the grid has regions
+/// enclosed by walls; the halo exchanges of one product and one V-cycle),
+/// to ‖b − A p‖₂ ≤ max(rtol·‖b‖₂, atol) over the whole grid, from p = 0
+/// (`options` as for `adj_cg_solve`, NULL = defaults). Writes p per box
+/// cell to `pressure` (0 at solid and air cells) only on success; `report`
+/// (NULL or initialised) is the same on every rank, `stats` (NULL or
+/// initialised) counts this rank's communication during the solve. A
+/// failure on any rank (bad arguments, a callback) gives an error on
+/// every rank.
+#[no_mangle]
+pub unsafe extern "C" fn adj_distributed_pressure_solver_solve(
+    solver: *const adj_distributed_pressure_solver,
+    rhs: *const f64,
+    pressure: *mut f64,
+    num_cells: usize,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+    stats: *mut adj_comm_stats,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { solve(solver, rhs, pressure, num_cells, options, report, stats) }
+}
+
+/// As `adj_distributed_pressure_solver_solve` on float32 fields: the solve
+/// runs in double precision, `pressure` receives p rounded to float.
+#[no_mangle]
+pub unsafe extern "C" fn adj_distributed_pressure_solver_solve_f32(
+    solver: *const adj_distributed_pressure_solver,
+    rhs: *const f32,
+    pressure: *mut f32,
+    num_cells: usize,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+    stats: *mut adj_comm_stats,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { solve(solver, rhs, pressure, num_cells, options, report, stats) }
+}
