@@ -197,3 +197,105 @@ fn cpp_wrapper_under_mpi() {
         assert!(output.contains(thrown), "{program}: {output}");
     }
 }
+
+/// The number before `key` in `line`.
+fn number_before(line: &str, key: &str) -> f64 {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| w.trim_matches(',') == key)
+        .unwrap_or_else(|| panic!("{key} in {line}"));
+    words[at - 1].parse().expect("a number")
+}
+
+/// The number after `key` in `line`.
+fn number_after(line: &str, key: &str) -> f64 {
+    let at = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+    line[at..]
+        .split_whitespace()
+        .next()
+        .expect("a number")
+        .trim_end_matches(',')
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn distributed_mgpcg_matches_the_serial_solve_for_every_decomposition() {
+    let Some(exe) = build_example("poisson_mpi") else {
+        return;
+    };
+    let grids: [&[&str]; 2] = [&["45", "38", "29", "--uneven"], &["64", "64", "64"]];
+    let layouts: [(usize, &[&str]); 7] = [
+        (1, &[]),
+        (2, &["--dims", "1", "1", "2"]),
+        (3, &["--dims", "3", "1", "1"]),
+        (4, &["--dims", "1", "2", "2"]),
+        (4, &["--dims", "2", "2", "1"]),
+        (8, &["--dims", "2", "2", "2"]),
+        (8, &["--dims", "1", "1", "8"]),
+    ];
+    for grid in grids {
+        for (ranks, layout) in layouts {
+            let mut args: Vec<&str> = grid.to_vec();
+            args.extend_from_slice(layout);
+            args.extend(["--compare", "--threads", "1"]);
+            let output = mpirun(ranks, &exe, &args);
+            let summary = output
+                .lines()
+                .find(|l| l.contains("iterations,") && l.contains("ranks"))
+                .unwrap_or_else(|| panic!("no summary:\n{output}"));
+            let serial = output
+                .lines()
+                .find(|l| l.starts_with("serial:"))
+                .unwrap_or_else(|| panic!("no serial line:\n{output}"));
+            let iterations = number_before(summary, "iterations");
+            assert_eq!(
+                iterations,
+                number_before(serial, "iterations"),
+                "{ranks} ranks {args:?}: iterations against the serial MGPCG\n{output}"
+            );
+            let difference = number_after(serial, "relative difference");
+            assert!(difference <= 1e-10, "{ranks} ranks {args:?}: {serial}");
+            let residual = number_after(summary, "true residual");
+            assert!(residual <= 1.01e-8, "{ranks} ranks {args:?}: {summary}");
+            let reductions = number_before(summary, "allreduces/iteration");
+            assert!(reductions <= 2.5, "{summary}");
+        }
+    }
+}
+
+#[test]
+fn distributed_mgpcg_bad_input_and_failures_stop_every_rank() {
+    let Some(exe) = build_example("poisson_mpi") else {
+        return;
+    };
+    let cases: [(&[&str], usize, &str); 10] = [
+        (&["--bad", "overlap"], 3, "`box`"),
+        (&["--bad", "gap"], 3, "`box`"),
+        (&["--bad", "outside"], 3, "`box`"),
+        (&["--bad", "dims"], 3, "`dims`"),
+        (&["--bad", "flags"], 3, "`cells`"),
+        (&["--bad", "offset", "--dims", "2", "2", "1"], 4, "exchange"),
+        (&["--fail-exchange", "1", "0"], 3, "exchange"),
+        (&["--fail-exchange", "2", "40"], 3, "exchange"),
+        (&["--fail-allreduce", "0", "1"], 3, "allreduce"),
+        (&["--fail-allreduce", "1", "30"], 3, "allreduce"),
+    ];
+    for (flags, ranks, needle) in cases {
+        let mut args = vec!["45", "38", "29"];
+        args.extend_from_slice(flags);
+        let output = mpirun(ranks, &exe, &args);
+        for rank in 0..ranks {
+            let line = output
+                .lines()
+                .find(|l| l.starts_with(&format!("rank {rank}: ")))
+                .unwrap_or_else(|| panic!("{flags:?}: rank {rank} reported nothing:\n{output}"));
+            assert!(line.contains("status -"), "{flags:?}: {line}");
+        }
+        assert!(
+            output.contains(needle),
+            "{flags:?}: {needle} not named:\n{output}"
+        );
+    }
+}

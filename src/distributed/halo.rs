@@ -101,6 +101,12 @@ impl Halo {
         Self { routes, buffers }
     }
 
+    /// `true` when there is nothing to exchange (no neighbour shares
+    /// values with this rank).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
     /// Fills the ghost entries of `values` with the neighbours' owned ones.
     pub(crate) fn exchange<T: HaloValue>(&self, collective: &Collective, values: &mut [T]) {
         let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());

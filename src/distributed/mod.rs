@@ -15,6 +15,7 @@ mod grid;
 mod halo;
 mod multigrid;
 mod regions;
+mod runs;
 mod solve;
 
 pub use comm::{CommStats, Communicator, HaloMessage, SingleRank};

@@ -20,6 +20,7 @@ use super::comm::{Collective, CommStats};
 use super::decomposition::Decomposition;
 use super::grid::{extend_cells, owned_and_halo, DistributedGridPoisson};
 use super::halo::{Halo, HaloValue};
+use super::runs::OwnedRuns;
 use crate::error::{Error, Result};
 use crate::krylov::multigrid::transfer::Transfer;
 use crate::krylov::multigrid::{Buffers, Cycle, Cycles, Level};
@@ -86,6 +87,8 @@ pub struct DistributedMultigrid {
     gather: Vec<u32>,
     /// The tail's right-hand side and result.
     gathered: Mutex<(Vec<f64>, Vec<f64>)>,
+    /// Copies between owned and local vectors of the finest level.
+    runs: OwnedRuns,
     cycle: Cycles,
     options: MultigridOptions,
     setup: CommStats,
@@ -261,6 +264,7 @@ impl DistributedMultigrid {
             tail,
             gather,
             gathered: Mutex::new((vec![0.0; tail_dim], vec![0.0; tail_dim])),
+            runs: a.runs.clone(),
             cycle,
             options,
             setup_seconds: start.elapsed().as_secs_f64(),
@@ -357,20 +361,21 @@ impl DistributedMultigrid {
         let mut guard = cycle.lock().unwrap_or_else(|p| p.into_inner());
         let mut gathered = self.gathered.lock().unwrap_or_else(|p| p.into_inner());
         let levels = &mut guard.levels;
-        let owned = &self.parts[0].owned_unknowns;
-        let b = &mut levels[0].b;
-        b.fill(T::default());
-        for (&e, &v) in owned.iter().zip(r) {
-            b[e as usize] = T::from_f64(v);
-        }
+        let runs = &self.runs;
+        runs.scatter(r, &mut levels[0].b, |from, to| {
+            for (t, &f) in to.iter_mut().zip(from) {
+                *t = T::from_f64(f);
+            }
+        });
         self.vcycle(0, levels, &mut gathered)?;
-        let x = &levels[0].x;
-        let mut dot = 0.0;
-        for ((&e, out), &ri) in owned.iter().zip(z.iter_mut()).zip(r) {
-            *out = x[e as usize].to_f64();
-            dot += ri * *out;
-        }
-        Ok(dot)
+        Ok(runs.gather(&levels[0].x, z, |from, to, o| {
+            let mut dot = 0.0;
+            for ((t, &f), &ri) in to.iter_mut().zip(from).zip(&r[o..]) {
+                *t = f.to_f64();
+                dot += ri * *t;
+            }
+            dot
+        }))
     }
 }
 

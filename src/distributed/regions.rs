@@ -67,11 +67,17 @@ impl Regions {
         let cell_of = |e: u32| extended.coords(local.cells_of_unknowns()[e as usize] as usize);
         let global_index = |c: [usize; 3]| (c[0] + dims[0] * (c[1] + dims[1] * c[2])) as f64;
         // Face neighbours of each owned unknown: owned unknowns are joined,
-        // ghost unknowns and air noted.
+        // ghost unknowns and air noted. A cell whose region of the local
+        // grid (box and ghost layer) touches air is in a region that does:
+        // only the others are followed.
         let mut parent: Vec<u32> = (0..n as u32).collect();
         let mut ghost_links: Vec<(u32, u32)> = Vec::new();
         let mut touches_air = vec![false; n];
         for (o, &e) in owned_unknowns.iter().enumerate() {
+            if !local.in_enclosed_region(e as usize) {
+                touches_air[o] = true;
+                continue;
+            }
             let c = cell_of(e);
             for a in 0..ndim {
                 for up in [false, true] {
@@ -106,8 +112,13 @@ impl Regions {
         let mut shared = vec![false; n];
         for o in 0..n {
             let root = find(&mut parent, o as u32) as usize;
-            label[root] = label[root].min(global_index(cell_of(owned_unknowns[o])));
             air[root] |= touches_air[o];
+            // A region with air needs no label (it is never numbered).
+            label[root] = if air[root] {
+                0.0
+            } else {
+                label[root].min(global_index(cell_of(owned_unknowns[o])))
+            };
         }
         for &(o, _) in &ghost_links {
             let root = find(&mut parent, o) as usize;

@@ -211,9 +211,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         });
         *buf = [0.0; 4];
         if !self.reducer.failed() {
-            buf[RU] = vector::dot(&self.r, &self.u);
-            buf[WU] = vector::dot(&self.w, &self.u);
-            buf[RR] = vector::dot(&self.r, &self.r);
+            [buf[RU], buf[WU], buf[RR]] = vector::dots3(&self.r, &self.u, &self.w);
         }
     }
 
@@ -281,12 +279,16 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
             alpha = gamma_new / denominator;
             gamma = gamma_new;
             restart = false;
-            for i in 0..n {
-                p[i] = self.u[i] + beta * p[i];
-                s[i] = self.w[i] + beta * s[i];
-                x[i] += alpha * p[i];
-                self.r[i] -= alpha * s[i];
-            }
+            vector::single_reduction_update(
+                alpha,
+                beta,
+                &self.u,
+                &self.w,
+                &mut p,
+                &mut s,
+                x,
+                &mut self.r,
+            );
             report.iterations += 1;
             self.directions(&mut buf);
             self.reducer.reduce(&mut buf)?;

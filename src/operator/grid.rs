@@ -509,6 +509,13 @@ impl GridPoisson {
         self.floating.is_some()
     }
 
+    /// `true` when unknown `u` lies in a fluid region enclosed by walls.
+    pub(crate) fn in_enclosed_region(&self, u: usize) -> bool {
+        self.floating
+            .as_ref()
+            .is_some_and(|f| f.region[u] != u32::MAX)
+    }
+
     /// Gathers the fluid cells of a per-cell field (f64, or the f32 of a
     /// simulator's arrays) into a vector of unknowns.
     pub fn gather<F: FieldValue>(&self, field: &[F], unknowns: &mut [f64]) -> Result<()> {
