@@ -1,9 +1,8 @@
 /* Distributed multigrid-preconditioned CG with MPI: the library's
  * distributed grid operator and V-cycle, MPI reached through two callbacks.
  *
- * A smoke box of NX x NY x NZ cells (walls around, the top two z layers
- * air, a solid sphere of radius 0.15 at (0.5, 0.5, 0.4) and a solid slab
- * crossing the middle, in units of the longest side) is split into a 3D
+ * A smoke box of NX x NY x NZ cells (smoke_scene.h: walls around, the top
+ * two z layers air, a solid sphere and a solid slab) is split into a 3D
  * grid of boxes (MPI_Dims_create, MPI_Cart_create), one per rank. Each
  * rank passes its box's cell flags and right-hand side; the library packs
  * the halo messages and the exchange callback moves them (MPI_Irecv and
@@ -27,14 +26,13 @@
  * prints its status when it is not ADJ_OK.
  */
 #include "adjunct.h"
+#include "smoke_scene.h"
 
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { FLUID = 0, SOLID = 1, AIR = 2 };
 
 typedef struct {
     MPI_Comm cart;
@@ -74,21 +72,6 @@ static int allreduce(void *ctx, double *buf, size_t n) {
     MPI_Allreduce(MPI_IN_PLACE, buf, (int)n, MPI_DOUBLE, MPI_SUM, c->cart);
     int call = c->allreduce_calls++;
     return c->rank == c->fail_allreduce_rank && call == c->fail_allreduce_call;
-}
-
-static int kind(const size_t n[3], size_t i, size_t j, size_t k) {
-    if (k + 2 >= n[2]) return AIR;
-    const double h = 1.0 / (double)(n[0] > n[1] ? (n[0] > n[2] ? n[0] : n[2]) : (n[1] > n[2] ? n[1] : n[2]));
-    const double x = (i + 0.5) * h, y = (j + 0.5) * h, z = (k + 0.5) * h;
-    const double d2 = (x - 0.5) * (x - 0.5) + (y - 0.5) * (y - 0.5) + (z - 0.4) * (z - 0.4);
-    if (d2 < 0.0225) return SOLID;
-    if (x > 0.2 && x < 0.45 && z > 0.55 && z < 0.62) return SOLID;
-    return FLUID;
-}
-
-static double source(const size_t n[3], size_t i, size_t j, size_t k) {
-    const double x = (i + 0.5) / n[0], y = (j + 0.5) / n[1], z = (k + 0.5) / n[2];
-    return sin(6.0 * x + 1.0) * cos(5.0 * y) + z * z - 0.3;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -141,14 +124,7 @@ int main(int argc, char **argv) {
     /* MPI's Cartesian coordinates are z-slowest per our box order: axis a
      * of the grid is split along Cartesian dimension a. */
     size_t lo[3], hi[3];
-    for (int a = 0; a < 3; ++a) {
-        size_t cut_lo = n[a] * (size_t)c.coords[a] / (size_t)dims[a];
-        size_t cut_hi = n[a] * (size_t)(c.coords[a] + 1) / (size_t)dims[a];
-        if (uneven && c.coords[a] % 2 == 1) cut_lo += 1;
-        if (uneven && (c.coords[a] + 1) % 2 == 1 && c.coords[a] + 1 < dims[a]) cut_hi += 1;
-        lo[a] = cut_lo;
-        hi[a] = cut_hi;
-    }
+    scene_box(n, dims, c.coords, uneven, lo, hi);
     size_t global[3] = {n[0], n[1], n[2]};
     if (bad && !strcmp(bad, "overlap") && c.rank == 1 && lo[0] > 0) lo[0] -= 1;
     if (bad && !strcmp(bad, "gap") && c.rank == 1) hi[0] -= 1;
@@ -164,8 +140,8 @@ int main(int argc, char **argv) {
                 size_t l = i + box[0] * (j + box[1] * k);
                 size_t gi = lo[0] + i, gj = lo[1] + j, gk = lo[2] + k;
                 int in = gi < n[0] && gj < n[1] && gk < n[2];
-                flags[l] = (uint8_t)(in ? kind(n, gi, gj, gk) : SOLID);
-                rhs[l] = in && flags[l] == FLUID ? source(n, gi, gj, gk) : 0.0;
+                flags[l] = (uint8_t)(in ? scene_kind(n, gi, gj, gk) : SCENE_SOLID);
+                rhs[l] = in && flags[l] == SCENE_FLUID ? scene_source(n, gi, gj, gk) : 0.0;
             }
     if (bad && !strcmp(bad, "flags") && c.rank == 0) flags[0] = 9;
     c.faces_only = bad && !strcmp(bad, "offset");
@@ -226,8 +202,8 @@ int main(int argc, char **argv) {
             for (size_t j = 0; j < n[1]; ++j)
                 for (size_t i = 0; i < n[0]; ++i) {
                     size_t g = i + n[0] * (j + n[1] * k);
-                    gflags[g] = (uint8_t)kind(n, i, j, k);
-                    grhs[g] = gflags[g] == FLUID ? source(n, i, j, k) : 0.0;
+                    gflags[g] = (uint8_t)scene_kind(n, i, j, k);
+                    grhs[g] = gflags[g] == SCENE_FLUID ? scene_source(n, i, j, k) : 0.0;
                 }
         adj_operator *a = NULL;
         adj_operator_new_grid(n[0], n[1], n[2], gflags, NULL, &a);

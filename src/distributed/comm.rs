@@ -196,6 +196,16 @@ impl Collective {
         }
     }
 
+    /// Ends a collective step with this rank's own result: an error on
+    /// every rank when it failed on any (see [`Collective::agree`]).
+    pub(crate) fn agree_on<T>(&self, local: Result<T>) -> Result<T> {
+        if let Err(e) = &local {
+            self.fail(e.clone());
+        }
+        self.agree()?;
+        local
+    }
+
     /// Ends a collective step: one reduction of the failure flags. When
     /// some rank had failed before it, every rank returns an error: this
     /// rank's own failure, or a callback error naming another rank's. A

@@ -143,6 +143,23 @@ pub(crate) fn extend_cells(
     (cells, beta)
 }
 
+/// The grid operator of `dims` cells with the given data.
+pub(crate) fn local_grid(
+    dims: [usize; 3],
+    cells: &[Cell],
+    spacing: [f64; 3],
+    scale: f64,
+    beta: Option<&[f64]>,
+) -> Result<GridPoisson> {
+    let builder = GridPoisson::builder(dims, cells)
+        .spacing(spacing)
+        .scale(scale);
+    match beta {
+        Some(beta) => builder.face_coefficients(beta).build(),
+        None => builder.build(),
+    }
+}
+
 impl DistributedGridPoisson {
     /// Starts building this rank's part of the operator on the grid of
     /// `dims` cells (`nz = 1` for 2D): its box `owned` and the [`Cell`] of
@@ -216,21 +233,15 @@ impl DistributedGridPoisson {
                 .as_ref()
                 .map(|f| f as &dyn Fn(usize, [usize; 3]) -> f64),
         );
-        let extended = decomposition.extended();
-        let builder = GridPoisson::builder(extended.dims(), &ext_cells)
-            .spacing(options.spacing)
-            .scale(options.scale);
-        let local = match &ext_beta {
-            Some(beta) => builder.face_coefficients(beta).build(),
-            None => builder.build(),
-        };
         // The neighbours' cells were checked by them, so this fails only on
         // exhausted memory; the other ranks learn of it at the agreement.
-        if let Err(e) = &local {
-            collective.fail(e.clone());
-        }
-        collective.agree()?;
-        let local = local?;
+        let local = collective.agree_on(local_grid(
+            decomposition.extended().dims(),
+            &ext_cells,
+            options.spacing,
+            options.scale,
+            ext_beta.as_deref(),
+        ))?;
         let (owned_unknowns, faces) = owned_and_halo(&decomposition, &local);
         let regions = Regions::find(&collective, &decomposition, &local, &owned_unknowns, &faces);
         collective.agree()?;

@@ -18,7 +18,7 @@
 
 use super::comm::{Collective, CommStats};
 use super::decomposition::Decomposition;
-use super::grid::{extend_cells, owned_and_halo, DistributedGridPoisson};
+use super::grid::{extend_cells, local_grid, owned_and_halo, DistributedGridPoisson};
 use super::halo::{Halo, HaloValue};
 use super::runs::OwnedRuns;
 use crate::error::{Error, Result};
@@ -217,18 +217,13 @@ impl DistributedMultigrid {
             let h = fine.spacing();
             let ndim = coarse.ndim();
             let spacing = [0, 1, 2].map(|a| if a < ndim { 2.0 * h[a] } else { 1.0 });
-            let builder = GridPoisson::builder(coarse.extended().dims(), &cells)
-                .spacing(spacing)
-                .scale(fine.scale());
-            let local = match &beta {
-                Some(beta) => builder.face_coefficients(beta).build(),
-                None => builder.build(),
-            };
-            if let Err(e) = &local {
-                collective.fail(e.clone());
-            }
-            collective.agree()?;
-            let local = local?;
+            let local = collective.agree_on(local_grid(
+                coarse.extended().dims(),
+                &cells,
+                spacing,
+                fine.scale(),
+                beta.as_deref(),
+            ))?;
             parts.push(Part::new(coarse, &local));
             levels.push(Level {
                 op: local,
@@ -241,11 +236,7 @@ impl DistributedMultigrid {
             &parts[parts.len() - 1],
             &options,
         );
-        if let Err(e) = &tail {
-            collective.fail(e.clone());
-        }
-        collective.agree()?;
-        let tail = tail?;
+        let tail = collective.agree_on(tail)?;
         let tail_dim = tail.dim();
         let omega = options.damping;
         let cycle = match options.precision {
@@ -418,15 +409,8 @@ fn gather_tail(
             _ => Cell::Solid,
         })
         .collect();
-    let builder = GridPoisson::builder(dims, &cells)
-        .spacing(local.spacing())
-        .scale(local.scale());
-    let grid = if with_beta {
-        builder.face_coefficients(&values[n..]).build()
-    } else {
-        builder.build()
-    };
-    let grid = match grid {
+    let beta = with_beta.then(|| &values[n..]);
+    let grid = match local_grid(dims, &cells, local.spacing(), local.scale(), beta) {
         Ok(grid) => grid,
         Err(e) => return (Err(e), Vec::new()),
     };

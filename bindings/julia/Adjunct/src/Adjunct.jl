@@ -166,8 +166,7 @@ function __init__()
     _PRODUCTS[3][] = @cfunction(_product_b, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _PRODUCTS[4][] = @cfunction(_product_bt, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _REDUCTION[] = @cfunction(_reduction_trampoline, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t))
-    _COMM_CALLBACKS[1][] = @cfunction(_comm_allreduce, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t))
-    _COMM_CALLBACKS[2][] = @cfunction(_comm_exchange, Cint, (Ptr{Cvoid}, Ptr{HaloMessage}, Csize_t))
+    _EXCHANGE[] = @cfunction(_comm_exchange, Cint, (Ptr{Cvoid}, Ptr{HaloMessage}, Csize_t))
 end
 
 function _rethrow(cb)
@@ -518,20 +517,9 @@ end
 # A communicator's two Julia functions, given to the library as the
 # callbacks of one `adj_comm`.
 mutable struct _Communicator
-    allreduce::Any  # allreduce!(buf::Vector{Float64})
+    f::Any          # allreduce!(buf::Vector{Float64}), called as a _Reduction's
     exchange::Any   # exchange!(messages)
     error::Any
-end
-
-function _comm_allreduce(ctx::Ptr{Cvoid}, buf::Ptr{Cdouble}, n::Csize_t)::Cint
-    comm = unsafe_pointer_to_objref(ctx)::_Communicator
-    try
-        comm.allreduce(unsafe_wrap(Array, buf, Int(n)))
-        return Cint(0)
-    catch e
-        comm.error = CapturedException(e, catch_backtrace())
-        return Cint(1)
-    end
 end
 
 function _comm_exchange(ctx::Ptr{Cvoid}, messages::Ptr{HaloMessage}, count::Csize_t)::Cint
@@ -549,14 +537,14 @@ function _comm_exchange(ctx::Ptr{Cvoid}, messages::Ptr{HaloMessage}, count::Csiz
     end
 end
 
-const _COMM_CALLBACKS = [Ref{Ptr{Cvoid}}(C_NULL) for _ in 1:2]
+const _EXCHANGE = Ref{Ptr{Cvoid}}(C_NULL)
 
 """The `CComm` of rank `rank` of `nranks` with the two Julia functions of
 `comm` (the library's defaults, `adj_comm_init`, for the rest)."""
 function _c_comm(comm::_Communicator, rank::Integer, nranks::Integer)
     r = Ref{CComm}()
     _check(ccall((:adj_comm_init, libadjunct()), Cint, (Ref{CComm}, Csize_t), r, sizeof(CComm)))
-    return CComm(r[].struct_size, pointer_from_objref(comm), rank, nranks, _COMM_CALLBACKS[1][], _COMM_CALLBACKS[2][])
+    return CComm(r[].struct_size, pointer_from_objref(comm), rank, nranks, _REDUCTION[], _EXCHANGE[])
 end
 
 """The library's default `CommStats` (its `adj_comm_stats_init`)."""
@@ -804,8 +792,9 @@ mutable struct _Reduction
     error::Any
 end
 
+# Also the allreduce of a _Communicator (the same fields f and error).
 function _reduction_trampoline(ctx::Ptr{Cvoid}, buf::Ptr{Cdouble}, n::Csize_t)::Cint
-    reduction = unsafe_pointer_to_objref(ctx)::_Reduction
+    reduction = unsafe_pointer_to_objref(ctx)::Union{_Reduction,_Communicator}
     try
         reduction.f(unsafe_wrap(Array, buf, Int(n)))
         return Cint(0)
