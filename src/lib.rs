@@ -1,12 +1,32 @@
 //! # adjunct
 //!
-//! Sparse symmetric positive definite solvers with a stable C ABI.
+//! Sparse symmetric positive definite solvers, entropic optimal transport
+//! and implicit differentiation, with a stable C ABI.
+//!
+//! A tour of the modules:
 //!
 //! - [`operator`]: linear operators — CSR matrices ([`CsrMatrix`]), the
 //!   pressure Poisson stencil of fluid simulators on 2D/3D grids
-//!   ([`GridPoisson`]) and matrix-free closures ([`FnOperator`]).
-//! - [`krylov`]: preconditioned conjugate gradient ([`cg`]) with identity,
-//!   Jacobi, IC(0) and user preconditioners, reporting PETSc-style reasons.
+//!   ([`GridPoisson`]: fluid, solid and air cells, per-face coefficients,
+//!   ghost-fluid surfaces) and matrix-free closures ([`FnOperator`]).
+//! - [`krylov`]: preconditioned conjugate gradient ([`cg`], and
+//!   [`cg_single_reduction`] with one reduction per iteration), GMRES,
+//!   BiCGStab, the conjugate-direction method ([`conjugate_direction`]);
+//!   preconditioners (identity, [`Jacobi`], [`Ic0`], geometric
+//!   [`Multigrid`], closures); the persistent per-frame [`PressureSolver`].
+//!   Every solve returns a [`SolveReport`] with a PETSc-style
+//!   [`SolveReason`].
+//! - [`distributed`]: the grid operator and its V-cycle split into one box
+//!   per rank, the caller's MPI reached through a
+//!   [`Communicator`](distributed::Communicator); [`distributed_mgpcg`].
+//! - [`learned`]: the direction network of the learned conjugate-direction
+//!   solver (Kaneda et al. 2023): layers, training on Ritz vectors,
+//!   safetensors model files.
+//! - [`ot`]: entropic optimal transport, log-domain Sinkhorn and
+//!   Sinkhorn-Newton-Sparse (Tang et al. 2024).
+//! - [`implicit`]: gradients by implicit differentiation (Blondel et al.
+//!   2021) of user root problems, linear solves and optimal transport.
+//! - [`scene`]: ready-made pressure problems for examples and benchmarks.
 //! - `ffi`: the C ABI declared in `include/adjunct.h`.
 //!
 //! ```
@@ -46,9 +66,11 @@ pub mod scene;
 mod simd;
 mod vector;
 
+pub use distributed::distributed_mgpcg;
 pub use error::{Error, Result};
 pub use krylov::{
-    bicgstab, cg, gmres, FnPreconditioner, Ic0, Identity, Jacobi, KrylovOptions, Preconditioner,
+    bicgstab, cg, cg_single_reduction, conjugate_direction, gmres, FnPreconditioner, Ic0, Identity,
+    Jacobi, KrylovOptions, Multigrid, MultigridOptions, Preconditioner, PressureSolver,
     SolveReason, SolveReport,
 };
 pub use operator::{Cell, CsrMatrix, FnOperator, GridPoisson, LinearOperator};
