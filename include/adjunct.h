@@ -610,7 +610,7 @@ enum adj_status adj_comm_stats_init(struct adj_comm_stats *stats, size_t struct_
 
 // Creates this rank's part of a distributed pressure solver (collective)
 // for the grid of `nx × ny × nz` cells (`nz = 1` in 2D) split into one
-// box per rank: this rank owns the cells lo[a] ≤ c < hi[a] along each axis
+// box per rank: this rank owns the cells `lo[a] ≤ c < hi[a]` along each axis
 // a, and `cells` holds their flags, x fastest, as for
 // `adj_operator_new_grid` over the box (`options`: codes, spacing and
 // scale, the same on every rank, and NULL or the face coefficients of

@@ -251,7 +251,7 @@ unsafe fn read_box(lo: *const usize, hi: *const usize) -> Result<GridBox> {
 
 /// Creates this rank's part of a distributed pressure solver (collective)
 /// for the grid of `nx × ny × nz` cells (`nz = 1` in 2D) split into one
-/// box per rank: this rank owns the cells lo[a] ≤ c < hi[a] along each axis
+/// box per rank: this rank owns the cells `lo[a] ≤ c < hi[a]` along each axis
 /// a, and `cells` holds their flags, x fastest, as for
 /// `adj_operator_new_grid` over the box (`options`: codes, spacing and
 /// scale, the same on every rank, and NULL or the face coefficients of
