@@ -173,9 +173,10 @@ typedef enum adj_norm {
 } adj_norm;
 
 // This rank's part of a distributed pressure solve (opaque): the grid
-// operator on its box with ghost layers, and the distributed V-cycle.
-// Every function on it is collective (all ranks call it, in the same
-// order) and must be called on the thread that created it.
+// operator on its box with ghost layers, the distributed V-cycle, and the
+// last pressure (for warm starts). Every function on it except `_free`
+// is collective (all ranks call it, in the same order) and must be
+// called on the thread that created it.
 typedef struct adj_distributed_pressure_solver adj_distributed_pressure_solver;
 
 // A trained direction network (opaque), loaded from a safetensors file:
@@ -642,14 +643,26 @@ enum adj_status adj_distributed_pressure_solver_new(const struct adj_comm *comm,
 // accepted.
 void adj_distributed_pressure_solver_free(struct adj_distributed_pressure_solver *solver);
 
+// Sets up the next frame (collective): this rank's new `cells` (flags of
+// its box) and `options` (NULL = defaults: codes and face coefficients as
+// for `adj_distributed_pressure_solver_new`; its spacing and scale are
+// ignored, they stay those of creation); rebuilds the operator and the
+// V-cycle. A failure on any rank gives an
+// error on every rank, and every rank keeps its previous frame.
+enum adj_status adj_distributed_pressure_solver_update(const struct adj_distributed_pressure_solver *solver,
+                                                       const uint8_t *cells,
+                                                       const struct adj_grid_options *options);
+
 // Solves this rank's part of A p = b (collective): b read from `rhs`, one
 // value per cell of this rank's box (`num_cells` = its cell count, only
 // fluid cells are read), by CG with the distributed V-cycle in the
 // single-reduction form (per iteration one `allreduce_sum` for CG and one
 // for the gathered coarse level, plus one when the grid has regions
 // enclosed by walls; the halo exchanges of one product and one V-cycle),
-// to ‖b − A p‖₂ ≤ max(rtol·‖b‖₂, atol) over the whole grid, from p = 0
-// (`options` as for `adj_cg_solve`, NULL = defaults). Writes p per box
+// to ‖b − A p‖₂ ≤ max(rtol·‖b‖₂, atol) over the whole grid, from the
+// last solve's pressure when `warm_start` is 1 (0: from p = 0; the same
+// on every rank), `options` as for `adj_cg_solve` (NULL = defaults;
+// `nonzero_initial_guess` is ignored). Writes p per box
 // cell to `pressure` (0 at solid and air cells) only on success; `report`
 // (NULL or initialised) is the same on every rank, `stats` (NULL or
 // initialised) counts this rank's communication during the solve. A
@@ -659,6 +672,7 @@ enum adj_status adj_distributed_pressure_solver_solve(const struct adj_distribut
                                                       const double *rhs,
                                                       double *pressure,
                                                       size_t num_cells,
+                                                      int32_t warm_start,
                                                       const struct adj_cg_options *options,
                                                       struct adj_solve_report *report,
                                                       struct adj_comm_stats *stats);
@@ -669,6 +683,7 @@ enum adj_status adj_distributed_pressure_solver_solve_f32(const struct adj_distr
                                                           const float *rhs,
                                                           float *pressure,
                                                           size_t num_cells,
+                                                          int32_t warm_start,
                                                           const struct adj_cg_options *options,
                                                           struct adj_solve_report *report,
                                                           struct adj_comm_stats *stats);

@@ -559,3 +559,90 @@ fn communicator_failures_stop_every_rank() {
         assert!(r.is_err(), "rank {rank}: {r:?}");
     }
 }
+
+/// A new frame on the same communicator (`with_cells`): a cold solve on
+/// the new cells takes the serial solve's iterations, a warm start from
+/// the last solution converges to the true residual, and a bad frame on
+/// one rank fails on every rank while the old operator stays usable.
+#[test]
+fn new_frames_on_the_same_communicator() {
+    let dims = [30, 26, 20];
+    let first = obstacles(dims, 3);
+    let mut second = obstacles(dims, 5);
+    // Move a solid block across the boxes.
+    for k in 4..9 {
+        for j in 10..16 {
+            for i in 12..19 {
+                let c = i + dims[0] * (j + dims[1] * k);
+                second.cells[c] = Cell::Solid;
+                second.rhs_field[c] = 0.0;
+            }
+        }
+    }
+    let (serial_iterations, _) = serial(&second, Precision::Single);
+    let cuts = [vec![0, 14, 30], vec![0, 12, 26], whole(20)];
+    let boxes = boxes(&cuts);
+    let global = |c: [usize; 3]| c[0] + dims[0] * (c[1] + dims[1] * c[2]);
+    let results = run_ranks(&cuts, Failure::None, true, |rank, comm| {
+        let owned = boxes[rank];
+        let part = |p: &Problem| {
+            let (mut cells, mut rhs) = (Vec::new(), Vec::new());
+            for_each_cell(&owned, |c| {
+                cells.push(p.cells[global(c)]);
+                rhs.push(p.rhs_field[global(c)]);
+            });
+            (cells, rhs)
+        };
+        let (cells, rhs) = part(&first);
+        let a = DistributedGridPoisson::builder(comm, dims, owned, &cells)
+            .spacing([first.spacing; 3])
+            .build()
+            .unwrap();
+        let solve = |a: &DistributedGridPoisson, rhs: &[f64], x0: Option<&[f64]>| {
+            let m = DistributedMultigrid::new(a, &mg_options(Precision::Single)).unwrap();
+            let mut b = vec![0.0; a.dim()];
+            a.gather(rhs, &mut b).unwrap();
+            let mut x = vec![0.0; a.dim()];
+            let mut options = KrylovOptions::default();
+            if let Some(field) = x0 {
+                a.gather(field, &mut x).unwrap();
+                options.nonzero_initial_guess = true;
+            }
+            let report = distributed_mgpcg(a, &m, &b, &mut x, &options).unwrap();
+            let mut field = vec![0.0; owned.num_cells()];
+            a.scatter(&x, &mut field).unwrap();
+            (report.solve, field)
+        };
+        let (_, p1) = solve(&a, &rhs, None);
+        let (cells2, rhs2) = part(&second);
+        // A bad frame on rank 1: every rank fails, the old operator stays.
+        let short = if rank == 1 { &cells2[1..] } else { &cells2[..] };
+        let bad = a.with_cells(short, None);
+        assert!(bad.is_err(), "rank {rank}: {bad:?}");
+        let a2 = a.with_cells(&cells2, None).unwrap();
+        let (cold, _) = solve(&a2, &rhs2, None);
+        let (warm, p2) = solve(&a2, &rhs2, Some(&p1));
+        let (again, _) = solve(&a, &rhs, Some(&p1));
+        (cold, warm, again, p2)
+    });
+    let mut field = vec![0.0; second.cells.len()];
+    for (rank, (cold, warm, again, p2)) in results.iter().enumerate() {
+        assert_eq!(
+            cold.iterations, serial_iterations,
+            "rank {rank}: cold solve of the new frame"
+        );
+        assert!(warm.relative_residual <= 1e-8, "{warm:?}");
+        assert!(
+            again.iterations <= 1,
+            "the old operator, from its own solution: {again:?}"
+        );
+        for (i, &v) in p2.iter().enumerate() {
+            field[global(boxes[rank].coords_of(i))] = v;
+        }
+    }
+    let residual = true_relative_residual(&second, &field);
+    assert!(
+        residual <= 1.01e-8,
+        "warm-started frame: true residual {residual:e}"
+    );
+}

@@ -299,3 +299,23 @@ fn distributed_mgpcg_bad_input_and_failures_stop_every_rank() {
         );
     }
 }
+
+/// Frames of a moving obstacle: `adj_distributed_pressure_solver_update`
+/// and warm-started solves on 4 ranks converge every frame.
+#[test]
+fn distributed_mgpcg_frames_with_updates_and_warm_starts() {
+    let Some(exe) = build_example("poisson_mpi") else {
+        return;
+    };
+    let output = mpirun(
+        4,
+        &exe,
+        &["40", "36", "32", "--frames", "3", "--threads", "1"],
+    );
+    let frames: Vec<&str> = output.lines().filter(|l| l.starts_with("frame ")).collect();
+    assert_eq!(frames.len(), 3, "{output}");
+    for line in frames {
+        let residual = number_after(line, "relative residual");
+        assert!(residual <= 1e-8, "{line}");
+    }
+}

@@ -463,24 +463,33 @@ public:
         handle_.reset(h);
     }
 
+    /// The next frame: this rank's new cell flags (and options, with the
+    /// same spacing and scale); every rank keeps its frame on failure.
+    void update(const uint8_t *cells, const adj_grid_options *options = nullptr) {
+        const adj_status status = adj_distributed_pressure_solver_update(handle_.get(), cells, options);
+        comm_->rethrow();
+        detail::check(status);
+    }
+
     /// A p = rhs on this rank's box (its cell count of values each), from
-    /// p = 0; `stats` (may be null) receives this rank's communication.
-    adj_solve_report solve(const double *rhs, double *pressure, const adj_cg_options &options = cg_options(),
-                           adj_comm_stats *stats = nullptr) {
+    /// the last pressure when `warm_start` (else p = 0); `stats` (may be
+    /// null) receives this rank's communication.
+    adj_solve_report solve(const double *rhs, double *pressure, bool warm_start = false,
+                           const adj_cg_options &options = cg_options(), adj_comm_stats *stats = nullptr) {
         adj_solve_report report = detail::fresh_report();
-        const adj_status status =
-            adj_distributed_pressure_solver_solve(handle_.get(), rhs, pressure, num_cells_, &options, &report, stats);
+        const adj_status status = adj_distributed_pressure_solver_solve(
+            handle_.get(), rhs, pressure, num_cells_, warm_start ? 1 : 0, &options, &report, stats);
         comm_->rethrow();
         detail::check_solve(status, report);
         return report;
     }
 
     /// As above on float fields (the solve runs in double).
-    adj_solve_report solve(const float *rhs, float *pressure, const adj_cg_options &options = cg_options(),
-                           adj_comm_stats *stats = nullptr) {
+    adj_solve_report solve(const float *rhs, float *pressure, bool warm_start = false,
+                           const adj_cg_options &options = cg_options(), adj_comm_stats *stats = nullptr) {
         adj_solve_report report = detail::fresh_report();
-        const adj_status status = adj_distributed_pressure_solver_solve_f32(handle_.get(), rhs, pressure, num_cells_,
-                                                                            &options, &report, stats);
+        const adj_status status = adj_distributed_pressure_solver_solve_f32(
+            handle_.get(), rhs, pressure, num_cells_, warm_start ? 1 : 0, &options, &report, stats);
         comm_->rethrow();
         detail::check_solve(status, report);
         return report;

@@ -130,7 +130,7 @@ static Result run_adjunct(const Problem *p) {
     adj_solve_report report;
     adj_solve_report_init(&report, sizeof report);
     t = MPI_Wtime();
-    if (st == ADJ_OK) st = adj_distributed_pressure_solver_solve(solver, p->rhs, pressure, p->cells, NULL, &report, NULL);
+    if (st == ADJ_OK) st = adj_distributed_pressure_solver_solve(solver, p->rhs, pressure, p->cells, 0, NULL, &report, NULL);
     r.solve = MPI_Wtime() - t;
     if (st != ADJ_OK) fprintf(stderr, "adjunct: status %d: %s\n", st, adj_last_error_message());
     r.iterations = (int)report.iterations;

@@ -11,16 +11,23 @@
 
 enum { SCENE_FLUID = 0, SCENE_SOLID = 1, SCENE_AIR = 2 };
 
-/* The kind of cell (i, j, k) (codes as ADJ_CELL_*). */
-static inline int scene_kind(const size_t n[3], size_t i, size_t j, size_t k) {
+/* The kind of cell (i, j, k) (codes as ADJ_CELL_*) with the sphere moved
+ * by `shift` along x (a frame of a moving obstacle). */
+static inline int scene_kind_at(const size_t n[3], size_t i, size_t j, size_t k, double shift) {
     if (k + 2 >= n[2]) return SCENE_AIR;
     const size_t longest = n[0] > n[1] ? (n[0] > n[2] ? n[0] : n[2]) : (n[1] > n[2] ? n[1] : n[2]);
     const double h = 1.0 / (double)longest;
     const double x = (i + 0.5) * h, y = (j + 0.5) * h, z = (k + 0.5) * h;
-    const double d2 = (x - 0.5) * (x - 0.5) + (y - 0.5) * (y - 0.5) + (z - 0.4) * (z - 0.4);
+    const double cx = 0.5 + shift;
+    const double d2 = (x - cx) * (x - cx) + (y - 0.5) * (y - 0.5) + (z - 0.4) * (z - 0.4);
     if (d2 < 0.0225) return SCENE_SOLID;
     if (x > 0.2 && x < 0.45 && z > 0.55 && z < 0.62) return SCENE_SOLID;
     return SCENE_FLUID;
+}
+
+/* The kind of cell (i, j, k) of the scene's first frame. */
+static inline int scene_kind(const size_t n[3], size_t i, size_t j, size_t k) {
+    return scene_kind_at(n, i, j, k, 0.0);
 }
 
 /* The right-hand side at fluid cell (i, j, k). */

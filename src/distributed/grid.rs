@@ -143,6 +143,25 @@ pub(crate) fn extend_cells(
     (cells, beta)
 }
 
+/// Checks this rank's cells and coefficients as a grid of its box with
+/// the whole grid's `axes`.
+fn check_box_data(
+    owned: GridBox,
+    axes: usize,
+    cells: &[Cell],
+    spacing: [f64; 3],
+    scale: f64,
+    beta: Option<&[f64]>,
+) -> Result<()> {
+    let builder = GridPoisson::builder(owned.dims(), cells)
+        .spacing(spacing)
+        .scale(scale);
+    match beta {
+        Some(beta) => builder.face_coefficients(beta).check_with_axes(axes),
+        None => builder.check_with_axes(axes),
+    }
+}
+
 /// The grid operator of `dims` cells with the given data.
 pub(crate) fn local_grid(
     dims: [usize; 3],
@@ -189,7 +208,6 @@ impl DistributedGridPoisson {
         let start = std::time::Instant::now();
         let collective = Rc::new(Collective::new(options.comm));
         let owned = options.owned;
-        // This rank's own arguments, checked as a whole grid of its box.
         let local_check = options.local_error.map_or(Ok(()), Err).and_then(|()| {
             (0..3)
                 .find(|&a| owned.lo[a] >= owned.hi[a])
@@ -203,13 +221,14 @@ impl DistributedGridPoisson {
                     ))
                 })
                 .and_then(|()| {
-                    let builder = GridPoisson::builder(owned.dims(), options.cells)
-                        .spacing(options.spacing)
-                        .scale(options.scale);
-                    match options.face_coefficients {
-                        Some(beta) => builder.face_coefficients(beta).check(),
-                        None => builder.check(),
-                    }
+                    check_box_data(
+                        owned,
+                        if options.dims[2] > 1 { 3 } else { 2 },
+                        options.cells,
+                        options.spacing,
+                        options.scale,
+                        options.face_coefficients,
+                    )
                 })
         });
         let decomposition = Decomposition::gather(
@@ -220,11 +239,33 @@ impl DistributedGridPoisson {
             options.scale,
             local_check,
         )?;
-        let cells = options.cells;
+        Self::build(
+            collective,
+            decomposition,
+            options.cells,
+            options.face_coefficients,
+            options.spacing,
+            options.scale,
+            start,
+        )
+    }
+
+    /// The operator on `decomposition` for this rank's checked `cells` and
+    /// coefficients (collective).
+    fn build(
+        collective: Rc<Collective>,
+        decomposition: Decomposition,
+        cells: &[Cell],
+        beta: Option<&[f64]>,
+        spacing: [f64; 3],
+        scale: f64,
+        start: std::time::Instant,
+    ) -> Result<Self> {
+        let before = collective.stats();
+        let owned = decomposition.owned();
         let n_owned = owned.num_cells();
-        let owned_beta = options
-            .face_coefficients
-            .map(|beta| move |a: usize, c: [usize; 3]| beta[a * n_owned + owned.index(c)]);
+        let owned_beta =
+            beta.map(|beta| move |a: usize, c: [usize; 3]| beta[a * n_owned + owned.index(c)]);
         let (ext_cells, ext_beta) = extend_cells(
             &collective,
             &decomposition,
@@ -238,8 +279,8 @@ impl DistributedGridPoisson {
         let local = collective.agree_on(local_grid(
             decomposition.extended().dims(),
             &ext_cells,
-            options.spacing,
-            options.scale,
+            spacing,
+            scale,
             ext_beta.as_deref(),
         ))?;
         let (owned_unknowns, faces) = owned_and_halo(&decomposition, &local);
@@ -249,7 +290,7 @@ impl DistributedGridPoisson {
         let work = Mutex::new((vec![0.0; local.dim()], vec![0.0; local.dim()]));
         Ok(Self {
             runs,
-            setup: collective.stats(),
+            setup: collective.stats() - before,
             collective,
             decomposition,
             local,
@@ -261,9 +302,41 @@ impl DistributedGridPoisson {
         })
     }
 
+    /// The operator of a new frame (collective): this rank's new `cells`
+    /// (and face coefficients, or None) on the same grid, boxes, spacing,
+    /// scale and communicator. When any rank's input is bad, every rank
+    /// fails (`self` is unchanged either way).
+    pub fn with_cells(&self, cells: &[Cell], face_coefficients: Option<&[f64]>) -> Result<Self> {
+        let start = std::time::Instant::now();
+        let owned = self.owned_box();
+        let (spacing, scale) = (self.spacing(), self.scale());
+        let axes = self.decomposition.ndim();
+        let check = check_box_data(owned, axes, cells, spacing, scale, face_coefficients);
+        self.collective.agree_on(check)?;
+        Self::build(
+            Rc::clone(&self.collective),
+            self.decomposition.clone(),
+            cells,
+            face_coefficients,
+            spacing,
+            scale,
+            start,
+        )
+    }
+
     /// The whole grid's size.
     pub fn dims(&self) -> [usize; 3] {
         self.decomposition.dims
+    }
+
+    /// The grid spacing h_a per axis.
+    pub fn spacing(&self) -> [f64; 3] {
+        self.local.spacing()
+    }
+
+    /// The scalar factor s of the operator.
+    pub fn scale(&self) -> f64 {
+        self.local.scale()
     }
 
     /// This rank's box.

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::krylov::MultigridOptions;
 use crate::operator::{Cell, FieldValue, LinearOperator};
 use std::ffi::{c_int, c_void};
+use std::sync::Mutex;
 
 /// One message of a halo exchange (see `adj_exchange_fn`).
 #[allow(non_camel_case_types)]
@@ -195,13 +196,27 @@ impl Communicator for CComm {
 }
 
 /// This rank's part of a distributed pressure solve (opaque): the grid
-/// operator on its box with ghost layers, and the distributed V-cycle.
-/// Every function on it is collective (all ranks call it, in the same
-/// order) and must be called on the thread that created it.
+/// operator on its box with ghost layers, the distributed V-cycle, and the
+/// last pressure (for warm starts). Every function on it except `_free`
+/// is collective (all ranks call it, in the same order) and must be
+/// called on the thread that created it.
 #[allow(non_camel_case_types)]
 pub struct adj_distributed_pressure_solver {
+    inner: Mutex<Frame>,
+}
+
+/// The set-up frame of a distributed pressure solver.
+struct Frame {
     grid: DistributedGridPoisson,
     multigrid: DistributedMultigrid,
+    /// The last solve's pressure per box cell (0 before the first).
+    pressure: Vec<f64>,
+}
+
+impl adj_distributed_pressure_solver {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Frame> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The communicator from the caller's struct, checked.
@@ -339,9 +354,21 @@ pub unsafe extern "C" fn adj_distributed_pressure_solver_new(
         }
         let grid = builder.build()?;
         let multigrid = DistributedMultigrid::new(&grid, &MultigridOptions::default())?;
+        let pressure = vec![0.0; grid.owned_box().num_cells()];
         // SAFETY: `out` checked (every rank got here only with its own
         // arguments valid).
-        unsafe { emit_handle(out, adj_distributed_pressure_solver { grid, multigrid }) };
+        unsafe {
+            emit_handle(
+                out,
+                adj_distributed_pressure_solver {
+                    inner: Mutex::new(Frame {
+                        grid,
+                        multigrid,
+                        pressure,
+                    }),
+                },
+            )
+        };
         Ok(())
     })
 }
@@ -356,15 +383,58 @@ pub unsafe extern "C" fn adj_distributed_pressure_solver_free(
     boundary_or((), || unsafe { free_handle(solver) })
 }
 
+/// Sets up the next frame (collective): this rank's new `cells` (flags of
+/// its box) and `options` (NULL = defaults: codes and face coefficients as
+/// for `adj_distributed_pressure_solver_new`; its spacing and scale are
+/// ignored, they stay those of creation); rebuilds the operator and the
+/// V-cycle. A failure on any rank gives an
+/// error on every rank, and every rank keeps its previous frame.
+#[no_mangle]
+pub unsafe extern "C" fn adj_distributed_pressure_solver_update(
+    solver: *const adj_distributed_pressure_solver,
+    cells: *const u8,
+    options: *const adj_grid_options,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let s = unsafe { handle(solver, "solver") }?;
+        let mut frame = s.lock();
+        let grid = &frame.grid;
+        let ndim = if grid.dims()[2] > 1 { 3 } else { 2 };
+        let local = (|| {
+            // SAFETY: forwarded contract, for the box's cells.
+            let args = unsafe { grid_args(grid.owned_box().num_cells(), ndim, cells, options) }?;
+            if args.air_level_set.is_some() {
+                return Err(Error::invalid(
+                    "options",
+                    "air_level_set is not supported by the distributed solver (pass face coefficients)",
+                ));
+            }
+            Ok(args)
+        })();
+        let args = match local {
+            Ok(args) => args,
+            Err(e) => return Err(grid.fail_everywhere(e)),
+        };
+        let grid = grid.with_cells(&args.cells, args.face_coefficients)?;
+        let multigrid = DistributedMultigrid::new(&grid, &MultigridOptions::default())?;
+        frame.grid = grid;
+        frame.multigrid = multigrid;
+        Ok(())
+    })
+}
+
 /// The common body of the two solve entry points.
 ///
 /// # Safety
 /// Pointers as documented on `adj_distributed_pressure_solver_solve`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn solve<F: FieldValue>(
     solver: *const adj_distributed_pressure_solver,
     rhs: *const F,
     pressure: *mut F,
     num_cells: usize,
+    warm_start: i32,
     options: *const adj_cg_options,
     report: *mut adj_solve_report,
     stats: *mut adj_comm_stats,
@@ -372,7 +442,12 @@ unsafe fn solve<F: FieldValue>(
     boundary(|| {
         // SAFETY: NULL or a live handle.
         let s = unsafe { handle(solver, "solver") }?;
-        let grid = &s.grid;
+        let mut frame = s.lock();
+        let Frame {
+            grid,
+            multigrid,
+            pressure: last,
+        } = &mut *frame;
         // This rank's arguments; a failure still meets the other ranks.
         let local = (|| {
             Error::check_len("num_cells", grid.owned_box().num_cells(), num_cells)?;
@@ -383,8 +458,19 @@ unsafe fn solve<F: FieldValue>(
                     slice_mut(pressure, num_cells, "pressure")?,
                 )
             };
+            let warm_start = match warm_start {
+                0 => false,
+                1 => true,
+                other => {
+                    return Err(Error::invalid(
+                        "warm_start",
+                        format!("warm_start = {other} must be 0 or 1"),
+                    ))
+                }
+            };
             // SAFETY: NULL (defaults) or a valid options struct.
-            let (krylov, history) = unsafe { krylov_options(options) }?;
+            let (mut krylov, history) = unsafe { krylov_options(options) }?;
+            krylov.nonzero_initial_guess = warm_start;
             // SAFETY: NULL or valid structs.
             let report = unsafe { Output::new(report, "report") }?;
             let stats = unsafe { Output::new(stats, "stats") }?;
@@ -397,10 +483,14 @@ unsafe fn solve<F: FieldValue>(
             Err(e) => return Err(grid.fail_everywhere(e)),
         };
         let mut x = vec![0.0; grid.dim()];
-        let result = distributed_mgpcg(grid, &s.multigrid, &b, &mut x, &krylov);
+        if krylov.nonzero_initial_guess {
+            grid.gather(last, &mut x)?;
+        }
+        let result = distributed_mgpcg(grid, multigrid, &b, &mut x, &krylov);
         write_report(result.as_ref().map(|r| &r.solve), history, &report);
         if let Ok(r) = &result {
             stats.write(&c_stats(r.comm));
+            grid.scatter(&x, last)?;
             grid.scatter(&x, pressure)?;
         }
         result.map(|_| ())
@@ -413,8 +503,10 @@ unsafe fn solve<F: FieldValue>(
 /// single-reduction form (per iteration one `allreduce_sum` for CG and one
 /// for the gathered coarse level, plus one when the grid has regions
 /// enclosed by walls; the halo exchanges of one product and one V-cycle),
-/// to ‖b − A p‖₂ ≤ max(rtol·‖b‖₂, atol) over the whole grid, from p = 0
-/// (`options` as for `adj_cg_solve`, NULL = defaults). Writes p per box
+/// to ‖b − A p‖₂ ≤ max(rtol·‖b‖₂, atol) over the whole grid, from the
+/// last solve's pressure when `warm_start` is 1 (0: from p = 0; the same
+/// on every rank), `options` as for `adj_cg_solve` (NULL = defaults;
+/// `nonzero_initial_guess` is ignored). Writes p per box
 /// cell to `pressure` (0 at solid and air cells) only on success; `report`
 /// (NULL or initialised) is the same on every rank, `stats` (NULL or
 /// initialised) counts this rank's communication during the solve. A
@@ -426,12 +518,17 @@ pub unsafe extern "C" fn adj_distributed_pressure_solver_solve(
     rhs: *const f64,
     pressure: *mut f64,
     num_cells: usize,
+    warm_start: i32,
     options: *const adj_cg_options,
     report: *mut adj_solve_report,
     stats: *mut adj_comm_stats,
 ) -> adj_status {
     // SAFETY: forwarded contract.
-    unsafe { solve(solver, rhs, pressure, num_cells, options, report, stats) }
+    unsafe {
+        solve(
+            solver, rhs, pressure, num_cells, warm_start, options, report, stats,
+        )
+    }
 }
 
 /// As `adj_distributed_pressure_solver_solve` on float32 fields: the solve
@@ -442,10 +539,15 @@ pub unsafe extern "C" fn adj_distributed_pressure_solver_solve_f32(
     rhs: *const f32,
     pressure: *mut f32,
     num_cells: usize,
+    warm_start: i32,
     options: *const adj_cg_options,
     report: *mut adj_solve_report,
     stats: *mut adj_comm_stats,
 ) -> adj_status {
     // SAFETY: forwarded contract.
-    unsafe { solve(solver, rhs, pressure, num_cells, options, report, stats) }
+    unsafe {
+        solve(
+            solver, rhs, pressure, num_cells, warm_start, options, report, stats,
+        )
+    }
 }

@@ -68,6 +68,9 @@ pub struct GridPoissonBuilder<'a> {
     face_coefficients: Option<&'a [f64]>,
     scale: f64,
     air_level_set: Option<(&'a [f64], f64)>,
+    /// The number of axes when the grid is a box of a larger one (a box one
+    /// layer thick of a 3D grid has 3), for [`GridPoissonBuilder::check_with_axes`].
+    axes: Option<usize>,
 }
 
 impl<'a> GridPoissonBuilder<'a> {
@@ -113,9 +116,10 @@ impl<'a> GridPoissonBuilder<'a> {
     }
 
     /// Checks the arguments as [`GridPoissonBuilder::build`] does, without
-    /// building (a rank of a distributed grid checks its own part before
-    /// any communication).
-    pub(crate) fn check(&self) -> Result<()> {
+    /// building, for a box of a grid with `axes` axes (a rank of a
+    /// distributed grid checks its own part before any communication).
+    pub(crate) fn check_with_axes(mut self, axes: usize) -> Result<()> {
+        self.axes = Some(axes);
         let (_, inv_h2) = self.validated()?;
         self.check_face_weights(self.face_coefficients, inv_h2)
     }
@@ -140,7 +144,7 @@ impl<'a> GridPoissonBuilder<'a> {
                 )
             })?;
         Error::check_len("cells", num_cells, self.cells.len())?;
-        let ndim = ndim_of(dims);
+        let ndim = self.axes.unwrap_or(ndim_of(dims));
         let scale = self.scale;
         if !(scale.is_finite() && scale > 0.0) {
             return Err(Error::invalid(
@@ -183,7 +187,7 @@ impl<'a> GridPoissonBuilder<'a> {
     /// Every stencil entry, and a diagonal Σ β/h² over 2·ndim faces, must
     /// be finite, so that the matrix and its exports are.
     fn check_face_weights(&self, beta: Option<&[f64]>, inv_h2: [f64; 3]) -> Result<()> {
-        let ndim = ndim_of(self.dims);
+        let ndim = self.axes.unwrap_or(ndim_of(self.dims));
         let max_beta = beta.map_or(1.0, |beta| beta.iter().fold(0.0, |m: f64, &v| m.max(v)));
         let max_inv_h2 = inv_h2.iter().fold(0.0, |m: f64, &v| m.max(v));
         if (2.0 * ndim as f64 * max_beta * max_inv_h2).is_finite() {
@@ -321,6 +325,7 @@ impl GridPoisson {
             face_coefficients: None,
             scale: 1.0,
             air_level_set: None,
+            axes: None,
         }
     }
 

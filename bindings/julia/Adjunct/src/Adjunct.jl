@@ -613,16 +613,40 @@ mutable struct DistributedPressureSolver
 end
 
 """
-    report = solve!(s::DistributedPressureSolver, pressure, rhs; rtol=1e-8, atol=0.0, maxiter=10_000, norm=:two)
+    update!(s::DistributedPressureSolver, cells; face_coefficients=nothing, codes=nothing)
+
+Sets up the next frame from this rank's new cell flags (the box's shape;
+the spacing and scale stay those of construction). Collective; on an
+error every rank keeps its frame.
+"""
+function update!(s::DistributedPressureSolver, cells::AbstractArray{UInt8}; face_coefficients=nothing, codes=nothing)
+    length(cells) == prod(s.box_size) || throw(DimensionMismatch("cells must have $(prod(s.box_size)) entries"))
+    flags = Vector{UInt8}(vec(cells))
+    beta = face_coefficients === nothing ? nothing : Vector{Float64}(vec(face_coefficients))
+    status = GC.@preserve s beta begin
+        options = _grid_options(nothing, beta, 1.0, nothing, 0.01, codes)
+        ccall((:adj_distributed_pressure_solver_update, libadjunct()), Cint,
+              (Ptr{Cvoid}, Ptr{UInt8}, Ref{GridOptions}), s.ptr, flags, options)
+    end
+    _rethrow(s.comm)
+    _check(status)
+    return s
+end
+
+"""
+    report = solve!(s::DistributedPressureSolver, pressure, rhs; warm_start=false, rtol=1e-8, atol=0.0,
+                    maxiter=10_000, norm=:two)
 
 Solves this rank's part of A p = rhs (arrays of the box's shape, `Float64`
-or `Float32`; only fluid cells of `rhs` are read) from p = 0, to
+or `Float32`; only fluid cells of `rhs` are read) from the last pressure
+when `warm_start` (else p = 0), to
 ‖b − A p‖ ≤ max(rtol·‖b‖, atol) over the whole grid, and writes p into
 `pressure` (0 at solid and air cells). Collective. The report (the same on
 every rank) carries this rank's communication in `comm`.
 """
-function solve!(s::DistributedPressureSolver, pressure::Array{T}, rhs::AbstractArray{<:Real}; rtol::Real=1e-8,
-                atol::Real=0.0, maxiter::Integer=10_000, norm::Symbol=:two) where {T<:Union{Float64,Float32}}
+function solve!(s::DistributedPressureSolver, pressure::Array{T}, rhs::AbstractArray{<:Real}; warm_start::Bool=false,
+                rtol::Real=1e-8, atol::Real=0.0, maxiter::Integer=10_000,
+                norm::Symbol=:two) where {T<:Union{Float64,Float32}}
     length(pressure) == prod(s.box_size) || throw(DimensionMismatch("pressure must have $(prod(s.box_size)) entries"))
     r = Vector{T}(vec(rhs))
     report = _solve_report()
@@ -631,12 +655,14 @@ function solve!(s::DistributedPressureSolver, pressure::Array{T}, rhs::AbstractA
     status = GC.@preserve s begin
         if T === Float64
             ccall((:adj_distributed_pressure_solver_solve, libadjunct()), Cint,
-                  (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ref{SolveReport}, Ref{CommStats}),
-                  s.ptr, r, pressure, length(pressure), options, report, stats)
+                  (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Int32, Ref{CgOptions}, Ref{SolveReport},
+                   Ref{CommStats}),
+                  s.ptr, r, pressure, length(pressure), warm_start ? 1 : 0, options, report, stats)
         else
             ccall((:adj_distributed_pressure_solver_solve_f32, libadjunct()), Cint,
-                  (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Ref{CgOptions}, Ref{SolveReport}, Ref{CommStats}),
-                  s.ptr, r, pressure, length(pressure), options, report, stats)
+                  (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Int32, Ref{CgOptions}, Ref{SolveReport},
+                   Ref{CommStats}),
+                  s.ptr, r, pressure, length(pressure), warm_start ? 1 : 0, options, report, stats)
         end
     end
     _rethrow(s.comm)
