@@ -24,6 +24,8 @@ export sinkhorn, cost_sqeuclidean, cost_pnorm
 export Model, load_model, cdm
 export PressureSolver, update!, solve!, setup_seconds, scatter!
 export DistributedPressureSolver
+export SolveReason, converged, CONVERGED_RTOL, CONVERGED_ATOL, DIVERGED_MAX_ITERATIONS, DIVERGED_BREAKDOWN,
+       DIVERGED_INDEFINITE_PRECONDITIONER, DIVERGED_NAN_OR_INF, DIVERGED_INDEFINITE_OPERATOR, DIVERGED_CALLBACK
 export RootProblem, implicit_vjp, implicit_jvp, linear_solve_vjp, ot_cost_gradient, ot_plan_vjp, ot_plan_jvp
 export CELL_FLUID, CELL_SOLID, CELL_AIR
 
@@ -311,7 +313,7 @@ function gather(A::Operator, field::AbstractArray{Float32})
     f = Vector{Float32}(vec(field))
     u = zeros(dim(A))
     _check(ccall((:adj_grid_gather_f32, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{Cfloat}, Csize_t, Ptr{Cdouble}, Csize_t),
-                 A.ptr, f, length(f), u, length(u)))
+                 A, f, length(f), u, length(u)))
     return u
 end
 
@@ -323,7 +325,7 @@ Writes the unknowns into a float32 per-cell field (rounded; 0 at solid and air c
 function scatter!(field::Vector{Float32}, A::Operator, unknowns::AbstractVector{<:Real})
     u = Vector{Float64}(unknowns)
     _check(ccall((:adj_grid_scatter_f32, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cfloat}, Csize_t),
-                 A.ptr, u, length(u), field, length(field)))
+                 A, u, length(u), field, length(field)))
     return field
 end
 
@@ -367,7 +369,7 @@ function update!(s::PressureSolver, cells::AbstractArray{UInt8}; spacing=nothing
     GC.@preserve h beta phi begin
         options = _grid_options(h, beta, scale, phi, min_air_fraction, codes)
         _check(ccall((:adj_pressure_solver_update, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{UInt8}, Ref{GridOptions}),
-                     s.ptr, flags, options))
+                     s, flags, options))
     end
     return s
 end
@@ -375,7 +377,7 @@ end
 """Wall time of the last `update!` (the multigrid hierarchy), in seconds."""
 function setup_seconds(s::PressureSolver)
     t = Ref{Cdouble}(0.0)
-    _check(ccall((:adj_pressure_solver_setup_seconds, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Cdouble}), s.ptr, t))
+    _check(ccall((:adj_pressure_solver_setup_seconds, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Cdouble}), s, t))
     return t[]
 end
 
@@ -393,7 +395,7 @@ function solve!(s::PressureSolver, pressure::Array{Float64}, rhs::AbstractArray{
     options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0, _norm_code(norm))
     _check(ccall((:adj_pressure_solver_solve, libadjunct()), Cint,
                  (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Int32, Ref{CgOptions}, Ref{SolveReport}),
-                 s.ptr, r, pressure, length(pressure), warm_start ? 1 : 0, options, report))
+                 s, r, pressure, length(pressure), warm_start ? 1 : 0, options, report))
     return _report(report[])
 end
 
@@ -404,7 +406,7 @@ function solve!(s::PressureSolver, pressure::Array{Float32}, rhs::AbstractArray{
     options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0, _norm_code(norm))
     _check(ccall((:adj_pressure_solver_solve_f32, libadjunct()), Cint,
                  (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Int32, Ref{CgOptions}, Ref{SolveReport}),
-                 s.ptr, r, pressure, length(pressure), warm_start ? 1 : 0, options, report))
+                 s, r, pressure, length(pressure), warm_start ? 1 : 0, options, report))
     return _report(report[])
 end
 
@@ -425,7 +427,7 @@ end
 """The dimension (number of unknowns) of an operator."""
 function dim(A::Operator)
     n = Ref{Csize_t}(0)
-    _check(ccall((:adj_operator_dim, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A.ptr, n))
+    _check(ccall((:adj_operator_dim, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A, n))
     return Int(n[])
 end
 
@@ -434,7 +436,7 @@ function apply(A::Operator, x::AbstractVector{<:Real})
     xx = Vector{Float64}(x)
     y = similar(xx)
     status = GC.@preserve A ccall((:adj_operator_apply, libadjunct()), Cint,
-                                  (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t), A.ptr, xx, y, length(xx))
+                                  (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t), A, xx, y, length(xx))
     _rethrow(A.callback)
     _check(status)
     return y
@@ -446,7 +448,7 @@ Base.size(A::Operator) = (n = dim(A); (n, n))
 """The number of cells of a grid operator."""
 function num_cells(A::Operator)
     n = Ref{Csize_t}(0)
-    _check(ccall((:adj_grid_num_cells, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A.ptr, n))
+    _check(ccall((:adj_grid_num_cells, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A, n))
     return Int(n[])
 end
 
@@ -455,7 +457,7 @@ function gather(A::Operator, field::AbstractArray{<:Real})
     f = Vector{Float64}(vec(field))
     u = zeros(dim(A))
     _check(ccall((:adj_grid_gather, libadjunct()), Cint,
-                 (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t), A.ptr, f, length(f), u, length(u)))
+                 (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t), A, f, length(f), u, length(u)))
     return u
 end
 
@@ -464,7 +466,7 @@ function scatter(A::Operator, unknowns::AbstractVector{<:Real})
     u = Vector{Float64}(unknowns)
     f = zeros(num_cells(A))
     _check(ccall((:adj_grid_scatter, libadjunct()), Cint,
-                 (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t), A.ptr, u, length(u), f, length(f)))
+                 (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t), A, u, length(u), f, length(f)))
     return f
 end
 
@@ -472,12 +474,12 @@ end
 function to_csr(A::Operator)
     n = dim(A)
     nnz = Ref{Csize_t}(0)
-    _check(ccall((:adj_operator_csr_nnz, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A.ptr, nnz))
+    _check(ccall((:adj_operator_csr_nnz, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A, nnz))
     row_ptr = zeros(Int64, n + 1)
     col_idx = zeros(Int64, nnz[])
     values = zeros(Float64, nnz[])
     _check(ccall((:adj_operator_to_csr_i64, libadjunct()), Cint,
-                 (Ptr{Cvoid}, Ptr{Int64}, Ptr{Int64}, Ptr{Cdouble}), A.ptr, row_ptr, col_idx, values))
+                 (Ptr{Cvoid}, Ptr{Int64}, Ptr{Int64}, Ptr{Cdouble}), A, row_ptr, col_idx, values))
     # CSR arrays of A are the CSC arrays of Aᵀ.
     At = SparseMatrixCSC(n, n, row_ptr .+ 1, col_idx .+ 1, values)
     return sparse(transpose(At))
@@ -626,7 +628,7 @@ function update!(s::DistributedPressureSolver, cells::AbstractArray{UInt8}; face
     status = GC.@preserve s beta begin
         options = _grid_options(nothing, beta, 1.0, nothing, 0.01, codes)
         ccall((:adj_distributed_pressure_solver_update, libadjunct()), Cint,
-              (Ptr{Cvoid}, Ptr{UInt8}, Ref{GridOptions}), s.ptr, flags, options)
+              (Ptr{Cvoid}, Ptr{UInt8}, Ref{GridOptions}), s, flags, options)
     end
     _rethrow(s.comm)
     _check(status)
@@ -657,12 +659,12 @@ function solve!(s::DistributedPressureSolver, pressure::Array{T}, rhs::AbstractA
             ccall((:adj_distributed_pressure_solver_solve, libadjunct()), Cint,
                   (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Int32, Ref{CgOptions}, Ref{SolveReport},
                    Ref{CommStats}),
-                  s.ptr, r, pressure, length(pressure), warm_start ? 1 : 0, options, report, stats)
+                  s, r, pressure, length(pressure), warm_start ? 1 : 0, options, report, stats)
         else
             ccall((:adj_distributed_pressure_solver_solve_f32, libadjunct()), Cint,
                   (Ptr{Cvoid}, Ptr{Cfloat}, Ptr{Cfloat}, Csize_t, Int32, Ref{CgOptions}, Ref{SolveReport},
                    Ref{CommStats}),
-                  s.ptr, r, pressure, length(pressure), warm_start ? 1 : 0, options, report, stats)
+                  s, r, pressure, length(pressure), warm_start ? 1 : 0, options, report, stats)
         end
     end
     _rethrow(s.comm)
@@ -702,7 +704,7 @@ function Preconditioner(A::Operator, kind::Symbol)
            kind === :ic0 ? ADJ_PRECOND_IC0 : kind === :multigrid ? ADJ_PRECOND_MULTIGRID :
            throw(ArgumentError("unknown preconditioner $kind (:none, :jacobi, :ic0, :multigrid)"))
     out = Ref{Ptr{Cvoid}}(C_NULL)
-    _check(ccall((:adj_precond_new, libadjunct()), Cint, (Ptr{Cvoid}, UInt32, Ref{Ptr{Cvoid}}), A.ptr, code, out))
+    _check(ccall((:adj_precond_new, libadjunct()), Cint, (Ptr{Cvoid}, UInt32, Ref{Ptr{Cvoid}}), A, code, out))
     return Preconditioner(out[])
 end
 
@@ -777,13 +779,13 @@ function cg(A::Operator, b::AbstractVector{<:Real}; rtol::Real=1e-8, atol::Real=
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
     hist = history ? zeros(Float64, maxiter) : Float64[]
     report = _solve_report()
-    pc_ptr = pc === nothing ? C_NULL : pc.ptr
+    pc_ptr = pc === nothing ? C_NULL : pc
     status = GC.@preserve A pc hist begin
         options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1,
                             history ? pointer(hist) : Ptr{Cdouble}(C_NULL), length(hist), _norm_code(norm))
         ccall((:adj_cg_solve, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ref{SolveReport}),
-              A.ptr, pc_ptr, bb, x, length(bb), options, report)
+              A, pc_ptr, bb, x, length(bb), options, report)
     end
     _rethrow(A.callback)
     pc === nothing || _rethrow(pc.callback)
@@ -794,11 +796,29 @@ end
 _norm_code(norm::Symbol) = norm === :two ? UInt32(0) : norm === :max ? UInt32(1) :
                             throw(ArgumentError("norm must be :two or :max"))
 
-"""A `SolveReport` as a named tuple; `history` is the caller's residual buffer."""
+"""
+Why a solve stopped (`adj_solve_reason`, PETSc's convention): converged
+reasons are positive, diverged ones negative.
+"""
+@enum SolveReason::Cint begin
+    CONVERGED_RTOL = 2
+    CONVERGED_ATOL = 3
+    DIVERGED_MAX_ITERATIONS = -3
+    DIVERGED_BREAKDOWN = -5
+    DIVERGED_INDEFINITE_PRECONDITIONER = -8
+    DIVERGED_NAN_OR_INF = -9
+    DIVERGED_INDEFINITE_OPERATOR = -10
+    DIVERGED_CALLBACK = -100
+end
+
+"""`true` for the converged reasons."""
+converged(reason::SolveReason) = Integer(reason) > 0
+
+"""A `SolveReport` as a named tuple (`reason` a `SolveReason`); `history` is the caller's residual buffer."""
 function _report(r::SolveReport, history::Vector{Float64}=Float64[])
     return (iterations=Int(r.iterations), residual_norm=r.residual_norm,
             true_residual_norm=r.true_residual_norm, relative_residual=r.relative_residual,
-            initial_residual_norm=r.initial_residual_norm, reason=Int(r.reason),
+            initial_residual_norm=r.initial_residual_norm, reason=SolveReason(r.reason),
             null_space_component=r.null_space_component,
             history=history[1:Int(r.residual_history_length)])
 end
@@ -849,7 +869,7 @@ function cg_distributed(A::Operator, b::AbstractVector{<:Real}; allreduce! = not
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
     reduction = _Reduction(allreduce!, nothing)
     report = _solve_report()
-    pc_ptr = pc === nothing ? C_NULL : pc.ptr
+    pc_ptr = pc === nothing ? C_NULL : pc
     fn = allreduce! === nothing ? C_NULL : _REDUCTION[]
     status = GC.@preserve A pc reduction begin
         options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1, Ptr{Cdouble}(C_NULL), 0,
@@ -857,7 +877,7 @@ function cg_distributed(A::Operator, b::AbstractVector{<:Real}; allreduce! = not
         ccall((:adj_cg_solve_distributed, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ptr{Cvoid}, Ptr{Cvoid},
                Ref{SolveReport}),
-              A.ptr, pc_ptr, bb, x, length(bb), options, fn, pointer_from_objref(reduction), report)
+              A, pc_ptr, bb, x, length(bb), options, fn, pointer_from_objref(reduction), report)
     end
     _rethrow(A.callback)
     pc === nothing || _rethrow(pc.callback)
@@ -1013,7 +1033,7 @@ const _JACOBIAN_KINDS = Dict(:general => UInt32(0), :symmetric => UInt32(1), :fi
 function _implicit_options(solver::Symbol, restart, rtol, atol, maxiter, ridge, warm_start, precond)
     haskey(_SOLVERS, solver) || throw(ArgumentError("solver must be one of $(sort(collect(keys(_SOLVERS))))"))
     ws = warm_start === nothing ? Ptr{Cdouble}(C_NULL) : pointer(warm_start)
-    pc = precond === nothing ? C_NULL : precond.ptr
+    pc = precond === nothing ? C_NULL : precond
     return ImplicitOptions(sizeof(ImplicitOptions), _SOLVERS[solver], restart, rtol, atol, maxiter, ridge, ws, pc)
 end
 
@@ -1122,7 +1142,7 @@ function linear_solve_vjp(A::Operator, x::AbstractVector{<:Real}, x_bar::Abstrac
     xx, xb = Vector{Float64}(x), Vector{Float64}(x_bar)
     n = length(xx)
     nnz = Ref{Csize_t}(0)
-    _check(ccall((:adj_operator_csr_nnz, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A.ptr, nnz))
+    _check(ccall((:adj_operator_csr_nnz, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A, nnz))
     grad_b, grad_values = zeros(n), zeros(nnz[])
     report = _solve_report()
     status = GC.@preserve A pc begin
@@ -1130,7 +1150,7 @@ function linear_solve_vjp(A::Operator, x::AbstractVector{<:Real}, x_bar::Abstrac
         ccall((:adj_linear_solve_vjp, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{ImplicitOptions}, Ptr{Cdouble}, Ptr{Cdouble},
                Csize_t, Ref{SolveReport}),
-              A.ptr, xx, xb, n, options, grad_b, grad_values, nnz[], report)
+              A, xx, xb, n, options, grad_b, grad_values, nnz[], report)
     end
     _check(status)
     # grad_values follows the CSR order of A, i.e. the CSC order of Aᵀ.
@@ -1245,7 +1265,7 @@ end
 """The grid dimension (2 or 3) the model was built for."""
 function dim(m::Model)
     d = Ref{Csize_t}(0)
-    _check(ccall((:adj_model_dim, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), m.ptr, d))
+    _check(ccall((:adj_model_dim, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), m, d))
     return Int(d[])
 end
 
@@ -1320,7 +1340,7 @@ function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}
         ccall((:adj_cdm_solve, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
                Ref{CdmOptions}, Ref{SolveReport}, Ref{CdmReport}),
-              A.ptr, model === nothing ? C_NULL : model.ptr, pc === nothing ? C_NULL : pc.ptr,
+              A, model === nothing ? C_NULL : model, pc === nothing ? C_NULL : pc,
               cb === nothing ? C_NULL : _TRAMPOLINE[], cb === nothing ? C_NULL : pointer_from_objref(cb),
               bb, x, length(bb), options, report, cdm_report)
     end
@@ -1331,5 +1351,17 @@ function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}
     r = cdm_report[]
     return x, merge(_report(report[]), (direction_seconds=r.direction_seconds, fallback_steps=Int(r.fallback_steps)))
 end
+
+
+# ---------------------------------------------------------------- handles in ccall
+
+# A handle passed to `ccall` as `Ptr{Cvoid}` converts to its pointer, and
+# `ccall` keeps the object (and so the library object) alive during the
+# call: no `.ptr` by hand, no `GC.@preserve` needed for the handle.
+Base.unsafe_convert(::Type{Ptr{Cvoid}}, h::Operator) = h.ptr
+Base.unsafe_convert(::Type{Ptr{Cvoid}}, h::Preconditioner) = h.ptr
+Base.unsafe_convert(::Type{Ptr{Cvoid}}, h::PressureSolver) = h.ptr
+Base.unsafe_convert(::Type{Ptr{Cvoid}}, h::DistributedPressureSolver) = h.ptr
+Base.unsafe_convert(::Type{Ptr{Cvoid}}, h::Model) = h.ptr
 
 end # module

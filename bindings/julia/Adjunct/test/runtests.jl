@@ -27,7 +27,8 @@ end
         for precond in (nothing, :jacobi, :ic0)
             x, report = cg(A, b; rtol=1e-12, precond=precond, history=true)
             @test norm(x - xref) / norm(xref) < 1e-9
-            @test report.reason == 2
+            @test report.reason == CONVERGED_RTOL
+            @test converged(report.reason)
             @test length(report.history) == report.iterations
             @test report.relative_residual <= 1e-12
         end
