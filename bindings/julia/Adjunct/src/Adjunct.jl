@@ -15,6 +15,7 @@ operators or preconditioners) are invoked only on the calling thread.
 module Adjunct
 
 using Libdl
+using LinearAlgebra
 using SparseArrays
 
 export AdjunctError, Operator, Preconditioner, status_string
@@ -444,6 +445,18 @@ end
 
 Base.:*(A::Operator, x::AbstractVector{<:Real}) = apply(A, x)
 Base.size(A::Operator) = (n = dim(A); (n, n))
+Base.size(A::Operator, k::Integer) = k <= 2 ? dim(A) : 1
+Base.eltype(::Type{Operator}) = Float64
+
+"""`mul!(y, A, x)`: y = A x in place (`Vector{Float64}`s of the operator's dimension)."""
+function LinearAlgebra.mul!(y::Vector{Float64}, A::Operator, x::Vector{Float64})
+    length(x) == length(y) || throw(DimensionMismatch("x has $(length(x)) entries, y $(length(y))"))
+    status = ccall((:adj_operator_apply, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t),
+                   A, x, y, length(x))
+    _rethrow(A.callback)
+    _check(status)
+    return y
+end
 
 """The number of cells of a grid operator."""
 function num_cells(A::Operator)

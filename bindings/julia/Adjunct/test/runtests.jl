@@ -37,6 +37,8 @@ end
         op = csr_operator(n, n, Int32.(At.colptr .- 1), Int32.(At.rowval .- 1), At.nzval)
         @test dim(op) == n
         @test apply(op, b) ≈ A * b
+        @test mul!(zeros(n), op, Vector{Float64}(b)) ≈ A * b
+        @test size(op) == (n, n) && size(op, 1) == n && eltype(op) == Float64
         @test to_csr(op) ≈ A
         x, _ = cg(op, b; precond=jacobi_preconditioner(diag(A)), rtol=1e-12)
         @test x ≈ xref rtol=1e-9
