@@ -485,17 +485,30 @@ impl GridPoisson {
     /// y ← A x, then `finish(first, y_row)` on the values of each grid row
     /// (its unknowns first..first + y_row.len()) while they are in cache:
     /// the fused form of a kernel that post-processes A x (a residual, a
-    /// Jacobi update). Returns xᵀ(A x) (before `finish`). Lengths as for
-    /// [`LinearOperator::apply`].
-    pub(crate) fn apply_then<T: Real, F>(&self, x: &[T], y: &mut [T], finish: &F) -> Result<f64>
+    /// Jacobi update). Lengths as for [`LinearOperator::apply`].
+    pub(crate) fn apply_then<T: Real, F>(&self, x: &[T], y: &mut [T], finish: &F) -> Result<()>
+    where
+        F: Fn(usize, &mut [T]) + Sync,
+    {
+        self.apply_checked::<false, T, F>(x, y, finish).map(|_| ())
+    }
+
+    /// y ← A x with `finish` as for [`GridPoisson::apply_then`]; returns
+    /// xᵀ(A x) when `DOT` (else 0, and no reduction is computed).
+    fn apply_checked<const DOT: bool, T: Real, F>(
+        &self,
+        x: &[T],
+        y: &mut [T],
+        finish: &F,
+    ) -> Result<f64>
     where
         F: Fn(usize, &mut [T]) + Sync,
     {
         Error::check_len("x", self.dim(), x.len())?;
         Error::check_len("y", self.dim(), y.len())?;
         Ok(match &self.face_coefficients {
-            None => self.apply_all(&UniformWeight(self.inv_h2), true, x, y, finish),
-            Some(beta) => self.apply_all(
+            None => self.apply_all::<DOT, _, _, _>(&UniformWeight(self.inv_h2), true, x, y, finish),
+            Some(beta) => self.apply_all::<DOT, _, _, _>(
                 &PerFaceWeight {
                     inv_h2: self.inv_h2,
                     beta,
@@ -593,7 +606,7 @@ impl GridPoisson {
     }
 
     /// One block of rows of y = A p; returns pᵀy over the block.
-    fn apply_rows<W: FaceWeight, T: Real, F: Fn(usize, &mut [T])>(
+    fn apply_rows<const DOT: bool, W: FaceWeight, T: Real, F: Fn(usize, &mut [T])>(
         &self,
         w: &W,
         uniform: bool,
@@ -608,17 +621,17 @@ impl GridPoisson {
             let out = &mut y[self.row_start[r] - offset..self.row_start[r + 1] - offset];
             dot += match self.row_plans[r] {
                 RowPlan::Uniform(neighbours) if uniform => {
-                    self.apply_uniform_row(r, neighbours, p, out)
+                    self.apply_uniform_row::<DOT, T>(r, neighbours, p, out)
                 }
-                _ => self.apply_general_row(w, r, p, out),
+                _ => self.apply_general_row::<DOT, W, T>(w, r, p, out),
             };
             finish(self.row_start[r], out);
         }
         dot
     }
 
-    /// Row r of y = A p, cell by cell; returns pᵀy over the row.
-    fn apply_general_row<W: FaceWeight, T: Real>(
+    /// Row r of y = A p, cell by cell; returns pᵀy over the row when `DOT`.
+    fn apply_general_row<const DOT: bool, W: FaceWeight, T: Real>(
         &self,
         w: &W,
         r: usize,
@@ -651,7 +664,9 @@ impl GridPoisson {
             let yu = diag * pu - off;
             y[out] = yu;
             out += 1;
-            dot += (pu * yu).to_f64();
+            if DOT {
+                dot += (pu * yu).to_f64();
+            }
         }
         dot
     }
@@ -670,8 +685,8 @@ impl GridPoisson {
     }
 
     /// Row r of y = A p for an all-fluid row with uniform neighbour rows and
-    /// uniform face weights; returns pᵀy over the row.
-    fn apply_uniform_row<T: Real>(
+    /// uniform face weights; returns pᵀy over the row when `DOT`.
+    fn apply_uniform_row<const DOT: bool, T: Real>(
         &self,
         r: usize,
         neighbours: [NeighbourRow; 4],
@@ -701,12 +716,15 @@ impl GridPoisson {
                 }
             }
         }
+        if !DOT {
+            return 0.0;
+        }
         y.iter().zip(pr).map(|(&a, &b)| (a * b).to_f64()).sum()
     }
 
     /// y = A p row block by row block, `finish` run on each row of y
     /// (see [`GridPoisson::apply_then`]); returns pᵀ(A p).
-    fn apply_all<W: FaceWeight + Sync, T: Real, F: Fn(usize, &mut [T]) + Sync>(
+    fn apply_all<const DOT: bool, W: FaceWeight + Sync, T: Real, F: Fn(usize, &mut [T]) + Sync>(
         &self,
         w: &W,
         uniform: bool,
@@ -721,7 +739,7 @@ impl GridPoisson {
             let range = self.row_start[rows.start]..self.row_start[rows.end];
             // SAFETY: the unknowns of disjoint row blocks are disjoint ranges.
             let y = unsafe { y.range(range) };
-            self.apply_rows(w, uniform, rows, p, y, finish)
+            self.apply_rows::<DOT, _, _, _>(w, uniform, rows, p, y, finish)
         })
     }
 
@@ -1055,11 +1073,11 @@ impl LinearOperator for GridPoisson {
     }
 
     fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
-        self.apply_dot(x, y).map(|_| ())
+        self.apply_then(x, y, &|_, _| {})
     }
 
     fn apply_dot(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
-        self.apply_then(x, y, &|_, _| {})
+        self.apply_checked::<true, _, _>(x, y, &|_, _| {})
     }
 
     fn diagonal(&self) -> Option<Vec<f64>> {

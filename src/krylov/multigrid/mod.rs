@@ -201,7 +201,7 @@ impl Level {
                 finish(0, y);
                 Ok(())
             }
-            None => self.op.apply_then(x, y, finish).map(|_| ()),
+            None => self.op.apply_then(x, y, finish),
         }
     }
 
