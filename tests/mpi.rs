@@ -273,7 +273,7 @@ fn distributed_mgpcg_bad_input_and_failures_stop_every_rank() {
     let cases: [(&[&str], usize, &str); 10] = [
         (&["--bad", "overlap"], 3, "`box`"),
         (&["--bad", "gap"], 3, "`box`"),
-        (&["--bad", "outside"], 3, "`box`"),
+        (&["--bad", "outside"], 3, "`hi`"),
         (&["--bad", "dims"], 3, "`dims`"),
         (&["--bad", "flags"], 3, "`cells`"),
         (&["--bad", "offset", "--dims", "2", "2", "1"], 4, "exchange"),

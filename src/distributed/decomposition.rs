@@ -157,6 +157,16 @@ impl Decomposition {
                 }
             }
         }
+        if dims
+            .iter()
+            .try_fold(1usize, |a, &n| a.checked_mul(n))
+            .is_none()
+        {
+            return Err(Error::invalid(
+                "dims",
+                format!("the grid {dims:?} has more cells than fit in a usize"),
+            ));
+        }
         let boxes: Vec<GridBox> = (0..size)
             .map(|r| GridBox {
                 lo: [0, 1, 2].map(|a| field(r, 4 + a) as usize),

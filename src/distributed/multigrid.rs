@@ -32,6 +32,10 @@ use std::rc::Rc;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// The most cells of the level gathered onto every rank (16.8 M: 134 MB
+/// per rank for its reduction and a serial hierarchy of that size).
+const MAX_GATHERED: usize = 1 << 24;
+
 /// How a distributed level is split over the ranks.
 struct Part {
     decomposition: Decomposition,
@@ -385,7 +389,26 @@ fn gather_tail(
     let n: usize = dims.iter().product();
     let with_beta = local.face_coefficients().is_some();
     let fields = if with_beta { 1 + ndim } else { 1 };
-    let mut values = vec![0.0; fields * n];
+    if n > MAX_GATHERED {
+        return (
+            Err(Error::invalid(
+                "box",
+                format!(
+                    "the boxes cannot be halved below a level of {dims:?} cells (a box would be empty), \
+                     and that level, gathered onto every rank, has more than {MAX_GATHERED} cells: \
+                     use thicker boxes (fewer ranks along the thin axis)"
+                ),
+            )),
+            Vec::new(),
+        );
+    }
+    let mut values = match crate::alloc::with_capacity(fields * n, "gathered coarse level") {
+        Ok(mut v) => {
+            v.resize(fields * n, 0.0);
+            v
+        }
+        Err(e) => return (Err(e), Vec::new()),
+    };
     let global = |c: [usize; 3]| c[0] + dims[0] * (c[1] + dims[1] * c[2]);
     owned.for_each(|c| {
         let (g, e) = (global(c), extended.index(c));

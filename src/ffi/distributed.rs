@@ -317,8 +317,26 @@ pub unsafe extern "C" fn adj_distributed_pressure_solver_new(
                     ));
                 }
             }
+            let grid = [nx, ny, nz];
+            if let Some(a) = (0..3).find(|&a| owned.hi[a] > grid[a]) {
+                return Err(Error::invalid(
+                    "hi",
+                    format!(
+                        "hi[{a}] = {} is outside the grid of {grid:?} cells",
+                        owned.hi[a]
+                    ),
+                ));
+            }
+            // Inside the grid, whose cells the builder bounds; checked here
+            // before `cells` is read.
+            let num_cells = owned
+                .dims()
+                .iter()
+                .try_fold(1usize, |a, &n| a.checked_mul(n))
+                .filter(|&n| n < u32::MAX as usize - 1)
+                .ok_or_else(|| Error::invalid("hi", "the box has more than 2^32-2 cells"))?;
             // SAFETY: forwarded contract, for the box's cells.
-            let args = unsafe { grid_args(owned.num_cells(), ndim, cells, options) }?;
+            let args = unsafe { grid_args(num_cells, ndim, cells, options) }?;
             if args.air_level_set.is_some() {
                 return Err(Error::invalid(
                     "options",
