@@ -145,3 +145,15 @@ pub(crate) fn option_in(
         ))
     }
 }
+
+/// A C boolean argument: 0 or 1, anything else an error naming it.
+pub(crate) fn flag(value: i32, argument: &'static str) -> Result<bool> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(Error::invalid(
+            argument,
+            format!("{argument} = {other} must be 0 or 1"),
+        )),
+    }
+}

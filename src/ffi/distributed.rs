@@ -2,7 +2,7 @@
 //! grid split into one box per MPI rank, the caller's MPI reached through
 //! two callbacks.
 
-use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
+use super::args::{emit_handle, flag, free_handle, handle, out_ptr, slice, slice_mut};
 use super::cg::{adj_allreduce_fn, adj_cg_options, adj_solve_report, krylov_options, write_report};
 use super::operator::{adj_grid_options, grid_args};
 use super::status::{adj_status, boundary, boundary_or};
@@ -476,16 +476,7 @@ unsafe fn solve<F: FieldValue>(
                     slice_mut(pressure, num_cells, "pressure")?,
                 )
             };
-            let warm_start = match warm_start {
-                0 => false,
-                1 => true,
-                other => {
-                    return Err(Error::invalid(
-                        "warm_start",
-                        format!("warm_start = {other} must be 0 or 1"),
-                    ))
-                }
-            };
+            let warm_start = flag(warm_start, "warm_start")?;
             // SAFETY: NULL (defaults) or a valid options struct.
             let (mut krylov, history) = unsafe { krylov_options(options) }?;
             krylov.nonzero_initial_guess = warm_start;

@@ -2,7 +2,7 @@
 //! conjugate-direction solver.
 
 use super::args::{
-    emit_handle, finite_output, free_handle, handle, option_in, out_ptr, slice, slice_mut,
+    emit_handle, finite_output, flag, free_handle, handle, option_in, out_ptr, slice, slice_mut,
 };
 use super::cg::{adj_allreduce_fn, adj_solve_report, allreduce_sum, ran, write_report};
 use super::operator::{adj_apply_fn, adj_operator, callback_map};
@@ -273,15 +273,10 @@ pub unsafe extern "C" fn adj_cdm_solve(
                 ))
             }
         };
-        let evaluation = match o.layer_by_layer {
-            0 => Evaluation::Fastest,
-            1 => Evaluation::LayerByLayer,
-            other => {
-                return Err(Error::invalid(
-                    "layer_by_layer",
-                    format!("layer_by_layer = {other} must be 0 or 1"),
-                ))
-            }
+        let evaluation = if flag(o.layer_by_layer, "layer_by_layer")? {
+            Evaluation::LayerByLayer
+        } else {
+            Evaluation::Fastest
         };
         let network;
         let precond_direction;

@@ -1,6 +1,6 @@
 //! `adj_pressure_solver`: the persistent per-frame pressure solve.
 
-use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
+use super::args::{emit_handle, flag, free_handle, handle, out_ptr, slice, slice_mut};
 use super::cg::{adj_cg_options, adj_solve_report, krylov_options, write_report};
 use super::operator::{adj_grid_options, grid_from_c};
 use super::status::{adj_status, boundary, boundary_or};
@@ -125,16 +125,7 @@ unsafe fn solve<F: FieldValue>(
                 slice_mut(pressure, num_cells, "pressure")?,
             )
         };
-        let warm_start = match warm_start {
-            0 => false,
-            1 => true,
-            other => {
-                return Err(Error::invalid(
-                    "warm_start",
-                    format!("warm_start = {other} must be 0 or 1"),
-                ))
-            }
-        };
+        let warm_start = flag(warm_start, "warm_start")?;
         // SAFETY: NULL (defaults) or a valid options struct.
         let (options, history) = unsafe { krylov_options(options) }?;
         // SAFETY: NULL or a valid report struct.
