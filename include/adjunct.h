@@ -1074,6 +1074,15 @@ enum adj_status adj_precond_new_callback(size_t n,
                                          void *ctx,
                                          struct adj_precond **out);
 
+// Applies the preconditioner: z = M⁻¹ r, for `r` and `z` of `n` doubles
+// (n = its dimension), e.g. to use it inside another Krylov package. `r`
+// must be finite; z is written only on success (a callback
+// preconditioner's failure gives `ADJ_ERR_CALLBACK`).
+enum adj_status adj_precond_apply(const struct adj_precond *precond,
+                                  const double *r,
+                                  double *z,
+                                  size_t n);
+
 // Releases a preconditioner. NULL is accepted.
 void adj_precond_free(struct adj_precond *precond);
 

@@ -1,6 +1,8 @@
 //! `adj_precond`: preconditioners for CG.
 
-use super::args::{emit_handle, free_handle, handle, out_ptr, slice};
+use super::args::{
+    emit_handle, finite_input, finite_output, free_handle, handle, out_ptr, slice, slice_mut,
+};
 use super::operator::{adj_apply_fn, adj_operator, callback_map};
 use super::status::{adj_status, boundary, boundary_or};
 use crate::error::Error;
@@ -117,6 +119,33 @@ pub unsafe extern "C" fn adj_precond_new_callback(
         out_ptr(out, "out")?;
         let f = callback_map(n, apply, ctx, "preconditioner")?;
         emit(out, Box::new(FnPreconditioner::new(n, f)));
+        Ok(())
+    })
+}
+
+/// Applies the preconditioner: z = M⁻¹ r, for `r` and `z` of `n` doubles
+/// (n = its dimension), e.g. to use it inside another Krylov package. `r`
+/// must be finite; z is written only on success (a callback
+/// preconditioner's failure gives `ADJ_ERR_CALLBACK`).
+#[no_mangle]
+pub unsafe extern "C" fn adj_precond_apply(
+    precond: *const adj_precond,
+    r: *const f64,
+    z: *mut f64,
+    n: usize,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let precond = unsafe { handle(precond, "precond") }?;
+        Error::check_len("n", precond.inner.dim(), n)?;
+        // SAFETY: the caller passes n doubles in each.
+        let (r, z) = unsafe { (slice(r, n, "r")?, slice_mut(z, n, "z")?) };
+        finite_input("r", r)?;
+        let mut out = crate::alloc::with_capacity(n, "z")?;
+        out.resize(n, 0.0);
+        precond.inner.apply_dot(r, &mut out)?;
+        finite_output("z", &out)?;
+        z.copy_from_slice(&out);
         Ok(())
     })
 }

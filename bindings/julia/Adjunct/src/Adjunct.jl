@@ -721,6 +721,25 @@ function Preconditioner(A::Operator, kind::Symbol)
     return Preconditioner(out[])
 end
 
+"""
+    ldiv!(z, P, r)
+
+z = M⁻¹ r (`Vector{Float64}`s of P's dimension), so that `P` can precondition
+another package's solver (`Pl` of IterativeSolvers.jl, `M` with `ldiv=true`
+in Krylov.jl). `ldiv!(P, r)` overwrites r, `P \\ r` allocates.
+"""
+function LinearAlgebra.ldiv!(z::Vector{Float64}, P::Preconditioner, r::Vector{Float64})
+    length(z) == length(r) || throw(DimensionMismatch("r has $(length(r)) entries, z $(length(z))"))
+    status = ccall((:adj_precond_apply, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t),
+                   P, r, z, length(r))
+    _rethrow(P.callback)
+    _check(status)
+    return z
+end
+
+LinearAlgebra.ldiv!(P::Preconditioner, r::Vector{Float64}) = ldiv!(r, P, copy(r))
+Base.:\(P::Preconditioner, r::AbstractVector{<:Real}) = ldiv!(zeros(length(r)), P, Vector{Float64}(r))
+
 """Jacobi preconditioner from an explicit positive diagonal."""
 function jacobi_preconditioner(diagonal::AbstractVector{<:Real})
     d = Vector{Float64}(diagonal)

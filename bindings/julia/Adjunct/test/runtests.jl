@@ -39,6 +39,9 @@ end
         @test apply(op, b) ≈ A * b
         @test mul!(zeros(n), op, Vector{Float64}(b)) ≈ A * b
         @test size(op) == (n, n) && size(op, 1) == n && eltype(op) == Float64
+        pc = Preconditioner(op, :jacobi)
+        @test ldiv!(zeros(n), pc, Vector{Float64}(b)) ≈ b ./ diag(A)
+        @test pc \ b ≈ b ./ diag(A)
         @test to_csr(op) ≈ A
         x, _ = cg(op, b; precond=jacobi_preconditioner(diag(A)), rtol=1e-12)
         @test x ≈ xref rtol=1e-9
