@@ -186,11 +186,7 @@ impl DistributedMultigrid {
             coarse_operators: CoarseOperators::Rediscretized,
             ..options.clone()
         };
-        // The serial cycle checks the options, on any grid.
-        Multigrid::new(
-            &GridPoisson::builder([2, 1, 1], &[Cell::Fluid, Cell::Air]).build()?,
-            &options,
-        )?;
+        options.check()?;
         let mut levels = vec![Level {
             op: a.local.clone(),
             galerkin: None,

@@ -99,6 +99,34 @@ impl Default for MultigridOptions {
     }
 }
 
+impl MultigridOptions {
+    /// Checks that every option is in range.
+    pub(crate) fn check(&self) -> Result<()> {
+        if !(self.damping > 0.0 && self.damping <= 1.0) {
+            return Err(Error::invalid(
+                "damping",
+                format!("damping = {} must be in (0, 1]", self.damping),
+            ));
+        }
+        if self.smoothing_sweeps == 0 {
+            return Err(Error::invalid(
+                "smoothing_sweeps",
+                "at least one smoothing sweep is needed",
+            ));
+        }
+        if !(1..=MAX_COARSEST).contains(&self.coarsest_unknowns) {
+            return Err(Error::invalid(
+                "coarsest_unknowns",
+                format!(
+                    "coarsest_unknowns = {} must be in 1..={MAX_COARSEST}",
+                    self.coarsest_unknowns
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Largest coarsest level for the dense factorisation.
 const MAX_COARSEST: usize = 4096;
 
@@ -447,27 +475,7 @@ impl Multigrid {
         old: Option<&mut Cycles>,
     ) -> Result<Self> {
         let start = Instant::now();
-        if !(options.damping > 0.0 && options.damping <= 1.0) {
-            return Err(Error::invalid(
-                "damping",
-                format!("damping = {} must be in (0, 1]", options.damping),
-            ));
-        }
-        if options.smoothing_sweeps == 0 {
-            return Err(Error::invalid(
-                "smoothing_sweeps",
-                "at least one smoothing sweep is needed",
-            ));
-        }
-        if !(1..=MAX_COARSEST).contains(&options.coarsest_unknowns) {
-            return Err(Error::invalid(
-                "coarsest_unknowns",
-                format!(
-                    "coarsest_unknowns = {} must be in 1..={MAX_COARSEST}",
-                    options.coarsest_unknowns
-                ),
-            ));
-        }
+        options.check()?;
         let mut ops = vec![a.clone()];
         loop {
             let last = ops.last().expect("at least the fine level");
