@@ -98,8 +98,8 @@ impl std::fmt::Debug for DistributedGridPoisson {
     }
 }
 
-/// The code of a cell in setup exchanges.
-fn code(cell: Cell) -> f64 {
+/// The code of a cell in setup exchanges and reductions.
+pub(crate) fn cell_code(cell: Cell) -> f64 {
     match cell {
         Cell::Solid => 0.0,
         Cell::Fluid => 1.0,
@@ -107,7 +107,8 @@ fn code(cell: Cell) -> f64 {
     }
 }
 
-fn cell_of_code(code: f64) -> Cell {
+/// The cell of a [`cell_code`].
+pub(crate) fn cell_of_code(code: f64) -> Cell {
     match code as u8 {
         1 => Cell::Fluid,
         2 => Cell::Air,
@@ -128,7 +129,7 @@ pub(crate) fn extend_cells(
     let n = extended.num_cells();
     let halo = Halo::new(decomposition, false, |c| Some(c as u32));
     let mut values = vec![0.0; n];
-    owned.for_each(|c| values[extended.index(c)] = code(owned_cell(c)));
+    owned.for_each(|c| values[extended.index(c)] = cell_code(owned_cell(c)));
     halo.exchange(collective, &mut values);
     let cells = values.iter().map(|&v| cell_of_code(v)).collect();
     let beta = owned_beta.map(|beta| {

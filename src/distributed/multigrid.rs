@@ -18,7 +18,9 @@
 
 use super::comm::{Collective, CommStats};
 use super::decomposition::Decomposition;
-use super::grid::{extend_cells, local_grid, owned_and_halo, DistributedGridPoisson};
+use super::grid::{
+    cell_code, cell_of_code, extend_cells, local_grid, owned_and_halo, DistributedGridPoisson,
+};
 use super::halo::{Halo, HaloValue};
 use super::runs::OwnedRuns;
 use crate::error::{Error, Result};
@@ -408,11 +410,7 @@ fn gather_tail(
     let global = |c: [usize; 3]| c[0] + dims[0] * (c[1] + dims[1] * c[2]);
     owned.for_each(|c| {
         let (g, e) = (global(c), extended.index(c));
-        values[g] = match local.cell(e) {
-            Cell::Solid => 0.0,
-            Cell::Fluid => 1.0,
-            Cell::Air => 2.0,
-        };
+        values[g] = cell_code(local.cell(e));
         if let Some(beta) = local.face_coefficients() {
             for a in 0..ndim {
                 values[(1 + a) * n + g] = beta[a * extended.num_cells() + e];
@@ -420,14 +418,7 @@ fn gather_tail(
         }
     });
     collective.allreduce(&mut values);
-    let cells: Vec<Cell> = values[..n]
-        .iter()
-        .map(|&v| match v as u8 {
-            1 => Cell::Fluid,
-            2 => Cell::Air,
-            _ => Cell::Solid,
-        })
-        .collect();
+    let cells: Vec<Cell> = values[..n].iter().map(|&v| cell_of_code(v)).collect();
     let beta = with_beta.then(|| &values[n..]);
     let grid = match local_grid(dims, &cells, local.spacing(), local.scale(), beta) {
         Ok(grid) => grid,
