@@ -2,9 +2,10 @@
 //! grid split into one box per MPI rank, the caller's MPI reached through
 //! two callbacks.
 
-use super::args::{emit_handle, flag, free_handle, handle, out_ptr, slice, slice_mut};
-use super::cg::{adj_allreduce_fn, adj_cg_options, adj_solve_report, krylov_options, write_report};
+use super::args::{emit_handle, free_handle, handle, out_ptr, slice};
+use super::cg::{adj_allreduce_fn, adj_cg_options, adj_solve_report, write_report};
 use super::operator::{adj_grid_options, grid_args};
+use super::pressure::{field_solve_args, FieldSolveArgs};
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::{self, versioned, Output};
 use crate::distributed::{
@@ -468,29 +469,36 @@ unsafe fn solve<F: FieldValue>(
         } = &mut *frame;
         // This rank's arguments; a failure still meets the other ranks.
         let local = (|| {
-            Error::check_len("num_cells", grid.owned_box().num_cells(), num_cells)?;
-            // SAFETY: the caller passes num_cells values in each.
-            let (rhs, pressure) = unsafe {
-                (
-                    slice(rhs, num_cells, "rhs")?,
-                    slice_mut(pressure, num_cells, "pressure")?,
+            // SAFETY: forwarded contract.
+            let mut args = unsafe {
+                field_solve_args(
+                    grid.owned_box().num_cells(),
+                    rhs,
+                    pressure,
+                    num_cells,
+                    warm_start,
+                    options,
+                    report,
                 )
-            };
-            let warm_start = flag(warm_start, "warm_start")?;
-            // SAFETY: NULL (defaults) or a valid options struct.
-            let (mut krylov, history) = unsafe { krylov_options(options) }?;
-            krylov.nonzero_initial_guess = warm_start;
-            // SAFETY: NULL or valid structs.
-            let report = unsafe { Output::new(report, "report") }?;
+            }?;
+            args.options.nonzero_initial_guess = args.warm_start;
+            // SAFETY: NULL or a valid struct.
             let stats = unsafe { Output::new(stats, "stats") }?;
             let mut b = vec![0.0; grid.dim()];
-            grid.gather(rhs, &mut b)?;
-            Ok((pressure, krylov, history, report, stats, b))
+            grid.gather(args.rhs, &mut b)?;
+            Ok((args, stats, b))
         })();
-        let (pressure, krylov, history, report, stats, b) = match local {
+        let (args, stats, b) = match local {
             Ok(local) => local,
             Err(e) => return Err(grid.fail_everywhere(e)),
         };
+        let FieldSolveArgs {
+            pressure,
+            options: krylov,
+            history,
+            report,
+            ..
+        } = args;
         let mut x = vec![0.0; grid.dim()];
         if krylov.nonzero_initial_guess {
             grid.gather(last, &mut x)?;

@@ -6,7 +6,7 @@ use super::operator::{adj_grid_options, grid_from_c};
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::Output;
 use crate::error::{Error, Result};
-use crate::krylov::PressureSolver;
+use crate::krylov::{KrylovOptions, PressureSolver};
 use crate::operator::FieldValue;
 use std::sync::Mutex;
 
@@ -98,6 +98,54 @@ pub unsafe extern "C" fn adj_pressure_solver_setup_seconds(
     })
 }
 
+/// The decoded arguments of a per-cell pressure solve (serial or
+/// distributed): the fields, the warm-start flag, the Krylov options with
+/// the caller's residual-history buffer, and the report.
+pub(crate) struct FieldSolveArgs<'a, F> {
+    pub(crate) rhs: &'a [F],
+    pub(crate) pressure: &'a mut [F],
+    pub(crate) warm_start: bool,
+    pub(crate) options: KrylovOptions,
+    pub(crate) history: Option<&'a mut [f64]>,
+    pub(crate) report: Output<adj_solve_report>,
+}
+
+/// Decodes the arguments of a solve entry point over `expected` cells.
+///
+/// # Safety
+/// Pointers as documented on `adj_pressure_solver_solve`.
+pub(crate) unsafe fn field_solve_args<'a, F>(
+    expected: usize,
+    rhs: *const F,
+    pressure: *mut F,
+    num_cells: usize,
+    warm_start: i32,
+    options: *const adj_cg_options,
+    report: *mut adj_solve_report,
+) -> Result<FieldSolveArgs<'a, F>> {
+    Error::check_len("num_cells", expected, num_cells)?;
+    // SAFETY: the caller passes num_cells values in each.
+    let (rhs, pressure) = unsafe {
+        (
+            slice(rhs, num_cells, "rhs")?,
+            slice_mut(pressure, num_cells, "pressure")?,
+        )
+    };
+    let warm_start = flag(warm_start, "warm_start")?;
+    // SAFETY: NULL (defaults) or a valid options struct.
+    let (options, history) = unsafe { krylov_options(options) }?;
+    // SAFETY: NULL or a valid report struct.
+    let report = unsafe { Output::new(report, "report") }?;
+    Ok(FieldSolveArgs {
+        rhs,
+        pressure,
+        warm_start,
+        options,
+        history,
+        report,
+    })
+}
+
 /// The common body of the two solve entry points.
 ///
 /// # Safety
@@ -117,21 +165,14 @@ unsafe fn solve<F: FieldValue>(
         let solver = unsafe { handle(solver, "solver") }?;
         let mut s = solver.lock();
         let expected = s.dims().iter().product();
-        Error::check_len("num_cells", expected, num_cells)?;
-        // SAFETY: the caller passes num_cells values in each.
-        let (rhs, pressure) = unsafe {
-            (
-                slice(rhs, num_cells, "rhs")?,
-                slice_mut(pressure, num_cells, "pressure")?,
+        // SAFETY: forwarded contract.
+        let args = unsafe {
+            field_solve_args(
+                expected, rhs, pressure, num_cells, warm_start, options, report,
             )
-        };
-        let warm_start = flag(warm_start, "warm_start")?;
-        // SAFETY: NULL (defaults) or a valid options struct.
-        let (options, history) = unsafe { krylov_options(options) }?;
-        // SAFETY: NULL or a valid report struct.
-        let report = unsafe { Output::new(report, "report") }?;
-        let result: Result<_> = s.solve(rhs, pressure, warm_start, &options);
-        write_report(result.as_ref(), history, &report);
+        }?;
+        let result: Result<_> = s.solve(args.rhs, args.pressure, args.warm_start, &args.options);
+        write_report(result.as_ref(), args.history, &args.report);
         result.map(|_| ())
     })
 }
