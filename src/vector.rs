@@ -220,8 +220,9 @@ pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     });
 }
 
-/// x ← w ⊙ b (elementwise), in f64 or f32.
-pub(crate) fn multiply<T: Real>(w: &[T], b: &[T], x: &mut [T]) {
+/// x ← α w ⊙ b (elementwise), in f64 or f32.
+pub(crate) fn scaled_multiply<T: Real>(alpha: f64, w: &[T], b: &[T], x: &mut [T]) {
+    let alpha = T::from_f64(alpha);
     let n = x.len();
     let out = DisjointSlice::new(x);
     for_blocks(num_blocks(n), 3 * n, |blk| {
@@ -229,8 +230,23 @@ pub(crate) fn multiply<T: Real>(w: &[T], b: &[T], x: &mut [T]) {
         // SAFETY: blocks are disjoint.
         let x = unsafe { out.range(range.clone()) };
         for ((xi, &wi), &bi) in x.iter_mut().zip(&w[range.clone()]).zip(&b[range]) {
-            *xi = wi * bi;
+            *xi = alpha * wi * bi;
         }
+    });
+}
+
+/// x ← α x, in f64 or f32; nothing to do when α = 1.
+pub(crate) fn scale<T: Real>(alpha: f64, x: &mut [T]) {
+    if alpha == 1.0 {
+        return;
+    }
+    let alpha = T::from_f64(alpha);
+    let n = x.len();
+    let out = DisjointSlice::new(x);
+    for_blocks(num_blocks(n), n, |blk| {
+        // SAFETY: blocks are disjoint.
+        let x = unsafe { out.range(block(blk, n)) };
+        x.iter_mut().for_each(|xi| *xi = alpha * *xi);
     });
 }
 

@@ -26,7 +26,9 @@ use super::runs::OwnedRuns;
 use crate::error::{Error, Result};
 use crate::krylov::multigrid::transfer::Transfer;
 use crate::krylov::multigrid::{Buffers, Cycle, Cycles, Level};
-use crate::krylov::{CoarseOperators, Multigrid, MultigridOptions, Precision, Preconditioner};
+use crate::krylov::{
+    CoarseOperators, Multigrid, MultigridOptions, Precision, Preconditioner, Schedule,
+};
 use crate::operator::{Cell, GridPoisson, LinearOperator};
 use crate::scalar::Real;
 use crate::vector;
@@ -97,6 +99,8 @@ pub struct DistributedMultigrid {
     runs: OwnedRuns,
     cycle: Cycles,
     options: MultigridOptions,
+    /// The schedule of the distributed levels.
+    schedule: Schedule,
     setup: CommStats,
     setup_seconds: f64,
 }
@@ -232,22 +236,24 @@ impl DistributedMultigrid {
                 galerkin: None,
             });
         }
+        // The gathered tail starts at the last distributed level, and runs
+        // the rest of the schedule.
+        let schedule = options.resolved_schedule();
+        let tail_options = MultigridOptions {
+            schedule: Some(schedule.starting_at(levels.len() - 1)),
+            ..options.clone()
+        };
         let (tail, gather) = gather_tail(
             &collective,
             &levels[levels.len() - 1].op,
             &parts[parts.len() - 1],
-            &options,
+            &tail_options,
         );
         let tail = collective.agree_on(tail)?;
         let tail_dim = tail.dim();
-        let omega = options.damping;
         let cycle = match options.precision {
-            Precision::Double => {
-                Cycles::Double(Mutex::new(Cycle::new(&levels, omega, Cycle::default())))
-            }
-            Precision::Single => {
-                Cycles::Single(Mutex::new(Cycle::new(&levels, omega, Cycle::default())))
-            }
+            Precision::Double => Cycles::Double(Mutex::new(Cycle::new(&levels, Cycle::default()))),
+            Precision::Single => Cycles::Single(Mutex::new(Cycle::new(&levels, Cycle::default()))),
         };
         Ok(Self {
             setup: collective.stats() - before,
@@ -260,6 +266,7 @@ impl DistributedMultigrid {
             runs: a.runs.clone(),
             cycle,
             options,
+            schedule,
             setup_seconds: start.elapsed().as_secs_f64(),
         })
     }
@@ -309,19 +316,24 @@ impl DistributedMultigrid {
             }
             return Ok(());
         }
-        let sweeps = self.options.smoothing_sweeps;
-        let smooth = |here: &mut Buffers<T>, exchange: bool| -> Result<()> {
-            level.jacobi_sweep(&here.weights, &here.b, &here.x, &mut here.next)?;
+        let schedule = self.schedule.level(l);
+        let smooth = |here: &mut Buffers<T>, omega: f64, exchange: bool| -> Result<()> {
+            level.jacobi_sweep(omega, &here.inv_diagonal, &here.b, &here.x, &mut here.next)?;
             std::mem::swap(&mut here.x, &mut here.next);
             if exchange {
                 part.faces.exchange(collective, &mut here.x);
             }
             Ok(())
         };
-        vector::multiply(&here.weights, &here.b, &mut here.x);
+        vector::scaled_multiply(
+            schedule.damping[0],
+            &here.inv_diagonal,
+            &here.b,
+            &mut here.x,
+        );
         part.faces.exchange(collective, &mut here.x);
-        for _ in 1..sweeps {
-            smooth(here, true)?;
+        for &omega in &schedule.damping[1..] {
+            smooth(here, omega, true)?;
         }
         level.residual(&here.b, &here.x, &mut here.r)?;
         for &g in &part.ghost_unknowns {
@@ -337,10 +349,12 @@ impl DistributedMultigrid {
         coarse_part.all.accumulate(collective, &mut coarser[0].b);
         self.vcycle(l + 1, coarser, gathered)?;
         coarse_part.all.exchange(collective, &mut coarser[0].x);
+        vector::scale(schedule.correction, &mut coarser[0].x);
         transfer.prolong_add(&coarser[0].x, &mut here.x);
         part.faces.exchange(collective, &mut here.x);
-        for s in 0..sweeps {
-            smooth(here, s + 1 < sweeps)?;
+        let sweeps = schedule.damping.len();
+        for (s, &omega) in schedule.damping.iter().rev().enumerate() {
+            smooth(here, omega, s + 1 < sweeps)?;
         }
         Ok(())
     }

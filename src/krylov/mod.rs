@@ -24,7 +24,10 @@ pub use conjugate_direction::{
 };
 pub use gmres::gmres;
 pub use ic0::Ic0;
-pub use multigrid::{CoarseOperators, Multigrid, MultigridOptions, Precision};
+pub use multigrid::{
+    CoarseOperators, LevelSchedule, Multigrid, MultigridOptions, Precision, Schedule,
+    ScheduleParameter,
+};
 pub(crate) use options::{conclude, true_residual};
 pub use options::{KrylovOptions, ResidualNorm};
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};

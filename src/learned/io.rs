@@ -7,6 +7,7 @@
 //! `symmetric` and `coarse_block` (both optional: absent means `false` and
 //! 0), and free-form `training_grid` and `training_command`.
 
+use super::multigrid::{self, metadata, read_file, MultigridModel};
 use super::network::{Architecture, Network};
 use crate::error::{Error, Result};
 use safetensors::tensor::TensorView;
@@ -90,24 +91,12 @@ impl Model {
     /// Reads a model from `path`: [`Error::Io`] when it cannot be read,
     /// [`Error::Format`] when it is not a valid model file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&read_file(path)?)
     }
 
     /// Parses a model file, validating every tensor's name, dtype and shape.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
-            format_error(format!(
-                "not a valid safetensors file (truncated or corrupted): {e}"
-            ))
-        })?;
-        let meta = header
-            .metadata()
-            .clone()
-            .ok_or_else(|| format_error("no metadata (not an adjunct model)"))?;
+        let meta = metadata(bytes)?;
         let get = |key: &str| {
             meta.get(key)
                 .cloned()
@@ -216,5 +205,50 @@ impl Model {
             training_grid: meta.get("training_grid").cloned().unwrap_or_default(),
             training_command: meta.get("training_command").cloned().unwrap_or_default(),
         })
+    }
+}
+
+/// A model file of either kind, told apart by its metadata `format`.
+#[derive(Debug, Clone)]
+pub enum AnyModel {
+    /// A direction network (`format = adjunct-cdm`).
+    Directions(Model),
+    /// A learned V-cycle schedule (`format = adjunct-multigrid`).
+    Multigrid(MultigridModel),
+}
+
+impl AnyModel {
+    /// Parses a model file of either kind.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        match metadata(bytes)?.get("format").map(String::as_str) {
+            Some(FORMAT) => Ok(Self::Directions(Model::from_bytes(bytes)?)),
+            Some(multigrid::FORMAT) => Ok(Self::Multigrid(MultigridModel::from_bytes(bytes)?)),
+            Some(other) => Err(format_error(format!(
+                "metadata `format` is `{other}`, expected `{FORMAT}` or `{}`",
+                multigrid::FORMAT
+            ))),
+            None => Err(format_error("metadata `format` is missing")),
+        }
+    }
+
+    /// Reads a model file of either kind from `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        Self::from_bytes(&read_file(path)?)
+    }
+
+    /// The grid dimension (2 or 3) the model serves.
+    pub fn dim(&self) -> usize {
+        match self {
+            Self::Directions(m) => m.network.architecture().dim,
+            Self::Multigrid(m) => m.dim,
+        }
+    }
+
+    /// The kind of component, as the file's metadata names it.
+    pub fn component(&self) -> &'static str {
+        match self {
+            Self::Directions(_) => "directions",
+            Self::Multigrid(_) => "smoother-schedule",
+        }
     }
 }

@@ -14,7 +14,7 @@
 use super::layers::Grid;
 use super::network::{Network, Tape};
 use crate::error::{Error, Result};
-use crate::operator::{GridPoisson, LinearOperator};
+use crate::operator::{FieldValue, GridPoisson, LinearOperator};
 use crate::random::SplitMix;
 use crate::vector;
 
@@ -140,7 +140,7 @@ pub fn solver_residuals(
 }
 
 /// The loss of one sample and dL/dq.
-fn sample_loss(a: &GridPoisson, r: &[f64], q: &[f64]) -> Result<(f64, Vec<f64>)> {
+pub(crate) fn sample_loss(a: &GridPoisson, r: &[f64], q: &[f64]) -> Result<(f64, Vec<f64>)> {
     let n = r.len();
     let mut w = vec![0.0; n];
     a.apply(q, &mut w)?;
@@ -226,8 +226,9 @@ impl Adam {
         }
     }
 
-    /// One step: θ ← θ − lr · m̂ / (√v̂ + ε).
-    pub fn step(&mut self, params: &mut [f32], grad: &[f32]) {
+    /// One step: θ ← θ − lr · m̂ / (√v̂ + ε), on f32 (network weights) or
+    /// f64 (schedules) parameters.
+    pub fn step<P: FieldValue>(&mut self, params: &mut [P], grad: &[P]) {
         const B1: f64 = 0.9;
         const B2: f64 = 0.999;
         const EPS: f64 = 1e-8;
@@ -238,10 +239,11 @@ impl Adam {
             .zip(grad)
             .zip(self.m.iter_mut().zip(self.v.iter_mut()))
         {
-            let g = g as f64;
+            let g = g.to_f64();
             *m = B1 * *m + (1.0 - B1) * g;
             *v = B2 * *v + (1.0 - B2) * g * g;
-            *p -= (self.learning_rate * (*m / c1) / ((*v / c2).sqrt() + EPS)) as f32;
+            *p =
+                P::from_f64(p.to_f64() - self.learning_rate * (*m / c1) / ((*v / c2).sqrt() + EPS));
         }
     }
 }

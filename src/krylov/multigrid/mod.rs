@@ -20,12 +20,16 @@
 //!   the coarse correction, each fused with the stencil apply (one pass).
 //!   Jacobi is self-adjoint and convergent for these diagonally dominant
 //!   operators, and R is a multiple of Pᵀ, so the V-cycle M⁻¹ is symmetric
-//!   positive definite and plain CG stays valid.
+//!   positive definite and plain CG stays valid. A [`Schedule`] gives each
+//!   level its own damping per sweep and a scale of the coarse correction
+//!   (a learned one: [`crate::learned::MultigridModel`]).
 //! - Coarsest level: dense Cholesky (faer), at most `coarsest_unknowns`.
 //!
 //! Every buffer is allocated at setup; applying the preconditioner takes a
 //! lock on them, so concurrent applies of one preconditioner serialise.
 
+mod schedule;
+pub(crate) mod tangent;
 pub(crate) mod transfer;
 
 use super::precond::Preconditioner;
@@ -33,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator, AIR, SOLID};
 use crate::scalar::Real;
 use crate::vector;
+pub use schedule::{LevelSchedule, Schedule, ScheduleParameter};
 use std::sync::Mutex;
 use std::time::Instant;
 use transfer::Transfer;
@@ -53,8 +58,12 @@ pub struct MultigridOptions {
     /// [`CoarseOperators::Automatic`].
     pub coarse_operators: CoarseOperators,
     /// The precision of the V-cycle's vectors and arithmetic (CG around
-    /// it stays in f64). Default [`Precision::Double`].
+    /// it stays in f64). Default [`Precision::Single`].
     pub precision: Precision,
+    /// Per-level damping of each sweep and scale of the coarse correction
+    /// (checked by [`Schedule::check`]); when set, it replaces
+    /// `smoothing_sweeps` and `damping`. Default `None`.
+    pub schedule: Option<Schedule>,
 }
 
 /// The floating-point precision of the V-cycle.
@@ -95,13 +104,25 @@ impl Default for MultigridOptions {
             coarsest_unknowns: 1000,
             coarse_operators: CoarseOperators::Automatic,
             precision: Precision::Single,
+            schedule: None,
         }
     }
 }
 
 impl MultigridOptions {
+    /// The schedule the cycle runs: the given one, or ν sweeps of ω and
+    /// γ = 1 on every level.
+    pub(crate) fn resolved_schedule(&self) -> Schedule {
+        self.schedule
+            .clone()
+            .unwrap_or_else(|| Schedule::classical(self.smoothing_sweeps, self.damping))
+    }
+
     /// Checks that every option is in range.
     pub(crate) fn check(&self) -> Result<()> {
+        if let Some(schedule) = &self.schedule {
+            return self.check_coarsest().and(schedule.check());
+        }
         if !(self.damping > 0.0 && self.damping <= 1.0) {
             return Err(Error::invalid(
                 "damping",
@@ -114,6 +135,10 @@ impl MultigridOptions {
                 "at least one smoothing sweep is needed",
             ));
         }
+        self.check_coarsest()
+    }
+
+    fn check_coarsest(&self) -> Result<()> {
         if !(1..=MAX_COARSEST).contains(&self.coarsest_unknowns) {
             return Err(Error::invalid(
                 "coarsest_unknowns",
@@ -234,23 +259,25 @@ impl Level {
     }
 
     /// x_new ← x + ω D⁻¹ (b − A x), one damped-Jacobi sweep, with
-    /// `weights` = ω D⁻¹.
+    /// `inv_diagonal` = D⁻¹.
     pub(crate) fn jacobi_sweep<T: Real>(
         &self,
-        weights: &[T],
+        omega: f64,
+        inv_diagonal: &[T],
         b: &[T],
         x: &[T],
         x_new: &mut [T],
     ) -> Result<()> {
+        let omega = T::from_f64(omega);
         self.apply_then(x, x_new, &|first, ax: &mut [T]| {
             let range = first..first + ax.len();
             for (((y, &xi), &wi), &bi) in ax
                 .iter_mut()
                 .zip(&x[range.clone()])
-                .zip(&weights[range.clone()])
+                .zip(&inv_diagonal[range.clone()])
                 .zip(&b[range])
             {
-                *y = xi + wi * (bi - *y);
+                *y = xi + omega * wi * (bi - *y);
             }
         })
     }
@@ -266,12 +293,12 @@ impl Level {
     }
 }
 
-/// Per-level data of one V-cycle: the smoother's weights ω D⁻¹ (0 on a
-/// zero row), the right-hand side, iterate, residual, and the next iterate
-/// of a smoothing sweep.
+/// Per-level data of one V-cycle: the smoother's D⁻¹ (0 on a zero row),
+/// the right-hand side, iterate, residual, and the next iterate of a
+/// smoothing sweep.
 #[derive(Default)]
 pub(crate) struct Buffers<T> {
-    pub(crate) weights: Vec<T>,
+    pub(crate) inv_diagonal: Vec<T>,
     pub(crate) b: Vec<T>,
     pub(crate) x: Vec<T>,
     pub(crate) r: Vec<T>,
@@ -290,7 +317,7 @@ impl<T: Real> Cycle<T> {
     /// The cycle's data for `levels`, in the memory of `old` (the last
     /// frame's cycle, or an empty one): no fresh pages to fault in. Stale
     /// values are kept, since the cycle writes each vector before reading it.
-    pub(crate) fn new(levels: &[Level], omega: f64, old: Cycle<T>) -> Self {
+    pub(crate) fn new(levels: &[Level], old: Cycle<T>) -> Self {
         let mut old_levels = old.levels.into_iter();
         let buffers = levels
             .iter()
@@ -312,12 +339,12 @@ impl<T: Real> Cycle<T> {
                 // An isolated fluid cell (every face a wall) has a zero row:
                 // it is its own enclosed region, whose null space the
                 // solvers remove, so the smoother leaves it at 0.
-                buffers.weights.clear();
-                buffers.weights.extend(
+                buffers.inv_diagonal.clear();
+                buffers.inv_diagonal.extend(
                     diagonal
                         .unwrap_or_default()
                         .iter()
-                        .map(|&d| T::from_f64(if d > 0.0 { omega / d } else { 0.0 })),
+                        .map(|&d| T::from_f64(if d > 0.0 { 1.0 / d } else { 0.0 })),
                 );
                 buffers
             })
@@ -350,6 +377,7 @@ pub struct Multigrid {
     levels: Vec<Level>,
     coarse: faer::linalg::solvers::Llt<f64>,
     options: MultigridOptions,
+    schedule: Schedule,
     cycle: Cycles,
     setup_seconds: f64,
 }
@@ -534,25 +562,25 @@ impl Multigrid {
             .zip(galerkin)
             .map(|(op, galerkin)| Level { op, galerkin })
             .collect();
-        let omega = options.damping;
         let cycle = match (options.precision, old) {
             (Precision::Double, Some(Cycles::Double(old))) => Cycles::Double(Mutex::new(
-                Cycle::new(&levels, omega, std::mem::take(unlocked(old))),
+                Cycle::new(&levels, std::mem::take(unlocked(old))),
             )),
             (Precision::Single, Some(Cycles::Single(old))) => Cycles::Single(Mutex::new(
-                Cycle::new(&levels, omega, std::mem::take(unlocked(old))),
+                Cycle::new(&levels, std::mem::take(unlocked(old))),
             )),
             (Precision::Double, _) => {
-                Cycles::Double(Mutex::new(Cycle::new(&levels, omega, Cycle::default())))
+                Cycles::Double(Mutex::new(Cycle::new(&levels, Cycle::default())))
             }
             (Precision::Single, _) => {
-                Cycles::Single(Mutex::new(Cycle::new(&levels, omega, Cycle::default())))
+                Cycles::Single(Mutex::new(Cycle::new(&levels, Cycle::default())))
             }
         };
         Ok(Self {
             levels,
             coarse,
             options: options.clone(),
+            schedule: options.resolved_schedule(),
             cycle,
             setup_seconds: start.elapsed().as_secs_f64(),
         })
@@ -568,6 +596,32 @@ impl Multigrid {
         self.setup_seconds
     }
 
+    /// The schedule the cycle runs.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// x = A_c⁻¹ b on the coarsest level, through the f64 vector `wide`.
+    fn coarsest_solve<T: Real>(&self, b: &[T], x: &mut [T], wide: &mut [f64]) {
+        use faer::linalg::solvers::Solve;
+        let level = self.levels.last().expect("at least the fine level");
+        for (w, &b) in wide.iter_mut().zip(b) {
+            *w = b.to_f64();
+        }
+        // On an enclosed region the factor is of A + εI: its null-space
+        // component (rounding, amplified 1/ε by the solve) is projected
+        // out before and after, so the cycle stays symmetric positive
+        // (semi)definite in either precision.
+        level.op.remove_null_space(wide);
+        let n = wide.len();
+        self.coarse
+            .solve_in_place(faer::MatMut::from_column_major_slice_mut(wide, n, 1));
+        level.op.remove_null_space(wide);
+        for (x, &w) in x.iter_mut().zip(wide.iter()) {
+            *x = T::from_f64(w);
+        }
+    }
+
     /// One V-cycle from level `l` on `bufs[0].b`, result in `bufs[0].x`
     /// (`bufs` holds the buffers of levels l, l+1, …; `wide` the coarsest
     /// level's f64 vector).
@@ -575,33 +629,24 @@ impl Multigrid {
         let level = &self.levels[l];
         let (here, coarser) = bufs.split_first_mut().expect("a buffer per level");
         if l + 1 == self.levels.len() {
-            use faer::linalg::solvers::Solve;
-            for (w, &b) in wide.iter_mut().zip(&here.b) {
-                *w = b.to_f64();
-            }
-            // On an enclosed region the factor is of A + εI: its null-space
-            // component (rounding, amplified 1/ε by the solve) is projected
-            // out before and after, so the cycle stays symmetric positive
-            // (semi)definite in either precision.
-            level.op.remove_null_space(wide);
-            let n = wide.len();
-            self.coarse
-                .solve_in_place(faer::MatMut::from_column_major_slice_mut(wide, n, 1));
-            level.op.remove_null_space(wide);
-            for (x, &w) in here.x.iter_mut().zip(wide.iter()) {
-                *x = T::from_f64(w);
-            }
+            self.coarsest_solve(&here.b, &mut here.x, wide);
             return Ok(());
         }
-        let smooth = |here: &mut Buffers<T>| -> Result<()> {
-            level.jacobi_sweep(&here.weights, &here.b, &here.x, &mut here.next)?;
+        let smooth = |here: &mut Buffers<T>, omega: f64| -> Result<()> {
+            level.jacobi_sweep(omega, &here.inv_diagonal, &here.b, &here.x, &mut here.next)?;
             std::mem::swap(&mut here.x, &mut here.next);
             Ok(())
         };
+        let schedule = self.schedule.level(l);
         // First sweep from x = 0: x = ω D⁻¹ b.
-        vector::multiply(&here.weights, &here.b, &mut here.x);
-        for _ in 1..self.options.smoothing_sweeps {
-            smooth(here)?;
+        vector::scaled_multiply(
+            schedule.damping[0],
+            &here.inv_diagonal,
+            &here.b,
+            &mut here.x,
+        );
+        for &omega in &schedule.damping[1..] {
+            smooth(here, omega)?;
         }
         level.residual(&here.b, &here.x, &mut here.r)?;
         let transfer = Transfer {
@@ -611,9 +656,10 @@ impl Multigrid {
         };
         transfer.restrict(&here.r, &mut coarser[0].b);
         self.vcycle(l + 1, coarser, wide)?;
+        vector::scale(schedule.correction, &mut coarser[0].x);
         transfer.prolong_add(&coarser[0].x, &mut here.x);
-        for _ in 0..self.options.smoothing_sweeps {
-            smooth(here)?;
+        for &omega in schedule.damping.iter().rev() {
+            smooth(here, omega)?;
         }
         Ok(())
     }
