@@ -179,10 +179,13 @@ typedef enum adj_norm {
 // called on the thread that created it.
 typedef struct adj_distributed_pressure_solver adj_distributed_pressure_solver;
 
-// A trained direction network (opaque), loaded from a safetensors file:
-// either the DCDM form (D(r) = N(r), a ReLU network) or the symmetric form
-// (D(r) = Lᵀ L r with L a linear network: a learned SPD preconditioner,
-// with which `adj_cdm_solve` is PCG).
+// A trained model (opaque), loaded from a safetensors file: a direction
+// network, either the DCDM form (D(r) = N(r), a ReLU network) or the
+// symmetric form (D(r) = Lᵀ L r with L a linear network: a learned SPD
+// preconditioner, with which `adj_cdm_solve` is PCG); or a learned
+// multigrid schedule (per level the damping of each Jacobi sweep and the
+// coarse-correction scale of the V-cycle: `adj_precond_new_model`, or
+// `adj_cdm_solve`, which is then PCG with that V-cycle).
 // Immutable: one model may be used by several solves and threads at once
 // (applications of one model serialise on its buffers).
 typedef struct adj_model adj_model;
@@ -748,10 +751,11 @@ enum adj_status adj_linear_solve_vjp(const struct adj_operator *op,
                                      size_t nnz,
                                      struct adj_solve_report *report);
 
-// Loads a model saved by the library (safetensors with adjunct metadata).
+// Loads a model saved by the library (safetensors with adjunct metadata:
+// `format` tells a direction network from a multigrid schedule).
 // `ADJ_ERR_IO` when the file cannot be read, `ADJ_ERR_FORMAT` when it is
 // truncated, corrupted or not an adjunct model (the message names the
-// tensor or field).
+// tensor or field, e.g. `component`, `levels`).
 enum adj_status adj_model_load(const char *path, struct adj_model **out);
 
 // Writes the model's grid dimension (2 or 3) to `*dim`.
@@ -771,8 +775,9 @@ enum adj_status adj_cdm_report_init(struct adj_cdm_report *cdm_report, size_t st
 // Solves A x = b (A symmetric positive definite) by the conjugate-direction
 // method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
 // against the last k and takes the exact line-search step. The direction
-// generator is exactly one of: `model` (a trained network; `op` must be a
-// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
+// generator is exactly one of: `model` (a trained network, or a learned
+// multigrid schedule, whose V-cycle is then D; `op` must be a grid
+// operator of the model's dimension), `precond` (D = M⁻¹: a flexible
 // PCG), or `direction` with `direction_ctx`; `options->coarse_block` wraps
 // it in the two-level correction (by default when the model file asks for
 // it, as the shipped ones do), with the coarse space built from `op` on
@@ -1061,6 +1066,19 @@ enum adj_status adj_ot_plan_jvp(const double *cost,
 enum adj_status adj_precond_new(const struct adj_operator *op,
                                 uint32_t kind,
                                 struct adj_precond **out);
+
+// Creates the learned multigrid V-cycle of `model` (a multigrid schedule
+// from `adj_model_load`) for the grid operator `op` (only read during
+// this call): the V-cycle of `ADJ_PRECOND_MULTIGRID` with the model's
+// damping per sweep and coarse-correction scale on each level (the last
+// entry serving every coarser level), symmetric positive definite by
+// construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
+// `component` is not `smoother-schedule`) or was trained for the other
+// grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op` when it
+// is not a grid operator. `model` may be freed afterwards.
+enum adj_status adj_precond_new_model(const struct adj_operator *op,
+                                      const struct adj_model *model,
+                                      struct adj_precond **out);
 
 // Creates a Jacobi preconditioner M = diag(d) from `n` positive diagonal
 // entries (for matrix-free operators).

@@ -299,6 +299,8 @@ private:
 };
 
 /// A preconditioner M ≈ A for CG.
+class Model;
+
 class Preconditioner {
 public:
     /// Jacobi (ADJ_PRECOND_JACOBI) or IC(0) (ADJ_PRECOND_IC0) for a CSR or grid operator,
@@ -312,6 +314,11 @@ public:
     static Preconditioner ic0(const Operator &op) { return of_kind(op, ADJ_PRECOND_IC0); }
     /// Geometric multigrid V-cycle (grid Poisson operators only).
     static Preconditioner multigrid(const Operator &op) { return of_kind(op, ADJ_PRECOND_MULTIGRID); }
+
+    /// The learned multigrid V-cycle of a multigrid-schedule `model` (see Model) for a
+    /// grid operator; throws Error (ADJ_ERR_FORMAT for a direction network or the other
+    /// dimension).
+    static Preconditioner learned_multigrid(const Operator &op, const Model &model);
 
     /// Jacobi from an explicit positive diagonal.
     static Preconditioner jacobi(const std::vector<double> &diagonal) {
@@ -603,6 +610,12 @@ private:
     explicit Model(adj_model *h) : handle_(h) {}
     std::unique_ptr<adj_model, detail::Deleter<adj_model, adj_model_free>> handle_;
 };
+
+inline Preconditioner Preconditioner::learned_multigrid(const Operator &op, const Model &model) {
+    adj_precond *h = nullptr;
+    detail::check(adj_precond_new_model(op.get(), model.get(), &h));
+    return Preconditioner(h);
+}
 
 /// Conjugate-direction options with the library's defaults (k = 2).
 inline adj_cdm_options cdm_options() { return detail::init(adj_cdm_options_init); }

@@ -12,20 +12,24 @@ use super::versioned::{self, versioned, Output};
 use crate::error::Error;
 use crate::krylov::{
     conjugate_direction, conjugate_direction_reduced, CoarseSpace, ConjugateDirectionOptions,
-    DirectionGenerator, FnDirection, KrylovOptions, PreconditionerDirection, TwoLevel,
+    DirectionGenerator, FnDirection, KrylovOptions, Preconditioner, PreconditionerDirection,
+    TwoLevel,
 };
-use crate::learned::{Evaluation, Model, NetworkDirection};
+use crate::learned::{AnyModel, Evaluation, NetworkDirection};
 use std::ffi::{c_char, c_void, CStr};
 
-/// A trained direction network (opaque), loaded from a safetensors file:
-/// either the DCDM form (D(r) = N(r), a ReLU network) or the symmetric form
-/// (D(r) = Lᵀ L r with L a linear network: a learned SPD preconditioner,
-/// with which `adj_cdm_solve` is PCG).
+/// A trained model (opaque), loaded from a safetensors file: a direction
+/// network, either the DCDM form (D(r) = N(r), a ReLU network) or the
+/// symmetric form (D(r) = Lᵀ L r with L a linear network: a learned SPD
+/// preconditioner, with which `adj_cdm_solve` is PCG); or a learned
+/// multigrid schedule (per level the damping of each Jacobi sweep and the
+/// coarse-correction scale of the V-cycle: `adj_precond_new_model`, or
+/// `adj_cdm_solve`, which is then PCG with that V-cycle).
 /// Immutable: one model may be used by several solves and threads at once
 /// (applications of one model serialise on its buffers).
 #[allow(non_camel_case_types)]
 pub struct adj_model {
-    model: Model,
+    pub(crate) model: AnyModel,
 }
 
 /// A direction generator supplied by the caller:
@@ -36,10 +40,11 @@ pub struct adj_model {
 #[allow(non_camel_case_types)]
 pub type adj_direction_fn = adj_apply_fn;
 
-/// Loads a model saved by the library (safetensors with adjunct metadata).
+/// Loads a model saved by the library (safetensors with adjunct metadata:
+/// `format` tells a direction network from a multigrid schedule).
 /// `ADJ_ERR_IO` when the file cannot be read, `ADJ_ERR_FORMAT` when it is
 /// truncated, corrupted or not an adjunct model (the message names the
-/// tensor or field).
+/// tensor or field, e.g. `component`, `levels`).
 #[no_mangle]
 pub unsafe extern "C" fn adj_model_load(
     path: *const c_char,
@@ -54,7 +59,7 @@ pub unsafe extern "C" fn adj_model_load(
         let path = unsafe { CStr::from_ptr(path) }
             .to_str()
             .map_err(|_| Error::invalid("path", "not valid UTF-8"))?;
-        let model = Model::load(std::path::Path::new(path))?;
+        let model = AnyModel::load(std::path::Path::new(path))?;
         // SAFETY: checked non-NULL.
         unsafe { emit_handle(out, adj_model { model }) };
         Ok(())
@@ -69,7 +74,7 @@ pub unsafe extern "C" fn adj_model_dim(model: *const adj_model, dim: *mut usize)
         let model = unsafe { handle(model, "model") }?;
         out_ptr(dim, "dim")?;
         // SAFETY: checked non-NULL.
-        unsafe { *dim = model.model.network.architecture().dim };
+        unsafe { *dim = model.model.dim() };
         Ok(())
     })
 }
@@ -192,8 +197,9 @@ versioned!(adj_cdm_options, {
 /// Solves A x = b (A symmetric positive definite) by the conjugate-direction
 /// method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
 /// against the last k and takes the exact line-search step. The direction
-/// generator is exactly one of: `model` (a trained network; `op` must be a
-/// grid operator of the model's dimension), `precond` (D = M⁻¹: a flexible
+/// generator is exactly one of: `model` (a trained network, or a learned
+/// multigrid schedule, whose V-cycle is then D; `op` must be a grid
+/// operator of the model's dimension), `precond` (D = M⁻¹: a flexible
 /// PCG), or `direction` with `direction_ctx`; `options->coarse_block` wraps
 /// it in the two-level correction (by default when the model file asks for
 /// it, as the shipped ones do), with the coarse space built from `op` on
@@ -262,7 +268,10 @@ pub unsafe extern "C" fn adj_cdm_solve(
         }
         // 1 is rejected, naming coarse_block, by CoarseSpace::new.
         let coarse_block = match o.coarse_block {
-            -1 => model.map_or(0, |m| m.model.coarse_block),
+            -1 => match model.map(|m| &m.model) {
+                Some(AnyModel::Directions(m)) => m.coarse_block,
+                _ => 0,
+            },
             b if b >= 0 => b as usize,
             other => {
                 return Err(Error::invalid(
@@ -279,12 +288,23 @@ pub unsafe extern "C" fn adj_cdm_solve(
             Evaluation::Fastest
         };
         let network;
+        let learned_multigrid;
         let precond_direction;
         let callback;
         let base: &dyn DirectionGenerator = if let Some(m) = model {
-            network =
-                NetworkDirection::with_evaluation(op.grid()?, &m.model.network, 0, evaluation)?;
-            &network
+            match &m.model {
+                AnyModel::Directions(m) => {
+                    network =
+                        NetworkDirection::with_evaluation(op.grid()?, &m.network, 0, evaluation)?;
+                    &network
+                }
+                AnyModel::Multigrid(m) => {
+                    learned_multigrid = m.multigrid(op.grid()?)?;
+                    precond_direction =
+                        PreconditionerDirection(&learned_multigrid as &dyn Preconditioner);
+                    &precond_direction
+                }
+            }
         } else if let Some(p) = precond {
             precond_direction = PreconditionerDirection(&*p.inner);
             &precond_direction

@@ -1266,8 +1266,10 @@ end
 
 # ---------------------------------------------------------------- learned conjugate directions
 
-"""A trained direction network (DCDM form, or the symmetric form D = LᵀL with which
-`cdm` is PCG), loaded with `load_model`; freed by a finalizer. A model whose file
+"""A trained model, loaded with `load_model`; freed by a finalizer: a direction
+network (DCDM form, or the symmetric form D = LᵀL with which `cdm` is PCG), or a
+learned multigrid schedule (`Preconditioner(A, model)`, or `cdm`, which is then PCG
+with that V-cycle). A model whose file
 sets `coarse_block` (the shipped ones: 8) runs inside the two-level coarse-space
 correction D(r) = C r + (I − C A) s N((I − A C) r) built from `A` at each solve."""
 mutable struct Model
@@ -1292,6 +1294,21 @@ function load_model(path::AbstractString)
     out = Ref{Ptr{Cvoid}}(C_NULL)
     _check(ccall((:adj_model_load, libadjunct()), Cint, (Cstring, Ref{Ptr{Cvoid}}), path, out))
     return Model(out[])
+end
+
+"""
+    Preconditioner(A::Operator, model::Model)
+
+The learned multigrid V-cycle of a multigrid-schedule model (`load_model` of a
+`multigrid_2d`/`multigrid_3d` file) for the grid operator `A`. Throws
+`AdjunctError` with `ADJ_ERR_FORMAT` for a direction network or a model of the
+other dimension.
+"""
+function Preconditioner(A::Operator, model::Model)
+    out = Ref{Ptr{Cvoid}}(C_NULL)
+    _check(ccall((:adj_precond_new_model, libadjunct()), Cint, (Ptr{Cvoid}, Ptr{Cvoid}, Ref{Ptr{Cvoid}}),
+                 A, model, out))
+    return Preconditioner(out[])
 end
 
 """The grid dimension (2 or 3) the model was built for."""
