@@ -28,12 +28,21 @@
 //! application, fallback steps; then the ratios the issue sets targets
 //! for: learned/CG iterations (≤ 0.2), learned/IC(0) iterations (< 1) and
 //! learned/IC(0) wall-clock (≤ 2).
+//!
+//! Learned multigrid (`--multigrid-only` runs just this part): on the same
+//! scenes at rtol 1e-8, setup included (hierarchy build + MGPCG, median of
+//! 3), the shipped `models/multigrid_{2,3}d.safetensors` schedule against
+//! classical MGPCG tuned in the same run: every damped-Jacobi cycle with
+//! ν ∈ {1, 2, 3} sweeps and ω ∈ {0.6, 0.7, 0.8, 0.9, 1.0}, and Chebyshev
+//! smoothing with ν ∈ {2, 3} on [λ, 2] for λ ∈ {0.3, 0.5}; the fastest is
+//! the yardstick. Ratios last: learned/tuned iterations (target ≤ 0.7) and
+//! wall-clock (≤ 0.9).
 
 use adjunct::krylov::{
     conjugate_direction, CoarseSpace, ConjugateDirectionOptions, DirectionGenerator, Multigrid,
-    MultigridOptions, PreconditionerDirection, TwoLevel,
+    MultigridOptions, PreconditionerDirection, Schedule, TwoLevel,
 };
-use adjunct::learned::{Evaluation, Model, NetworkDirection};
+use adjunct::learned::{Evaluation, Model, MultigridModel, NetworkDirection};
 use adjunct::{
     cg, scene, Error, GridPoisson, Ic0, Identity, Jacobi, KrylovOptions, LinearOperator,
     Preconditioner, SolveReport,
@@ -166,6 +175,90 @@ fn learned(
     }
 }
 
+/// MGPCG with `mg_options` from x = 0 to rtol 1e-8, hierarchy built
+/// inside the timer: (iterations, median seconds of 3, converged).
+fn mgpcg(a: &GridPoisson, b: &[f64], mg_options: &MultigridOptions) -> (usize, f64, bool) {
+    let options = KrylovOptions {
+        rtol: 1e-8,
+        ..KrylovOptions::default()
+    };
+    let row = timed("", a.dim(), |x| {
+        let m = Multigrid::new(a, mg_options).expect("multigrid");
+        outcome(cg(a, &m, b, x, &options), |r| r)
+    });
+    (row.iterations, row.seconds, row.converged)
+}
+
+/// The learned multigrid rows of one scene; returns (learned iterations,
+/// seconds) and the tuned classical cycle's (label, iterations, seconds).
+fn multigrid_rows(
+    a: &GridPoisson,
+    b: &[f64],
+    model: &MultigridModel,
+) -> ((usize, f64), (String, usize, f64)) {
+    let mut candidates: Vec<(String, MultigridOptions)> = Vec::new();
+    for sweeps in 1..=3 {
+        for damping in [0.6, 0.7, 0.8, 0.9, 1.0] {
+            candidates.push((
+                format!("Jacobi ν={sweeps} ω={damping}"),
+                MultigridOptions {
+                    smoothing_sweeps: sweeps,
+                    damping,
+                    ..MultigridOptions::default()
+                },
+            ));
+        }
+    }
+    for sweeps in 2..=3 {
+        for lower in [0.3, 0.5] {
+            candidates.push((
+                format!("Chebyshev ν={sweeps} [{lower}, 2]"),
+                MultigridOptions {
+                    schedule: Some(Schedule::chebyshev(sweeps, lower)),
+                    ..MultigridOptions::default()
+                },
+            ));
+        }
+    }
+    let mut best: Option<(String, usize, f64)> = None;
+    let mut default = None;
+    for (label, mg_options) in &candidates {
+        let (its, seconds, converged) = mgpcg(a, b, mg_options);
+        if !converged {
+            continue;
+        }
+        if label == "Jacobi ν=2 ω=0.8" {
+            default = Some((its, seconds));
+        }
+        if best.as_ref().is_none_or(|(_, _, t)| seconds < *t) {
+            best = Some((label.clone(), its, seconds));
+        }
+    }
+    let best = best.expect("a classical cycle converges");
+    let learned_options = model
+        .options_for(a, &MultigridOptions::default())
+        .expect("the model fits the grid");
+    let (learned_its, learned_seconds, converged) = mgpcg(a, b, &learned_options);
+    assert!(converged, "the learned cycle did not converge");
+    if let Some((its, seconds)) = default {
+        println!(
+            "  {:<34} {its:>4} its {seconds:>8.3} s",
+            "classical default (ν=2, ω=0.8)"
+        );
+    }
+    println!(
+        "  {:<34} {:>4} its {:>8.3} s",
+        format!("tuned classical: {}", best.0),
+        best.1,
+        best.2
+    );
+    println!(
+        "  {:<34} {learned_its:>4} its {learned_seconds:>8.3} s",
+        "learned schedule"
+    );
+    ((learned_its, learned_seconds), best)
+}
+
 fn print_row(row: &Row) {
     let per = row
         .per_direction
@@ -252,8 +345,11 @@ fn main() {
         "held-out scene::obstacles, rtol {RTOL:.0e}, {} threads; learned solves capped at {max_seconds} s (DCDM form: {dcdm_max_seconds} s)",
         rayon::current_num_threads()
     );
+    if args.iter().any(|a| a == "--multigrid-only") {
+        return multigrid_section(&root, &scenes);
+    }
     let mut ratios = Vec::new();
-    for dims in scenes {
+    for dims in scenes.iter().copied() {
         let dim = if dims[2] > 1 { 3 } else { 2 };
         let problem = scene::obstacles(dims, 2).expect("scene");
         let a = problem.operator().expect("operator");
@@ -329,6 +425,37 @@ fn main() {
             row.iterations as f64 / cg_its as f64,
             row.iterations as f64 / ic_its as f64,
             row.seconds / ic_seconds
+        );
+    }
+    multigrid_section(&root, &scenes);
+}
+
+/// The learned multigrid rows of every scene, ratios last.
+fn multigrid_section(root: &std::path::Path, scenes: &[[usize; 3]]) {
+    println!(
+        "\nlearned multigrid: held-out scene::obstacles, rtol 1e-8, setup included, {} threads",
+        rayon::current_num_threads()
+    );
+    let mut ratios = Vec::new();
+    for &dims in scenes {
+        let dim = if dims[2] > 1 { 3 } else { 2 };
+        let path = flag(&format!("--multigrid{dim}")).map_or_else(
+            || root.join(format!("models/multigrid_{dim}d.safetensors")),
+            PathBuf::from,
+        );
+        let model = MultigridModel::load(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let problem = scene::obstacles(dims, 2).expect("scene");
+        let a = problem.operator().expect("operator");
+        println!("\n{dims:?}: {} unknowns", a.dim());
+        let (learned, tuned) = multigrid_rows(&a, &problem.rhs, &model);
+        ratios.push((dims, learned, tuned));
+    }
+    println!("\nratios, learned schedule / tuned classical MGPCG (targets: its ≤ 0.7, time ≤ 0.9)");
+    for (dims, (its, seconds), (label, tuned_its, tuned_seconds)) in ratios {
+        println!(
+            "  {dims:?} its {:.2}  time {:.2}  (against {label})",
+            its as f64 / tuned_its as f64,
+            seconds / tuned_seconds
         );
     }
 }

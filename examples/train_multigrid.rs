@@ -3,7 +3,7 @@
 //! DCDM loss through the cycle, and saves it.
 //!
 //! `cargo run --release --example train_multigrid -- --dim 3 --grid 32
-//!  --sweeps 2 --lower 0.5 --samples 32 --lanczos 40 --steps 60 --batch 8 --lr 0.02
+//!  --sweeps 3 --lower 0.5 --samples 32 --lanczos 40 --steps 60 --batch 8 --lr 0.02
 //!  --seed 1 --out models/multigrid_3d.safetensors`
 //!
 //! Every flag is optional (defaults above; 2D uses --grid 128). The
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let dim = number("--dim", 3.0) as usize;
     let n = number("--grid", if dim == 2 { 128.0 } else { 32.0 }) as usize;
-    let sweeps = number("--sweeps", 2.0) as usize;
+    let sweeps = number("--sweeps", 3.0) as usize;
     let samples = number("--samples", 32.0) as usize;
     let lanczos = number("--lanczos", 40.0) as usize;
     let options = ScheduleTrainOptions {
