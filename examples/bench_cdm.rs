@@ -227,7 +227,11 @@ fn multigrid_rows(
         if !converged {
             continue;
         }
-        if label == "Jacobi ν=2 ω=0.8" {
+        let defaults = MultigridOptions::default();
+        if mg_options.schedule.is_none()
+            && mg_options.smoothing_sweeps == defaults.smoothing_sweeps
+            && mg_options.damping == defaults.damping
+        {
             default = Some((its, seconds));
         }
         if best.as_ref().is_none_or(|(_, _, t)| seconds < *t) {
@@ -243,7 +247,7 @@ fn multigrid_rows(
     if let Some((its, seconds)) = default {
         println!(
             "  {:<34} {its:>4} its {seconds:>8.3} s",
-            "classical default (ν=2, ω=0.8)"
+            "classical default"
         );
     }
     println!(

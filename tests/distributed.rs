@@ -235,11 +235,13 @@ fn check_against_serial(
         );
         let residual = true_relative_residual(problem, &field);
         assert!(residual <= 1.01e-8, "{cuts:?}: true residual {residual:e}");
-        // One reduction per iteration for CG, one for the gathered level.
-        let per_iteration = reports[0].comm.allreduces as f64 / solve.iterations as f64;
+        // One reduction per iteration for CG, one for the gathered level,
+        // and a fixed few to start and to agree on the end.
+        let allreduces = reports[0].comm.allreduces;
         assert!(
-            per_iteration <= 2.5,
-            "{cuts:?}: {per_iteration} reductions per iteration"
+            allreduces <= 2 * solve.iterations as u64 + 6,
+            "{cuts:?}: {allreduces} reductions in {} iterations",
+            solve.iterations
         );
     }
 }

@@ -88,6 +88,29 @@ int main() {
     }
     EXPECT(missing);
 
+    // The learned multigrid V-cycle as CG's preconditioner (cwd: the crate root).
+    {
+        const std::size_t side = 48;
+        std::vector<uint8_t> cells(side * side, ADJ_CELL_FLUID);
+        for (std::size_t i = 0; i < side; ++i) cells[(side - 1) * side + i] = ADJ_CELL_AIR;
+        adjunct::Operator grid = adjunct::Operator::grid_poisson(side, side, 1, cells);
+        adjunct::Model schedule = adjunct::Model::load("models/multigrid_2d.safetensors");
+        EXPECT(schedule.dim() == 2);
+        adjunct::Preconditioner learned = adjunct::Preconditioner::learned_multigrid(grid, schedule);
+        std::vector<double> rhs(grid.dim(), 1.0), xg(grid.dim(), 0.0);
+        adj_solve_report rg = adjunct::cg(grid, &learned, rhs, xg, options);
+        EXPECT(rg.reason == ADJ_CONVERGED_RTOL);
+        EXPECT(max_diff(grid.apply(xg), rhs) < 1e-8);
+        adjunct::Model network = adjunct::Model::load("models/cdm_2d.safetensors");
+        bool refused = false;
+        try {
+            adjunct::Preconditioner::learned_multigrid(grid, network);
+        } catch (const adjunct::Error &e) {
+            refused = e.status() == ADJ_ERR_FORMAT && std::string(e.what()).find("component") != std::string::npos;
+        }
+        EXPECT(refused);
+    }
+
     // The same system through a lambda operator and a lambda preconditioner.
     int calls = 0;
     adjunct::Operator lambda_op = adjunct::Operator::from_callable(n, [&](const double *in, double *out, std::size_t len) {
