@@ -6,19 +6,14 @@
 mod common;
 
 use adjunct::krylov::{
-    cg, KrylovOptions, LevelSchedule, Multigrid, MultigridOptions, Precision, Preconditioner,
-    Schedule,
+    cg, KrylovOptions, LevelSchedule, Multigrid, MultigridOptions, Precision, Schedule,
 };
 use adjunct::learned::{ritz_dataset, schedule_loss_and_gradient, AnyModel, MultigridModel};
 use adjunct::{scene, Cell, Error, GridPoisson, LinearOperator};
-use common::{direct_solve, rel_diff, root, Rng};
+use common::{assert_symmetric_positive, direct_solve, rel_diff, root};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 use std::collections::HashMap;
-
-fn dot(x: &[f64], y: &[f64]) -> f64 {
-    x.iter().zip(y).map(|(a, b)| a * b).sum()
-}
 
 /// An overrelaxing, non-uniform schedule of the kind training produces.
 fn learned_like() -> Schedule {
@@ -111,21 +106,7 @@ fn learned_cycle_is_symmetric_positive_definite() {
         for (precision, tolerance) in [(Precision::Double, 1e-12), (Precision::Single, 1e-5)] {
             let mg = Multigrid::new(&g, &options(&learned_like(), precision)).unwrap();
             assert!(mg.level_dims().len() >= 4, "{name}: {:?}", mg.level_dims());
-            let n = g.dim();
-            let mut rng = Rng::new(5);
-            for _ in 0..4 {
-                let (x, y) = (rng.vector(n), rng.vector(n));
-                let (mut mx, mut my) = (vec![0.0; n], vec![0.0; n]);
-                let xmx = mg.apply_dot(&x, &mut mx).unwrap();
-                mg.apply_dot(&y, &mut my).unwrap();
-                let (a, b) = (dot(&mx, &y), dot(&x, &my));
-                let scale = dot(&mx, &mx).sqrt() * dot(&y, &y).sqrt();
-                assert!(
-                    (a - b).abs() <= tolerance * scale,
-                    "{name}, {precision:?}: <Mx,y> = {a:e}, <x,My> = {b:e}"
-                );
-                assert!(xmx > 0.0, "{name}, {precision:?}: <Mx,x> = {xmx:e}");
-            }
+            assert_symmetric_positive(&mg, tolerance, &format!("{name}, {precision:?}"));
         }
     }
 }

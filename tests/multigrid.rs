@@ -6,11 +6,7 @@ mod common;
 
 use adjunct::krylov::{Multigrid, MultigridOptions, Precision};
 use adjunct::{cg, scene, Cell, GridPoisson, KrylovOptions, LinearOperator, Preconditioner};
-use common::{direct_solve, init, init_uninit, rel_diff, Rng};
-
-fn dot(x: &[f64], y: &[f64]) -> f64 {
-    x.iter().zip(y).map(|(a, b)| a * b).sum()
-}
+use common::{assert_symmetric_positive, direct_solve, init, init_uninit, rel_diff, Rng};
 
 /// Walls of solid cells cut the domain into thin channels (2 cells wide),
 /// open to the air only at the top.
@@ -115,22 +111,7 @@ fn preconditioner_is_symmetric_and_positive_in(precision: Precision, tolerance: 
         };
         let mg = Multigrid::new(&g, &options).unwrap();
         assert!(mg.level_dims().len() >= 3, "{name}: {:?}", mg.level_dims());
-        let n = g.dim();
-        let mut rng = Rng::new(17);
-        for _ in 0..4 {
-            let (x, y) = (rng.vector(n), rng.vector(n));
-            let (mut mx, mut my) = (vec![0.0; n], vec![0.0; n]);
-            let xmx = mg.apply_dot(&x, &mut mx).unwrap();
-            mg.apply_dot(&y, &mut my).unwrap();
-            // Relative to the products' scale, as ⟨Mx,y⟩ may cancel.
-            let (a, b) = (dot(&mx, &y), dot(&x, &my));
-            let scale = dot(&mx, &mx).sqrt() * dot(&y, &y).sqrt();
-            assert!(
-                (a - b).abs() <= tolerance * scale,
-                "{name}, {precision:?}: <Mx,y> = {a:e}, <x,My> = {b:e}"
-            );
-            assert!(xmx > 0.0, "{name}, {precision:?}: <Mx,x> = {xmx:e}");
-        }
+        assert_symmetric_positive(&mg, tolerance, &format!("{name}, {precision:?}"));
     }
 }
 

@@ -7,12 +7,14 @@
 //! `symmetric` and `coarse_block` (both optional: absent means `false` and
 //! 0), and free-form `training_grid` and `training_command`.
 
-use super::multigrid::{self, metadata, read_file, MultigridModel};
+use super::file::{
+    checked_metadata, field, format_error, metadata, read_file, serialize, write_file,
+};
+use super::multigrid::{self, MultigridModel};
 use super::network::{Architecture, Network};
 use crate::error::{Error, Result};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use std::collections::HashMap;
 use std::path::Path;
 
 const FORMAT: &str = "adjunct-cdm";
@@ -31,12 +33,6 @@ pub struct Model {
     pub training_grid: String,
     /// The command that trained it.
     pub training_command: String,
-}
-
-fn format_error(message: impl Into<String>) -> Error {
-    Error::Format {
-        message: message.into(),
-    }
 }
 
 fn tensor_shape(arch: &Architecture, cout: usize, cin: usize, k: usize) -> Vec<usize> {
@@ -62,30 +58,26 @@ impl Model {
             .map_err(|e| format_error(e.to_string()))?;
             tensors.push((format!("conv{k}.weight"), w));
         }
-        let metadata: HashMap<String, String> = [
-            ("format", FORMAT.to_string()),
-            ("version", VERSION.to_string()),
-            ("dim", arch.dim.to_string()),
-            ("channels", arch.channels.to_string()),
-            ("levels", arch.levels.to_string()),
-            ("blocks", arch.blocks.to_string()),
-            ("symmetric", arch.symmetric.to_string()),
-            ("coarse_block", self.coarse_block.to_string()),
-            ("training_grid", self.training_grid.clone()),
-            ("training_command", self.training_command.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        safetensors::serialize(tensors, Some(metadata)).map_err(|e| format_error(e.to_string()))
+        serialize(
+            tensors,
+            &[
+                ("format", FORMAT.to_string()),
+                ("version", VERSION.to_string()),
+                ("dim", arch.dim.to_string()),
+                ("channels", arch.channels.to_string()),
+                ("levels", arch.levels.to_string()),
+                ("blocks", arch.blocks.to_string()),
+                ("symmetric", arch.symmetric.to_string()),
+                ("coarse_block", self.coarse_block.to_string()),
+                ("training_grid", self.training_grid.clone()),
+                ("training_command", self.training_command.clone()),
+            ],
+        )
     }
 
     /// Writes the model to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_bytes()?).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
+        write_file(path, &self.to_bytes()?)
     }
 
     /// Reads a model from `path`: [`Error::Io`] when it cannot be read,
@@ -96,21 +88,8 @@ impl Model {
 
     /// Parses a model file, validating every tensor's name, dtype and shape.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let meta = metadata(bytes)?;
-        let get = |key: &str| {
-            meta.get(key)
-                .cloned()
-                .ok_or_else(|| format_error(format!("metadata `{key}` is missing")))
-        };
-        if get("format")? != FORMAT {
-            return Err(format_error(format!("metadata `format` is not `{FORMAT}`")));
-        }
-        if get("version")? != VERSION {
-            return Err(format_error(format!(
-                "version {} is not supported (expected {VERSION})",
-                get("version")?
-            )));
-        }
+        let meta = checked_metadata(bytes, FORMAT, VERSION)?;
+        let get = |key: &str| field(&meta, key);
         let number = |key: &str| -> Result<usize> {
             get(key)?
                 .parse()

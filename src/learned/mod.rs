@@ -9,6 +9,7 @@
 
 mod contracted;
 mod direction;
+mod file;
 mod io;
 pub mod layers;
 mod multigrid;

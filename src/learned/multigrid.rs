@@ -21,6 +21,7 @@
 //! `component = smoother-schedule`, `dim`, `levels`, `sweeps`, and
 //! free-form `training_grid`, `training_command` and `training_loss`.
 
+use super::file::{checked_metadata, field, format_error, read_file, serialize, write_file};
 use super::train::{sample_loss, Adam};
 use crate::error::{Error, Result};
 use crate::krylov::{
@@ -31,7 +32,6 @@ use crate::random::SplitMix;
 use crate::vector;
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
-use std::collections::HashMap;
 use std::path::Path;
 
 pub(crate) const FORMAT: &str = "adjunct-multigrid";
@@ -54,12 +54,6 @@ pub struct MultigridModel {
     pub training_command: String,
     /// The final training loss (informative).
     pub training_loss: String,
-}
-
-fn format_error(message: impl Into<String>) -> Error {
-    Error::Format {
-        message: message.into(),
-    }
 }
 
 impl MultigridModel {
@@ -123,29 +117,25 @@ impl MultigridModel {
             ("damping".to_string(), view(vec![levels, sweeps], &damping)?),
             ("correction".to_string(), view(vec![levels], &correction)?),
         ];
-        let metadata: HashMap<String, String> = [
-            ("format", FORMAT.to_string()),
-            ("version", VERSION.to_string()),
-            ("component", COMPONENT.to_string()),
-            ("dim", self.dim.to_string()),
-            ("levels", levels.to_string()),
-            ("sweeps", sweeps.to_string()),
-            ("training_grid", self.training_grid.clone()),
-            ("training_command", self.training_command.clone()),
-            ("training_loss", self.training_loss.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        safetensors::serialize(tensors, Some(metadata)).map_err(|e| format_error(e.to_string()))
+        serialize(
+            tensors,
+            &[
+                ("format", FORMAT.to_string()),
+                ("version", VERSION.to_string()),
+                ("component", COMPONENT.to_string()),
+                ("dim", self.dim.to_string()),
+                ("levels", levels.to_string()),
+                ("sweeps", sweeps.to_string()),
+                ("training_grid", self.training_grid.clone()),
+                ("training_command", self.training_command.clone()),
+                ("training_loss", self.training_loss.clone()),
+            ],
+        )
     }
 
     /// Writes the model to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_bytes()?).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })
+        write_file(path, &self.to_bytes()?)
     }
 
     /// Parses a model file: [`Error::Format`] naming the field or tensor
@@ -153,21 +143,8 @@ impl MultigridModel {
     /// sweep counts that disagree with the tensors, a schedule that would
     /// make the cycle indefinite).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let meta = metadata(bytes)?;
-        let get = |key: &str| {
-            meta.get(key)
-                .cloned()
-                .ok_or_else(|| format_error(format!("metadata `{key}` is missing")))
-        };
-        if get("format")? != FORMAT {
-            return Err(format_error(format!("metadata `format` is not `{FORMAT}`")));
-        }
-        if get("version")? != VERSION {
-            return Err(format_error(format!(
-                "version {} is not supported (expected {VERSION})",
-                get("version")?
-            )));
-        }
+        let meta = checked_metadata(bytes, FORMAT, VERSION)?;
+        let get = |key: &str| field(&meta, key);
         let component = get("component")?;
         if component != COMPONENT {
             return Err(format_error(format!(
@@ -251,27 +228,6 @@ impl MultigridModel {
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_bytes(&read_file(path)?)
     }
-}
-
-/// The bytes of the file at `path` ([`Error::Io`] when unreadable).
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
-}
-
-/// The metadata of a safetensors file.
-pub(crate) fn metadata(bytes: &[u8]) -> Result<HashMap<String, String>> {
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
-        format_error(format!(
-            "not a valid safetensors file (truncated or corrupted): {e}"
-        ))
-    })?;
-    header
-        .metadata()
-        .clone()
-        .ok_or_else(|| format_error("no metadata (not an adjunct model)"))
 }
 
 /// The batch-mean DCDM loss of the cycle with `schedule` on `a` (f64

@@ -303,3 +303,25 @@ pub fn direct_solve_without_zero_rows(a: &CsrMatrix, b: &[f64]) -> (Vec<usize>, 
     let x = direct_solve(&csr_from_rows(&rows), &rhs);
     (keep, x)
 }
+
+/// Asserts ⟨Mx, y⟩ = ⟨x, My⟩ to `tolerance` (relative to ‖Mx‖‖y‖, as the
+/// product may cancel) and ⟨Mx, x⟩ > 0 on four pairs of random vectors.
+#[track_caller]
+pub fn assert_symmetric_positive(m: &dyn adjunct::Preconditioner, tolerance: f64, label: &str) {
+    let dot = |x: &[f64], y: &[f64]| -> f64 { x.iter().zip(y).map(|(a, b)| a * b).sum() };
+    let n = m.dim();
+    let mut rng = Rng::new(17);
+    for _ in 0..4 {
+        let (x, y) = (rng.vector(n), rng.vector(n));
+        let (mut mx, mut my) = (vec![0.0; n], vec![0.0; n]);
+        let xmx = m.apply_dot(&x, &mut mx).unwrap();
+        m.apply_dot(&y, &mut my).unwrap();
+        let (a, b) = (dot(&mx, &y), dot(&x, &my));
+        let scale = dot(&mx, &mx).sqrt() * dot(&y, &y).sqrt();
+        assert!(
+            (a - b).abs() <= tolerance * scale,
+            "{label}: <Mx,y> = {a:e}, <x,My> = {b:e}"
+        );
+        assert!(xmx > 0.0, "{label}: <Mx,x> = {xmx:e}");
+    }
+}
