@@ -6,7 +6,8 @@
 //!  --sweeps 3 --lower 0.5 --samples 32 --lanczos 40 --steps 60 --batch 8 --lr 0.02
 //!  --seed 1 --out models/multigrid_3d.safetensors`
 //!
-//! Every flag is optional (defaults above; 2D uses --grid 128). The
+//! Every flag is optional (defaults above; 2D uses --grid 128;
+//! `--coarse-sweeps k` gives the levels below the finest k sweeps). The
 //! schedule starts from Chebyshev smoothing on [--lower, 2] and γ = 1,
 //! with one entry per level of the training hierarchy (the last serves
 //! every coarser level of a larger grid). A progress line shows the step
@@ -30,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dim = number("--dim", 3.0) as usize;
     let n = number("--grid", if dim == 2 { 128.0 } else { 32.0 }) as usize;
     let sweeps = number("--sweeps", 3.0) as usize;
+    let coarse_sweeps = number("--coarse-sweeps", sweeps as f64) as usize;
     let samples = number("--samples", 32.0) as usize;
     let lanczos = number("--lanczos", 40.0) as usize;
     let options = ScheduleTrainOptions {
@@ -50,10 +52,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let classical = Schedule::classical(sweeps, base.damping);
     // The start: Chebyshev smoothing on [--lower, 2] (distinct dampings,
     // which the loss's symmetry in the sweeps would otherwise keep equal).
-    let start_schedule = Schedule::chebyshev(sweeps, number("--lower", 0.5));
+    let finest_start = Schedule::chebyshev(sweeps, number("--lower", 0.5));
+    let coarse_start = Schedule::chebyshev(coarse_sweeps, number("--lower", 0.5));
     let mut schedule = Schedule {
-        levels: vec![start_schedule.levels[0].clone(); smoothing_levels.max(1)],
+        levels: (0..smoothing_levels.max(1))
+            .map(|l| {
+                if l == 0 {
+                    finest_start.levels[0].clone()
+                } else {
+                    coarse_start.levels[0].clone()
+                }
+            })
+            .collect(),
     };
+    let start_schedule = schedule.clone();
     println!(
         "training on the {n}^{dim} smoke scene ({} unknowns, {} samples, {:.1} s for the data)",
         a.dim(),

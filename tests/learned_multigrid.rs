@@ -35,6 +35,13 @@ fn learned_like() -> Schedule {
     }
 }
 
+/// [`learned_like`] with 2 sweeps on the finest level and 4 below.
+fn learned_like_uneven() -> Schedule {
+    let mut schedule = learned_like();
+    schedule.levels[1].damping = vec![0.07, 0.32, 0.72, 0.96];
+    schedule
+}
+
 /// Grids with solids, air, and a 1e3 face-coefficient contrast.
 fn grids() -> Vec<(&'static str, GridPoisson)> {
     let sphere_with_air = |dims: [usize; 3]| -> Vec<Cell> {
@@ -228,6 +235,15 @@ fn model_files_round_trip_and_bad_ones_are_refused() {
     let model = shipped(2);
     let bytes = model.to_bytes().unwrap();
     assert_eq!(MultigridModel::from_bytes(&bytes).unwrap(), model);
+    // Levels with fewer sweeps are padded with zeros in the file.
+    let uneven = MultigridModel {
+        schedule: learned_like_uneven(),
+        ..model.clone()
+    };
+    assert_eq!(
+        MultigridModel::from_bytes(&uneven.to_bytes().unwrap()).unwrap(),
+        uneven
+    );
     assert!(matches!(
         AnyModel::from_bytes(&bytes).unwrap(),
         AnyModel::Multigrid(_)

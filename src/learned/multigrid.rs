@@ -16,7 +16,8 @@
 //!   leaves [−1, 1] on [0, 2] pulled halfway back to the classical
 //!   damping until it does not.
 //!
-//! File: tensors `damping` (f64, [levels, sweeps]) and `correction` (f64,
+//! File: tensors `damping` (f64, [levels, sweeps], a level with fewer
+//! sweeps padded with zeros after its last) and `correction` (f64,
 //! [levels]); metadata `format = adjunct-multigrid`, `version = 1`,
 //! `component = smoother-schedule`, `dim`, `levels`, `sweeps`, and
 //! free-form `training_grid`, `training_command` and `training_loss`.
@@ -46,7 +47,7 @@ const MAX_SWEEPS: usize = 16;
 pub struct MultigridModel {
     /// The grid dimension (2 or 3) it was trained on and serves.
     pub dim: usize,
-    /// The schedule (every level the same number of sweeps).
+    /// The schedule.
     pub schedule: Schedule,
     /// Grid size the model was trained on, e.g. "64x64x64".
     pub training_grid: String,
@@ -86,23 +87,22 @@ impl MultigridModel {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let levels = self.schedule.levels.len();
-        let sweeps = self.schedule.levels[0].damping.len();
-        if self
+        let sweeps = self
             .schedule
             .levels
             .iter()
-            .any(|l| l.damping.len() != sweeps)
-        {
-            return Err(Error::invalid(
-                "schedule",
-                "a model file needs the same number of sweeps on every level",
-            ));
-        }
+            .map(|l| l.damping.len())
+            .max()
+            .unwrap_or(0);
         let damping: Vec<u8> = self
             .schedule
             .levels
             .iter()
-            .flat_map(|l| l.damping.iter().flat_map(|w| w.to_le_bytes()))
+            .flat_map(|l| {
+                let padding = std::iter::repeat_n(0.0, sweeps - l.damping.len());
+                l.damping.iter().copied().chain(padding)
+            })
+            .flat_map(f64::to_le_bytes)
             .collect();
         let correction: Vec<u8> = self
             .schedule
@@ -206,9 +206,12 @@ impl MultigridModel {
             levels: damping
                 .chunks_exact(sweeps)
                 .zip(&correction)
-                .map(|(w, &c)| LevelSchedule {
-                    damping: w.to_vec(),
-                    correction: c,
+                .map(|(w, &c)| {
+                    let used = w.iter().rposition(|&w| w != 0.0).map_or(0, |last| last + 1);
+                    LevelSchedule {
+                        damping: w[..used].to_vec(),
+                        correction: c,
+                    }
                 })
                 .collect(),
         };
