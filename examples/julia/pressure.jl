@@ -16,8 +16,8 @@ for k in 1:n, j in 1:n, i in 1:n
 end
 divergence = [sin(6x) * cos(4y) * z for x in ((1:n) .- 0.5) .* h, y in ((1:n) .- 0.5) .* h, z in ((1:n) .- 0.5) .* h]
 A = grid_poisson(cells; spacing=[h, h, h])
-b = -gather(A, divergence)
-p, report = cg(A, b; precond=:ic0)
-println("$(dim(A)) unknowns: $(report.iterations) iterations, relative residual $(report.relative_residual)")
-pressure = reshape(scatter(A, p), n, n, n)
+b = -Adjunct.gather(A, divergence)
+p, report = Adjunct.cg(A, b; precond=:ic0)
+println("$(Adjunct.dim(A)) unknowns: $(report.iterations) iterations, relative residual $(report.relative_residual)")
+pressure = reshape(Adjunct.scatter(A, p), n, n, n)
 println("pressure at the top fluid layer centre: ", pressure[n ÷ 2, n ÷ 2, n - 2])

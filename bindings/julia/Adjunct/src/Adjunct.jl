@@ -7,20 +7,28 @@ entropic optimal transport (Sinkhorn, Sinkhorn-Newton-Sparse), and
 implicit differentiation (root problems given by Julia functions, linear
 solves, optimal transport).
 
-The shared library is `ENV["ADJUNCT_LIB"]` (a path to `libadjunct.so`), or
-`lib/libadjunct.so` under `ENV["ADJUNCT_PREFIX"]` (default `/usr/local`, the
-layout of `bindings/install.sh PREFIX`). Callbacks (Julia functions used as
+The shared library is, in this order: the `libadjunct` preference of this
+package (Preferences.jl; `Adjunct.set_library!(path)` writes it to
+`LocalPreferences.toml`, a restart applies it), `ENV["ADJUNCT_LIB"]` (a path
+to `libadjunct.so`), or `lib/libadjunct.so` under `ENV["ADJUNCT_PREFIX"]`
+(default `/usr/local`, the layout of `bindings/install.sh PREFIX`).
+`cg`, `apply`, `dim`, `gather` and `scatter` are not exported (other
+packages export those names): call them qualified, `Adjunct.cg(A, b)`. Callbacks (Julia functions used as
 operators or preconditioners) are invoked only on the calling thread.
 """
 module Adjunct
 
 using Libdl
 using LinearAlgebra
+using Preferences
 using SparseArrays
 
 export AdjunctError, Operator, Preconditioner, status_string
 export csr_operator, grid_poisson, callback_operator, jacobi_preconditioner, callback_preconditioner
-export cg, cg_distributed, apply, dim, num_cells, gather, scatter, to_csr
+# `cg`, `apply`, `dim`, `gather` and `scatter` are not exported (Krylov.jl,
+# IterativeSolvers.jl, MPI.jl and others export the same names): call them
+# as `Adjunct.cg`, `Adjunct.dim`, …, or use `mul!`, `size` and `ldiv!`.
+export cg_distributed, num_cells, to_csr, set_library!
 export sinkhorn, cost_sqeuclidean, cost_pnorm
 export Model, load_model, cdm
 export PressureSolver, update!, solve!, setup_seconds, scatter!
@@ -34,9 +42,31 @@ export CELL_FLUID, CELL_SOLID, CELL_AIR
 
 const _libpath = Ref{String}("")
 
+"""The `libadjunct` preference (a path), or `nothing` when unset."""
+const _preferred_library = @load_preference("libadjunct", nothing)
+
+"""
+    set_library!(path)
+
+Stores `path` (a `libadjunct.so`/`.dylib`) as this package's `libadjunct`
+preference in the active project's `LocalPreferences.toml`; it takes effect
+after Julia restarts, ahead of `ENV["ADJUNCT_LIB"]`.
+"""
+function set_library!(path::AbstractString)
+    isfile(path) || throw(ArgumentError("\"$path\" is not a file"))
+    @set_preferences!("libadjunct" => abspath(path))
+    @info "Adjunct: the library preference is set to $(abspath(path)); restart Julia to use it"
+    return nothing
+end
+
 """Path of the adjunct shared library (resolved on first use)."""
 function libadjunct()
     isempty(_libpath[]) || return _libpath[]
+    if _preferred_library !== nothing
+        isfile(_preferred_library) ||
+            error("the `libadjunct` preference \"$(_preferred_library)\" is not a file (Adjunct.set_library! resets it)")
+        return _libpath[] = _preferred_library
+    end
     if haskey(ENV, "ADJUNCT_LIB")
         path = ENV["ADJUNCT_LIB"]
         isfile(path) || error("ENV[\"ADJUNCT_LIB\"] = \"$path\" is not a file")

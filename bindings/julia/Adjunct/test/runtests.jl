@@ -17,6 +17,11 @@ end
         @test Adjunct.num_threads() == 1
         Adjunct.set_num_threads(0)
         @test Adjunct.num_threads() >= 1
+        # Names other packages export stay qualified.
+        for name in (:cg, :apply, :dim, :gather, :scatter)
+            @test name ∉ names(Adjunct)
+        end
+        @test_throws ArgumentError Adjunct.set_library!("/nonexistent/libadjunct.so")
     end
 
     @testset "CG on sparse matrices" begin
@@ -25,7 +30,7 @@ end
         b = sin.(0.1 .* (1:n))
         xref = Matrix(A) \ b
         for precond in (nothing, :jacobi, :ic0)
-            x, report = cg(A, b; rtol=1e-12, precond=precond, history=true)
+            x, report = Adjunct.cg(A, b; rtol=1e-12, precond=precond, history=true)
             @test norm(x - xref) / norm(xref) < 1e-9
             @test report.reason == CONVERGED_RTOL
             @test converged(report.reason)
@@ -35,15 +40,15 @@ end
         # 32-bit CSR arrays, 0-based, as C passes them.
         At = sparse(transpose(A))
         op = csr_operator(n, n, Int32.(At.colptr .- 1), Int32.(At.rowval .- 1), At.nzval)
-        @test dim(op) == n
-        @test apply(op, b) ≈ A * b
+        @test Adjunct.dim(op) == n
+        @test Adjunct.apply(op, b) ≈ A * b
         @test mul!(zeros(n), op, Vector{Float64}(b)) ≈ A * b
         @test size(op) == (n, n) && size(op, 1) == n && eltype(op) == Float64
         pc = Preconditioner(op, :jacobi)
         @test ldiv!(zeros(n), pc, Vector{Float64}(b)) ≈ b ./ diag(A)
         @test pc \ b ≈ b ./ diag(A)
         @test to_csr(op) ≈ A
-        x, _ = cg(op, b; precond=jacobi_preconditioner(diag(A)), rtol=1e-12)
+        x, _ = Adjunct.cg(op, b; precond=jacobi_preconditioner(diag(A)), rtol=1e-12)
         @test x ≈ xref rtol=1e-9
         # Single-reduction CG, serially and with a reduction that counts its calls.
         xs, rs = cg_distributed(op, b; rtol=1e-12)
@@ -53,7 +58,7 @@ end
         @test calls[] == rs2.iterations + 2
         @test_throws CapturedException cg_distributed(op, b; allreduce! = buf -> error("network down"))
         # Warm start.
-        x2, r2 = cg(op, b; x0=xref, rtol=1e-12)
+        x2, r2 = Adjunct.cg(op, b; x0=xref, rtol=1e-12)
         @test r2.iterations <= 1
     end
 
@@ -63,12 +68,12 @@ end
         b = ones(n)
         op = callback_operator((y, x) -> mul!(y, A, x), n)
         pc = callback_preconditioner((z, r) -> (z .= r ./ 2), n)
-        x, _ = cg(op, b; precond=pc, rtol=1e-12)
+        x, _ = Adjunct.cg(op, b; precond=pc, rtol=1e-12)
         @test x ≈ Matrix(A) \ b rtol=1e-9
         # An exception inside the callback is rethrown after the solve.
         calls = Ref(0)
         bad = callback_operator((y, x) -> (calls[] += 1; calls[] > 3 && error("boom"); mul!(y, A, x)), n)
-        @test_throws CapturedException cg(bad, b)
+        @test_throws CapturedException Adjunct.cg(bad, b)
     end
 
     @testset "errors" begin
@@ -83,13 +88,13 @@ end
         @test occursin("col_idx", e.message)
         A = laplacian_1d(50)
         e2 = try
-            cg(A, ones(50); maxiter=2)
+            Adjunct.cg(A, ones(50); maxiter=2)
             nothing
         catch err
             err
         end
         @test e2 isa AdjunctError && e2.status == Adjunct.ADJ_ERR_NOT_CONVERGED
-        @test_throws AdjunctError cg(-A, ones(50))
+        @test_throws AdjunctError Adjunct.cg(-A, ones(50))
         @test startswith(status_string(Adjunct.ADJ_ERR_NOT_SPD), "ADJ_ERR_NOT_SPD: ")
         @test status_string(42) == "unknown status"
         @test occursin("ADJ_ERR_NOT_CONVERGED", sprint(showerror, e2))
@@ -108,9 +113,9 @@ end
         flags = fill(UInt8(1), 12, 10)
         flags[:, end] .= 0
         op = grid_poisson(flags; codes=(fluid=1, solid=2, air=0), scale=0.5)
-        @test dim(op) == 12 * 9
-        x, r = cg(op, ones(dim(op)); atol=1e-9, rtol=0.0, norm=:max)
-        @test maximum(abs.(ones(dim(op)) - apply(op, x))) <= 1e-9
+        @test Adjunct.dim(op) == 12 * 9
+        x, r = Adjunct.cg(op, ones(Adjunct.dim(op)); atol=1e-9, rtol=0.0, norm=:max)
+        @test maximum(abs.(ones(Adjunct.dim(op)) - Adjunct.apply(op, x))) <= 1e-9
     end
 
     @testset "persistent pressure solver" begin
@@ -129,14 +134,14 @@ end
             push!(iterations, r.iterations)
             # Against a fresh operator and CG from zero.
             op = grid_poisson(cells)
-            x, _ = cg(op, gather(op, rhs); rtol=1e-10)
-            @test gather(op, p32) ≈ x rtol=1e-5
+            x, _ = Adjunct.cg(op, Adjunct.gather(op, rhs); rtol=1e-10)
+            @test Adjunct.gather(op, p32) ≈ x rtol=1e-5
             @test all(p32[cells .!= CELL_FLUID] .== 0)
         end
         @test all(iterations .> 0)
         field = zeros(Float32, nx * ny * nz)
         op = grid_poisson(fill(CELL_FLUID, nx, ny, nz))
-        scatter!(field, op, ones(dim(op)))
+        scatter!(field, op, ones(Adjunct.dim(op)))
         @test all(field .== 1f0)
     end
 
@@ -148,17 +153,17 @@ end
         h = 1 / nx
         A = grid_poisson(cells; spacing=[h, h, h])
         @test num_cells(A) == nx * ny * nz
-        @test dim(A) == count(==(CELL_FLUID), cells)
+        @test Adjunct.dim(A) == count(==(CELL_FLUID), cells)
         field = rand(nx, ny, nz)
-        b = gather(A, field)
-        x, report = cg(A, b; precond=:ic0, rtol=1e-10)
+        b = Adjunct.gather(A, field)
+        x, report = Adjunct.cg(A, b; precond=:ic0, rtol=1e-10)
         M = to_csr(A)
         @test M ≈ M'
         @test x ≈ M \ b rtol=1e-8
-        xm, rm = cg(A, b; precond=:multigrid, rtol=1e-10)
+        xm, rm = Adjunct.cg(A, b; precond=:multigrid, rtol=1e-10)
         @test xm ≈ M \ b rtol=1e-8
         @test rm.iterations < report.iterations
-        p = scatter(A, x)
+        p = Adjunct.scatter(A, x)
         @test length(p) == nx * ny * nz
         @test p[4 + nx * (3 + ny * 2)] == 0.0  # the solid cell (4, 4, 3)
     end
@@ -194,12 +199,12 @@ end
         @test_throws AdjunctError cdm(op, b)  # no direction generator
         models = joinpath(@__DIR__, "..", "..", "..", "..", "models")
         m2 = load_model(joinpath(models, "cdm_2d.safetensors"))
-        @test dim(m2) == 2
+        @test Adjunct.dim(m2) == 2
         cells = fill(CELL_FLUID, 32, 32)
         cells[:, 31:32] .= CELL_AIR
         cells[10:14, 8:12] .= CELL_SOLID
         G = grid_poisson(cells; spacing=[1 / 32, 1 / 32])
-        rhs = gather(G, rand(32, 32))
+        rhs = Adjunct.gather(G, rand(32, 32))
         xm, rm = cdm(G, rhs; model=m2, rtol=1e-6)
         @test rm.relative_residual <= 1e-6
         # The network alone (coarse_block = 0) needs more iterations than the
