@@ -758,7 +758,13 @@ enum adj_status adj_linear_solve_vjp(const struct adj_operator *op,
 // tensor or field, e.g. `component`, `levels`).
 enum adj_status adj_model_load(const char *path, struct adj_model **out);
 
-// Writes the model's grid dimension (2 or 3) to `*dim`.
+// Writes the number of grid axes the model serves (2 or 3) to `*ndim`
+// (not a number of unknowns, which `adj_operator_dim` gives).
+enum adj_status adj_model_ndim(const struct adj_model *model, size_t *ndim);
+
+// Deprecated spelling of `adj_model_ndim` (kept for 0.2 clients: the name
+// reads like `adj_operator_dim`, a number of unknowns). Writes 2 or 3 to
+// `*dim`.
 enum adj_status adj_model_dim(const struct adj_model *model, size_t *dim);
 
 // Releases a model. NULL is accepted.

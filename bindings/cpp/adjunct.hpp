@@ -597,8 +597,15 @@ public:
         return Model(h);
     }
 
-    /// The grid dimension (2 or 3).
-    std::size_t dim() const {
+    /// The number of grid axes (2 or 3) the model serves.
+    std::size_t ndim() const {
+        std::size_t d = 0;
+        detail::check(adj_model_ndim(get(), &d));
+        return d;
+    }
+
+    /// Deprecated spelling of ndim() (Operator::dim() is a number of unknowns).
+    [[deprecated("use ndim()")]] std::size_t dim() const {
         std::size_t d = 0;
         detail::check(adj_model_dim(get(), &d));
         return d;

@@ -66,7 +66,23 @@ pub unsafe extern "C" fn adj_model_load(
     })
 }
 
-/// Writes the model's grid dimension (2 or 3) to `*dim`.
+/// Writes the number of grid axes the model serves (2 or 3) to `*ndim`
+/// (not a number of unknowns, which `adj_operator_dim` gives).
+#[no_mangle]
+pub unsafe extern "C" fn adj_model_ndim(model: *const adj_model, ndim: *mut usize) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or a live handle.
+        let model = unsafe { handle(model, "model") }?;
+        out_ptr(ndim, "ndim")?;
+        // SAFETY: checked non-NULL.
+        unsafe { *ndim = model.model.dim() };
+        Ok(())
+    })
+}
+
+/// Deprecated spelling of `adj_model_ndim` (kept for 0.2 clients: the name
+/// reads like `adj_operator_dim`, a number of unknowns). Writes 2 or 3 to
+/// `*dim`.
 #[no_mangle]
 pub unsafe extern "C" fn adj_model_dim(model: *const adj_model, dim: *mut usize) -> adj_status {
     boundary(|| {

@@ -95,7 +95,7 @@ int main() {
         for (std::size_t i = 0; i < side; ++i) cells[(side - 1) * side + i] = ADJ_CELL_AIR;
         adjunct::Operator grid = adjunct::Operator::grid_poisson(side, side, 1, cells);
         adjunct::Model schedule = adjunct::Model::load("models/multigrid_2d.safetensors");
-        EXPECT(schedule.dim() == 2);
+        EXPECT(schedule.ndim() == 2);
         adjunct::Preconditioner learned = adjunct::Preconditioner::learned_multigrid(grid, schedule);
         std::vector<double> rhs(grid.dim(), 1.0), xg(grid.dim(), 0.0);
         adj_solve_report rg = adjunct::cg(grid, &learned, rhs, xg, options);

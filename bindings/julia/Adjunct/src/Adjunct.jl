@@ -1341,8 +1341,16 @@ function Preconditioner(A::Operator, model::Model)
     return Preconditioner(out[])
 end
 
-"""The grid dimension (2 or 3) the model was built for."""
+"""The number of grid axes (2 or 3) the model serves."""
+function ndim(m::Model)
+    d = Ref{Csize_t}(0)
+    _check(ccall((:adj_model_ndim, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), m, d))
+    return Int(d[])
+end
+
+"""Deprecated: `ndim(m)` (`dim` of an operator is its number of unknowns)."""
 function dim(m::Model)
+    Base.depwarn("Adjunct.dim(::Model) is deprecated, use Adjunct.ndim", :dim)
     d = Ref{Csize_t}(0)
     _check(ccall((:adj_model_dim, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), m, d))
     return Int(d[])

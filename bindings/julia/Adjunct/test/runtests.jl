@@ -199,7 +199,7 @@ end
         @test_throws AdjunctError cdm(op, b)  # no direction generator
         models = joinpath(@__DIR__, "..", "..", "..", "..", "models")
         m2 = load_model(joinpath(models, "cdm_2d.safetensors"))
-        @test Adjunct.dim(m2) == 2
+        @test Adjunct.ndim(m2) == 2
         cells = fill(CELL_FLUID, 32, 32)
         cells[:, 31:32] .= CELL_AIR
         cells[10:14, 8:12] .= CELL_SOLID
