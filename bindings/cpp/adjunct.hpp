@@ -301,6 +301,21 @@ private:
 /// A preconditioner M ≈ A for CG.
 class Model;
 
+/// The preconditioner kinds of adj_precond_new, as a scoped enum.
+enum class PreconditionerKind : uint32_t {
+    none = ADJ_PRECOND_NONE,
+    jacobi = ADJ_PRECOND_JACOBI,
+    ic0 = ADJ_PRECOND_IC0,
+    multigrid = ADJ_PRECOND_MULTIGRID,
+};
+
+/// What a RootProblem's products with A describe (adj_jacobian_kind), as a scoped enum.
+enum class JacobianKind : uint32_t {
+    general = ADJ_JACOBIAN_GENERAL,
+    symmetric = ADJ_JACOBIAN_SYMMETRIC,
+    fixed_point = ADJ_JACOBIAN_FIXED_POINT,
+};
+
 class Preconditioner {
 public:
     /// Jacobi (ADJ_PRECOND_JACOBI) or IC(0) (ADJ_PRECOND_IC0) for a CSR or grid operator,
@@ -309,6 +324,9 @@ public:
         adj_precond *h = nullptr;
         detail::check(adj_precond_new(op.get(), kind, &h));
         return Preconditioner(h);
+    }
+    static Preconditioner of_kind(const Operator &op, PreconditionerKind kind) {
+        return of_kind(op, static_cast<uint32_t>(kind));
     }
     static Preconditioner jacobi(const Operator &op) { return of_kind(op, ADJ_PRECOND_JACOBI); }
     static Preconditioner ic0(const Operator &op) { return of_kind(op, ADJ_PRECOND_IC0); }
@@ -731,6 +749,8 @@ public:
     using Product = std::function<void(const double *, std::size_t, double *, std::size_t)>;
 
     RootProblem(std::size_t n, std::size_t p, uint32_t kind = ADJ_JACOBIAN_GENERAL) : n_(n), p_(p), kind_(kind) {}
+    RootProblem(std::size_t n, std::size_t p, JacobianKind kind)
+        : RootProblem(n, p, static_cast<uint32_t>(kind)) {}
     RootProblem(const RootProblem &) = delete;
     RootProblem &operator=(const RootProblem &) = delete;
 

@@ -97,6 +97,10 @@ int main() {
         adjunct::Model schedule = adjunct::Model::load("models/multigrid_2d.safetensors");
         EXPECT(schedule.ndim() == 2);
         adjunct::Preconditioner learned = adjunct::Preconditioner::learned_multigrid(grid, schedule);
+        adjunct::Preconditioner classical =
+            adjunct::Preconditioner::of_kind(grid, adjunct::PreconditionerKind::multigrid);
+        std::vector<double> xc2(grid.dim(), 0.0), ones(grid.dim(), 1.0);
+        EXPECT(adjunct::cg(grid, &classical, ones, xc2, options).reason == ADJ_CONVERGED_RTOL);
         std::vector<double> rhs(grid.dim(), 1.0), xg(grid.dim(), 0.0);
         adj_solve_report rg = adjunct::cg(grid, &learned, rhs, xg, options);
         EXPECT(rg.reason == ADJ_CONVERGED_RTOL);
@@ -268,7 +272,7 @@ int main() {
 
     // Implicit differentiation of F(x, θ) = L x − θ (L the Laplacian): x* = L⁻¹θ,
     // so the VJP is L⁻ᵀ v̄ = L⁻¹ v̄, checked against CG.
-    adjunct::RootProblem root(n, n, ADJ_JACOBIAN_SYMMETRIC);
+    adjunct::RootProblem root(n, n, adjunct::JacobianKind::symmetric);
     root.a([](const double *v, std::size_t, double *y, std::size_t len) { apply_laplacian(v, y, len); })
         .b_t([](const double *v, std::size_t len, double *y, std::size_t) {
             for (std::size_t i = 0; i < len; ++i) y[i] = -v[i];
