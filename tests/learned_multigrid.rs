@@ -345,7 +345,11 @@ fn learned_multigrid_through_the_c_abi() {
         let mut old = 0;
         assert_eq!(adj_model_dim(model3, &mut old), ADJ_OK);
         assert_eq!(old, 3);
-        expect(adj_model_ndim(model3, null_mut()), ADJ_ERR_NULL_ARGUMENT, &["ndim"]);
+        expect(
+            adj_model_ndim(model3, null_mut()),
+            ADJ_ERR_NULL_ARGUMENT,
+            &["ndim"],
+        );
         // As CG's preconditioner.
         assert_eq!(adj_precond_new_model(grid, model, &mut pc), ADJ_OK);
         let mut x = vec![0.0; n];

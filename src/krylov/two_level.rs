@@ -19,7 +19,8 @@
 //! Cost per direction: G, two products with A, two coarse solves and four
 //! passes over the vectors for restriction and prolongation.
 
-use super::conjugate_direction::DirectionGenerator;
+use super::conjugate_direction::{DirectionGenerator, PreconditionerDirection};
+use super::precond::Preconditioner;
 use crate::error::{Error, Result};
 use crate::operator::{GridPoisson, LinearOperator};
 use crate::parallel::{for_blocks, DisjointSlice};
@@ -371,5 +372,21 @@ impl<G: DirectionGenerator> DirectionGenerator for TwoLevel<'_, G> {
         self.inner.direction(input, d)?;
         d.iter_mut().for_each(|v| *v *= self.scale);
         self.coarse.complete(self.op, r, d, s1, s2)
+    }
+}
+
+/// Around a preconditioner M (symmetric positive definite by the trait's
+/// contract) the two-level direction D = C + s (I − C A) M⁻¹ (I − A C) is
+/// symmetric positive definite, so it preconditions plain CG too (the
+/// balancing Neumann–Neumann form; PETSc's KSP/PC split: any solver with
+/// any preconditioner).
+impl<M: Preconditioner + ?Sized> Preconditioner for TwoLevel<'_, PreconditionerDirection<'_, M>> {
+    fn dim(&self) -> usize {
+        self.op.dim()
+    }
+
+    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
+        self.direction(r, z)?;
+        Ok(vector::dot(r, z))
     }
 }
