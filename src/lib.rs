@@ -21,7 +21,9 @@
 //!   [`Communicator`](distributed::Communicator); [`distributed_mgpcg`].
 //! - [`learned`]: the direction network of the learned conjugate-direction
 //!   solver (Kaneda et al. 2023): layers, training on Ritz vectors,
-//!   safetensors model files.
+//!   safetensors model files; and learned multigrid, a V-cycle
+//!   [`Schedule`](krylov::Schedule) trained through the cycle with the same
+//!   loss ([`MultigridModel`](learned::MultigridModel)).
 //! - [`ot`]: entropic optimal transport, log-domain Sinkhorn and
 //!   Sinkhorn-Newton-Sparse (Tang et al. 2024).
 //! - [`implicit`]: gradients by implicit differentiation (Blondel et al.
