@@ -2,6 +2,21 @@
 //! restarted GMRES and BiCGStab for general ones, preconditioners
 //! (Jacobi, IC(0), geometric multigrid, callbacks), the conjugate-direction
 //! method with its two-level coarse-space correction, and solve reports.
+//!
+//! ```
+//! use adjunct::krylov::{cg, Ic0, KrylovOptions, Multigrid, MultigridOptions, SolveReason};
+//! use adjunct::scene;
+//!
+//! let problem = scene::smoke([32, 32, 32], 2)?;
+//! let a = problem.operator()?;
+//! let options = KrylovOptions { rtol: 1e-8, ..KrylovOptions::default() };
+//! let (mut x, mut y) = (vec![0.0; problem.rhs.len()], vec![0.0; problem.rhs.len()]);
+//! let mg = cg(&a, &Multigrid::new(&a, &MultigridOptions::default())?, &problem.rhs, &mut x, &options)?;
+//! let ic = cg(&a, &Ic0::new(&a.to_csr()?)?, &problem.rhs, &mut y, &options)?;
+//! assert_eq!(mg.reason, SolveReason::ConvergedRtol);
+//! assert!(mg.iterations < ic.iterations);
+//! # Ok::<(), adjunct::Error>(())
+//! ```
 
 mod bicgstab;
 mod cg;

@@ -6,6 +6,21 @@
 //! ([`Model`], safetensors) and run ([`NetworkDirection`]) by the library.
 //! Learned multigrid ([`MultigridModel`]): a V-cycle schedule trained with
 //! the same loss through the cycle, run as CG's preconditioner.
+//!
+//! ```
+//! use adjunct::learned::MultigridModel;
+//! use adjunct::{cg, scene, KrylovOptions};
+//!
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/multigrid_2d.safetensors");
+//! let model = MultigridModel::load(std::path::Path::new(path))?;
+//! let problem = scene::obstacles([64, 64, 1], 2)?;
+//! let a = problem.operator()?;
+//! let m = model.multigrid(&a)?;
+//! let mut x = vec![0.0; problem.rhs.len()];
+//! let report = cg(&a, &m, &problem.rhs, &mut x, &KrylovOptions::default())?;
+//! assert!(report.reason.converged() && report.iterations < 20);
+//! # Ok::<(), adjunct::Error>(())
+//! ```
 
 mod contracted;
 mod direction;

@@ -1,5 +1,23 @@
 //! Linear operators y = A x on ℝⁿ: sparse CSR matrices, grid Poisson
 //! stencils and matrix-free closures.
+//!
+//! ```
+//! use adjunct::{CsrMatrix, FnOperator, LinearOperator};
+//!
+//! // The 1D Laplacian [2 −1; −1 2] as CSR and as a closure.
+//! let csr = CsrMatrix::from_parts(2, 2, &[0u32, 2, 4], &[0u32, 1, 0, 1], &[2.0, -1.0, -1.0, 2.0])?;
+//! let closure = FnOperator::new(2, |x: &[f64], y: &mut [f64]| {
+//!     y[0] = 2.0 * x[0] - x[1];
+//!     y[1] = 2.0 * x[1] - x[0];
+//!     Ok(())
+//! });
+//! let (mut y1, mut y2) = ([0.0; 2], [0.0; 2]);
+//! csr.apply(&[1.0, 3.0], &mut y1)?;
+//! closure.apply(&[1.0, 3.0], &mut y2)?;
+//! assert_eq!(y1, [-1.0, 5.0]);
+//! assert_eq!(y1, y2);
+//! # Ok::<(), adjunct::Error>(())
+//! ```
 
 mod csr;
 mod function;

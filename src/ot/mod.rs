@@ -9,6 +9,19 @@
 //!
 //! through the dual potentials (f, g): P_ij = exp((f_i + g_j − C_ij)/ε).
 //! The potentials are unique up to (f + c, g − c).
+//!
+//! ```
+//! use adjunct::ot::{solve, CostMatrix, OtOptions};
+//!
+//! // Two points to two points on a line, uniform weights.
+//! let cost = CostMatrix::squared_euclidean(&[0.0, 1.0], &[0.1, 0.9], 1)?;
+//! let (a, b) = ([0.5, 0.5], [0.5, 0.5]);
+//! let solution = solve(&a, &b, &cost, &OtOptions { eps: 0.01, ..OtOptions::default() })?;
+//! // Nearly all mass goes to the nearer point: ⟨C, P⟩ ≈ 0.01.
+//! assert!((solution.transport_cost - 0.01).abs() < 1e-3);
+//! assert!(solution.report.marginal_error <= 1e-9);
+//! # Ok::<(), adjunct::Error>(())
+//! ```
 
 mod cost;
 mod dual;
