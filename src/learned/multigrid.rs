@@ -25,10 +25,8 @@
 use super::file::{checked_metadata, field, format_error, read_file, serialize, write_file};
 use super::train::{sample_loss, Adam};
 use crate::error::{Error, Result};
-use crate::krylov::{
-    LevelSchedule, Multigrid, MultigridOptions, Precision, Preconditioner, Schedule,
-};
-use crate::operator::{GridPoisson, LinearOperator};
+use crate::krylov::{LevelSchedule, Multigrid, MultigridOptions, Precision, Schedule};
+use crate::operator::GridPoisson;
 use crate::random::SplitMix;
 use crate::vector;
 use safetensors::tensor::TensorView;
@@ -236,29 +234,44 @@ impl MultigridModel {
 /// The batch-mean DCDM loss of the cycle with `schedule` on `a` (f64
 /// cycle, the other options from `base`) over `rhs` (each of norm 1), and
 /// its gradient with respect to [`Schedule::values`].
-pub fn schedule_loss_and_gradient(
+pub fn schedule_loss_and_gradient<R: AsRef<[f64]>>(
     a: &GridPoisson,
     schedule: &Schedule,
     base: &MultigridOptions,
-    rhs: &[Vec<f64>],
+    rhs: &[R],
 ) -> Result<(f64, Vec<f64>)> {
+    loss_and_gradient_of(&training_cycle(a, schedule, base)?, a, rhs)
+}
+
+/// The f64 cycle with `schedule` on `a`, the other options from `base`.
+fn training_cycle(
+    a: &GridPoisson,
+    schedule: &Schedule,
+    base: &MultigridOptions,
+) -> Result<Multigrid> {
     let options = MultigridOptions {
         schedule: Some(schedule.clone()),
         precision: Precision::Double,
         ..base.clone()
     };
-    let m = Multigrid::new(a, &options)?;
-    let parameters = schedule.parameters();
-    let n = a.dim();
+    Multigrid::new(a, &options)
+}
+
+/// [`schedule_loss_and_gradient`] of the cycle `m` (its schedule).
+fn loss_and_gradient_of<R: AsRef<[f64]>>(
+    m: &Multigrid,
+    a: &GridPoisson,
+    rhs: &[R],
+) -> Result<(f64, Vec<f64>)> {
+    let parameters = m.schedule().parameters();
     let (mut loss, mut gradient) = (0.0, vec![0.0; parameters.len()]);
-    let mut d = vec![0.0; n];
     for r in rhs {
-        m.apply_dot(r, &mut d)?;
+        let r = r.as_ref();
+        let (d, d_dots) = m.apply_with_tangents(r, &parameters)?;
         let (sample, dl_dd) = sample_loss(a, r, &d)?;
         loss += sample;
-        for (g, &theta) in gradient.iter_mut().zip(&parameters) {
-            let (_, d_dot) = m.apply_with_tangent(r, theta)?;
-            *g += vector::dot(&dl_dd, &d_dot);
+        for (g, d_dot) in gradient.iter_mut().zip(&d_dots) {
+            *g += vector::dot(&dl_dd, d_dot);
         }
     }
     let count = rhs.len().max(1) as f64;
@@ -303,20 +316,23 @@ pub fn train_schedule(
     if data.is_empty() || options.batch == 0 {
         return Err(Error::invalid("data", "training needs data and batch ≥ 1"));
     }
+    // The hierarchy does not depend on the schedule: built once.
+    let mut m = training_cycle(a, schedule, base)?;
     let mut values = schedule.values();
     let mut adam = Adam::new(values.len(), options.learning_rate);
     let mut rng = SplitMix(options.seed);
     let mut history = Vec::with_capacity(options.steps);
     for _ in 0..options.steps {
-        let batch: Vec<Vec<f64>> = (0..options.batch)
-            .map(|_| data[(rng.next_u64() % data.len() as u64) as usize].clone())
+        let batch: Vec<&[f64]> = (0..options.batch)
+            .map(|_| data[(rng.next_u64() % data.len() as u64) as usize].as_slice())
             .collect();
-        let (loss, gradient) = schedule_loss_and_gradient(a, schedule, base, &batch)?;
+        let (loss, gradient) = loss_and_gradient_of(&m, a, &batch)?;
         history.push(loss);
         adam.step(&mut values, &gradient);
         schedule.set_values(&values);
         project(schedule, base.damping);
         values = schedule.values();
+        m.set_schedule(schedule.clone())?;
     }
     Ok(history)
 }
@@ -332,10 +348,7 @@ fn project(schedule: &mut Schedule, classical: f64) {
             *w = w.max(1e-3);
         }
         for _ in 0..60 {
-            let single = Schedule {
-                levels: vec![level.clone()],
-            };
-            if single.check().is_ok() {
+            if level.defect().is_none() {
                 break;
             }
             for w in &mut level.damping {

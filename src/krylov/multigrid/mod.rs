@@ -603,6 +603,28 @@ impl Multigrid {
         &self.schedule
     }
 
+    /// The smoother's D⁻¹ of every level, in f64 (from the cycle's buffers).
+    fn inv_diagonals(&self) -> Vec<Vec<f64>> {
+        fn widened<T: Real>(cycle: &Mutex<Cycle<T>>) -> Vec<Vec<f64>> {
+            let guard = cycle.lock().unwrap_or_else(|p| p.into_inner());
+            let to_f64 = |b: &Buffers<T>| b.inv_diagonal.iter().map(|w| w.to_f64()).collect();
+            guard.levels.iter().map(to_f64).collect()
+        }
+        match &self.cycle {
+            Cycles::Double(cycle) => widened(cycle),
+            Cycles::Single(cycle) => widened(cycle),
+        }
+    }
+
+    /// Replaces the schedule (checked by [`Schedule::check`]); the
+    /// hierarchy does not depend on it, so nothing is rebuilt.
+    pub fn set_schedule(&mut self, schedule: Schedule) -> Result<()> {
+        schedule.check()?;
+        self.options.schedule = Some(schedule.clone());
+        self.schedule = schedule;
+        Ok(())
+    }
+
     /// x = A_c⁻¹ b on the coarsest level, through the f64 vector `wide`.
     fn coarsest_solve<T: Real>(&self, b: &[T], x: &mut [T], wide: &mut [f64]) {
         use faer::linalg::solvers::Solve;

@@ -59,28 +59,48 @@ pub enum ScheduleParameter {
 const BOUND_SAMPLES: usize = 4096;
 
 impl LevelSchedule {
+    /// |p(λ)| = |Π_k (1 − ω_k λ)|, the amplification of an error component
+    /// of D⁻¹A-eigenvalue λ.
+    fn amplification_at(&self, lambda: f64) -> f64 {
+        self.damping
+            .iter()
+            .map(|w| 1.0 - w * lambda)
+            .product::<f64>()
+            .abs()
+    }
+
     /// max |p(λ)| over λ ∈ [0, 2] (sampled at 4097 points, and at 2):
     /// the worst error amplification of the level's smoothing.
     pub fn amplification(&self) -> f64 {
         (0..=BOUND_SAMPLES)
-            .map(|i| {
-                let lambda = 2.0 * i as f64 / BOUND_SAMPLES as f64;
-                self.damping
-                    .iter()
-                    .map(|w| 1.0 - w * lambda)
-                    .product::<f64>()
-                    .abs()
-            })
+            .map(|i| self.amplification_at(2.0 * i as f64 / BOUND_SAMPLES as f64))
             .fold(0.0, f64::max)
     }
 
-    /// |p(2)|, the amplification of the highest frequency.
-    fn highest_frequency_amplification(&self) -> f64 {
-        self.damping
-            .iter()
-            .map(|w| 1.0 - 2.0 * w)
-            .product::<f64>()
-            .abs()
+    /// Why this level would make the cycle indefinite, if it would: a
+    /// damping not finite and positive, γ outside [0, 2], or |p(λ)| > 1 on
+    /// [0, 2] or |p(2)| = 1.
+    pub(crate) fn defect(&self) -> Option<String> {
+        if self.damping.is_empty() {
+            return Some("has no smoothing sweep".into());
+        }
+        if let Some(w) = self.damping.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+            return Some(format!("has damping {w} (must be finite and > 0)"));
+        }
+        if !(0.0..=2.0).contains(&self.correction) {
+            return Some(format!(
+                "has correction {} (must be in [0, 2])",
+                self.correction
+            ));
+        }
+        let worst = self.amplification();
+        if worst > 1.0 + 1e-12 || self.amplification_at(2.0) >= 1.0 {
+            return Some(format!(
+                "has damping {:?}, which amplifies some error by {worst:.3} (the smoothing polynomial must stay within 1 on [0, 2])",
+                self.damping
+            ));
+        }
+        None
     }
 }
 
@@ -185,26 +205,8 @@ impl Schedule {
             return invalid("a schedule needs at least one level".into());
         }
         for (l, level) in self.levels.iter().enumerate() {
-            if level.damping.is_empty() {
-                return invalid(format!("level {l} has no smoothing sweep"));
-            }
-            if let Some(w) = level.damping.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
-                return invalid(format!(
-                    "level {l} has damping {w} (must be finite and > 0)"
-                ));
-            }
-            if !(0.0..=2.0).contains(&level.correction) {
-                return invalid(format!(
-                    "level {l} has correction {} (must be in [0, 2])",
-                    level.correction
-                ));
-            }
-            let worst = level.amplification();
-            if worst > 1.0 + 1e-12 || level.highest_frequency_amplification() >= 1.0 {
-                return invalid(format!(
-                    "level {l}: the damping {:?} amplifies some error by {worst:.3} (the smoothing polynomial must stay within 1 on [0, 2])",
-                    level.damping
-                ));
+            if let Some(defect) = level.defect() {
+                return invalid(format!("level {l} {defect}"));
             }
         }
         Ok(())
