@@ -623,11 +623,7 @@ public:
     }
 
     /// Deprecated spelling of ndim() (Operator::dim() is a number of unknowns).
-    [[deprecated("use ndim()")]] std::size_t dim() const {
-        std::size_t d = 0;
-        detail::check(adj_model_dim(get(), &d));
-        return d;
-    }
+    [[deprecated("use ndim()")]] std::size_t dim() const { return ndim(); }
 
     const adj_model *get() const noexcept { return handle_.get(); }
 

@@ -70,12 +70,21 @@ pub unsafe extern "C" fn adj_model_load(
 /// (not a number of unknowns, which `adj_operator_dim` gives).
 #[no_mangle]
 pub unsafe extern "C" fn adj_model_ndim(model: *const adj_model, ndim: *mut usize) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe { write_ndim(model, ndim, "ndim") }
+}
+
+/// Writes the model's number of grid axes to `*out` (named `name`).
+///
+/// # Safety
+/// `model` NULL or a live handle; `out` NULL or writable.
+unsafe fn write_ndim(model: *const adj_model, out: *mut usize, name: &'static str) -> adj_status {
     boundary(|| {
         // SAFETY: NULL or a live handle.
         let model = unsafe { handle(model, "model") }?;
-        out_ptr(ndim, "ndim")?;
+        out_ptr(out, name)?;
         // SAFETY: checked non-NULL.
-        unsafe { *ndim = model.model.dim() };
+        unsafe { *out = model.model.dim() };
         Ok(())
     })
 }
@@ -85,14 +94,8 @@ pub unsafe extern "C" fn adj_model_ndim(model: *const adj_model, ndim: *mut usiz
 /// `*dim`.
 #[no_mangle]
 pub unsafe extern "C" fn adj_model_dim(model: *const adj_model, dim: *mut usize) -> adj_status {
-    boundary(|| {
-        // SAFETY: NULL or a live handle.
-        let model = unsafe { handle(model, "model") }?;
-        out_ptr(dim, "dim")?;
-        // SAFETY: checked non-NULL.
-        unsafe { *dim = model.model.dim() };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { write_ndim(model, dim, "dim") }
 }
 
 /// Releases a model. NULL is accepted.
