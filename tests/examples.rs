@@ -53,20 +53,23 @@ fn quickstart_runs() {
     assert!(!run("quickstart").is_empty());
 }
 
-#[test]
-fn transport_gradient_matches_its_finite_difference() {
-    let out = run("transport");
+/// Asserts that `example` prints one relative difference, below `bound`.
+#[track_caller]
+fn prints_relative_difference_below(example: &str, bound: f64) {
+    let out = run(example);
     let diffs = numbers_after(&out, "relative difference");
     assert_eq!(diffs.len(), 1, "{out}");
-    assert!(diffs[0] < 1e-3, "{out}");
+    assert!(diffs[0] < bound, "{out}");
+}
+
+#[test]
+fn transport_gradient_matches_its_finite_difference() {
+    prints_relative_difference_below("transport", 1e-3);
 }
 
 #[test]
 fn implicit_gradient_matches_its_finite_difference() {
-    let out = run("implicit");
-    let diffs = numbers_after(&out, "relative difference");
-    assert_eq!(diffs.len(), 1, "{out}");
-    assert!(diffs[0] < 1e-6, "{out}");
+    prints_relative_difference_below("implicit", 1e-6);
 }
 
 #[test]

@@ -704,15 +704,7 @@ fn preconditioner_applied_on_its_own() {
             adj_precond_apply(ic0, r.as_ptr(), z.as_mut_ptr(), n),
             adj_status::ADJ_OK
         );
-        let a = csr_from_rows(
-            &(0..n)
-                .map(|i| {
-                    (ptr[i] as usize..ptr[i + 1] as usize)
-                        .map(|k| (cols[k] as usize, vals[k]))
-                        .collect()
-                })
-                .collect::<Vec<_>>(),
-        );
+        let a = adjunct::CsrMatrix::from_parts(n, n, &ptr, &cols, &vals).unwrap();
         let exact = direct_solve(&a, &r);
         assert!(
             rel_diff(&z, &exact) < 1e-12,

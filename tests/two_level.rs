@@ -10,6 +10,7 @@ use adjunct::krylov::{
     conjugate_direction, CoarseSpace, ConjugateDirectionOptions, DirectionGenerator, FnDirection,
     PreconditionerDirection, TwoLevel,
 };
+use adjunct::scene::PressureProblem;
 use adjunct::{cg, Cell, Error, GridPoisson, Jacobi, KrylovOptions, LinearOperator};
 use common::{assert_symmetric_positive, direct_solve, random_cells, rel_diff, Rng};
 use faer::linalg::solvers::Solve;
@@ -106,8 +107,16 @@ fn two_level_with_the_exact_inverse_converges_in_one_iteration() {
     assert!(rel_diff(&x, &direct_solve(&csr, &problem.rhs)) < 1e-10);
 }
 
-#[test]
-fn two_level_jacobi_is_symmetric_and_beats_jacobi_pcg() {
+/// Runs `check` on the 24³ obstacles scene with its operator, Jacobi, and
+/// the two-level correction around Jacobi (4³-cell aggregates).
+fn with_two_level_jacobi(
+    check: impl FnOnce(
+        &PressureProblem,
+        &GridPoisson,
+        &Jacobi,
+        &TwoLevel<'_, PreconditionerDirection<'_, Jacobi>>,
+    ),
+) {
     let problem = adjunct::scene::obstacles([24, 24, 24], 2).unwrap();
     let a = problem.operator().unwrap();
     let jacobi = Jacobi::new(&a).unwrap();
@@ -117,69 +126,70 @@ fn two_level_jacobi_is_symmetric_and_beats_jacobi_pcg() {
         PreconditionerDirection(&jacobi),
     )
     .unwrap();
-    let mut rng = Rng::new(8);
-    let (u, v) = (rng.vector(a.dim()), rng.vector(a.dim()));
-    // The fitted scale absorbs the inner generator's: 10 × Jacobi gives the
-    // same directions.
-    let ten_jacobi = FnDirection::new(a.dim(), |r: &[f64], d: &mut [f64]| {
-        PreconditionerDirection(&jacobi).direction(r, d)?;
-        d.iter_mut().for_each(|x| *x *= 10.0);
-        Ok(())
-    });
-    let scaled = TwoLevel::new(&a, CoarseSpace::new(&a, 4).unwrap(), ten_jacobi).unwrap();
-    assert!((10.0 * scaled.scale() / two_level.scale() - 1.0).abs() < 1e-12);
-    let (mut d1, mut d10) = (vec![0.0; a.dim()], vec![0.0; a.dim()]);
-    two_level.direction(&u, &mut d1).unwrap();
-    scaled.direction(&u, &mut d10).unwrap();
-    assert!(rel_diff(&d10, &d1) < 1e-12);
-    let (mut du, mut dv) = (vec![0.0; a.dim()], vec![0.0; a.dim()]);
-    two_level.direction(&u, &mut du).unwrap();
-    two_level.direction(&v, &mut dv).unwrap();
-    let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
-    let (vdu, udv) = (dot(&v, &du), dot(&u, &dv));
-    assert!((vdu - udv).abs() <= 1e-12 * vdu.abs(), "{vdu} vs {udv}");
-    assert!(dot(&u, &du) > 0.0);
+    check(&problem, &a, &jacobi, &two_level);
+}
 
-    let mut x = vec![0.0; a.dim()];
-    let report = conjugate_direction(&a, &two_level, &problem.rhs, &mut x, &options(1e-8)).unwrap();
-    let csr = a.to_csr().unwrap();
-    assert!(rel_diff(&x, &direct_solve(&csr, &problem.rhs)) < 1e-6);
-    let mut y = vec![0.0; a.dim()];
-    let pcg = cg(&a, &jacobi, &problem.rhs, &mut y, &options(1e-8).krylov).unwrap();
-    assert!(
-        2 * report.solve.iterations < pcg.iterations,
-        "two-level {} vs Jacobi-PCG {} iterations",
-        report.solve.iterations,
-        pcg.iterations
-    );
+#[test]
+fn two_level_jacobi_is_symmetric_and_beats_jacobi_pcg() {
+    with_two_level_jacobi(|problem, a, jacobi, two_level| {
+        let mut rng = Rng::new(8);
+        let (u, v) = (rng.vector(a.dim()), rng.vector(a.dim()));
+        // The fitted scale absorbs the inner generator's: 10 × Jacobi gives the
+        // same directions.
+        let ten_jacobi = FnDirection::new(a.dim(), |r: &[f64], d: &mut [f64]| {
+            PreconditionerDirection(jacobi).direction(r, d)?;
+            d.iter_mut().for_each(|x| *x *= 10.0);
+            Ok(())
+        });
+        let scaled = TwoLevel::new(a, CoarseSpace::new(a, 4).unwrap(), ten_jacobi).unwrap();
+        assert!((10.0 * scaled.scale() / two_level.scale() - 1.0).abs() < 1e-12);
+        let (mut d1, mut d10) = (vec![0.0; a.dim()], vec![0.0; a.dim()]);
+        two_level.direction(&u, &mut d1).unwrap();
+        scaled.direction(&u, &mut d10).unwrap();
+        assert!(rel_diff(&d10, &d1) < 1e-12);
+        let (mut du, mut dv) = (vec![0.0; a.dim()], vec![0.0; a.dim()]);
+        two_level.direction(&u, &mut du).unwrap();
+        two_level.direction(&v, &mut dv).unwrap();
+        let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
+        let (vdu, udv) = (dot(&v, &du), dot(&u, &dv));
+        assert!((vdu - udv).abs() <= 1e-12 * vdu.abs(), "{vdu} vs {udv}");
+        assert!(dot(&u, &du) > 0.0);
+
+        let mut x = vec![0.0; a.dim()];
+        let report =
+            conjugate_direction(a, two_level, &problem.rhs, &mut x, &options(1e-8)).unwrap();
+        let csr = a.to_csr().unwrap();
+        assert!(rel_diff(&x, &direct_solve(&csr, &problem.rhs)) < 1e-6);
+        let mut y = vec![0.0; a.dim()];
+        let pcg = cg(a, jacobi, &problem.rhs, &mut y, &options(1e-8).krylov).unwrap();
+        assert!(
+            2 * report.solve.iterations < pcg.iterations,
+            "two-level {} vs Jacobi-PCG {} iterations",
+            report.solve.iterations,
+            pcg.iterations
+        );
+    });
 }
 
 #[test]
 fn two_level_jacobi_preconditions_plain_cg() {
-    let problem = adjunct::scene::obstacles([24, 24, 24], 2).unwrap();
-    let a = problem.operator().unwrap();
-    let jacobi = Jacobi::new(&a).unwrap();
-    let two_level = TwoLevel::new(
-        &a,
-        CoarseSpace::new(&a, 4).unwrap(),
-        PreconditionerDirection(&jacobi),
-    )
-    .unwrap();
-    assert_symmetric_positive(&two_level, 1e-12, "two-level Jacobi");
-    let mut x = vec![0.0; a.dim()];
-    let report = cg(&a, &two_level, &problem.rhs, &mut x, &options(1e-8).krylov).unwrap();
-    let csr = a.to_csr().unwrap();
-    assert!(rel_diff(&x, &direct_solve(&csr, &problem.rhs)) < 1e-6);
-    // PCG with D and the conjugate-direction method with D (k = 2) take the
-    // same steps in exact arithmetic.
-    let mut y = vec![0.0; a.dim()];
-    let cdm = conjugate_direction(&a, &two_level, &problem.rhs, &mut y, &options(1e-8)).unwrap();
-    assert!(
-        report.iterations.abs_diff(cdm.solve.iterations) <= 1,
-        "CG {} vs conjugate directions {} iterations",
-        report.iterations,
-        cdm.solve.iterations
-    );
+    with_two_level_jacobi(|problem, a, _, two_level| {
+        assert_symmetric_positive(two_level, 1e-12, "two-level Jacobi");
+        let mut x = vec![0.0; a.dim()];
+        let report = cg(a, two_level, &problem.rhs, &mut x, &options(1e-8).krylov).unwrap();
+        let csr = a.to_csr().unwrap();
+        assert!(rel_diff(&x, &direct_solve(&csr, &problem.rhs)) < 1e-6);
+        // PCG with D and the conjugate-direction method with D (k = 2) take the
+        // same steps in exact arithmetic.
+        let mut y = vec![0.0; a.dim()];
+        let cdm = conjugate_direction(a, two_level, &problem.rhs, &mut y, &options(1e-8)).unwrap();
+        assert!(
+            report.iterations.abs_diff(cdm.solve.iterations) <= 1,
+            "CG {} vs conjugate directions {} iterations",
+            report.iterations,
+            cdm.solve.iterations
+        );
+    });
 }
 
 #[test]
