@@ -6,7 +6,9 @@ use crate::alloc;
 use crate::error::{Error, Result};
 use crate::parallel::{sum_blocks, DisjointSlice};
 use crate::scalar::Real;
-use faer::sparse::{SparseRowMat, SparseRowMatRef, SymbolicSparseRowMat};
+use faer::sparse::linalg::matmul::sparse_sparse_matmul;
+use faer::sparse::{SparseColMatRef, SparseRowMat, SparseRowMatRef, SymbolicSparseRowMat};
+use faer::Par;
 use once_cell::sync::OnceCell;
 use std::ops::Range;
 
@@ -241,6 +243,33 @@ impl CsrMatrix {
             }
         }
         CsrMatrix::from_valid_parts(n, row_ptr, t_cols, t_vals)
+    }
+
+    /// The Galerkin product s·Pᵀ A P of this n×n matrix A with a
+    /// prolongation P (n × m): the m×m coarse operator of multigrid with
+    /// restriction R = s·Pᵀ.
+    pub(crate) fn galerkin_product(
+        &self,
+        p: SparseColMatRef<'_, u32, f64>,
+        scale: f64,
+    ) -> Result<CsrMatrix> {
+        let out_of_memory = |what| {
+            move |_| Error::OutOfMemory {
+                what,
+                elements: p.compute_nnz(),
+            }
+        };
+        // A is stored by rows; its transpose viewed by columns is A again
+        // only when A is symmetric, so convert rather than reinterpret.
+        let a = self.mat.to_col_major().map_err(out_of_memory("A"))?;
+        let ap =
+            sparse_sparse_matmul(a.as_ref(), p, 1.0, Par::Seq).map_err(out_of_memory("A P"))?;
+        let r = p.transpose().to_col_major().map_err(out_of_memory("Pᵀ"))?;
+        let rap = sparse_sparse_matmul(r.as_ref(), ap.as_ref(), scale, Par::Seq)
+            .map_err(out_of_memory("Pᵀ A P"))?;
+        Ok(Self::from_faer(
+            rap.to_row_major().map_err(out_of_memory("Pᵀ A P"))?,
+        ))
     }
 
     fn entry(&self, i: usize, j: usize) -> f64 {

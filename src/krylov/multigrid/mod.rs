@@ -157,84 +157,6 @@ impl MultigridOptions {
 /// Largest coarsest level for the dense factorisation.
 const MAX_COARSEST: usize = 4096;
 
-/// A sparse matrix as rows of (column, weight).
-#[derive(Debug, Clone, Default)]
-struct SparseRows {
-    ptr: Vec<usize>,
-    col: Vec<u32>,
-    val: Vec<f64>,
-}
-
-impl SparseRows {
-    fn rows(&self) -> usize {
-        self.ptr.len() - 1
-    }
-
-    fn of_csr(a: &CsrMatrix) -> Self {
-        SparseRows {
-            ptr: a.row_ptr().iter().map(|&p| p as usize).collect(),
-            col: a.col_idx().to_vec(),
-            val: a.values().to_vec(),
-        }
-    }
-
-    /// The product self · other (`cols` columns), columns sorted per row.
-    fn times(&self, other: &SparseRows, cols: usize) -> SparseRows {
-        let mut out = SparseRows {
-            ptr: vec![0],
-            ..SparseRows::default()
-        };
-        let mut accumulator = vec![0.0; cols];
-        let mut occupied = vec![false; cols];
-        let mut touched: Vec<u32> = Vec::new();
-        for i in 0..self.rows() {
-            for k in self.ptr[i]..self.ptr[i + 1] {
-                let (j, w) = (self.col[k] as usize, self.val[k]);
-                for m in other.ptr[j]..other.ptr[j + 1] {
-                    let c = other.col[m];
-                    if !occupied[c as usize] {
-                        occupied[c as usize] = true;
-                        touched.push(c);
-                    }
-                    accumulator[c as usize] += w * other.val[m];
-                }
-            }
-            touched.sort_unstable();
-            for &c in &touched {
-                out.col.push(c);
-                out.val.push(accumulator[c as usize]);
-                accumulator[c as usize] = 0.0;
-                occupied[c as usize] = false;
-            }
-            touched.clear();
-            out.ptr.push(out.col.len());
-        }
-        out
-    }
-
-    /// The transpose scaled by `scale`, with `cols` columns → `cols` rows.
-    fn transpose(&self, cols: usize, scale: f64) -> SparseRows {
-        let mut ptr = vec![0usize; cols + 1];
-        for &j in &self.col {
-            ptr[j as usize + 1] += 1;
-        }
-        for j in 0..cols {
-            ptr[j + 1] += ptr[j];
-        }
-        let mut next = ptr.clone();
-        let (mut col, mut val) = (vec![0u32; self.col.len()], vec![0.0; self.col.len()]);
-        for i in 0..self.rows() {
-            for k in self.ptr[i]..self.ptr[i + 1] {
-                let j = self.col[k] as usize;
-                col[next[j]] = i as u32;
-                val[next[j]] = scale * self.val[k];
-                next[j] += 1;
-            }
-        }
-        SparseRows { ptr, col, val }
-    }
-}
-
 /// One level: its grid and its operator.
 pub(crate) struct Level {
     /// The level's grid: its cells, and its operator unless `galerkin`.
@@ -535,23 +457,16 @@ impl Multigrid {
             CoarseOperators::Automatic => a.face_coefficients().is_some(),
         };
         if use_galerkin {
-            let mut a_l = SparseRows::of_csr(&ops[0].to_csr()?);
+            let mut a_l = ops[0].to_csr()?;
             for l in 0..ops.len() - 1 {
                 let p = Transfer {
                     fine: &ops[l],
                     coarse: &ops[l + 1],
                     shift: [0; 3],
                 }
-                .assemble();
-                let n_c = ops[l + 1].dim();
-                let r = p.transpose(n_c, 1.0 / (1 << ops[l].ndim()) as f64);
-                let a_c = r.times(&a_l.times(&p, n_c), n_c);
-                galerkin[l + 1] = Some(CsrMatrix::from_valid_parts(
-                    n_c,
-                    a_c.ptr.iter().map(|&v| v as u32).collect(),
-                    a_c.col.clone(),
-                    a_c.val.clone(),
-                ));
+                .assemble()?;
+                let a_c = a_l.galerkin_product(p.as_ref(), 1.0 / (1 << ops[l].ndim()) as f64)?;
+                galerkin[l + 1] = Some(a_c.clone());
                 a_l = a_c;
             }
         }

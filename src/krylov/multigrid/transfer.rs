@@ -11,10 +11,11 @@
 //! R = Pᵀ/2ᵈ, applied by scattering each fine residual along its row of P,
 //! so that R is exactly the scaled transpose and the V-cycle symmetric.
 
-use super::SparseRows;
+use crate::error::{Error, Result};
 use crate::operator::{GridPoisson, LinearOperator, AIR, SOLID};
 use crate::parallel::{for_blocks, DisjointSlice};
 use crate::scalar::Real;
+use faer::sparse::{SparseColMat, Triplet};
 use std::ops::Range;
 
 /// Fine cells per parallel block of the prolongation.
@@ -351,45 +352,20 @@ impl Transfer<'_> {
         }
     }
 
-    /// P as sparse rows (fine unknowns × coarse unknowns), entries of a
-    /// row merged and sorted by column: for the Galerkin product.
-    pub(super) fn assemble(&self) -> SparseRows {
-        /// Appends the collected entries as the next row.
-        fn push_row(rows: &mut SparseRows, entries: &mut Vec<(u32, f64)>) {
-            entries.sort_by_key(|e| e.0);
-            let start = rows.col.len();
-            for &(v, w) in entries.iter() {
-                if rows.col.len() > start && rows.col.last() == Some(&v) {
-                    *rows.val.last_mut().expect("a merged entry") += w;
-                } else {
-                    rows.col.push(v);
-                    rows.val.push(w);
-                }
-            }
-            rows.ptr.push(rows.col.len());
-            entries.clear();
-        }
-        let num_rows = self.fine.dims()[1] * self.fine.dims()[2];
-        let mut rows = SparseRows {
-            ptr: vec![0],
-            ..Default::default()
-        };
-        let mut entries = Vec::with_capacity(8);
-        // The fine unknown whose row is being collected: rows without
-        // entries (every target air) are pushed empty.
-        let mut current = 0;
-        self.for_each_entry(0..num_rows, |u, v, w| {
-            while current < u {
-                push_row(&mut rows, &mut entries);
-                current += 1;
-            }
-            entries.push((v as u32, w));
+    /// P assembled (fine unknowns × coarse unknowns), the entries of a
+    /// fine unknown's row that name one coarse unknown summed: for the
+    /// Galerkin product.
+    pub(super) fn assemble(&self) -> Result<SparseColMat<u32, f64>> {
+        let mut entries = Vec::new();
+        self.for_each_entry(0..self.fine.dims()[1] * self.fine.dims()[2], |u, v, w| {
+            entries.push(Triplet::new(u as u32, v as u32, w));
         });
-        while current < self.fine.dim() {
-            push_row(&mut rows, &mut entries);
-            current += 1;
-        }
-        rows
+        SparseColMat::try_new_from_triplets(self.fine.dim(), self.coarse.dim(), &entries).map_err(
+            |_| Error::OutOfMemory {
+                what: "prolongation",
+                elements: entries.len(),
+            },
+        )
     }
 }
 
@@ -430,7 +406,8 @@ mod tests {
                 coarse: &coarse,
                 shift: [0; 3],
             };
-            let p = transfer.assemble();
+            let p = transfer.assemble().unwrap().to_row_major().unwrap();
+            let (ptr, col, val) = (p.symbolic().row_ptr(), p.symbolic().col_idx(), p.val());
             let mut rng = SplitMix(seed + 10);
             let xc: Vec<f64> = (0..coarse.dim()).map(|_| rng.normal()).collect();
             let rf: Vec<f64> = (0..fine.dim()).map(|_| rng.normal()).collect();
@@ -438,8 +415,8 @@ mod tests {
             let mut applied = vec![0.5f64; fine.dim()];
             transfer.prolong_add(&xc, &mut applied);
             for (u, applied) in applied.iter().enumerate() {
-                let assembled: f64 = (p.ptr[u]..p.ptr[u + 1])
-                    .map(|k| p.val[k] * xc[p.col[k] as usize])
+                let assembled: f64 = (ptr[u] as usize..ptr[u + 1] as usize)
+                    .map(|k| val[k] * xc[col[k] as usize])
                     .sum();
                 assert!(
                     (applied - 0.5 - assembled).abs() < 1e-13,
@@ -452,8 +429,8 @@ mod tests {
             let scale = 1.0 / (1 << fine.ndim()) as f64;
             let mut transposed = vec![0.0; coarse.dim()];
             for (u, &ru) in rf.iter().enumerate() {
-                for k in p.ptr[u]..p.ptr[u + 1] {
-                    transposed[p.col[k] as usize] += scale * p.val[k] * ru;
+                for k in ptr[u] as usize..ptr[u + 1] as usize {
+                    transposed[col[k] as usize] += scale * val[k] * ru;
                 }
             }
             for (v, (a, b)) in restricted.iter().zip(&transposed).enumerate() {
