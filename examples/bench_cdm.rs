@@ -40,8 +40,8 @@
 //! wall-clock (≤ 0.9).
 
 use adjunct::krylov::{
-    conjugate_direction, CoarseSpace, ConjugateDirectionOptions, DirectionGenerator, Multigrid,
-    MultigridOptions, PreconditionerDirection, Schedule, TwoLevel,
+    conjugate_direction, CoarseSpace, ConjugateDirectionOptions, Multigrid, MultigridOptions,
+    Schedule, TwoLevel,
 };
 use adjunct::learned::{Evaluation, Model, MultigridModel, NetworkDirection};
 use adjunct::{
@@ -135,9 +135,9 @@ fn learned(
             .expect("model matches the grid");
     // One untimed warm-up direction (allocates the workspace), one timed.
     let mut d = vec![0.0; a.dim()];
-    generator.direction(b, &mut d).expect("direction");
+    generator.apply_dot(b, &mut d).expect("direction");
     let start = Instant::now();
-    generator.direction(b, &mut d).expect("direction");
+    generator.apply_dot(b, &mut d).expect("direction");
     let per_direction = start.elapsed().as_secs_f64();
     let start = Instant::now();
     a.apply(b, &mut d).expect("apply");
@@ -387,8 +387,7 @@ fn main() {
         let start = Instant::now();
         let coarse = CoarseSpace::new(&a, COARSE_BLOCK).expect("coarse space");
         let coarse_seconds = start.elapsed().as_secs_f64();
-        let two_level_jacobi =
-            TwoLevel::new(&a, coarse, PreconditionerDirection(&jacobi)).expect("two-level");
+        let two_level_jacobi = TwoLevel::new(&a, coarse, &jacobi).expect("two-level");
         println!(
             "\n{dims:?}: {} unknowns (setup not included: IC(0) factorisation {factor_seconds:.3} s, multigrid {multigrid_seconds:.3} s, coarse space of {}^d-cell aggregates {coarse_seconds:.3} s)",
             a.dim(),

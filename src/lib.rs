@@ -13,7 +13,9 @@
 //!   [`cg_single_reduction`] with one reduction per iteration), GMRES,
 //!   BiCGStab, the conjugate-direction method ([`conjugate_direction`]);
 //!   preconditioners (identity, [`Jacobi`], [`Ic0`], geometric
-//!   [`Multigrid`], closures); the persistent per-frame [`PressureSolver`].
+//!   [`Multigrid`], closures: one [`Preconditioner`] trait for every
+//!   r ↦ M⁻¹ r, linear or, for the conjugate-direction method, not); the
+//!   persistent per-frame [`PressureSolver`].
 //!   Every solve returns a [`SolveReport`] with a PETSc-style
 //!   [`SolveReason`].
 //! - [`distributed`]: the grid operator and its V-cycle split into one box
@@ -24,6 +26,9 @@
 //!   safetensors model files; and learned multigrid, a V-cycle
 //!   [`Schedule`](krylov::Schedule) trained through the cycle with the same
 //!   loss ([`MultigridModel`](learned::MultigridModel)).
+//!   [`ConjugateDirectionSolver`](learned::ConjugateDirectionSolver) runs
+//!   either, or any [`Preconditioner`], with the optional two-level
+//!   correction.
 //! - [`ot`]: entropic optimal transport, log-domain Sinkhorn and
 //!   Sinkhorn-Newton-Sparse (Tang et al. 2024).
 //! - [`implicit`]: gradients by implicit differentiation (Blondel et al.

@@ -11,7 +11,7 @@ mod common;
 
 use adjunct::krylov::{
     cg_single_reduction, conjugate_direction, ConjugateDirectionOptions, Ic0, Identity, Jacobi,
-    Multigrid, MultigridOptions, PreconditionerDirection,
+    Multigrid, MultigridOptions,
 };
 use adjunct::{cg, Cell, Error, GridPoisson, KrylovOptions, LinearOperator};
 use common::{direct_solve, rel_diff, Rng};
@@ -184,7 +184,7 @@ fn every_solver_handles_200_frames_of_a_closed_box() {
                 }
                 let cdm = conjugate_direction(
                     &grid,
-                    &PreconditionerDirection(&multigrid),
+                    &multigrid,
                     &b,
                     &mut x,
                     &ConjugateDirectionOptions::default(),

@@ -4,10 +4,8 @@
 
 mod common;
 
-use adjunct::krylov::{
-    conjugate_direction, ConjugateDirectionOptions, FnDirection, PreconditionerDirection,
-};
-use adjunct::{cg, Error, Jacobi, KrylovOptions, LinearOperator, SolveReason};
+use adjunct::krylov::{conjugate_direction, ConjugateDirectionOptions, FnPreconditioner};
+use adjunct::{cg, Error, Jacobi, KrylovOptions, LinearOperator, Preconditioner, SolveReason};
 use common::{direct_solve, random_spd, rel_diff, Rng};
 
 fn options(rtol: f64) -> ConjugateDirectionOptions {
@@ -25,7 +23,7 @@ fn exact_inverse_converges_in_one_iteration() {
     let problem = adjunct::scene::smoke([12, 10, 9], 2).unwrap();
     let a = problem.operator().unwrap();
     let csr = a.to_csr().unwrap();
-    let exact = FnDirection::new(a.dim(), |r: &[f64], d: &mut [f64]| {
+    let exact = FnPreconditioner::nonlinear(a.dim(), |r: &[f64], d: &mut [f64]| {
         d.copy_from_slice(&direct_solve(&csr, r));
         Ok(())
     });
@@ -47,7 +45,7 @@ fn jacobi_directions_reproduce_jacobi_pcg() {
         let mut y = vec![0.0; 400];
         let cdm = conjugate_direction(
             &a,
-            &PreconditionerDirection(&jacobi),
+            &jacobi,
             &b,
             &mut y,
             &ConjugateDirectionOptions {
@@ -70,7 +68,7 @@ fn jacobi_directions_reproduce_jacobi_pcg() {
 fn generator_failures_and_bad_directions_are_reported() {
     let a = random_spd(50, 5, 1);
     let b = Rng::new(1).vector(50);
-    let failing = FnDirection::new(50, |_: &[f64], _: &mut [f64]| {
+    let failing = FnPreconditioner::nonlinear(50, |_: &[f64], _: &mut [f64]| {
         Err(Error::Callback {
             callback: "direction",
             code: 3,
@@ -83,7 +81,7 @@ fn generator_failures_and_bad_directions_are_reported() {
         }
         other => panic!("{other:?}"),
     }
-    let zero = FnDirection::new(50, |_: &[f64], d: &mut [f64]| {
+    let zero = FnPreconditioner::nonlinear(50, |_: &[f64], d: &mut [f64]| {
         d.fill(0.0);
         Ok(())
     });
@@ -101,6 +99,108 @@ fn generator_failures_and_bad_directions_are_reported() {
     let guarded = conjugate_direction(&a, &zero, &b, &mut x, &options(1e-8)).unwrap();
     assert_eq!(guarded.fallback_steps, guarded.solve.iterations);
     assert!(rel_diff(&x, &direct_solve(&a, &b)) < 1e-6);
-    let wrong_size = FnDirection::new(49, |_: &[f64], _: &mut [f64]| Ok(()));
+    let wrong_size = FnPreconditioner::nonlinear(49, |_: &[f64], _: &mut [f64]| Ok(()));
     assert!(conjugate_direction(&a, &wrong_size, &b, &mut x, &options(1e-8)).is_err());
+}
+
+/// One r ↦ d abstraction: a map marked nonlinear (or a direction network)
+/// gives the conjugate-direction method its directions, and CG refuses it
+/// naming `precond` instead of running a preconditioned CG whose theory
+/// does not hold.
+#[test]
+fn cg_refuses_a_nonlinear_map_that_the_conjugate_direction_method_takes() {
+    let problem = adjunct::scene::obstacles([40, 36, 1], 3).unwrap();
+    let a = problem.operator().unwrap();
+    let jacobi = Jacobi::new(&a).unwrap();
+    let nonlinear = FnPreconditioner::nonlinear(a.dim(), |r: &[f64], d: &mut [f64]| {
+        jacobi.apply_dot(r, d).map(|_| ())
+    });
+    let model = adjunct::learned::Model::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/models/cdm_2d.safetensors"
+    )))
+    .unwrap();
+    let network = adjunct::learned::NetworkDirection::new(&a, &model.network).unwrap();
+    let maps: [&dyn Preconditioner; 2] = [&nonlinear, &network];
+    for map in maps {
+        let mut x = vec![0.0; a.dim()];
+        match cg(&a, map, &problem.rhs, &mut x, &options(1e-8).krylov) {
+            Err(Error::InvalidArgument { argument, message }) => {
+                assert_eq!(argument, "precond");
+                assert!(message.contains("conjugate-direction"), "{message}");
+            }
+            other => panic!("CG took a nonlinear preconditioner: {other:?}"),
+        }
+        let report = conjugate_direction(&a, map, &problem.rhs, &mut x, &options(1e-8)).unwrap();
+        assert!(report.solve.reason.converged());
+        assert!(rel_diff(&x, &direct_solve(&a.to_csr().unwrap(), &problem.rhs)) < 1e-6);
+    }
+}
+
+/// The solver builder is the policy `adj_cdm_solve` used to hold: with the
+/// two-level correction it takes exactly the steps of the assembled
+/// `TwoLevel` around the same map, the correction a model file asks for is
+/// the default, and settings that need a grid name what needs it.
+#[test]
+fn the_solver_builder_takes_the_steps_of_the_assembled_generator() {
+    use adjunct::krylov::{CoarseSpace, TwoLevel};
+    use adjunct::learned::{
+        AnyModel, CoarseCorrection, ConjugateDirectionSolver, Directions, NetworkDirection,
+    };
+    let problem = adjunct::scene::obstacles([48, 40, 1], 5).unwrap();
+    let a = problem.operator().unwrap();
+    let jacobi = Jacobi::new(&a).unwrap();
+    let two_level = TwoLevel::new(&a, CoarseSpace::new(&a, 4).unwrap(), &jacobi).unwrap();
+    let mut expected = vec![0.0; a.dim()];
+    let assembled =
+        conjugate_direction(&a, &two_level, &problem.rhs, &mut expected, &options(1e-9)).unwrap();
+    let mut x = vec![0.0; a.dim()];
+    let built = ConjugateDirectionSolver::new(Directions::Map(&jacobi))
+        .coarse_correction(CoarseCorrection::Blocks(4))
+        .options(options(1e-9))
+        .solve(&a, &problem.rhs, &mut x)
+        .unwrap();
+    assert_eq!(built.solve.iterations, assembled.solve.iterations);
+    assert_eq!(x, expected);
+
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/cdm_2d.safetensors");
+    let model = AnyModel::load(std::path::Path::new(path)).unwrap();
+    let AnyModel::Directions(network) = &model else {
+        panic!("cdm_2d is a direction network")
+    };
+    assert!(
+        network.coarse_block >= 2,
+        "the shipped model asks for the correction"
+    );
+    let by_file = NetworkDirection::for_model(&a, network).unwrap();
+    let mut expected = vec![0.0; a.dim()];
+    let assembled =
+        conjugate_direction(&a, &by_file, &problem.rhs, &mut expected, &options(1e-8)).unwrap();
+    let mut x = vec![0.0; a.dim()];
+    let built = ConjugateDirectionSolver::new(Directions::Model(&model))
+        .options(options(1e-8))
+        .solve(&a, &problem.rhs, &mut x)
+        .unwrap();
+    assert_eq!(built.solve.iterations, assembled.solve.iterations);
+    assert_eq!(x, expected);
+
+    let csr = a.to_csr().unwrap();
+    let refusals = [
+        (Directions::Model(&model), CoarseCorrection::Off, "op"),
+        (
+            Directions::Map(&jacobi),
+            CoarseCorrection::Blocks(4),
+            "coarse_block",
+        ),
+    ];
+    for (directions, coarse, named) in refusals {
+        let err = ConjugateDirectionSolver::new(directions)
+            .coarse_correction(coarse)
+            .solve(&csr, &problem.rhs, &mut x)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidArgument { argument, .. } if argument == named),
+            "{err:?}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 use adjunct::ffi::*;
 use adjunct::krylov::{
     conjugate_direction, CoarseSpace, ConjugateDirectionOptions, ConjugateDirectionReport,
-    DirectionGenerator, PreconditionerDirection, TwoLevel,
+    Preconditioner, TwoLevel,
 };
 use adjunct::learned::{Evaluation, Model, NetworkDirection};
 use adjunct::{cg, scene, Cell, GridPoisson, Identity, Jacobi, KrylovOptions, LinearOperator};
@@ -54,7 +54,7 @@ fn solve_with_model(
     let norm = b.iter().map(|v| v * v).sum::<f64>().sqrt();
     let r: Vec<f64> = b.iter().map(|v| v / norm).collect();
     let mut q = vec![0.0; a.dim()];
-    network.direction(&r, &mut q).unwrap();
+    network.apply_dot(&r, &mut q).unwrap();
     let diag = a.diagonal().unwrap();
     let jacobi: Vec<f64> = r.iter().zip(&diag).map(|(r, d)| r / d).collect();
     let (learned, classical) = (step_loss(&a, &r, &q), step_loss(&a, &r, &jacobi));
@@ -88,7 +88,7 @@ fn solve_with_model(
 }
 
 /// Conjugate-direction iterations to 1e-6 from x = 0 with `generator`.
-fn iterations(a: &GridPoisson, b: &[f64], generator: &dyn DirectionGenerator) -> usize {
+fn iterations(a: &GridPoisson, b: &[f64], generator: &dyn Preconditioner) -> usize {
     let options = ConjugateDirectionOptions {
         krylov: KrylovOptions {
             rtol: 1e-6,
@@ -129,7 +129,7 @@ fn shipped_symmetric_models_beat_cg_on_held_out_scenes() {
         let plain = iterations(&a, &b, &NetworkDirection::new(&a, &model.network).unwrap());
         let jacobi = Jacobi::new(&a).unwrap();
         let coarse = CoarseSpace::new(&a, model.coarse_block).unwrap();
-        let two_level_jacobi = TwoLevel::new(&a, coarse, PreconditionerDirection(&jacobi)).unwrap();
+        let two_level_jacobi = TwoLevel::new(&a, coarse, &jacobi).unwrap();
         let yardstick = iterations(&a, &b, &two_level_jacobi);
         eprintln!("{name}: network alone {plain}, two-level Jacobi {yardstick} iterations");
         assert!(
@@ -174,7 +174,7 @@ fn two_level_directions_do_not_depend_on_the_network_scale() {
     for (net, d) in [&model.network, &scaled].into_iter().zip(&mut d) {
         NetworkDirection::two_level(&a, net, 4)
             .unwrap()
-            .direction(&b, d)
+            .apply_dot(&b, d)
             .unwrap();
     }
     assert!(rel_diff(&d[1], &d[0]) < 1e-5, "{}", rel_diff(&d[1], &d[0]));
@@ -182,12 +182,12 @@ fn two_level_directions_do_not_depend_on_the_network_scale() {
     let mut plain = vec![0.0; a.dim()];
     NetworkDirection::new(&a, &scaled)
         .unwrap()
-        .direction(&b, &mut plain)
+        .apply_dot(&b, &mut plain)
         .unwrap();
     let mut unscaled = vec![0.0; a.dim()];
     NetworkDirection::new(&a, &model.network)
         .unwrap()
-        .direction(&b, &mut unscaled)
+        .apply_dot(&b, &mut unscaled)
         .unwrap();
     assert!(rel_diff(&plain, &unscaled) > 10.0);
 }

@@ -10,12 +10,10 @@ use super::precond::adj_precond;
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::{self, versioned, Output};
 use crate::error::Error;
-use crate::krylov::{
-    conjugate_direction, conjugate_direction_reduced, CoarseSpace, ConjugateDirectionOptions,
-    DirectionGenerator, FnDirection, KrylovOptions, Preconditioner, PreconditionerDirection,
-    TwoLevel,
+use crate::krylov::{ConjugateDirectionOptions, FnPreconditioner, KrylovOptions};
+use crate::learned::{
+    AnyModel, CoarseCorrection, ConjugateDirectionSolver, Directions, Evaluation,
 };
-use crate::learned::{AnyModel, Evaluation, NetworkDirection};
 use std::ffi::{c_char, c_void, CStr};
 
 /// A trained model (opaque), loaded from a safetensors file: a direction
@@ -286,12 +284,10 @@ pub unsafe extern "C" fn adj_cdm_solve(
             ));
         }
         // 1 is rejected, naming coarse_block, by CoarseSpace::new.
-        let coarse_block = match o.coarse_block {
-            -1 => match model.map(|m| &m.model) {
-                Some(AnyModel::Directions(m)) => m.coarse_block,
-                _ => 0,
-            },
-            b if b >= 0 => b as usize,
+        let coarse = match o.coarse_block {
+            -1 => CoarseCorrection::AsModelSays,
+            0 => CoarseCorrection::Off,
+            b if b > 0 => CoarseCorrection::Blocks(b as usize),
             other => {
                 return Err(Error::invalid(
                     "coarse_block",
@@ -306,52 +302,28 @@ pub unsafe extern "C" fn adj_cdm_solve(
         } else {
             Evaluation::Fastest
         };
-        let network;
-        let learned_multigrid;
-        let precond_direction;
         let callback;
-        let base: &dyn DirectionGenerator = if let Some(m) = model {
-            match &m.model {
-                AnyModel::Directions(m) => {
-                    network =
-                        NetworkDirection::with_evaluation(op.grid()?, &m.network, 0, evaluation)?;
-                    &network
-                }
-                AnyModel::Multigrid(m) => {
-                    learned_multigrid = m.multigrid(op.grid()?)?;
-                    precond_direction =
-                        PreconditionerDirection(&learned_multigrid as &dyn Preconditioner);
-                    &precond_direction
-                }
-            }
+        let directions = if let Some(m) = model {
+            Directions::Model(&m.model)
         } else if let Some(p) = precond {
-            precond_direction = PreconditionerDirection(&*p.inner);
-            &precond_direction
+            Directions::Map(&*p.inner)
         } else {
-            callback = FnDirection::new(n, callback_map(n, direction, direction_ctx, "direction")?);
-            &callback
+            callback = FnPreconditioner::nonlinear(
+                n,
+                callback_map(n, direction, direction_ctx, "direction")?,
+            );
+            Directions::Map(&callback)
         };
-        let two_level;
-        let generator: &dyn DirectionGenerator = if coarse_block == 0 {
-            base
-        } else {
-            let grid = op.grid().map_err(|_| {
-                Error::invalid(
-                    "coarse_block",
-                    "the two-level correction needs a grid operator (set coarse_block = 0)",
-                )
-            })?;
-            two_level = TwoLevel::new(grid, CoarseSpace::new(grid, coarse_block)?, base)?;
-            &two_level
-        };
-        let mut work = x.to_vec();
         let sum = |buf: &mut [f64]| allreduce_sum(o.allreduce, o.allreduce_ctx, buf);
-        let result = match o.allreduce {
-            Some(_) => {
-                conjugate_direction_reduced(linear, generator, b, &mut work, &options, Some(&sum))
-            }
-            None => conjugate_direction(linear, generator, b, &mut work, &options),
-        };
+        let mut solver = ConjugateDirectionSolver::new(directions)
+            .coarse_correction(coarse)
+            .evaluation(evaluation)
+            .options(options);
+        if o.allreduce.is_some() {
+            solver = solver.allreduce(&sum);
+        }
+        let mut work = x.to_vec();
+        let result = solver.solve(linear, b, &mut work);
         if ran(result.as_ref().map(|r| &r.solve)).is_some() {
             write_report(result.as_ref().map(|r| &r.solve), None, &report);
             cdm_report.write(&adj_cdm_report {

@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::krylov::{
-    bicgstab, cg, conclude, gmres, true_residual, Identity, KrylovOptions, Preconditioner,
-    SolveReason, SolveReport,
+    bicgstab, cg, conclude, gmres, require_linear, true_residual, Identity, KrylovOptions,
+    Preconditioner, SolveReason, SolveReport,
 };
 use crate::operator::{FnOperator, LinearOperator};
 
@@ -180,6 +180,7 @@ fn normal_cg(
 ) -> Result<SolveReport> {
     const MAX_ROUNDS: usize = 8;
     let n = op.dim();
+    require_linear(precond, "the normal-equations CG")?;
     let setup = options.setup(n, precond.dim(), rhs, z)?;
     let mut normal_rhs = vec![0.0; n];
     adjoint(rhs, &mut normal_rhs)?;

@@ -1,7 +1,7 @@
 //! BiCGStab for general (nonsymmetric) systems.
 
 use super::options::{conclude, true_residual, KrylovOptions};
-use super::precond::{apply_inverse, Preconditioner};
+use super::precond::{apply_inverse, require_linear, Preconditioner};
 use crate::error::Result;
 use crate::operator::LinearOperator;
 use crate::report::{SolveReason, SolveReport};
@@ -25,6 +25,7 @@ where
     M: Preconditioner + ?Sized,
 {
     let n = op.dim();
+    require_linear(precond, "BiCGStab")?;
     let setup = options.setup(n, precond.dim(), b, x)?;
     let mut report = options.new_report(setup.converged);
     let mut r = vec![0.0; n];

@@ -1,7 +1,7 @@
 //! Preconditioned conjugate gradient.
 
 use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions, ResidualNorm};
-use super::precond::Preconditioner;
+use super::precond::{require_linear, Preconditioner};
 use crate::error::Result;
 use crate::operator::LinearOperator;
 use crate::report::{SolveReason, SolveReport};
@@ -68,6 +68,7 @@ where
     M: Preconditioner + ?Sized,
 {
     let n = op.dim();
+    require_linear(precond, "CG")?;
     let setup = options.setup_in_norm(n, precond.dim(), b, x)?;
     op.check_cg_solvable(b)?;
     // A singular operator: solve for the consistent part of b, keep every

@@ -1,7 +1,7 @@
 //! The conjugate-direction method of the Deep Conjugate Direction Method
-//! (Kaneda et al., ICML 2023) with any direction generator: a trained
-//! network, a classical preconditioner (the loop is then a flexible PCG), or
-//! a caller's callback.
+//! (Kaneda et al., ICML 2023) with directions from any
+//! [`Preconditioner`], linear or not: a trained network, a classical
+//! preconditioner (the loop is then a flexible PCG), or a caller's callback.
 //!
 //! r = b − A x; each iteration q = D(r/‖r‖), q is A-orthogonalised against
 //! the last k directions, p = q, α = pᵀr / pᵀAp, x += α p, r −= α A p (with
@@ -23,58 +23,6 @@ use crate::report::{SolveReason, SolveReport};
 use crate::vector;
 use std::collections::VecDeque;
 use std::time::Instant;
-
-/// Proposes a search direction d = D(r) for a (normalised) residual r.
-pub trait DirectionGenerator {
-    /// The dimension n.
-    fn dim(&self) -> usize;
-
-    /// d ← D(r).
-    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()>;
-}
-
-impl<G: DirectionGenerator + ?Sized> DirectionGenerator for &G {
-    fn dim(&self) -> usize {
-        (**self).dim()
-    }
-    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
-        (**self).direction(r, d)
-    }
-}
-
-/// A preconditioner as direction generator: D(r) = M⁻¹ r.
-pub struct PreconditionerDirection<'a, M: ?Sized>(pub &'a M);
-
-impl<M: Preconditioner + ?Sized> DirectionGenerator for PreconditionerDirection<'_, M> {
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
-        apply_inverse(self.0, r, d)
-    }
-}
-
-/// A closure as direction generator.
-pub struct FnDirection<F> {
-    dim: usize,
-    f: F,
-}
-
-impl<F: Fn(&[f64], &mut [f64]) -> Result<()>> FnDirection<F> {
-    /// D(r) = f(r) on vectors of length `dim`.
-    pub fn new(dim: usize, f: F) -> Self {
-        Self { dim, f }
-    }
-}
-
-impl<F: Fn(&[f64], &mut [f64]) -> Result<()>> DirectionGenerator for FnDirection<F> {
-    fn dim(&self) -> usize {
-        self.dim
-    }
-    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
-        (self.f)(r, d)
-    }
-}
 
 /// Options of [`conjugate_direction`].
 #[derive(Debug, Clone, PartialEq)]
@@ -129,7 +77,7 @@ pub fn conjugate_direction<A, D>(
 ) -> Result<ConjugateDirectionReport>
 where
     A: LinearOperator + ?Sized,
-    D: DirectionGenerator + ?Sized,
+    D: Preconditioner + ?Sized,
 {
     conjugate_direction_reduced(op, generator, b, x, options, None)
 }
@@ -153,7 +101,7 @@ pub fn conjugate_direction_reduced<A, D>(
 ) -> Result<ConjugateDirectionReport>
 where
     A: LinearOperator + ?Sized,
-    D: DirectionGenerator + ?Sized,
+    D: Preconditioner + ?Sized,
 {
     let n = op.dim();
     let krylov = &options.krylov;
@@ -214,7 +162,7 @@ struct Run<'a, A: ?Sized, D: ?Sized> {
     fallbacks: usize,
 }
 
-impl<A: LinearOperator + ?Sized, D: DirectionGenerator + ?Sized> Run<'_, A, D> {
+impl<A: LinearOperator + ?Sized, D: Preconditioner + ?Sized> Run<'_, A, D> {
     /// ‖b − A x‖ over all ranks (r is left as b − A x).
     fn true_residual(&mut self, x: &[f64], b: &[f64]) -> Result<f64> {
         let (op, r) = (self.op, &mut self.r);
@@ -288,7 +236,7 @@ impl<A: LinearOperator + ?Sized, D: DirectionGenerator + ?Sized> Run<'_, A, D> {
             let generator = self.generator;
             let op = self.op;
             self.reducer.local(|| {
-                generator.direction(&scaled, &mut p)?;
+                apply_inverse(generator, &scaled, &mut p)?;
                 op.remove_null_space(&mut p);
                 Ok(())
             });

@@ -1,7 +1,7 @@
 //! Restarted GMRES for general (nonsymmetric) systems.
 
 use super::options::{conclude, true_residual, KrylovOptions};
-use super::precond::{apply_inverse, Preconditioner};
+use super::precond::{apply_inverse, require_linear, Preconditioner};
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
 use crate::report::{SolveReason, SolveReport};
@@ -28,6 +28,7 @@ where
     M: Preconditioner + ?Sized,
 {
     let n = op.dim();
+    require_linear(precond, "GMRES")?;
     let setup = options.setup(n, precond.dim(), b, x)?;
     if restart == 0 {
         return Err(Error::invalid(

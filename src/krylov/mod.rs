@@ -35,7 +35,7 @@ pub use bicgstab::bicgstab;
 pub use cg::cg;
 pub use conjugate_direction::{
     conjugate_direction, conjugate_direction_reduced, ConjugateDirectionOptions,
-    ConjugateDirectionReport, DirectionGenerator, FnDirection, PreconditionerDirection,
+    ConjugateDirectionReport,
 };
 pub use gmres::gmres;
 pub use ic0::Ic0;
@@ -45,6 +45,7 @@ pub use multigrid::{
 };
 pub(crate) use options::{conclude, true_residual};
 pub use options::{KrylovOptions, ResidualNorm};
+pub(crate) use precond::require_linear;
 pub use precond::{FnPreconditioner, Identity, Jacobi, Preconditioner};
 pub use pressure::PressureSolver;
 pub use single_reduction::{cg_single_reduction, AllreduceSum};

@@ -4,7 +4,15 @@ use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
 use crate::vector;
 
-/// A symmetric positive definite preconditioner, applied as z = M⁻¹ r.
+/// A map r ↦ z = M⁻¹ r: the preconditioner of a Krylov solver, or the
+/// direction source of the conjugate-direction method (PETSc's KSP/PC
+/// split: any solver with any preconditioner).
+///
+/// A linear one ([`Preconditioner::is_linear`], the default) must be
+/// symmetric positive definite; every solver takes it. A nonlinear one (a
+/// learned direction network) serves only
+/// [`conjugate_direction`](super::conjugate_direction), which
+/// A-orthogonalises whatever it is given; CG, GMRES and BiCGStab refuse it.
 pub trait Preconditioner {
     /// The dimension n.
     fn dim(&self) -> usize;
@@ -15,6 +23,12 @@ pub trait Preconditioner {
     /// `true` when M = I, so that solvers can skip z entirely.
     fn is_identity(&self) -> bool {
         false
+    }
+
+    /// `true` (the default) when r ↦ M⁻¹ r is linear, and then symmetric
+    /// positive definite by this trait's contract.
+    fn is_linear(&self) -> bool {
+        true
     }
 }
 
@@ -27,6 +41,24 @@ impl<T: Preconditioner + ?Sized> Preconditioner for &T {
     }
     fn is_identity(&self) -> bool {
         (**self).is_identity()
+    }
+    fn is_linear(&self) -> bool {
+        (**self).is_linear()
+    }
+}
+
+/// Refuses a nonlinear `precond` for a solver whose theory needs M⁻¹
+/// linear and symmetric positive definite.
+pub(crate) fn require_linear<M: Preconditioner + ?Sized>(precond: &M, solver: &str) -> Result<()> {
+    if precond.is_linear() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "precond",
+            format!(
+                "{solver} needs a linear symmetric positive definite preconditioner, and this one (a learned direction network) is nonlinear; use the conjugate-direction method (conjugate_direction, adj_cdm_solve)"
+            ),
+        ))
     }
 }
 
@@ -127,20 +159,37 @@ impl Preconditioner for Jacobi {
 }
 
 /// A preconditioner given by a closure `apply(r, z)` writing z = M⁻¹ r
-/// (for example a C callback). M must be symmetric positive definite; CG
-/// detects rᵀz ≤ 0 but cannot check symmetry.
+/// (for example a C callback). Linear: M must be symmetric positive
+/// definite; CG detects rᵀz ≤ 0 but cannot check symmetry. For a
+/// nonlinear map (directions for the conjugate-direction method), use
+/// [`FnPreconditioner::nonlinear`].
 pub struct FnPreconditioner<F> {
     dim: usize,
     apply: F,
+    linear: bool,
 }
 
 impl<F> FnPreconditioner<F>
 where
     F: Fn(&[f64], &mut [f64]) -> Result<()>,
 {
-    /// Wraps `apply` as an n×n preconditioner.
+    /// Wraps `apply` as an n×n linear preconditioner.
     pub fn new(dim: usize, apply: F) -> Self {
-        Self { dim, apply }
+        Self {
+            dim,
+            apply,
+            linear: true,
+        }
+    }
+
+    /// Wraps `apply` as a map of vectors of length `dim` that need not be
+    /// linear: directions for the conjugate-direction method only.
+    pub fn nonlinear(dim: usize, apply: F) -> Self {
+        Self {
+            dim,
+            apply,
+            linear: false,
+        }
     }
 }
 
@@ -154,5 +203,8 @@ where
     fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
         (self.apply)(r, z)?;
         Ok(vector::dot(r, z))
+    }
+    fn is_linear(&self) -> bool {
+        self.linear
     }
 }

@@ -13,7 +13,7 @@
 //! must finish its communication before it reports an error.
 
 use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions};
-use super::precond::{apply_inverse, Preconditioner};
+use super::precond::{apply_inverse, require_linear, Preconditioner};
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
 use crate::report::{SolveReason, SolveReport};
@@ -49,6 +49,9 @@ where
     A: LinearOperator + ?Sized,
     M: Preconditioner + ?Sized,
 {
+    // The same refusal on every rank: each passes the same kind of
+    // preconditioner.
+    require_linear(precond, "CG")?;
     let n = op.dim();
     let mut run = Run {
         op,

@@ -1,4 +1,4 @@
-//! Two-level correction of a direction generator by an aggregation coarse
+//! Two-level correction of a preconditioner or direction network by an aggregation coarse
 //! space (deflation), for grid Poisson operators.
 //!
 //! - Coarse space: the fluid cells of each box of `block`ᵈ cells form one
@@ -19,8 +19,7 @@
 //! Cost per direction: G, two products with A, two coarse solves and four
 //! passes over the vectors for restriction and prolongation.
 
-use super::conjugate_direction::{DirectionGenerator, PreconditionerDirection};
-use super::precond::Preconditioner;
+use super::precond::{apply_inverse, Preconditioner};
 use crate::error::{Error, Result};
 use crate::operator::{GridPoisson, LinearOperator};
 use crate::parallel::{for_blocks, DisjointSlice};
@@ -183,7 +182,7 @@ impl CoarseSpace {
     /// pseudo-random residual r = (I − A C) v of `a` (this coarse space's
     /// operator): the scale [`TwoLevel`] gives G; 1 when gᵀ A g is not
     /// positive.
-    pub fn fitted_scale(&self, a: &GridPoisson, g: &dyn DirectionGenerator) -> Result<f64> {
+    pub fn fitted_scale(&self, a: &GridPoisson, g: &dyn Preconditioner) -> Result<f64> {
         let n = a.dim();
         Error::check_len("coarse", n, self.aggregate.len())?;
         Error::check_len("inner", n, g.dim())?;
@@ -191,7 +190,7 @@ impl CoarseSpace {
         let v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
         let (mut r, mut d, mut scratch) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         self.deflate(a, &v, &mut r, &mut scratch)?;
-        g.direction(&r, &mut d)?;
+        apply_inverse(g, &r, &mut d)?;
         a.apply(&d, &mut scratch)?;
         let s = vector::dot(&d, &r) / vector::dot(&d, &scratch);
         Ok(if s.is_finite() && s > 0.0 { s } else { 1.0 })
@@ -331,7 +330,7 @@ pub struct TwoLevel<'a, G> {
     buffers: Mutex<[Vec<f64>; 3]>,
 }
 
-impl<'a, G: DirectionGenerator> TwoLevel<'a, G> {
+impl<'a, G: Preconditioner> TwoLevel<'a, G> {
     /// The two-level generator on `op` around `inner`, with the coarse space
     /// `coarse` of `op`; calls `inner` once to fit its scale.
     pub fn new(op: &'a GridPoisson, coarse: CoarseSpace, inner: G) -> Result<Self> {
@@ -358,35 +357,29 @@ impl<'a, G: DirectionGenerator> TwoLevel<'a, G> {
     }
 }
 
-impl<G: DirectionGenerator> DirectionGenerator for TwoLevel<'_, G> {
+/// Around a linear G (symmetric positive definite by the trait's contract)
+/// the two-level direction D = C + s (I − C A) G (I − A C) is symmetric
+/// positive definite, so it preconditions plain CG too (the balancing
+/// Neumann–Neumann form); around a nonlinear G (a network) it is nonlinear
+/// and serves the conjugate-direction method.
+impl<G: Preconditioner> Preconditioner for TwoLevel<'_, G> {
     fn dim(&self) -> usize {
         self.op.dim()
     }
 
-    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
+    fn apply_dot(&self, r: &[f64], d: &mut [f64]) -> Result<f64> {
         Error::check_len("r", self.dim(), r.len())?;
         Error::check_len("d", self.dim(), d.len())?;
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
         let [input, s1, s2] = &mut *guard;
         self.coarse.deflate(self.op, r, input, s1)?;
-        self.inner.direction(input, d)?;
+        apply_inverse(&self.inner, input, d)?;
         d.iter_mut().for_each(|v| *v *= self.scale);
-        self.coarse.complete(self.op, r, d, s1, s2)
-    }
-}
-
-/// Around a preconditioner M (symmetric positive definite by the trait's
-/// contract) the two-level direction D = C + s (I − C A) M⁻¹ (I − A C) is
-/// symmetric positive definite, so it preconditions plain CG too (the
-/// balancing Neumann–Neumann form; PETSc's KSP/PC split: any solver with
-/// any preconditioner).
-impl<M: Preconditioner + ?Sized> Preconditioner for TwoLevel<'_, PreconditionerDirection<'_, M>> {
-    fn dim(&self) -> usize {
-        self.op.dim()
+        self.coarse.complete(self.op, r, d, s1, s2)?;
+        Ok(vector::dot(r, d))
     }
 
-    fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
-        self.direction(r, z)?;
-        Ok(vector::dot(r, z))
+    fn is_linear(&self) -> bool {
+        self.inner.is_linear()
     }
 }

@@ -6,8 +6,9 @@ use super::io::Model;
 use super::layers::Grid;
 use super::network::{Network, Workspace};
 use crate::error::{Error, Result};
-use crate::krylov::{CoarseSpace, DirectionGenerator, TwoLevel};
+use crate::krylov::{CoarseSpace, Preconditioner, TwoLevel};
 use crate::operator::{GridPoisson, LinearOperator};
+use crate::vector;
 use std::sync::Mutex;
 
 /// How a network is evaluated.
@@ -65,12 +66,18 @@ impl<'a> NetworkOnGrid<'a> {
     }
 }
 
-impl DirectionGenerator for NetworkOnGrid<'_> {
+/// The network as a (nonlinear) direction source for the
+/// conjugate-direction method.
+impl Preconditioner for NetworkOnGrid<'_> {
     fn dim(&self) -> usize {
         self.op.dim()
     }
 
-    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
+    fn is_linear(&self) -> bool {
+        false
+    }
+
+    fn apply_dot(&self, r: &[f64], d: &mut [f64]) -> Result<f64> {
         Error::check_len("r", self.dim(), r.len())?;
         Error::check_len("d", self.dim(), d.len())?;
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
@@ -82,7 +89,7 @@ impl DirectionGenerator for NetworkOnGrid<'_> {
             Evaluator::Contracted(contracted) => contracted.direction(grid, field)?,
         };
         self.op.gather(out, d)?;
-        Ok(())
+        Ok(vector::dot(r, d))
     }
 }
 
@@ -91,7 +98,7 @@ impl DirectionGenerator for NetworkOnGrid<'_> {
 /// [`crate::krylov::TwoLevel`], D(r) = C r + (I − C A) s N((I − A C) r),
 /// whose scale s absorbs the network's arbitrary one.
 pub struct NetworkDirection<'a> {
-    generator: Box<dyn DirectionGenerator + Send + Sync + 'a>,
+    generator: Box<dyn Preconditioner + Send + Sync + 'a>,
 }
 
 impl<'a> NetworkDirection<'a> {
@@ -126,7 +133,7 @@ impl<'a> NetworkDirection<'a> {
         evaluation: Evaluation,
     ) -> Result<Self> {
         let inner = NetworkOnGrid::new(op, network, evaluation)?;
-        let generator: Box<dyn DirectionGenerator + Send + Sync + 'a> = match coarse_block {
+        let generator: Box<dyn Preconditioner + Send + Sync + 'a> = match coarse_block {
             0 => Box::new(inner),
             block => Box::new(TwoLevel::new(op, CoarseSpace::new(op, block)?, inner)?),
         };
@@ -134,12 +141,17 @@ impl<'a> NetworkDirection<'a> {
     }
 }
 
-impl DirectionGenerator for NetworkDirection<'_> {
+/// A nonlinear direction source: for the conjugate-direction method only.
+impl Preconditioner for NetworkDirection<'_> {
     fn dim(&self) -> usize {
         self.generator.dim()
     }
 
-    fn direction(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
-        self.generator.direction(r, d)
+    fn is_linear(&self) -> bool {
+        false
+    }
+
+    fn apply_dot(&self, r: &[f64], d: &mut [f64]) -> Result<f64> {
+        self.generator.apply_dot(r, d)
     }
 }

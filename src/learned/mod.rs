@@ -29,6 +29,7 @@ mod io;
 pub mod layers;
 mod multigrid;
 mod network;
+mod solver;
 mod train;
 
 pub use direction::{Evaluation, NetworkDirection};
@@ -37,4 +38,5 @@ pub use multigrid::{
     schedule_loss_and_gradient, train_schedule, MultigridModel, ScheduleTrainOptions,
 };
 pub use network::{Architecture, Network, Tape, Workspace};
+pub use solver::{CoarseCorrection, ConjugateDirectionSolver, Directions};
 pub use train::{loss_and_gradient, ritz_dataset, solver_residuals, train, Adam, TrainOptions};

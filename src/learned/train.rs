@@ -114,13 +114,13 @@ pub fn solver_residuals(
     iterations: usize,
 ) -> Result<Vec<Vec<f64>>> {
     use crate::krylov::{
-        conjugate_direction, ConjugateDirectionOptions, DirectionGenerator, FnDirection,
+        conjugate_direction, ConjugateDirectionOptions, FnPreconditioner, Preconditioner,
     };
     let generator = super::NetworkDirection::new(a, net)?;
     let seen = std::cell::RefCell::new(Vec::new());
-    let recording = FnDirection::new(a.dim(), |r: &[f64], d: &mut [f64]| {
+    let recording = FnPreconditioner::nonlinear(a.dim(), |r: &[f64], d: &mut [f64]| {
         seen.borrow_mut().push(r.to_vec());
-        generator.direction(r, d)
+        generator.apply_dot(r, d).map(|_| ())
     });
     let options = ConjugateDirectionOptions {
         krylov: crate::krylov::KrylovOptions {

@@ -1072,6 +1072,10 @@ impl LinearOperator for GridPoisson {
         self.cell_of_unknown.len()
     }
 
+    fn as_grid(&self) -> Option<&GridPoisson> {
+        Some(self)
+    }
+
     fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
         self.apply_then(x, y, &|_, _| {})
     }

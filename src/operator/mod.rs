@@ -55,6 +55,12 @@ pub trait LinearOperator {
         None
     }
 
+    /// The operator as a grid Poisson stencil, when it is one (for solvers
+    /// and corrections that need the grid: multigrid, learned directions).
+    fn as_grid(&self) -> Option<&GridPoisson> {
+        None
+    }
+
     /// Checks what the operator knows about whether CG can solve A x = b:
     /// a CSR matrix checks that it is symmetric, a singular grid operator
     /// that b is consistent up to rounding (its null-space component at
@@ -100,6 +106,9 @@ impl<T: LinearOperator + ?Sized> LinearOperator for &T {
     }
     fn diagonal(&self) -> Option<Vec<f64>> {
         (**self).diagonal()
+    }
+    fn as_grid(&self) -> Option<&GridPoisson> {
+        (**self).as_grid()
     }
     fn check_cg_solvable(&self, b: &[f64]) -> Result<()> {
         (**self).check_cg_solvable(b)
