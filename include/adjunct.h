@@ -550,10 +550,6 @@ extern "C" {
 // iterations, zero initial guess, no history.
 enum adj_status adj_cg_options_init(struct adj_cg_options *options, size_t struct_size);
 
-// Initialises `*report` (`struct_size` = `sizeof *report` in the caller's
-// header) before it is passed to a solver, which fills it in.
-enum adj_status adj_solve_report_init(struct adj_solve_report *report, size_t struct_size);
-
 // Solves A x = b by preconditioned conjugate gradient, for symmetric
 // positive definite A (`op`) and M (`precond`, NULL = none), to
 // ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). `b` and `x` hold `n` doubles,
@@ -777,6 +773,19 @@ enum adj_status adj_cdm_options_init(struct adj_cdm_options *options, size_t str
 // Initialises `*cdm_report` (`struct_size` = `sizeof *cdm_report` in the
 // caller's header) before it is passed to `adj_cdm_solve`.
 enum adj_status adj_cdm_report_init(struct adj_cdm_report *cdm_report, size_t struct_size);
+
+// Creates the learned multigrid V-cycle of `model` (a multigrid schedule
+// from `adj_model_load`) for the grid operator `op` (only read during
+// this call): the V-cycle of `ADJ_PRECOND_MULTIGRID` with the model's
+// damping per sweep and coarse-correction scale on each level (the last
+// entry serving every coarser level), symmetric positive definite by
+// construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
+// `component` is not `smoother-schedule`) or was trained for the other
+// grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op` when it
+// is not a grid operator. `model` may be freed afterwards.
+enum adj_status adj_precond_new_model(const struct adj_operator *op,
+                                      const struct adj_model *model,
+                                      struct adj_precond **out);
 
 // Solves A x = b (A symmetric positive definite) by the conjugate-direction
 // method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it
@@ -1073,19 +1082,6 @@ enum adj_status adj_precond_new(const struct adj_operator *op,
                                 uint32_t kind,
                                 struct adj_precond **out);
 
-// Creates the learned multigrid V-cycle of `model` (a multigrid schedule
-// from `adj_model_load`) for the grid operator `op` (only read during
-// this call): the V-cycle of `ADJ_PRECOND_MULTIGRID` with the model's
-// damping per sweep and coarse-correction scale on each level (the last
-// entry serving every coarser level), symmetric positive definite by
-// construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
-// `component` is not `smoother-schedule`) or was trained for the other
-// grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op` when it
-// is not a grid operator. `model` may be freed afterwards.
-enum adj_status adj_precond_new_model(const struct adj_operator *op,
-                                      const struct adj_model *model,
-                                      struct adj_precond **out);
-
 // Creates a Jacobi preconditioner M = diag(d) from `n` positive diagonal
 // entries (for matrix-free operators).
 enum adj_status adj_precond_new_jacobi(const double *diagonal, size_t n, struct adj_precond **out);
@@ -1158,6 +1154,10 @@ enum adj_status adj_pressure_solver_solve_f32(const struct adj_pressure_solver *
                                               int32_t warm_start,
                                               const struct adj_cg_options *options,
                                               struct adj_solve_report *report);
+
+// Initialises `*report` (`struct_size` = `sizeof *report` in the caller's
+// header) before it is passed to a solver, which fills it in.
+enum adj_status adj_solve_report_init(struct adj_solve_report *report, size_t struct_size);
 
 // The name and meaning of a status code, e.g. "ADJ_ERR_NOT_SPD: a matrix
 // or preconditioner is not symmetric positive definite" (a static string;

@@ -3,9 +3,11 @@
 //! two callbacks.
 
 use super::args::{emit_handle, free_handle, handle, out_ptr, slice};
-use super::cg::{adj_allreduce_fn, adj_cg_options, adj_solve_report, write_report};
+use super::callback::{adj_allreduce_fn, allreduce_sum, returned};
+use super::cg::adj_cg_options;
 use super::operator::{adj_grid_options, grid_args};
 use super::pressure::{field_solve_args, FieldSolveArgs};
+use super::report::{adj_solve_report, write_report};
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::{self, versioned, Output};
 use crate::distributed::{
@@ -160,7 +162,7 @@ impl Communicator for CComm {
     }
 
     fn allreduce_sum(&self, values: &mut [f64]) -> Result<()> {
-        super::cg::allreduce_sum(self.0.allreduce_sum, self.0.ctx, values)
+        allreduce_sum(self.0.allreduce_sum, self.0.ctx, values)
     }
 
     fn exchange(&self, messages: &mut [HaloMessage<'_>]) -> Result<()> {
@@ -184,15 +186,10 @@ impl Communicator for CComm {
             .collect();
         // SAFETY: the caller promised a valid callback; the buffers live
         // through the call.
-        let code = unsafe { exchange(self.0.ctx, c_messages.as_mut_ptr(), c_messages.len()) };
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(Error::Callback {
-                callback: "exchange",
-                code,
-            })
-        }
+        returned(
+            unsafe { exchange(self.0.ctx, c_messages.as_mut_ptr(), c_messages.len()) },
+            "exchange",
+        )
     }
 }
 

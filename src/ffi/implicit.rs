@@ -2,8 +2,9 @@
 //! callbacks, and gradients through linear solves.
 
 use super::args::{finite_input, finite_output, handle, slice, slice_mut};
-use super::cg::{adj_solve_report, write_report};
+use super::callback::{vector_map, Context};
 use super::precond::adj_precond;
+use super::report::{adj_solve_report, write_report};
 use super::status::{adj_status, boundary};
 use super::versioned::{self, versioned, Output};
 use crate::error::{Error, Result};
@@ -230,10 +231,6 @@ unsafe fn rust_options<'a>(
     })
 }
 
-/// A caller-owned context pointer passed back to the products.
-#[derive(Clone, Copy)]
-struct Context(*mut c_void);
-
 /// The closure calling product `f` of a root problem; `name` names it in
 /// errors.
 fn product(
@@ -241,26 +238,22 @@ fn product(
     ctx: Context,
     name: &'static str,
 ) -> impl Fn(&[f64], &mut [f64]) -> Result<()> {
-    move |v: &[f64], y: &mut [f64]| {
+    let call = vector_map(ctx, name, move |ctx, v, y| {
         // SAFETY: the caller promised valid products; v and y are valid
         // slices of the lengths passed.
-        let code = unsafe { f(ctx.0, v.as_ptr(), v.len(), y.as_mut_ptr(), y.len()) };
-        if code == 0 {
-            // A non-finite output from a finite input is the product's
-            // fault (a NaN input comes from a failing solve, which reports it).
-            use crate::vector::first_non_finite;
-            match first_non_finite(y).filter(|_| first_non_finite(v).is_none()) {
-                None => Ok(()),
-                Some((i, value)) => Err(Error::invalid(
-                    name,
-                    format!("the product returned 0 but wrote y[{i}] = {value} for a finite v"),
-                )),
-            }
-        } else {
-            Err(Error::Callback {
-                callback: name,
-                code,
-            })
+        unsafe { f(ctx, v.as_ptr(), v.len(), y.as_mut_ptr(), y.len()) }
+    });
+    move |v: &[f64], y: &mut [f64]| {
+        call(v, y)?;
+        // A non-finite output from a finite input is the product's fault
+        // (a NaN input comes from a failing solve, which reports it).
+        use crate::vector::first_non_finite;
+        match first_non_finite(y).filter(|_| first_non_finite(v).is_none()) {
+            None => Ok(()),
+            Some((i, value)) => Err(Error::invalid(
+                name,
+                format!("the product returned 0 but wrote y[{i}] = {value} for a finite v"),
+            )),
         }
     }
 }

@@ -1,12 +1,14 @@
-//! `adj_model_*` and `adj_cdm_solve`: trained direction networks and the
+//! `adj_model_*`, `adj_precond_new_model` and `adj_cdm_solve`: trained
+//! models (direction networks, multigrid schedules) and the
 //! conjugate-direction solver.
 
 use super::args::{
     emit_handle, finite_output, flag, free_handle, handle, option_in, out_ptr, slice, slice_mut,
 };
-use super::cg::{adj_allreduce_fn, adj_solve_report, allreduce_sum, ran, write_report};
-use super::operator::{adj_apply_fn, adj_operator, callback_map};
-use super::precond::adj_precond;
+use super::callback::{adj_allreduce_fn, adj_apply_fn, allreduce_sum, callback_map};
+use super::operator::adj_operator;
+use super::precond::{adj_precond, emit};
+use super::report::{adj_solve_report, ran, write_report};
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::{self, versioned, Output};
 use crate::error::Error;
@@ -210,6 +212,38 @@ versioned!(adj_cdm_options, {
         layer_by_layer: 0,
     }
 });
+
+/// Creates the learned multigrid V-cycle of `model` (a multigrid schedule
+/// from `adj_model_load`) for the grid operator `op` (only read during
+/// this call): the V-cycle of `ADJ_PRECOND_MULTIGRID` with the model's
+/// damping per sweep and coarse-correction scale on each level (the last
+/// entry serving every coarser level), symmetric positive definite by
+/// construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
+/// `component` is not `smoother-schedule`) or was trained for the other
+/// grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op` when it
+/// is not a grid operator. `model` may be freed afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn adj_precond_new_model(
+    op: *const adj_operator,
+    model: *const adj_model,
+    out: *mut *mut adj_precond,
+) -> adj_status {
+    boundary(|| {
+        // SAFETY: NULL or live handles.
+        let (op, model) = unsafe { (handle(op, "op")?, handle(model, "model")?) };
+        out_ptr(out, "out")?;
+        let AnyModel::Multigrid(m) = &model.model else {
+            return Err(Error::Format {
+                message: format!(
+                    "model: metadata `component` is `{}`, a preconditioner needs `smoother-schedule` (pass direction networks to adj_cdm_solve)",
+                    model.model.component()
+                ),
+            });
+        };
+        emit(out, Box::new(m.multigrid(op.grid()?)?));
+        Ok(())
+    })
+}
 
 /// Solves A x = b (A symmetric positive definite) by the conjugate-direction
 /// method: each iteration takes a direction D(r/‖r‖), A-orthogonalises it

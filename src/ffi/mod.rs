@@ -22,6 +22,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod args;
+mod callback;
 mod cg;
 mod distributed;
 mod implicit;
@@ -31,9 +32,11 @@ mod operator;
 mod ot;
 mod precond;
 mod pressure;
+mod report;
 mod status;
 mod versioned;
 
+pub use callback::{adj_allreduce_fn, adj_apply_fn};
 pub use cg::*;
 pub use distributed::*;
 pub use implicit::*;
@@ -43,5 +46,6 @@ pub use operator::*;
 pub use ot::*;
 pub use precond::*;
 pub use pressure::*;
+pub use report::*;
 pub use status::*;
 pub use versioned::adj_sizeof;

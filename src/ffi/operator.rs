@@ -1,13 +1,14 @@
 //! `adj_operator`: CSR matrices, grid Poisson stencils and callback operators.
 
 use super::args::{emit_handle, free_handle, handle, out_ptr, slice, slice_mut};
+use super::callback::{adj_apply_fn, callback_map, VectorMap};
 use super::status::{adj_status, boundary};
 use super::versioned::{self, versioned, Versioned};
 use crate::error::{Error, Result};
 use crate::operator::{
     Cell, CsrIndex, CsrMatrix, FieldValue, FnOperator, GridPoisson, LinearOperator,
 };
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 
 /// The flag of a grid cell in `adj_operator_new_grid_poisson`'s `cells`
 /// (stored as `uint8_t`).
@@ -26,48 +27,6 @@ pub enum adj_cell {
 const _: () = assert!(adj_cell::ADJ_CELL_FLUID as u8 == Cell::Fluid as u8);
 const _: () = assert!(adj_cell::ADJ_CELL_SOLID as u8 == Cell::Solid as u8);
 const _: () = assert!(adj_cell::ADJ_CELL_AIR as u8 == Cell::Air as u8);
-
-/// A vector map `y = f(x)` given by the caller: a matrix-free operator
-/// (y = A x) or a preconditioner (y = M⁻¹ x). Receives the caller's `ctx`
-/// first; `x` and `y` hold `n` doubles and do not overlap. Returns 0 on
-/// success; any other value aborts the solve with `ADJ_ERR_CALLBACK`.
-/// Invoked only on the thread that called the solver.
-#[allow(non_camel_case_types)]
-pub type adj_apply_fn =
-    Option<unsafe extern "C" fn(ctx: *mut c_void, x: *const f64, y: *mut f64, n: usize) -> c_int>;
-
-/// A caller-owned context pointer passed back to a callback. The library
-/// never dereferences it.
-#[derive(Clone, Copy)]
-struct Context(*mut c_void);
-
-/// Checks a C callback of dimension `n` and wraps it as a closure;
-/// `callback` names it in errors.
-pub(crate) fn callback_map(
-    n: usize,
-    apply: adj_apply_fn,
-    ctx: *mut c_void,
-    callback: &'static str,
-) -> Result<VectorMap> {
-    let apply = apply.ok_or(Error::NullArgument { argument: "apply" })?;
-    if n == 0 {
-        return Err(Error::invalid("n", "the dimension must be at least 1"));
-    }
-    let ctx = Context(ctx);
-    Ok(Box::new(move |x: &[f64], y: &mut [f64]| {
-        // SAFETY: the caller of the constructor promised a valid callback;
-        // x and y are valid slices of the operator's dimension.
-        let code = unsafe { apply(ctx.0, x.as_ptr(), y.as_mut_ptr(), x.len()) };
-        if code == 0 {
-            Ok(())
-        } else {
-            Err(Error::Callback { callback, code })
-        }
-    }))
-}
-
-/// A boxed vector map y = f(x), as built from a C callback.
-pub(crate) type VectorMap = Box<dyn Fn(&[f64], &mut [f64]) -> Result<()>>;
 
 type CallbackOperator = FnOperator<VectorMap>;
 

@@ -5,7 +5,8 @@
 //! with ε in the units of C (η = 1/ε in the Sinkhorn-Newton-Sparse paper).
 
 use super::args::{finite_input, finite_output, option_in, out_ptr, slice, slice_mut};
-use super::cg::{adj_cg_options, adj_solve_report, krylov_options, write_report};
+use super::cg::{adj_cg_options, krylov_options};
+use super::report::{adj_solve_report, write_report};
 use super::status::{adj_status, boundary};
 use super::versioned::{self, versioned, Output};
 use crate::error::{Error, Result};

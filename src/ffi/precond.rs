@@ -3,14 +3,13 @@
 use super::args::{
     emit_handle, finite_input, finite_output, free_handle, handle, out_ptr, slice, slice_mut,
 };
-use super::learned::adj_model;
-use super::operator::{adj_apply_fn, adj_operator, callback_map};
+use super::callback::{adj_apply_fn, callback_map};
+use super::operator::adj_operator;
 use super::status::{adj_status, boundary, boundary_or};
 use crate::error::Error;
 use crate::krylov::{
     FnPreconditioner, Ic0, Identity, Jacobi, Multigrid, MultigridOptions, Preconditioner,
 };
-use crate::learned::AnyModel;
 use std::ffi::c_void;
 
 /// The kind of a preconditioner built by `adj_precond_new` (passed as
@@ -47,7 +46,7 @@ pub struct adj_precond {
     pub(crate) inner: Box<dyn Preconditioner>,
 }
 
-fn emit(out: *mut *mut adj_precond, inner: Box<dyn Preconditioner>) {
+pub(crate) fn emit(out: *mut *mut adj_precond, inner: Box<dyn Preconditioner>) {
     // SAFETY: every caller checked `out` with `out_ptr` first.
     unsafe { emit_handle(out, adj_precond { inner }) }
 }
@@ -86,38 +85,6 @@ pub unsafe extern "C" fn adj_precond_new(
             }
         };
         emit(out, inner);
-        Ok(())
-    })
-}
-
-/// Creates the learned multigrid V-cycle of `model` (a multigrid schedule
-/// from `adj_model_load`) for the grid operator `op` (only read during
-/// this call): the V-cycle of `ADJ_PRECOND_MULTIGRID` with the model's
-/// damping per sweep and coarse-correction scale on each level (the last
-/// entry serving every coarser level), symmetric positive definite by
-/// construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
-/// `component` is not `smoother-schedule`) or was trained for the other
-/// grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op` when it
-/// is not a grid operator. `model` may be freed afterwards.
-#[no_mangle]
-pub unsafe extern "C" fn adj_precond_new_model(
-    op: *const adj_operator,
-    model: *const adj_model,
-    out: *mut *mut adj_precond,
-) -> adj_status {
-    boundary(|| {
-        // SAFETY: NULL or live handles.
-        let (op, model) = unsafe { (handle(op, "op")?, handle(model, "model")?) };
-        out_ptr(out, "out")?;
-        let AnyModel::Multigrid(m) = &model.model else {
-            return Err(Error::Format {
-                message: format!(
-                    "model: metadata `component` is `{}`, a preconditioner needs `smoother-schedule` (pass direction networks to adj_cdm_solve)",
-                    model.model.component()
-                ),
-            });
-        };
-        emit(out, Box::new(m.multigrid(op.grid()?)?));
         Ok(())
     })
 }

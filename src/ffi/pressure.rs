@@ -1,8 +1,9 @@
 //! `adj_pressure_solver`: the persistent per-frame pressure solve.
 
 use super::args::{emit_handle, flag, free_handle, handle, out_ptr, slice, slice_mut};
-use super::cg::{adj_cg_options, adj_solve_report, krylov_options, write_report};
+use super::cg::{adj_cg_options, krylov_options};
 use super::operator::{adj_grid_options, grid_from_c};
+use super::report::{adj_solve_report, write_report};
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::Output;
 use crate::error::{Error, Result};
