@@ -104,18 +104,20 @@ struct Deleter {
     void operator()(T *p) const noexcept { Free(p); }
 };
 
-/// A callable given to the library as adj_apply_fn + ctx.
-struct Callback {
-    std::function<void(const double *, double *, std::size_t)> fn;
+/// The one way a C++ callable reaches the library: the object behind a
+/// callback's ctx derives from this; `run` calls the callable, keeps an
+/// exception it throws (the library sees -1: ADJ_ERR_CALLBACK) and
+/// `rethrow_if_failed` throws it once the library call has returned.
+struct ExceptionSlot {
     std::exception_ptr error;
 
-    static int trampoline(void *ctx, const double *x, double *y, std::size_t n) noexcept {
-        auto *self = static_cast<Callback *>(ctx);
+    template <class F>
+    int run(F &&f) noexcept {
         try {
-            self->fn(x, y, n);
+            f();
             return 0;
         } catch (...) {
-            self->error = std::current_exception();
+            error = std::current_exception();
             return -1;
         }
     }
@@ -126,6 +128,16 @@ struct Callback {
             std::exception_ptr e = std::exchange(error, nullptr);
             std::rethrow_exception(e);
         }
+    }
+};
+
+/// A callable given to the library as adj_apply_fn + ctx.
+struct Callback : ExceptionSlot {
+    std::function<void(const double *, double *, std::size_t)> fn;
+
+    static int trampoline(void *ctx, const double *x, double *y, std::size_t n) noexcept {
+        auto *self = static_cast<Callback *>(ctx);
+        return self->run([&] { self->fn(x, y, n); });
     }
 };
 
@@ -472,7 +484,7 @@ public:
                               std::size_t nx, std::size_t ny, std::size_t nz, const std::size_t lo[3],
                               const std::size_t hi[3], const uint8_t *cells,
                               const adj_grid_options *options = nullptr)
-        : comm_(new Comm{std::move(allreduce), std::move(exchange), nullptr}),
+        : comm_(new Comm{{}, std::move(allreduce), std::move(exchange)}),
           num_cells_((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2])) {
         adj_comm c;
         adj_comm_init(&c, sizeof c);
@@ -483,7 +495,7 @@ public:
         c.exchange = &Comm::exchange_call;
         adj_distributed_pressure_solver *h = nullptr;
         const adj_status status = adj_distributed_pressure_solver_new(&c, nx, ny, nz, lo, hi, cells, options, &h);
-        comm_->rethrow();
+        comm_->rethrow_if_failed();
         detail::check(status);
         handle_.reset(h);
     }
@@ -492,7 +504,7 @@ public:
     /// same spacing and scale); every rank keeps its frame on failure.
     void update(const uint8_t *cells, const adj_grid_options *options = nullptr) {
         const adj_status status = adj_distributed_pressure_solver_update(handle_.get(), cells, options);
-        comm_->rethrow();
+        comm_->rethrow_if_failed();
         detail::check(status);
     }
 
@@ -504,7 +516,7 @@ public:
         adj_solve_report report = detail::fresh_report();
         const adj_status status = adj_distributed_pressure_solver_solve(
             handle_.get(), rhs, pressure, num_cells_, warm_start ? 1 : 0, &options, &report, stats);
-        comm_->rethrow();
+        comm_->rethrow_if_failed();
         detail::check_solve(status, report);
         return report;
     }
@@ -515,7 +527,7 @@ public:
         adj_solve_report report = detail::fresh_report();
         const adj_status status = adj_distributed_pressure_solver_solve_f32(
             handle_.get(), rhs, pressure, num_cells_, warm_start ? 1 : 0, &options, &report, stats);
-        comm_->rethrow();
+        comm_->rethrow_if_failed();
         detail::check_solve(status, report);
         return report;
     }
@@ -524,36 +536,16 @@ public:
     std::size_t num_cells() const { return num_cells_; }
 
 private:
-    struct Comm {
+    struct Comm : detail::ExceptionSlot {
         Allreduce allreduce;
         Exchange exchange;
-        std::exception_ptr error;
         static int allreduce_call(void *ctx, double *buf, std::size_t n) noexcept {
             auto *self = static_cast<Comm *>(ctx);
-            try {
-                self->allreduce(buf, n);
-                return 0;
-            } catch (...) {
-                self->error = std::current_exception();
-                return -1;
-            }
+            return self->run([&] { self->allreduce(buf, n); });
         }
         static int exchange_call(void *ctx, adj_halo_message *messages, std::size_t count) noexcept {
             auto *self = static_cast<Comm *>(ctx);
-            try {
-                self->exchange(messages, count);
-                return 0;
-            } catch (...) {
-                self->error = std::current_exception();
-                return -1;
-            }
-        }
-        void rethrow() {
-            if (error) {
-                std::exception_ptr e = error;
-                error = nullptr;
-                std::rethrow_exception(e);
-            }
+            return self->run([&] { self->exchange(messages, count); });
         }
     };
     std::unique_ptr<Comm> comm_;
@@ -573,27 +565,21 @@ inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner 
                                        std::vector<double> &x, F &&allreduce,
                                        const adj_cg_options &options = cg_options()) {
     detail::require_size(x.size(), b.size(), "x");
-    struct Reduction {
+    struct Reduction : detail::ExceptionSlot {
+        explicit Reduction(F &f) : f(f) {}
         F &f;
-        std::exception_ptr error;
         static int call(void *ctx, double *buf, std::size_t n) noexcept {
             auto *self = static_cast<Reduction *>(ctx);
-            try {
-                self->f(buf, n);
-                return 0;
-            } catch (...) {
-                self->error = std::current_exception();
-                return -1;
-            }
+            return self->run([&] { self->f(buf, n); });
         }
-    } reduction{allreduce, nullptr};
+    } reduction{allreduce};
     adj_solve_report report = detail::fresh_report();
     const adj_status status = adj_cg_solve_distributed(op.get(), precond ? precond->get() : nullptr, b.data(),
                                                        x.data(), b.size(), &options, &Reduction::call, &reduction,
                                                        &report);
     op.rethrow_callback_error();
     if (precond) precond->rethrow_callback_error();
-    if (reduction.error) std::rethrow_exception(reduction.error);
+    reduction.rethrow_if_failed();
     detail::check_solve(status, report);
     return report;
 }
@@ -773,12 +759,7 @@ public:
     }
 
     /// Rethrows (once) an exception a product threw during the last call.
-    void rethrow_if_failed() const {
-        if (error_) {
-            std::exception_ptr e = std::exchange(error_, nullptr);
-            std::rethrow_exception(e);
-        }
-    }
+    void rethrow_if_failed() const { failure_.rethrow_if_failed(); }
 
 private:
     RootProblem &set(int k, Product f) {
@@ -789,19 +770,13 @@ private:
     template <int K>
     static int trampoline(void *ctx, const double *v, std::size_t v_len, double *y, std::size_t y_len) noexcept {
         auto *self = static_cast<RootProblem *>(ctx);
-        try {
-            self->products_[K](v, v_len, y, y_len);
-            return 0;
-        } catch (...) {
-            self->error_ = std::current_exception();
-            return -1;
-        }
+        return self->failure_.run([&] { self->products_[K](v, v_len, y, y_len); });
     }
 
     std::size_t n_, p_;
     uint32_t kind_;
     Product products_[4];
-    mutable std::exception_ptr error_;
+    mutable detail::ExceptionSlot failure_;
 };
 
 /// (∂x*/∂θ)ᵀ v̄ = Bᵀu with (Aᵀ + ρI) u = −v̄. Throws adjunct::SolveError

@@ -148,15 +148,24 @@ num_threads() = Int(ccall((:adj_get_num_threads, libadjunct()), Csize_t, ()))
 
 # ---------------------------------------------------------------- callbacks
 
+# The one way a Julia function reaches the library: a `_Callback` is the
+# C `ctx` of every callback (vector maps, root-problem products, reductions,
+# halo exchanges); its `f` is what the C entry points call (a function, the
+# four products of a root problem, or a communicator's two functions). An
+# exception is kept in `error`, the library sees a nonzero return
+# (ADJ_ERR_CALLBACK), and `_rethrow` throws it after the call returns.
 mutable struct _Callback
-    f::Any        # f(y, x) writes y
-    error::Any    # an exception thrown by f, rethrown after the call
+    f::Any
+    error::Any
 end
+_Callback(f) = _Callback(f, nothing)
 
-function _trampoline(ctx::Ptr{Cvoid}, x::Ptr{Cdouble}, y::Ptr{Cdouble}, n::Csize_t)::Cint
+# Runs `call(cb.f)` for the `_Callback` behind `ctx`: 0, or 1 with the
+# exception kept.
+function _invoke(call, ctx::Ptr{Cvoid})::Cint
     cb = unsafe_pointer_to_objref(ctx)::_Callback
     try
-        cb.f(unsafe_wrap(Array, y, Int(n)), unsafe_wrap(Array, x, Int(n)))
+        call(cb.f)
         return Cint(0)
     catch e
         cb.error = CapturedException(e, catch_backtrace())
@@ -164,41 +173,37 @@ function _trampoline(ctx::Ptr{Cvoid}, x::Ptr{Cdouble}, y::Ptr{Cdouble}, n::Csize
     end
 end
 
-const _TRAMPOLINE = Ref{Ptr{Cvoid}}(C_NULL)
+# adj_apply_fn: f!(y, x) writes y.
+_vector_map(ctx::Ptr{Cvoid}, x::Ptr{Cdouble}, y::Ptr{Cdouble}, n::Csize_t)::Cint =
+    _invoke(f! -> f!(unsafe_wrap(Array, y, Int(n)), unsafe_wrap(Array, x, Int(n))), ctx)
 
-# Jacobian products of a root problem: four C entry points sharing one
-# context, each calling its own Julia function f!(y, v).
-mutable struct _Products
-    f::Vector{Any}  # [A!, At!, B!, Bt!], `nothing` where not given
-    error::Any
-end
-
-function _product(ctx::Ptr{Cvoid}, k::Int, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint
-    products = unsafe_pointer_to_objref(ctx)::_Products
-    try
-        products.f[k](unsafe_wrap(Array, y, Int(yl)), unsafe_wrap(Array, v, Int(vl)))
-        return Cint(0)
-    catch e
-        products.error = CapturedException(e, catch_backtrace())
-        return Cint(1)
-    end
-end
-
+# The Jacobian products of a root problem: four C entry points sharing one
+# context whose `f` holds [A!, At!, B!, Bt!], each f!(y, v).
+_product(ctx::Ptr{Cvoid}, k::Int, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint =
+    _invoke(f -> f[k](unsafe_wrap(Array, y, Int(yl)), unsafe_wrap(Array, v, Int(vl))), ctx)
 _product_a(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 1, v, vl, y, yl)
 _product_at(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 2, v, vl, y, yl)
 _product_b(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 3, v, vl, y, yl)
 _product_bt(ctx::Ptr{Cvoid}, v::Ptr{Cdouble}, vl::Csize_t, y::Ptr{Cdouble}, yl::Csize_t)::Cint = _product(ctx, 4, v, vl, y, yl)
 
+# adj_allreduce_fn: allreduce!(buf) sums buf over ranks; a communicator's
+# context holds (allreduce!, exchange!).
+_allreduce_of(f) = f
+_allreduce_of(f::Tuple) = f[1]
+_reduction(ctx::Ptr{Cvoid}, buf::Ptr{Cdouble}, n::Csize_t)::Cint =
+    _invoke(f -> _allreduce_of(f)(unsafe_wrap(Array, buf, Int(n))), ctx)
+
+const _VECTOR_MAP = Ref{Ptr{Cvoid}}(C_NULL)
 const _PRODUCTS = [Ref{Ptr{Cvoid}}(C_NULL) for _ in 1:4]
 const _REDUCTION = Ref{Ptr{Cvoid}}(C_NULL)
 
 function __init__()
-    _TRAMPOLINE[] = @cfunction(_trampoline, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t))
+    _VECTOR_MAP[] = @cfunction(_vector_map, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t))
     _PRODUCTS[1][] = @cfunction(_product_a, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _PRODUCTS[2][] = @cfunction(_product_at, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _PRODUCTS[3][] = @cfunction(_product_b, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
     _PRODUCTS[4][] = @cfunction(_product_bt, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t, Ptr{Cdouble}, Csize_t))
-    _REDUCTION[] = @cfunction(_reduction_trampoline, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t))
+    _REDUCTION[] = @cfunction(_reduction, Cint, (Ptr{Cvoid}, Ptr{Cdouble}, Csize_t))
     _EXCHANGE[] = @cfunction(_comm_exchange, Cint, (Ptr{Cvoid}, Ptr{HaloMessage}, Csize_t))
 end
 
@@ -447,11 +452,11 @@ end
 A matrix-free operator of dimension `n`: `f!(y, x)` must write `y = A*x`.
 """
 function callback_operator(f!, n::Integer)
-    cb = _Callback(f!, nothing)
+    cb = _Callback(f!)
     out = Ref{Ptr{Cvoid}}(C_NULL)
     _check(ccall((:adj_operator_new_callback, libadjunct()), Cint,
                  (Csize_t, Ptr{Cvoid}, Ptr{Cvoid}, Ref{Ptr{Cvoid}}),
-                 n, _TRAMPOLINE[], pointer_from_objref(cb), out))
+                 n, _VECTOR_MAP[], pointer_from_objref(cb), out))
     return Operator(out[], cb)
 end
 
@@ -559,26 +564,15 @@ struct CommStats
     bytes::UInt64
 end
 
-# A communicator's two Julia functions, given to the library as the
-# callbacks of one `adj_comm`.
-mutable struct _Communicator
-    f::Any          # allreduce!(buf::Vector{Float64}), called as a _Reduction's
-    exchange::Any   # exchange!(messages)
-    error::Any
-end
-
+# adj_comm's exchange: a communicator's context holds (allreduce!, exchange!);
+# exchange!(messages) gets (offset, send, recv) views of the buffers.
 function _comm_exchange(ctx::Ptr{Cvoid}, messages::Ptr{HaloMessage}, count::Csize_t)::Cint
-    comm = unsafe_pointer_to_objref(ctx)::_Communicator
-    try
+    return _invoke(ctx) do f
         views = [(offset=(Int(m.offset[1]), Int(m.offset[2]), Int(m.offset[3])),
                   send=unsafe_wrap(Array, Ptr{UInt8}(m.send), Int(m.send_bytes)),
                   recv=unsafe_wrap(Array, Ptr{UInt8}(m.recv), Int(m.recv_bytes)))
                  for m in unsafe_wrap(Array, messages, Int(count))]
-        comm.exchange(views)
-        return Cint(0)
-    catch e
-        comm.error = CapturedException(e, catch_backtrace())
-        return Cint(1)
+        f[2](views)
     end
 end
 
@@ -586,7 +580,7 @@ const _EXCHANGE = Ref{Ptr{Cvoid}}(C_NULL)
 
 """The `CComm` of rank `rank` of `nranks` with the two Julia functions of
 `comm` (the library's defaults, `adj_comm_init`, for the rest)."""
-function _c_comm(comm::_Communicator, rank::Integer, nranks::Integer)
+function _c_comm(comm::_Callback, rank::Integer, nranks::Integer)
     r = Ref{CComm}()
     _check(ccall((:adj_comm_init, libadjunct()), Cint, (Ref{CComm}, Csize_t), r, sizeof(CComm)))
     return CComm(r[].struct_size, pointer_from_objref(comm), rank, nranks, _REDUCTION[], _EXCHANGE[])
@@ -622,7 +616,7 @@ collective: every rank calls them; an error on any rank is an
 """
 mutable struct DistributedPressureSolver
     ptr::Ptr{Cvoid}
-    comm::_Communicator
+    comm::_Callback
     box_size::NTuple{3,Int}
     function DistributedPressureSolver(cells::AbstractArray{UInt8}, dims, box; rank::Integer, nranks::Integer,
                                        allreduce!, exchange!, spacing=nothing, face_coefficients=nothing,
@@ -633,7 +627,7 @@ mutable struct DistributedPressureSolver
         lo = Csize_t[first(r) - 1 for r in ranges]
         hi = Csize_t[last(r) for r in ranges]
         n = Csize_t[a <= length(dims) ? dims[a] : 1 for a in 1:3]
-        comm = _Communicator(allreduce!, exchange!, nothing)
+        comm = _Callback((allreduce!, exchange!))
         flags = Vector{UInt8}(vec(cells))
         h = spacing === nothing ? nothing : Vector{Float64}(spacing)
         beta = face_coefficients === nothing ? nothing : Vector{Float64}(vec(face_coefficients))
@@ -781,11 +775,11 @@ end
 
 """A user preconditioner of dimension `n`: `f!(z, r)` must write `z = M⁻¹ r`."""
 function callback_preconditioner(f!, n::Integer)
-    cb = _Callback(f!, nothing)
+    cb = _Callback(f!)
     out = Ref{Ptr{Cvoid}}(C_NULL)
     _check(ccall((:adj_precond_new_callback, libadjunct()), Cint,
                  (Csize_t, Ptr{Cvoid}, Ptr{Cvoid}, Ref{Ptr{Cvoid}}),
-                 n, _TRAMPOLINE[], pointer_from_objref(cb), out))
+                 n, _VECTOR_MAP[], pointer_from_objref(cb), out))
     return Preconditioner(out[], cb)
 end
 
@@ -894,24 +888,6 @@ function _solve_report()
     return r
 end
 
-# An allreduce!(buf) Julia function given to the library as adj_allreduce_fn.
-mutable struct _Reduction
-    f::Any
-    error::Any
-end
-
-# Also the allreduce of a _Communicator (the same fields f and error).
-function _reduction_trampoline(ctx::Ptr{Cvoid}, buf::Ptr{Cdouble}, n::Csize_t)::Cint
-    reduction = unsafe_pointer_to_objref(ctx)::Union{_Reduction,_Communicator}
-    try
-        reduction.f(unsafe_wrap(Array, buf, Int(n)))
-        return Cint(0)
-    catch e
-        reduction.error = CapturedException(e, catch_backtrace())
-        return Cint(1)
-    end
-end
-
 """
     x, report = cg_distributed(A, b; allreduce! = nothing, rtol=1e-8, atol=0.0, maxiter=10_000, precond=nothing, x0=nothing)
 
@@ -929,7 +905,7 @@ function cg_distributed(A::Operator, b::AbstractVector{<:Real}; allreduce! = not
     pc = precond isa Symbol ? Preconditioner(A, precond) : precond
     bb = Vector{Float64}(b)
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
-    reduction = _Reduction(allreduce!, nothing)
+    reduction = _Callback(allreduce!)
     report = _solve_report()
     pc_ptr = pc === nothing ? C_NULL : pc
     fn = allreduce! === nothing ? C_NULL : _REDUCTION[]
@@ -1112,12 +1088,12 @@ struct RootProblem
     n::Int
     p::Int
     kind::Symbol
-    products::_Products
+    products::_Callback
 end
 
 function RootProblem(n::Integer, p::Integer; A!, At! = nothing, B! = nothing, Bt! = nothing, kind::Symbol=:general)
     haskey(_JACOBIAN_KINDS, kind) || throw(ArgumentError("kind must be :general, :symmetric or :fixed_point"))
-    return RootProblem(n, p, kind, _Products(Any[A!, At!, B!, Bt!], nothing))
+    return RootProblem(n, p, kind, _Callback(Any[A!, At!, B!, Bt!]))
 end
 
 """The `struct_size` the library's `adj_root_problem_init` sets for this mirror."""
@@ -1412,14 +1388,14 @@ function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}
              orthogonalize::Integer=2, true_residual_period::Integer=50, stall_cosine::Real=0.01,
              x0=nothing, allreduce! = nothing, coarse_block::Integer=-1, layer_by_layer::Bool=false)
     pc = precond isa Symbol ? Preconditioner(A, precond) : precond
-    cb = direction === nothing ? nothing : _Callback(direction, nothing)
+    cb = direction === nothing ? nothing : _Callback(direction)
     bb = Vector{Float64}(b)
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
     report = _solve_report()
     cdm_report = Ref{CdmReport}()
     _check(ccall((:adj_cdm_report_init, libadjunct()), Cint, (Ref{CdmReport}, Csize_t), cdm_report,
                  sizeof(CdmReport)))
-    reduction = _Reduction(allreduce!, nothing)
+    reduction = _Callback(allreduce!)
     status = GC.@preserve A model pc cb reduction begin
         options = CdmOptions(sizeof(CdmOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1, orthogonalize, true_residual_period,
                              stall_cosine, allreduce! === nothing ? C_NULL : _REDUCTION[],
@@ -1428,7 +1404,7 @@ function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
                Ref{CdmOptions}, Ref{SolveReport}, Ref{CdmReport}),
               A, model === nothing ? C_NULL : model, pc === nothing ? C_NULL : pc,
-              cb === nothing ? C_NULL : _TRAMPOLINE[], cb === nothing ? C_NULL : pointer_from_objref(cb),
+              cb === nothing ? C_NULL : _VECTOR_MAP[], cb === nothing ? C_NULL : pointer_from_objref(cb),
               bb, x, length(bb), options, report, cdm_report)
     end
     _rethrow(A.callback)
