@@ -176,12 +176,14 @@ fn options_from(bytes: &mut Bytes<'_>, history: &mut [f64]) -> (Vec<u64>, Vec<u6
             history.as_mut_ptr()
         };
         v.residual_history_capacity = v.residual_history_capacity.min(history.len());
+        v.comm = null();
         o.write_unaligned(v);
         let o = cdm.as_mut_ptr().cast::<adj_cdm_options>();
         let mut v = o.read_unaligned();
         v.max_iterations = v.max_iterations.min(60);
         v.allreduce = None;
         v.allreduce_ctx = null_mut();
+        v.comm = null();
         o.write_unaligned(v);
     }
     // A struct_size of at most OPTIONS_BUFFER is readable in these buffers;

@@ -208,59 +208,6 @@ typedef struct adj_precond adj_precond;
 // serialised.
 typedef struct adj_pressure_solver adj_pressure_solver;
 
-// Options of `adj_cg_solve`. Initialise with
-// `adj_cg_options_init(&options, sizeof options)`.
-typedef struct adj_cg_options {
-  // `sizeof(adj_cg_options)` as the caller's header declares it (set by
-  // `adj_cg_options_init`; see the README's ABI policy).
-  size_t struct_size;
-  // Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
-  double rtol;
-  // Absolute tolerance, in the units of b. Default 0.
-  double atol;
-  // Iteration limit. Default 10000.
-  size_t max_iterations;
-  // Nonzero: start from the x passed in; 0 (default): start from x = 0.
-  int32_t nonzero_initial_guess;
-  // Optional caller-owned buffer (NULL = none) receiving ‖r‖ after each
-  // iteration, up to `residual_history_capacity` entries.
-  double *residual_history;
-  // Capacity of `residual_history` in doubles.
-  size_t residual_history_capacity;
-  // The norm of the stopping test and of the report's norms: an
-  // `adj_norm` value. `ADJ_NORM_2` (default), or `ADJ_NORM_MAX` to stop
-  // on max|rᵢ| ≤ max(rtol·max|bᵢ|, atol) as fluid simulators do
-  // (`adj_cg_solve` only; other solvers reject it). Since 0.3.0.
-  uint32_t norm;
-} adj_cg_options;
-
-// The outcome of a solve. Initialise with
-// `adj_solve_report_init(&report, sizeof report)` before passing it.
-typedef struct adj_solve_report {
-  // `sizeof(adj_solve_report)` as the caller's header declares it.
-  size_t struct_size;
-  // Iterations performed.
-  size_t iterations;
-  // ‖r‖ of the recursively updated residual at the end. Every norm of
-  // the report is that of the stopping test (`adj_cg_options.norm`; the
-  // 2-norm by default).
-  double residual_norm;
-  // ‖b − A x‖ recomputed from the final x (NaN after a callback failure).
-  double true_residual_norm;
-  // true_residual_norm / ‖b‖ (0 when b = 0).
-  double relative_residual;
-  // ‖b − A x₀‖.
-  double initial_residual_norm;
-  // Why the solve stopped.
-  enum adj_solve_reason reason;
-  // Entries written to `adj_cg_options.residual_history`.
-  size_t residual_history_length;
-  // ‖b's component in the null space of a singular grid operator‖₂
-  // (fluid regions enclosed by walls), removed before the solve; 0 for
-  // a nonsingular operator. Since 0.3.0.
-  double null_space_component;
-} adj_solve_report;
-
 // A global sum over all ranks supplied by the caller (e.g. with
 // `MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, comm)`):
 // replaces the `n` doubles of `buf` by their sums over all ranks. Receives
@@ -298,10 +245,15 @@ typedef struct adj_halo_message {
 // called the library.
 typedef int (*adj_exchange_fn)(void *ctx, struct adj_halo_message *messages, size_t count);
 
-// The communicator of a distributed solve: this rank, the number of
-// ranks, and the two collective callbacks, which receive `ctx` first.
-// Initialise with `adj_comm_init(&comm, sizeof comm)`. The library calls
-// both on every rank in the same order. With `size` = 1 both may be NULL.
+// The communicator of a distributed solve, the one way to make a solve
+// distributed: this rank, the number of ranks, and the two collective
+// callbacks, which receive `ctx` first. Initialise with
+// `adj_comm_init(&comm, sizeof comm)`. The library calls both on every
+// rank in the same order. Taken by `adj_distributed_pressure_solver_new`
+// (which uses both) and by `adj_cg_solve` and `adj_cdm_solve` through
+// `options->comm` (which use only `allreduce_sum`: their operator does
+// its own halo exchange, and `exchange` may be NULL). With `size` = 1
+// both may be NULL.
 typedef struct adj_comm {
   // `sizeof(adj_comm)` as the caller's header declares it.
   size_t struct_size;
@@ -311,12 +263,72 @@ typedef struct adj_comm {
   size_t rank;
   // The number of ranks (`MPI_Comm_size`). Default 1.
   size_t size;
-  // Sums doubles over all ranks in place, as for
-  // `adj_cg_solve_distributed`.
+  // Sums doubles over all ranks in place (see `adj_allreduce_fn`).
   adj_allreduce_fn allreduce_sum;
   // Moves the messages of one halo exchange.
   adj_exchange_fn exchange;
 } adj_comm;
+
+// Options of `adj_cg_solve`. Initialise with
+// `adj_cg_options_init(&options, sizeof options)`.
+typedef struct adj_cg_options {
+  // `sizeof(adj_cg_options)` as the caller's header declares it (set by
+  // `adj_cg_options_init`; see the README's ABI policy).
+  size_t struct_size;
+  // Stop when ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol). Default 1e-8.
+  double rtol;
+  // Absolute tolerance, in the units of b. Default 0.
+  double atol;
+  // Iteration limit. Default 10000.
+  size_t max_iterations;
+  // Nonzero: start from the x passed in; 0 (default): start from x = 0.
+  int32_t nonzero_initial_guess;
+  // Optional caller-owned buffer (NULL = none) receiving ‖r‖ after each
+  // iteration, up to `residual_history_capacity` entries.
+  double *residual_history;
+  // Capacity of `residual_history` in doubles.
+  size_t residual_history_capacity;
+  // The norm of the stopping test and of the report's norms: an
+  // `adj_norm` value. `ADJ_NORM_2` (default), or `ADJ_NORM_MAX` to stop
+  // on max|rᵢ| ≤ max(rtol·max|bᵢ|, atol) as fluid simulators do
+  // (`adj_cg_solve` only; other solvers reject it). Since 0.3.0.
+  uint32_t norm;
+  // Distributed solves (`adj_cg_solve` only; other functions reject
+  // it): the communicator, of which only `allreduce_sum` is called, once
+  // per iteration (plus once at the start and once to confirm
+  // convergence), by CG in the single-reduction form. `op` and
+  // `precond` are this rank's (its rows of A, doing their own halo
+  // exchange; a local preconditioner) and `b`, `x` its entries. NULL
+  // (default): serial. Since 0.3.0.
+  const struct adj_comm *comm;
+} adj_cg_options;
+
+// The outcome of a solve. Initialise with
+// `adj_solve_report_init(&report, sizeof report)` before passing it.
+typedef struct adj_solve_report {
+  // `sizeof(adj_solve_report)` as the caller's header declares it.
+  size_t struct_size;
+  // Iterations performed.
+  size_t iterations;
+  // ‖r‖ of the recursively updated residual at the end. Every norm of
+  // the report is that of the stopping test (`adj_cg_options.norm`; the
+  // 2-norm by default).
+  double residual_norm;
+  // ‖b − A x‖ recomputed from the final x (NaN after a callback failure).
+  double true_residual_norm;
+  // true_residual_norm / ‖b‖ (0 when b = 0).
+  double relative_residual;
+  // ‖b − A x₀‖.
+  double initial_residual_norm;
+  // Why the solve stopped.
+  enum adj_solve_reason reason;
+  // Entries written to `adj_cg_options.residual_history`.
+  size_t residual_history_length;
+  // ‖b's component in the null space of a singular grid operator‖₂
+  // (fluid regions enclosed by walls), removed before the solve; 0 for
+  // a nonsingular operator. Since 0.3.0.
+  double null_space_component;
+} adj_solve_report;
 
 // This rank's communication during one call. Initialise with
 // `adj_comm_stats_init(&stats, sizeof stats)`.
@@ -442,9 +454,9 @@ typedef struct adj_cdm_options {
   // A direction with |cos∠(p, r)| below this after orthogonalisation is
   // replaced by r (the iteration would stall). 0 = never. Default 0.01.
   double stall_cosine;
-  // Distributed solves: sums over all ranks (see
-  // `adj_cg_solve_distributed`; two calls per iteration here). NULL
-  // (default): serial.
+  // Deprecated spelling of `comm` (kept for 0.2 clients): a sum over
+  // ranks and its context. Set `comm` instead; setting both is
+  // `ADJ_ERR_INVALID_ARGUMENT` naming `comm`. Default NULL.
   adj_allreduce_fn allreduce;
   // Passed to `allreduce`.
   void *allreduce_ctx;
@@ -462,6 +474,12 @@ typedef struct adj_cdm_options {
   // operations in 3D, the same directions away from the grid's edge,
   // different ones within a few cells of it). Unused without `model`.
   int32_t layer_by_layer;
+  // Distributed solves: the communicator (only its `allreduce_sum` is
+  // called, twice per iteration; `op`, `precond` and `direction` are
+  // this rank's and do their own halo exchanges). Each rank passes its
+  // part of the problem and all ranks take the same steps. NULL
+  // (default): serial. Since 0.3.0.
+  const struct adj_comm *comm;
 } adj_cdm_options;
 
 // What `adj_cdm_solve` reports beyond the `adj_solve_report` of every
@@ -568,6 +586,13 @@ enum adj_status adj_cg_options_init(struct adj_cg_options *options, size_t struc
 // mean on each region; a b whose component exceeds 1e-6·‖b‖₂ (more than
 // rounding) has no solution and gives `ADJ_ERR_INVALID_ARGUMENT` naming
 // `b`. Callbacks run on the calling thread.
+//
+// With `options->comm` set the solve is distributed: each rank passes its
+// part of the problem, the stopping test uses global norms, every rank
+// takes the same number of iterations and gets the same report, and a
+// callback error on one rank is reported on every rank
+// (`ADJ_ERR_CALLBACK`) at the next reduction, without deadlock, provided
+// the failing callback finished its own communication.
 enum adj_status adj_cg_solve(const struct adj_operator *op,
                              const struct adj_precond *precond,
                              const double *b,
@@ -576,21 +601,11 @@ enum adj_status adj_cg_solve(const struct adj_operator *op,
                              const struct adj_cg_options *options,
                              struct adj_solve_report *report);
 
-// Distributed (or serial) CG with one reduction per iteration
-// (Chronopoulos–Gear): each rank passes its part of the problem — `op` its
-// rows of A (a callback operator doing its own halo exchange, or a local
-// matrix), `precond` a local preconditioner (NULL, Jacobi, IC(0) of the
-// local block, or a callback), `b` and `x` its `n` entries — and
-// `allreduce(allreduce_ctx, buf, k)` sums k ≤ 5 doubles over all ranks,
-// called exactly once per iteration (plus once at the start and once to
-// confirm convergence on the true residual). NULL `allreduce`: a serial
-// solve in the single-reduction form.
-//
-// Stops at ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol) with global norms; every rank
-// takes the same number of iterations and gets the same report. A callback
-// error on one rank is reported on every rank (`ADJ_ERR_CALLBACK`) at the
-// next reduction, without deadlock, provided the failing callback finished
-// its own communication. Outputs and report as for `adj_cg_solve`.
+// Deprecated spelling of `adj_cg_solve` with `options->comm` (kept for
+// 0.2 clients): the same distributed single-reduction CG, with the sum
+// over ranks given as `allreduce(allreduce_ctx, buf, k)` instead of a
+// communicator; NULL `allreduce` runs it serially. Setting
+// `options->comm` as well is `ADJ_ERR_INVALID_ARGUMENT` naming `comm`.
 enum adj_status adj_cg_solve_distributed(const struct adj_operator *op,
                                          const struct adj_precond *precond,
                                          const double *b,
@@ -797,8 +812,8 @@ enum adj_status adj_precond_new_model(const struct adj_operator *op,
 // it in the two-level correction (by default when the model file asks for
 // it, as the shipped ones do), with the coarse space built from `op` on
 // every call. `b` and `x` hold n doubles.
-// With `options->allreduce` set, each rank passes its part of the problem
-// (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
+// With `options->comm` set, each rank passes its part of the problem and
+// all ranks take the same steps.
 // On success x holds the solution; on failure x is unchanged. `report`
 // and `cdm_report` (each may be NULL) are written when the iteration ran,
 // also when it failed (`direction_seconds` is then NaN).

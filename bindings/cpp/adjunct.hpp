@@ -573,10 +573,14 @@ inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner 
             return self->run([&] { self->f(buf, n); });
         }
     } reduction{allreduce};
+    adj_comm comm = detail::init(adj_comm_init);
+    comm.ctx = &reduction;
+    comm.allreduce_sum = &Reduction::call;
+    adj_cg_options distributed = options;
+    distributed.comm = &comm;
     adj_solve_report report = detail::fresh_report();
-    const adj_status status = adj_cg_solve_distributed(op.get(), precond ? precond->get() : nullptr, b.data(),
-                                                       x.data(), b.size(), &options, &Reduction::call, &reduction,
-                                                       &report);
+    const adj_status status = adj_cg_solve(op.get(), precond ? precond->get() : nullptr, b.data(), x.data(),
+                                           b.size(), &distributed, &report);
     op.rethrow_callback_error();
     if (precond) precond->rethrow_callback_error();
     reduction.rethrow_if_failed();

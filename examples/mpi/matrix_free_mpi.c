@@ -164,6 +164,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "rank %d: %s\n", s.rank, adj_last_error_message());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    /* The communicator: the operator exchanges its own halo, so only the sum
+       over ranks is needed. */
+    adj_comm comm;
+    if (adj_comm_init(&comm, sizeof comm) != ADJ_OK) {
+        fprintf(stderr, "rank %d: %s\n", s.rank, adj_last_error_message());
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    comm.ctx = &s;
+    comm.rank = (size_t)s.rank;
+    comm.size = (size_t)s.size;
+    comm.allreduce_sum = allreduce;
     MPI_Barrier(MPI_COMM_WORLD);
     const double t0 = MPI_Wtime();
     if (use_cdm) {
@@ -172,11 +183,11 @@ int main(int argc, char **argv) {
             fprintf(stderr, "rank %d: %s\n", s.rank, adj_last_error_message());
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
-        cdm_options.allreduce = allreduce;
-        cdm_options.allreduce_ctx = &s;
+        cdm_options.comm = &comm;
         status = adj_cdm_solve(op, NULL, jacobi, NULL, NULL, b, x, s.num_local, &cdm_options, &report, NULL);
     } else {
-        status = adj_cg_solve_distributed(op, jacobi, b, x, s.num_local, &options, allreduce, &s, &report);
+        options.comm = &comm;
+        status = adj_cg_solve(op, jacobi, b, x, s.num_local, &options, &report);
     }
     const double seconds = MPI_Wtime() - t0;
     if (status != ADJ_OK) {

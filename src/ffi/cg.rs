@@ -1,7 +1,8 @@
 //! `adj_cg_solve`: preconditioned conjugate gradient.
 
 use super::args::{finite_output, handle, slice, slice_mut};
-use super::callback::{adj_allreduce_fn, allreduce_sum};
+use super::callback::adj_allreduce_fn;
+use super::comm::{adj_comm, reduction};
 use super::operator::adj_operator;
 use super::precond::adj_precond;
 use super::report::{adj_solve_report, write_report};
@@ -9,9 +10,8 @@ use super::status::{adj_status, boundary};
 use super::versioned::{self, versioned, Output};
 use crate::error::Error;
 use crate::krylov::{
-    cg, cg_single_reduction, Identity, KrylovOptions, Preconditioner, ResidualNorm, SolveReport,
+    cg, cg_single_reduction, Identity, KrylovOptions, Preconditioner, ResidualNorm,
 };
-use crate::operator::LinearOperator;
 use std::ffi::c_void;
 
 /// Options of `adj_cg_solve`. Initialise with
@@ -41,6 +41,14 @@ pub struct adj_cg_options {
     /// on max|rᵢ| ≤ max(rtol·max|bᵢ|, atol) as fluid simulators do
     /// (`adj_cg_solve` only; other solvers reject it). Since 0.3.0.
     pub norm: u32,
+    /// Distributed solves (`adj_cg_solve` only; other functions reject
+    /// it): the communicator, of which only `allreduce_sum` is called, once
+    /// per iteration (plus once at the start and once to confirm
+    /// convergence), by CG in the single-reduction form. `op` and
+    /// `precond` are this rank's (its rows of A, doing their own halo
+    /// exchange; a local preconditioner) and `b`, `x` its entries. NULL
+    /// (default): serial. Since 0.3.0.
+    pub comm: *const adj_comm,
 }
 
 /// The norm of a stopping test (`adj_cg_options.norm`, stored as `uint32_t`).
@@ -68,6 +76,7 @@ versioned!(
             residual_history: std::ptr::null_mut(),
             residual_history_capacity: 0,
             norm: adj_norm::ADJ_NORM_2 as u32,
+            comm: std::ptr::null(),
         }
     }
 );
@@ -102,6 +111,13 @@ pub unsafe extern "C" fn adj_cg_options_init(
 /// mean on each region; a b whose component exceeds 1e-6·‖b‖₂ (more than
 /// rounding) has no solution and gives `ADJ_ERR_INVALID_ARGUMENT` naming
 /// `b`. Callbacks run on the calling thread.
+///
+/// With `options->comm` set the solve is distributed: each rank passes its
+/// part of the problem, the stopping test uses global norms, every rank
+/// takes the same number of iterations and gets the same report, and a
+/// callback error on one rank is reported on every rank
+/// (`ADJ_ERR_CALLBACK`) at the next reduction, without deadlock, provided
+/// the failing callback finished its own communication.
 #[no_mangle]
 pub unsafe extern "C" fn adj_cg_solve(
     op: *const adj_operator,
@@ -113,16 +129,13 @@ pub unsafe extern "C" fn adj_cg_solve(
     report: *mut adj_solve_report,
 ) -> adj_status {
     // SAFETY: forwarded contract.
-    unsafe {
-        run_solver(op, precond, b, x, n, options, report, |op, m, b, x, o| {
-            cg(op, m, b, x, o)
-        })
-    }
+    unsafe { run_solver(op, precond, b, x, n, options, report, None) }
 }
 
 /// The common part of the CG entry points: checks and converts the
-/// arguments, runs `solve` on a copy of x, writes the report (also after a
-/// failed iteration) and, on success only, x.
+/// arguments, runs CG on a copy of x (distributed with `options->comm` or
+/// the deprecated reduction of `adj_cg_solve_distributed`), writes the
+/// report (also after a failed iteration) and, on success only, x.
 ///
 /// # Safety
 /// Pointers as documented on `adj_cg_solve`.
@@ -135,13 +148,7 @@ unsafe fn run_solver(
     n: usize,
     options: *const adj_cg_options,
     report: *mut adj_solve_report,
-    solve: impl FnOnce(
-        &dyn LinearOperator,
-        &dyn Preconditioner,
-        &[f64],
-        &mut [f64],
-        &KrylovOptions,
-    ) -> crate::Result<SolveReport>,
+    deprecated_reduction: Option<(adj_allreduce_fn, *mut c_void)>,
 ) -> adj_status {
     boundary(|| {
         // SAFETY: NULL or a live handle.
@@ -150,7 +157,10 @@ unsafe fn run_solver(
         // SAFETY: the caller passes n doubles in b and x.
         let (b, x) = unsafe { (slice(b, n, "b")?, slice_mut(x, n, "x")?) };
         // SAFETY: NULL (defaults) or a valid options struct with a valid history buffer.
-        let (options, history) = unsafe { krylov_options(options) }?;
+        let (options, history, comm) = unsafe { read_cg_options(options) }?;
+        let (allreduce, ctx) = deprecated_reduction.unwrap_or((None, std::ptr::null_mut()));
+        // SAFETY: NULL or a valid communicator.
+        let sum = unsafe { reduction(comm, allreduce, ctx) }?;
         // SAFETY: NULL or a valid report struct.
         let report = unsafe { Output::new(report, "report") }?;
         let identity = Identity { dim: n };
@@ -160,7 +170,11 @@ unsafe fn run_solver(
             None => &identity,
         };
         let mut work = x.to_vec();
-        let result = solve(op, precond, b, &mut work, &options);
+        let result = match (&sum, deprecated_reduction) {
+            (Some(sum), _) => cg_single_reduction(op, precond, b, &mut work, &options, Some(sum)),
+            (None, Some(_)) => cg_single_reduction(op, precond, b, &mut work, &options, None),
+            (None, None) => cg(op, precond, b, &mut work, &options),
+        };
         write_report(result.as_ref(), history, &report);
         result?;
         finite_output("x", &work)?;
@@ -169,21 +183,11 @@ unsafe fn run_solver(
     })
 }
 
-/// Distributed (or serial) CG with one reduction per iteration
-/// (Chronopoulos–Gear): each rank passes its part of the problem — `op` its
-/// rows of A (a callback operator doing its own halo exchange, or a local
-/// matrix), `precond` a local preconditioner (NULL, Jacobi, IC(0) of the
-/// local block, or a callback), `b` and `x` its `n` entries — and
-/// `allreduce(allreduce_ctx, buf, k)` sums k ≤ 5 doubles over all ranks,
-/// called exactly once per iteration (plus once at the start and once to
-/// confirm convergence on the true residual). NULL `allreduce`: a serial
-/// solve in the single-reduction form.
-///
-/// Stops at ‖b − A x‖₂ ≤ max(rtol·‖b‖₂, atol) with global norms; every rank
-/// takes the same number of iterations and gets the same report. A callback
-/// error on one rank is reported on every rank (`ADJ_ERR_CALLBACK`) at the
-/// next reduction, without deadlock, provided the failing callback finished
-/// its own communication. Outputs and report as for `adj_cg_solve`.
+/// Deprecated spelling of `adj_cg_solve` with `options->comm` (kept for
+/// 0.2 clients): the same distributed single-reduction CG, with the sum
+/// over ranks given as `allreduce(allreduce_ctx, buf, k)` instead of a
+/// communicator; NULL `allreduce` runs it serially. Setting
+/// `options->comm` as well is `ADJ_ERR_INVALID_ARGUMENT` naming `comm`.
 #[no_mangle]
 pub unsafe extern "C" fn adj_cg_solve_distributed(
     op: *const adj_operator,
@@ -196,23 +200,48 @@ pub unsafe extern "C" fn adj_cg_solve_distributed(
     allreduce_ctx: *mut c_void,
     report: *mut adj_solve_report,
 ) -> adj_status {
-    let sum = |buf: &mut [f64]| allreduce_sum(allreduce, allreduce_ctx, buf);
     // SAFETY: forwarded contract.
     unsafe {
-        run_solver(op, precond, b, x, n, options, report, |op, m, b, x, o| {
-            cg_single_reduction(op, m, b, x, o, Some(&sum))
-        })
+        run_solver(
+            op,
+            precond,
+            b,
+            x,
+            n,
+            options,
+            report,
+            Some((allreduce, allreduce_ctx)),
+        )
     }
 }
 
 /// The Krylov options described by `options` (NULL = defaults) and the
-/// caller's residual-history buffer, if any.
+/// caller's residual-history buffer, if any, for a function that is not
+/// distributed by `options->comm` (refused naming `comm`).
 ///
 /// # Safety
 /// `options` is NULL or valid, and its history buffer holds its capacity.
 pub(crate) unsafe fn krylov_options<'a>(
     options: *const adj_cg_options,
 ) -> crate::Result<(KrylovOptions, Option<&'a mut [f64]>)> {
+    // SAFETY: forwarded contract.
+    let (options, history, comm) = unsafe { read_cg_options(options) }?;
+    if !comm.is_null() {
+        return Err(Error::invalid(
+            "comm",
+            "options->comm distributes adj_cg_solve only; this function runs on one rank or takes its communicator elsewhere: pass NULL",
+        ));
+    }
+    Ok((options, history))
+}
+
+/// [`krylov_options`] and `options->comm`.
+///
+/// # Safety
+/// As for [`krylov_options`].
+unsafe fn read_cg_options<'a>(
+    options: *const adj_cg_options,
+) -> crate::Result<(KrylovOptions, Option<&'a mut [f64]>, *const adj_comm)> {
     // SAFETY: NULL (defaults) or a valid options struct.
     let c = unsafe { versioned::read(options, "options") }?;
     let history = if c.residual_history.is_null() {
@@ -245,5 +274,5 @@ pub(crate) unsafe fn krylov_options<'a>(
         nonzero_initial_guess: c.nonzero_initial_guess != 0,
         record_history: history.is_some(),
     };
-    Ok((options, history))
+    Ok((options, history, c.comm))
 }

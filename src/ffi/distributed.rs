@@ -1,103 +1,21 @@
-//! `adj_comm` and `adj_distributed_pressure_solver`: multigrid-PCG on a
-//! grid split into one box per MPI rank, the caller's MPI reached through
-//! two callbacks.
+//! `adj_distributed_pressure_solver`: multigrid-PCG on a grid split into
+//! one box per MPI rank, the caller's MPI reached through an `adj_comm`.
 
 use super::args::{emit_handle, free_handle, handle, out_ptr, slice};
-use super::callback::{adj_allreduce_fn, allreduce_sum, returned};
 use super::cg::adj_cg_options;
+use super::comm::{adj_comm, read_comm, CComm};
 use super::operator::{adj_grid_options, grid_args};
 use super::pressure::{field_solve_args, FieldSolveArgs};
 use super::report::{adj_solve_report, write_report};
 use super::status::{adj_status, boundary, boundary_or};
 use super::versioned::{self, versioned, Output};
 use crate::distributed::{
-    distributed_mgpcg, CommStats, Communicator, DistributedGridPoisson, DistributedMultigrid,
-    GridBox, HaloMessage,
+    distributed_mgpcg, CommStats, DistributedGridPoisson, DistributedMultigrid, GridBox,
 };
 use crate::error::{Error, Result};
 use crate::krylov::MultigridOptions;
 use crate::operator::{Cell, FieldValue, LinearOperator};
-use std::ffi::{c_int, c_void};
 use std::sync::Mutex;
-
-/// One message of a halo exchange (see `adj_exchange_fn`).
-#[allow(non_camel_case_types)]
-#[repr(C)]
-#[derive(Debug)]
-pub struct adj_halo_message {
-    /// The neighbour's offset (dx, dy, dz), each −1, 0 or 1 (never all 0),
-    /// in the grid of rank boxes: the rank whose box is next to this one
-    /// in that direction (`MPI_Cart_rank` of this rank's coordinates +
-    /// offset).
-    pub offset: [i32; 3],
-    /// The bytes to send to that neighbour.
-    pub send: *const c_void,
-    pub send_bytes: usize,
-    /// Where to receive that neighbour's message for this rank, which has
-    /// exactly `recv_bytes` bytes.
-    pub recv: *mut c_void,
-    pub recv_bytes: usize,
-}
-
-/// A halo exchange: for each of the `count` messages, send `send_bytes`
-/// bytes from `send` to the neighbour at `offset` and receive
-/// `recv_bytes` bytes from it into `recv` (e.g. `MPI_Irecv` and
-/// `MPI_Isend` of `MPI_BYTE` per message on one tag, then `MPI_Waitall`).
-/// The neighbour lists this rank at the opposite offset in the same
-/// exchange; between two ranks there is one message each way per call,
-/// and calls never overlap, so one tag serves all. The buffers are valid
-/// during the call only. Returns 0 on success; on failure it must still
-/// have completed its sends and receives (or never started any on any
-/// rank), so that no rank waits forever: every rank then stops with
-/// `ADJ_ERR_CALLBACK` at the next reduction. Called on the thread that
-/// called the library.
-#[allow(non_camel_case_types)]
-pub type adj_exchange_fn = Option<
-    unsafe extern "C" fn(ctx: *mut c_void, messages: *mut adj_halo_message, count: usize) -> c_int,
->;
-
-/// The communicator of a distributed solve: this rank, the number of
-/// ranks, and the two collective callbacks, which receive `ctx` first.
-/// Initialise with `adj_comm_init(&comm, sizeof comm)`. The library calls
-/// both on every rank in the same order. With `size` = 1 both may be NULL.
-#[allow(non_camel_case_types)]
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct adj_comm {
-    /// `sizeof(adj_comm)` as the caller's header declares it.
-    pub struct_size: usize,
-    /// Passed to both callbacks (e.g. a pointer to the `MPI_Comm`).
-    pub ctx: *mut c_void,
-    /// This rank's index in 0..size (`MPI_Comm_rank`). Default 0.
-    pub rank: usize,
-    /// The number of ranks (`MPI_Comm_size`). Default 1.
-    pub size: usize,
-    /// Sums doubles over all ranks in place, as for
-    /// `adj_cg_solve_distributed`.
-    pub allreduce_sum: adj_allreduce_fn,
-    /// Moves the messages of one halo exchange.
-    pub exchange: adj_exchange_fn,
-}
-
-versioned!(
-    adj_comm,
-    adj_comm {
-        struct_size: std::mem::size_of::<adj_comm>(),
-        ctx: std::ptr::null_mut(),
-        rank: 0,
-        size: 1,
-        allreduce_sum: None,
-        exchange: None,
-    }
-);
-
-/// Initialises `*comm` (`struct_size` = `sizeof *comm`): rank 0 of 1, no
-/// callbacks.
-#[no_mangle]
-pub unsafe extern "C" fn adj_comm_init(comm: *mut adj_comm, struct_size: usize) -> adj_status {
-    // SAFETY: `comm` holds `struct_size` writable bytes by contract.
-    boundary(|| unsafe { versioned::init(comm, struct_size, "comm") })
-}
 
 /// This rank's communication during one call. Initialise with
 /// `adj_comm_stats_init(&stats, sizeof stats)`.
@@ -149,50 +67,6 @@ fn c_stats(s: CommStats) -> adj_comm_stats {
     }
 }
 
-/// A C caller's communicator.
-struct CComm(adj_comm);
-
-impl Communicator for CComm {
-    fn rank(&self) -> usize {
-        self.0.rank
-    }
-
-    fn size(&self) -> usize {
-        self.0.size
-    }
-
-    fn allreduce_sum(&self, values: &mut [f64]) -> Result<()> {
-        allreduce_sum(self.0.allreduce_sum, self.0.ctx, values)
-    }
-
-    fn exchange(&self, messages: &mut [HaloMessage<'_>]) -> Result<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let Some(exchange) = self.0.exchange else {
-            return Err(Error::NullArgument {
-                argument: "comm->exchange",
-            });
-        };
-        let mut c_messages: Vec<adj_halo_message> = messages
-            .iter_mut()
-            .map(|m| adj_halo_message {
-                offset: m.offset,
-                send: m.send.as_ptr().cast(),
-                send_bytes: m.send.len(),
-                recv: m.recv.as_mut_ptr().cast(),
-                recv_bytes: m.recv.len(),
-            })
-            .collect();
-        // SAFETY: the caller promised a valid callback; the buffers live
-        // through the call.
-        returned(
-            unsafe { exchange(self.0.ctx, c_messages.as_mut_ptr(), c_messages.len()) },
-            "exchange",
-        )
-    }
-}
-
 /// This rank's part of a distributed pressure solve (opaque): the grid
 /// operator on its box with ghost layers, the distributed V-cycle, and the
 /// last pressure (for warm starts). Every function on it except `_free`
@@ -215,38 +89,6 @@ impl adj_distributed_pressure_solver {
     fn lock(&self) -> std::sync::MutexGuard<'_, Frame> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// The communicator from the caller's struct, checked.
-///
-/// # Safety
-/// `comm` is NULL or a valid `adj_comm`.
-unsafe fn read_comm(comm: *const adj_comm) -> Result<adj_comm> {
-    if comm.is_null() {
-        return Err(Error::NullArgument { argument: "comm" });
-    }
-    // SAFETY: non-NULL and valid by contract.
-    let c = unsafe { versioned::read(comm, "comm") }?;
-    if c.size == 0 || c.rank >= c.size {
-        return Err(Error::invalid(
-            "comm",
-            format!(
-                "comm->rank = {} must be below comm->size = {}",
-                c.rank, c.size
-            ),
-        ));
-    }
-    if c.size > 1 && c.allreduce_sum.is_none() {
-        return Err(Error::NullArgument {
-            argument: "comm->allreduce_sum",
-        });
-    }
-    if c.size > 1 && c.exchange.is_none() {
-        return Err(Error::NullArgument {
-            argument: "comm->exchange",
-        });
-    }
-    Ok(c)
 }
 
 /// This rank's box [lo, hi) from the caller's arrays.
@@ -298,6 +140,11 @@ pub unsafe extern "C" fn adj_distributed_pressure_solver_new(
     boundary(|| {
         // SAFETY: forwarded contract.
         let comm = unsafe { read_comm(comm) }?;
+        if comm.size > 1 && comm.exchange.is_none() {
+            return Err(Error::NullArgument {
+                argument: "comm->exchange",
+            });
+        }
         // This rank's arguments; a failure still meets the other ranks.
         let ndim = if nz > 1 { 3 } else { 2 };
         let local = (|| {

@@ -5,7 +5,8 @@
 use super::args::{
     emit_handle, finite_output, flag, free_handle, handle, option_in, out_ptr, slice, slice_mut,
 };
-use super::callback::{adj_allreduce_fn, adj_apply_fn, allreduce_sum, callback_map};
+use super::callback::{adj_allreduce_fn, adj_apply_fn, callback_map};
+use super::comm::{adj_comm, reduction};
 use super::operator::adj_operator;
 use super::precond::{adj_precond, emit};
 use super::report::{adj_solve_report, ran, write_report};
@@ -128,9 +129,9 @@ pub struct adj_cdm_options {
     /// A direction with |cos∠(p, r)| below this after orthogonalisation is
     /// replaced by r (the iteration would stall). 0 = never. Default 0.01.
     pub stall_cosine: f64,
-    /// Distributed solves: sums over all ranks (see
-    /// `adj_cg_solve_distributed`; two calls per iteration here). NULL
-    /// (default): serial.
+    /// Deprecated spelling of `comm` (kept for 0.2 clients): a sum over
+    /// ranks and its context. Set `comm` instead; setting both is
+    /// `ADJ_ERR_INVALID_ARGUMENT` naming `comm`. Default NULL.
     pub allreduce: adj_allreduce_fn,
     /// Passed to `allreduce`.
     pub allreduce_ctx: *mut c_void,
@@ -148,6 +149,12 @@ pub struct adj_cdm_options {
     /// operations in 3D, the same directions away from the grid's edge,
     /// different ones within a few cells of it). Unused without `model`.
     pub layer_by_layer: i32,
+    /// Distributed solves: the communicator (only its `allreduce_sum` is
+    /// called, twice per iteration; `op`, `precond` and `direction` are
+    /// this rank's and do their own halo exchanges). Each rank passes its
+    /// part of the problem and all ranks take the same steps. NULL
+    /// (default): serial. Since 0.3.0.
+    pub comm: *const adj_comm,
 }
 
 /// What `adj_cdm_solve` reports beyond the `adj_solve_report` of every
@@ -195,23 +202,28 @@ pub unsafe extern "C" fn adj_cdm_report_init(
     boundary(|| unsafe { versioned::init(cdm_report, struct_size, "cdm_report") })
 }
 
-versioned!(adj_cdm_options, {
-    let d = ConjugateDirectionOptions::default();
-    adj_cdm_options {
-        struct_size: std::mem::size_of::<adj_cdm_options>(),
-        rtol: d.krylov.rtol,
-        atol: d.krylov.atol,
-        max_iterations: d.krylov.max_iterations,
-        nonzero_initial_guess: 0,
-        orthogonalize: d.orthogonalize,
-        true_residual_period: d.true_residual_period,
-        stall_cosine: d.stall_cosine,
-        allreduce: None,
-        allreduce_ctx: std::ptr::null_mut(),
-        coarse_block: -1,
-        layer_by_layer: 0,
+versioned!(
+    adj_cdm_options,
+    first_size = std::mem::offset_of!(adj_cdm_options, comm),
+    {
+        let d = ConjugateDirectionOptions::default();
+        adj_cdm_options {
+            struct_size: std::mem::size_of::<adj_cdm_options>(),
+            rtol: d.krylov.rtol,
+            atol: d.krylov.atol,
+            max_iterations: d.krylov.max_iterations,
+            nonzero_initial_guess: 0,
+            orthogonalize: d.orthogonalize,
+            true_residual_period: d.true_residual_period,
+            stall_cosine: d.stall_cosine,
+            allreduce: None,
+            allreduce_ctx: std::ptr::null_mut(),
+            coarse_block: -1,
+            layer_by_layer: 0,
+            comm: std::ptr::null(),
+        }
     }
-});
+);
 
 /// Creates the learned multigrid V-cycle of `model` (a multigrid schedule
 /// from `adj_model_load`) for the grid operator `op` (only read during
@@ -255,8 +267,8 @@ pub unsafe extern "C" fn adj_precond_new_model(
 /// it in the two-level correction (by default when the model file asks for
 /// it, as the shipped ones do), with the coarse space built from `op` on
 /// every call. `b` and `x` hold n doubles.
-/// With `options->allreduce` set, each rank passes its part of the problem
-/// (as for `adj_cg_solve_distributed`) and all ranks take the same steps.
+/// With `options->comm` set, each rank passes its part of the problem and
+/// all ranks take the same steps.
 /// On success x holds the solution; on failure x is unchanged. `report`
 /// and `cdm_report` (each may be NULL) are written when the iteration ran,
 /// also when it failed (`direction_seconds` is then NaN).
@@ -348,13 +360,14 @@ pub unsafe extern "C" fn adj_cdm_solve(
             );
             Directions::Map(&callback)
         };
-        let sum = |buf: &mut [f64]| allreduce_sum(o.allreduce, o.allreduce_ctx, buf);
+        // SAFETY: NULL or a valid communicator.
+        let sum = unsafe { reduction(o.comm, o.allreduce, o.allreduce_ctx) }?;
         let mut solver = ConjugateDirectionSolver::new(directions)
             .coarse_correction(coarse)
             .evaluation(evaluation)
             .options(options);
-        if o.allreduce.is_some() {
-            solver = solver.allreduce(&sum);
+        if let Some(sum) = &sum {
+            solver = solver.allreduce(sum);
         }
         let mut work = x.to_vec();
         let result = solver.solve(linear, b, &mut work);

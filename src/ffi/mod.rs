@@ -24,6 +24,7 @@
 mod args;
 mod callback;
 mod cg;
+mod comm;
 mod distributed;
 mod implicit;
 mod learned;
@@ -38,6 +39,7 @@ mod versioned;
 
 pub use callback::{adj_allreduce_fn, adj_apply_fn};
 pub use cg::*;
+pub use comm::*;
 pub use distributed::*;
 pub use implicit::*;
 pub use learned::*;

@@ -586,6 +586,16 @@ function _c_comm(comm::_Callback, rank::Integer, nranks::Integer)
     return CComm(r[].struct_size, pointer_from_objref(comm), rank, nranks, _REDUCTION[], _EXCHANGE[])
 end
 
+"""The `adj_comm` (in a `Ref`, for `options.comm`) of a solve whose operator
+does its own halo exchanges: only the sum over ranks `reduction.f`
+(`nothing`: the same algorithm run serially) and no exchange."""
+function _reduction_comm(reduction::_Callback)
+    r = Ref{CComm}()
+    _check(ccall((:adj_comm_init, libadjunct()), Cint, (Ref{CComm}, Csize_t), r, sizeof(CComm)))
+    fn = reduction.f === nothing ? C_NULL : _REDUCTION[]
+    return Ref(CComm(r[].struct_size, pointer_from_objref(reduction), 0, 1, fn, C_NULL))
+end
+
 """The library's default `CommStats` (its `adj_comm_stats_init`)."""
 function _comm_stats()
     r = Ref{CommStats}()
@@ -795,7 +805,14 @@ struct CgOptions
     residual_history::Ptr{Cdouble}
     residual_history_capacity::Csize_t
     norm::UInt32
+    comm::Ptr{CComm}  # distributed solves (adj_cg_solve only); C_NULL: serial
 end
+
+# Every option but the communicator (serial solves).
+CgOptions(struct_size, rtol, atol, max_iterations, nonzero_initial_guess, residual_history,
+          residual_history_capacity, norm) =
+    CgOptions(struct_size, rtol, atol, max_iterations, nonzero_initial_guess, residual_history,
+              residual_history_capacity, norm, Ptr{CComm}(C_NULL))
 
 """Mirror of `adj_solve_report`."""
 struct SolveReport
@@ -906,16 +923,15 @@ function cg_distributed(A::Operator, b::AbstractVector{<:Real}; allreduce! = not
     bb = Vector{Float64}(b)
     x = x0 === nothing ? zeros(length(bb)) : Vector{Float64}(x0)
     reduction = _Callback(allreduce!)
+    comm = _reduction_comm(reduction)
     report = _solve_report()
     pc_ptr = pc === nothing ? C_NULL : pc
-    fn = allreduce! === nothing ? C_NULL : _REDUCTION[]
-    status = GC.@preserve A pc reduction begin
+    status = GC.@preserve A pc reduction comm begin
         options = CgOptions(sizeof(CgOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1, Ptr{Cdouble}(C_NULL), 0,
-                            UInt32(0))
-        ccall((:adj_cg_solve_distributed, libadjunct()), Cint,
-              (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ptr{Cvoid}, Ptr{Cvoid},
-               Ref{SolveReport}),
-              A, pc_ptr, bb, x, length(bb), options, fn, pointer_from_objref(reduction), report)
+                            UInt32(0), Base.unsafe_convert(Ptr{CComm}, comm))
+        ccall((:adj_cg_solve, libadjunct()), Cint,
+              (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t, Ref{CgOptions}, Ref{SolveReport}),
+              A, pc_ptr, bb, x, length(bb), options, report)
     end
     _rethrow(A.callback)
     pc === nothing || _rethrow(pc.callback)
@@ -1342,10 +1358,11 @@ struct CdmOptions
     orthogonalize::Csize_t
     true_residual_period::Csize_t
     stall_cosine::Cdouble
-    allreduce::Ptr{Cvoid}
+    allreduce::Ptr{Cvoid}      # deprecated spelling of `comm`: always C_NULL here
     allreduce_ctx::Ptr{Cvoid}
     coarse_block::Int32
     layer_by_layer::Int32
+    comm::Ptr{CComm}           # distributed solves; C_NULL: serial
 end
 
 """Mirror of `adj_cdm_report`."""
@@ -1396,10 +1413,11 @@ function cdm(A::Operator, b::AbstractVector{<:Real}; model::Union{Nothing,Model}
     _check(ccall((:adj_cdm_report_init, libadjunct()), Cint, (Ref{CdmReport}, Csize_t), cdm_report,
                  sizeof(CdmReport)))
     reduction = _Callback(allreduce!)
-    status = GC.@preserve A model pc cb reduction begin
+    comm = _reduction_comm(reduction)
+    status = GC.@preserve A model pc cb reduction comm begin
+        comm_ptr = allreduce! === nothing ? Ptr{CComm}(C_NULL) : Base.unsafe_convert(Ptr{CComm}, comm)
         options = CdmOptions(sizeof(CdmOptions), rtol, atol, maxiter, x0 === nothing ? 0 : 1, orthogonalize, true_residual_period,
-                             stall_cosine, allreduce! === nothing ? C_NULL : _REDUCTION[],
-                             pointer_from_objref(reduction), coarse_block, layer_by_layer ? 1 : 0)
+                             stall_cosine, C_NULL, C_NULL, coarse_block, layer_by_layer ? 1 : 0, comm_ptr)
         ccall((:adj_cdm_solve, libadjunct()), Cint,
               (Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cvoid}, Ptr{Cdouble}, Ptr{Cdouble}, Csize_t,
                Ref{CdmOptions}, Ref{SolveReport}, Ref{CdmReport}),
