@@ -90,8 +90,9 @@ where
 /// ‖r‖ that scales the generator's input), two more for a fallback step,
 /// one for each true-residual recomputation; every decision
 /// uses reduced values, so all ranks take the same steps, and a local
-/// failure is reported on every rank at the next reduction.
-pub fn conjugate_direction_reduced<A, D>(
+/// failure is reported on every rank at the next reduction. Public as
+/// [`ConjugateDirectionSolver::allreduce`](crate::learned::ConjugateDirectionSolver::allreduce).
+pub(crate) fn conjugate_direction_reduced<A, D>(
     op: &A,
     generator: &D,
     b: &[f64],

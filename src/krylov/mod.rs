@@ -33,9 +33,9 @@ mod two_level;
 pub use crate::report::{SolveReason, SolveReport};
 pub use bicgstab::bicgstab;
 pub use cg::cg;
+pub(crate) use conjugate_direction::conjugate_direction_reduced;
 pub use conjugate_direction::{
-    conjugate_direction, conjugate_direction_reduced, ConjugateDirectionOptions,
-    ConjugateDirectionReport,
+    conjugate_direction, ConjugateDirectionOptions, ConjugateDirectionReport,
 };
 pub use gmres::gmres;
 pub use ic0::Ic0;

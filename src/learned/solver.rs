@@ -96,8 +96,13 @@ impl<'a> ConjugateDirectionSolver<'a> {
     }
 
     /// Makes the solve distributed: each rank passes its part of the
-    /// problem and `allreduce` sums over ranks (see
-    /// [`conjugate_direction_reduced`]).
+    /// problem (its rows of A, doing their own halo exchange; a local
+    /// direction map) and `allreduce` sums over ranks, as for
+    /// [`cg_single_reduction`](crate::krylov::cg_single_reduction). Two
+    /// reductions per iteration (the orthogonalisation coefficients with
+    /// ‖r‖²; then the step's inner products), two more for a fallback step,
+    /// one per true-residual recomputation; all ranks take the same steps,
+    /// and a local failure is reported on every rank at the next reduction.
     pub fn allreduce(mut self, allreduce: AllreduceSum<'a>) -> Self {
         self.allreduce = Some(allreduce);
         self
