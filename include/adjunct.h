@@ -930,8 +930,22 @@ enum adj_status adj_operator_apply(const struct adj_operator *op,
 enum adj_status adj_operator_csr_nnz(const struct adj_operator *op, size_t *nnz);
 
 // Exports the operator as a CSR matrix with 64-bit indices (CSR and grid
-// operators): `row_ptr` receives n+1 entries, `col_idx` and `values`
-// `nnz` entries (see `adj_operator_csr_nnz`), columns sorted in each row.
+// operators) into caller arrays of the given lengths: `row_ptr` receives
+// n+1 entries, `col_idx` and `values` nnz entries (see
+// `adj_operator_dim` and `adj_operator_csr_nnz`), columns sorted in each
+// row. A length that differs is `ADJ_ERR_DIMENSION_MISMATCH` naming the
+// array, and nothing is written. Since 0.3.0.
+enum adj_status adj_operator_write_csr_i64(const struct adj_operator *op,
+                                           int64_t *row_ptr,
+                                           size_t row_ptr_len,
+                                           int64_t *col_idx,
+                                           size_t col_idx_len,
+                                           double *values,
+                                           size_t values_len);
+
+// Deprecated spelling of `adj_operator_write_csr_i64` without the arrays'
+// lengths (kept for 0.2 clients): `row_ptr` must hold n+1 entries,
+// `col_idx` and `values` nnz entries.
 enum adj_status adj_operator_to_csr_i64(const struct adj_operator *op,
                                         int64_t *row_ptr,
                                         int64_t *col_idx,

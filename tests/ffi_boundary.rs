@@ -198,11 +198,50 @@ fn finite_inputs_that_would_overflow_the_stencil_are_rejected() {
         let mut n = 0;
         adj_operator_dim(op, &mut n);
         let (mut ptr, mut cols, mut vals) = (vec![0i64; n + 1], vec![0i64; nnz], vec![0.0; nnz]);
+        // Each output length is checked before anything is written.
+        for (lengths, named) in [
+            ([n, nnz, nnz], "row_ptr_len"),
+            ([n + 1, nnz + 1, nnz], "col_idx_len"),
+            ([n + 1, nnz, nnz - 1], "values_len"),
+        ] {
+            let status = adj_operator_write_csr_i64(
+                op,
+                ptr.as_mut_ptr(),
+                lengths[0],
+                cols.as_mut_ptr(),
+                lengths[1],
+                vals.as_mut_ptr(),
+                lengths[2],
+            );
+            expect(status, ADJ_ERR_DIMENSION_MISMATCH, &[named]);
+            assert!(ptr.iter().all(|&p| p == 0) && vals.iter().all(|&v| v == 0.0));
+        }
         assert_eq!(
-            adj_operator_to_csr_i64(op, ptr.as_mut_ptr(), cols.as_mut_ptr(), vals.as_mut_ptr()),
+            adj_operator_write_csr_i64(
+                op,
+                ptr.as_mut_ptr(),
+                n + 1,
+                cols.as_mut_ptr(),
+                nnz,
+                vals.as_mut_ptr(),
+                nnz
+            ),
             ADJ_OK
         );
         assert!(vals.iter().all(|v| v.is_finite()));
+        // The deprecated spelling writes the same arrays.
+        let (mut ptr_0, mut cols_0, mut vals_0) =
+            (vec![0i64; n + 1], vec![0i64; nnz], vec![0.0; nnz]);
+        assert_eq!(
+            adj_operator_to_csr_i64(
+                op,
+                ptr_0.as_mut_ptr(),
+                cols_0.as_mut_ptr(),
+                vals_0.as_mut_ptr()
+            ),
+            ADJ_OK
+        );
+        assert_eq!((ptr_0, cols_0, vals_0), (ptr, cols, vals));
         for kind in [
             adj_precond_kind::ADJ_PRECOND_IC0,
             adj_precond_kind::ADJ_PRECOND_MULTIGRID,

@@ -482,8 +482,29 @@ pub unsafe extern "C" fn adj_operator_csr_nnz(
 }
 
 /// Exports the operator as a CSR matrix with 64-bit indices (CSR and grid
-/// operators): `row_ptr` receives n+1 entries, `col_idx` and `values`
-/// `nnz` entries (see `adj_operator_csr_nnz`), columns sorted in each row.
+/// operators) into caller arrays of the given lengths: `row_ptr` receives
+/// n+1 entries, `col_idx` and `values` nnz entries (see
+/// `adj_operator_dim` and `adj_operator_csr_nnz`), columns sorted in each
+/// row. A length that differs is `ADJ_ERR_DIMENSION_MISMATCH` naming the
+/// array, and nothing is written. Since 0.3.0.
+#[no_mangle]
+pub unsafe extern "C" fn adj_operator_write_csr_i64(
+    op: *const adj_operator,
+    row_ptr: *mut i64,
+    row_ptr_len: usize,
+    col_idx: *mut i64,
+    col_idx_len: usize,
+    values: *mut f64,
+    values_len: usize,
+) -> adj_status {
+    let lengths = Some([row_ptr_len, col_idx_len, values_len]);
+    // SAFETY: forwarded contract.
+    boundary(|| unsafe { write_csr_i64(op, row_ptr, col_idx, values, lengths) })
+}
+
+/// Deprecated spelling of `adj_operator_write_csr_i64` without the arrays'
+/// lengths (kept for 0.2 clients): `row_ptr` must hold n+1 entries,
+/// `col_idx` and `values` nnz entries.
 #[no_mangle]
 pub unsafe extern "C" fn adj_operator_to_csr_i64(
     op: *const adj_operator,
@@ -491,28 +512,47 @@ pub unsafe extern "C" fn adj_operator_to_csr_i64(
     col_idx: *mut i64,
     values: *mut f64,
 ) -> adj_status {
-    boundary(|| {
-        // SAFETY: NULL or a live handle.
-        let op = unsafe { handle(op, "op") }?;
-        let csr = op.to_csr()?;
-        let (n, nnz) = (csr.row_ptr().len() - 1, csr.nnz());
-        // SAFETY: the caller passes arrays of the documented sizes.
-        let (ptr, cols, vals) = unsafe {
-            (
-                slice_mut(row_ptr, n + 1, "row_ptr")?,
-                slice_mut(col_idx, nnz, "col_idx")?,
-                slice_mut(values, nnz, "values")?,
-            )
-        };
-        for (dst, &src) in ptr.iter_mut().zip(csr.row_ptr()) {
-            *dst = i64::from(src);
-        }
-        for (dst, &src) in cols.iter_mut().zip(csr.col_idx()) {
-            *dst = i64::from(src);
-        }
-        vals.copy_from_slice(csr.values());
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    boundary(|| unsafe { write_csr_i64(op, row_ptr, col_idx, values, None) })
+}
+
+/// The CSR export into arrays of the caller's `lengths` (row_ptr, col_idx,
+/// values), or of the lengths the deprecated contract promises (`None`).
+///
+/// # Safety
+/// `op` is NULL or live; the arrays hold the lengths given or promised.
+unsafe fn write_csr_i64(
+    op: *const adj_operator,
+    row_ptr: *mut i64,
+    col_idx: *mut i64,
+    values: *mut f64,
+    lengths: Option<[usize; 3]>,
+) -> Result<()> {
+    // SAFETY: NULL or a live handle.
+    let op = unsafe { handle(op, "op") }?;
+    let csr = op.to_csr()?;
+    let (n, nnz) = (csr.row_ptr().len() - 1, csr.nnz());
+    if let Some([row_ptr_len, col_idx_len, values_len]) = lengths {
+        Error::check_len("row_ptr_len", n + 1, row_ptr_len)?;
+        Error::check_len("col_idx_len", nnz, col_idx_len)?;
+        Error::check_len("values_len", nnz, values_len)?;
+    }
+    // SAFETY: the caller passes arrays of these lengths.
+    let (ptr, cols, vals) = unsafe {
+        (
+            slice_mut(row_ptr, n + 1, "row_ptr")?,
+            slice_mut(col_idx, nnz, "col_idx")?,
+            slice_mut(values, nnz, "values")?,
+        )
+    };
+    for (dst, &src) in ptr.iter_mut().zip(csr.row_ptr()) {
+        *dst = i64::from(src);
+    }
+    for (dst, &src) in cols.iter_mut().zip(csr.col_idx()) {
+        *dst = i64::from(src);
+    }
+    vals.copy_from_slice(csr.values());
+    Ok(())
 }
 
 /// Writes the number of cells nx·ny·nz of a grid operator to `*num_cells`.

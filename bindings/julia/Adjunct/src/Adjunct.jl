@@ -526,8 +526,9 @@ function to_csr(A::Operator)
     row_ptr = zeros(Int64, n + 1)
     col_idx = zeros(Int64, nnz[])
     values = zeros(Float64, nnz[])
-    _check(ccall((:adj_operator_to_csr_i64, libadjunct()), Cint,
-                 (Ptr{Cvoid}, Ptr{Int64}, Ptr{Int64}, Ptr{Cdouble}), A, row_ptr, col_idx, values))
+    _check(ccall((:adj_operator_write_csr_i64, libadjunct()), Cint,
+                 (Ptr{Cvoid}, Ptr{Int64}, Csize_t, Ptr{Int64}, Csize_t, Ptr{Cdouble}, Csize_t),
+                 A, row_ptr, length(row_ptr), col_idx, length(col_idx), values, length(values)))
     # CSR arrays of A are the CSC arrays of Aᵀ.
     At = SparseMatrixCSC(n, n, row_ptr .+ 1, col_idx .+ 1, values)
     return sparse(transpose(At))
