@@ -1056,19 +1056,10 @@ enum adj_status adj_ot_cost_gradient(const double *cost,
                                      double *grad_a,
                                      double *grad_b);
 
-// Vector-Jacobian product of the plan P at a converged solution (arguments
-// as `adj_ot_cost_gradient`): for P̄ (`plan_bar`, n·m) writes the gradients
-// of ⟨P̄, P⟩ wrt C (`grad_cost`, n·m; NULL to skip), a (`grad_a`, n,
-// centred) and b (`grad_b`, m). With Q = P̄ ⊙ P/ε and u = (u_f, u_g) the
-// solution of H u = ε (Q1, Qᵀ1), H = [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]
-// (null direction (1, −1) projected out):
-// grad_a = u_f, grad_b = u_g, grad_cost_ij = P_ij (u_f,i + u_g,j)/ε − Q_ij.
-// The system is solved to ‖H u − r‖₂ ≤ max(rtol·‖r‖₂, atol) (`options`;
-// NULL = defaults; `nonzero_initial_guess` is ignored) by CG on the Schur
-// complement diag(Pᵀ1) − Pᵀ diag(P1)⁻¹ P, preconditioned by its diagonal,
-// and back-substitution; its residual is that of H u = r. Outputs only on
-// success; `report` (may be NULL) as for `adj_cg_solve`, with the
-// iterations of the Schur system.
+// Deprecated spelling of `adj_ot_implicit_vjp` with CG options (kept for
+// 0.2 clients): the same product, its Schur system solved to `options`'
+// tolerances (NULL = defaults; `nonzero_initial_guess` is ignored) with
+// the residual history filled.
 enum adj_status adj_ot_plan_vjp(const double *cost,
                                 size_t n,
                                 size_t m,
@@ -1082,13 +1073,36 @@ enum adj_status adj_ot_plan_vjp(const double *cost,
                                 double *grad_b,
                                 struct adj_solve_report *report);
 
-// Jacobian-vector product of the plan P at a converged solution (arguments
-// as `adj_ot_cost_gradient`): for tangents Ċ (`cost_dot`, n·m), ȧ
-// (`a_dot`, n) and ḃ (`b_dot`, m) with Σȧ = Σḃ, writes
-// Ṗ_ij = P_ij (ḟ_i + ġ_j − Ċ_ij)/ε to `plan_dot` (n·m), where
-// H (ḟ, ġ) = ε (ȧ, ḃ) + ((P⊙Ċ)1, (P⊙Ċ)ᵀ1). Solver, `options` and
-// `report` as for `adj_ot_plan_vjp`; unequal tangent masses are
-// `ADJ_ERR_INVALID_ARGUMENT`.
+// Vector-Jacobian product of the plan P at a converged solution (arguments
+// as `adj_ot_cost_gradient`): for P̄ (`plan_bar`, n·m) writes the gradients
+// of ⟨P̄, P⟩ wrt C (`grad_cost`, n·m; NULL to skip), a (`grad_a`, n,
+// centred) and b (`grad_b`, m). With Q = P̄ ⊙ P/ε and u = (u_f, u_g) the
+// solution of H u = ε (Q1, Qᵀ1), H = [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]
+// (null direction (1, −1) projected out):
+// grad_a = u_f, grad_b = u_g, grad_cost_ij = P_ij (u_f,i + u_g,j)/ε − Q_ij.
+// The system is solved to ‖H u − r‖₂ ≤ max(rtol·‖r‖₂, atol) (`options`,
+// the options of every implicit-differentiation entry point:
+// `options->solver` must be `ADJ_SOLVER_CG`, NULL options being the
+// defaults with CG; `ridge` 0, `warm_start` and `precond` NULL) by CG on
+// the Schur complement diag(Pᵀ1) − Pᵀ diag(P1)⁻¹ P, preconditioned by its diagonal,
+// and back-substitution; its residual is that of H u = r. Outputs only on
+// success; `report` (may be NULL) as for `adj_cg_solve`, with the
+// iterations of the Schur system. Since 0.3.0.
+enum adj_status adj_ot_implicit_vjp(const double *cost,
+                                    size_t n,
+                                    size_t m,
+                                    double eps,
+                                    const double *f,
+                                    const double *g,
+                                    const double *plan_bar,
+                                    const struct adj_implicit_options *options,
+                                    double *grad_cost,
+                                    double *grad_a,
+                                    double *grad_b,
+                                    struct adj_solve_report *report);
+
+// Deprecated spelling of `adj_ot_implicit_jvp` with CG options (kept for
+// 0.2 clients), as `adj_ot_plan_vjp` is of `adj_ot_implicit_vjp`.
 enum adj_status adj_ot_plan_jvp(const double *cost,
                                 size_t n,
                                 size_t m,
@@ -1101,6 +1115,26 @@ enum adj_status adj_ot_plan_jvp(const double *cost,
                                 const struct adj_cg_options *options,
                                 double *plan_dot,
                                 struct adj_solve_report *report);
+
+// Jacobian-vector product of the plan P at a converged solution (arguments
+// as `adj_ot_cost_gradient`): for tangents Ċ (`cost_dot`, n·m), ȧ
+// (`a_dot`, n) and ḃ (`b_dot`, m) with Σȧ = Σḃ, writes
+// Ṗ_ij = P_ij (ḟ_i + ġ_j − Ċ_ij)/ε to `plan_dot` (n·m), where
+// H (ḟ, ġ) = ε (ȧ, ḃ) + ((P⊙Ċ)1, (P⊙Ċ)ᵀ1). Solver, `options` and
+// `report` as for `adj_ot_implicit_vjp`; unequal tangent masses are
+// `ADJ_ERR_INVALID_ARGUMENT`. Since 0.3.0.
+enum adj_status adj_ot_implicit_jvp(const double *cost,
+                                    size_t n,
+                                    size_t m,
+                                    double eps,
+                                    const double *f,
+                                    const double *g,
+                                    const double *cost_dot,
+                                    const double *a_dot,
+                                    const double *b_dot,
+                                    const struct adj_implicit_options *options,
+                                    double *plan_dot,
+                                    struct adj_solve_report *report);
 
 // Creates a preconditioner of kind `kind` (an `adj_precond_kind`) for the operator `op`
 // (which is only read during this call). Jacobi needs a CSR or grid

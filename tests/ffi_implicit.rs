@@ -797,3 +797,132 @@ fn ot_gradient_errors_name_the_argument() {
         assert_eq!((ga, gb), (vec![3.0; n], vec![3.0; m]));
     }
 }
+
+/// The OT derivatives with the options of every implicit-differentiation
+/// entry point give exactly the products of their deprecated CG-options
+/// spellings; NULL options choose CG, and a solver, ridge, warm start or
+/// preconditioner the system cannot use is refused naming it.
+#[test]
+fn ot_derivatives_take_the_implicit_options() {
+    let case = ot_case(0.1);
+    let (n, m) = (case.n, case.m);
+    let mut cg_options = init(adj_cg_options_init);
+    cg_options.rtol = 1e-12;
+    let mut implicit = init(adj_implicit_options_init);
+    implicit.solver = adj_solver::ADJ_SOLVER_CG as u32;
+    implicit.rtol = 1e-12;
+    let plan_bar = Rng::new(9).vector(n * m);
+    let mut rng = Rng::new(10);
+    let c_dot = rng.vector(n * m);
+    let a_dot = vec![0.0; n];
+    let b_dot = vec![0.0; m];
+    let vjp = |options: *const adj_implicit_options| {
+        let (mut gc, mut ga, mut gb) = (vec![0.0; n * m], vec![0.0; n], vec![0.0; m]);
+        let mut report = zeroed_report();
+        // SAFETY: arrays of the documented sizes.
+        let s = unsafe {
+            adj_ot_implicit_vjp(
+                case.cost.as_ptr(),
+                n,
+                m,
+                case.eps,
+                case.f.as_ptr(),
+                case.g.as_ptr(),
+                plan_bar.as_ptr(),
+                options,
+                gc.as_mut_ptr(),
+                ga.as_mut_ptr(),
+                gb.as_mut_ptr(),
+                &mut report,
+            )
+        };
+        (s, [gc, ga, gb], report.iterations)
+    };
+    let jvp = |options: *const adj_implicit_options| {
+        let mut plan_dot = vec![0.0; n * m];
+        // SAFETY: arrays of the documented sizes.
+        let s = unsafe {
+            adj_ot_implicit_jvp(
+                case.cost.as_ptr(),
+                n,
+                m,
+                case.eps,
+                case.f.as_ptr(),
+                case.g.as_ptr(),
+                c_dot.as_ptr(),
+                a_dot.as_ptr(),
+                b_dot.as_ptr(),
+                options,
+                plan_dot.as_mut_ptr(),
+                null_mut(),
+            )
+        };
+        (s, plan_dot)
+    };
+    let (mut gc, mut ga, mut gb) = (vec![0.0; n * m], vec![0.0; n], vec![0.0; m]);
+    let mut plan_dot = vec![0.0; n * m];
+    let mut report = zeroed_report();
+    // SAFETY: arrays of the documented sizes.
+    unsafe {
+        let s = adj_ot_plan_vjp(
+            case.cost.as_ptr(),
+            n,
+            m,
+            case.eps,
+            case.f.as_ptr(),
+            case.g.as_ptr(),
+            plan_bar.as_ptr(),
+            &cg_options,
+            gc.as_mut_ptr(),
+            ga.as_mut_ptr(),
+            gb.as_mut_ptr(),
+            &mut report,
+        );
+        assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+        let s = adj_ot_plan_jvp(
+            case.cost.as_ptr(),
+            n,
+            m,
+            case.eps,
+            case.f.as_ptr(),
+            case.g.as_ptr(),
+            c_dot.as_ptr(),
+            a_dot.as_ptr(),
+            b_dot.as_ptr(),
+            &cg_options,
+            plan_dot.as_mut_ptr(),
+            null_mut(),
+        );
+        assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+    }
+    let (s, gradients, iterations) = vjp(&implicit);
+    assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+    assert_eq!(gradients, [gc, ga, gb]);
+    assert_eq!(iterations, report.iterations);
+    let (s, value) = jvp(&implicit);
+    assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+    assert_eq!(value, plan_dot);
+    // NULL: the defaults (rtol 1e-10) with CG.
+    let (s, gradients, _) = vjp(null());
+    assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+    assert!(gradients[0].iter().all(|v| v.is_finite()));
+
+    let warm = vec![0.0; n + m];
+    type Spoil = fn(&mut adj_implicit_options, *const f64);
+    let refusals: [(Spoil, &str); 3] = [
+        (
+            |o, _| o.solver = adj_solver::ADJ_SOLVER_GMRES as u32,
+            "`solver`",
+        ),
+        (|o, _| o.ridge = 1e-3, "ridge"),
+        (|o, w| o.warm_start = w, "warm_start"),
+    ];
+    for (spoil, named) in refusals {
+        let mut bad = implicit;
+        spoil(&mut bad, warm.as_ptr());
+        let (s, _, _) = vjp(&bad);
+        expect(s, adj_status::ADJ_ERR_INVALID_ARGUMENT, &[named]);
+        let (s, _) = jvp(&bad);
+        expect(s, adj_status::ADJ_ERR_INVALID_ARGUMENT, &[named]);
+    }
+}

@@ -862,32 +862,40 @@ inline OtGradient ot_cost_gradient(const std::vector<double> &cost, const OtSolu
     return out;
 }
 
+/// Options of the OT derivatives (the options of every implicit-differentiation
+/// entry point): CG on the dual Hessian's Schur system, rtol 1e-10.
+inline adj_implicit_options ot_derivative_options() { return linear_solve_options(); }
+
 /// Gradients of ⟨P̄, P⟩ wrt C, a and b (one CG solve with the dual Hessian).
 inline OtGradient ot_plan_vjp(const std::vector<double> &cost, const OtSolution &s, double eps,
-                              const std::vector<double> &plan_bar, const adj_cg_options &options = cg_options()) {
+                              const std::vector<double> &plan_bar,
+                              const adj_implicit_options &options = ot_derivative_options()) {
     detail::require_size(cost.size(), s.f.size() * s.g.size(), "cost");
     detail::require_size(plan_bar.size(), cost.size(), "plan_bar");
     OtGradient out;
     out.cost.resize(cost.size());
     out.a.resize(s.f.size());
     out.b.resize(s.g.size());
-    detail::check(adj_ot_plan_vjp(cost.data(), s.f.size(), s.g.size(), eps, s.f.data(), s.g.data(), plan_bar.data(),
-                                  &options, out.cost.data(), out.a.data(), out.b.data(), &out.report));
+    detail::check(adj_ot_implicit_vjp(cost.data(), s.f.size(), s.g.size(), eps, s.f.data(), s.g.data(),
+                                      plan_bar.data(), &options, out.cost.data(), out.a.data(), out.b.data(),
+                                      &out.report));
     return out;
 }
 
 /// The plan's derivative Ṗ along tangents Ċ, ȧ, ḃ (Σȧ = Σḃ).
 inline Gradient ot_plan_jvp(const std::vector<double> &cost, const OtSolution &s, double eps,
                             const std::vector<double> &cost_dot, const std::vector<double> &a_dot,
-                            const std::vector<double> &b_dot, const adj_cg_options &options = cg_options()) {
+                            const std::vector<double> &b_dot,
+                            const adj_implicit_options &options = ot_derivative_options()) {
     detail::require_size(cost.size(), s.f.size() * s.g.size(), "cost");
     detail::require_size(cost_dot.size(), cost.size(), "cost_dot");
     detail::require_size(a_dot.size(), s.f.size(), "a_dot");
     detail::require_size(b_dot.size(), s.g.size(), "b_dot");
     Gradient out;
     out.value.resize(cost.size());
-    detail::check(adj_ot_plan_jvp(cost.data(), s.f.size(), s.g.size(), eps, s.f.data(), s.g.data(), cost_dot.data(),
-                                  a_dot.data(), b_dot.data(), &options, out.value.data(), &out.report));
+    detail::check(adj_ot_implicit_jvp(cost.data(), s.f.size(), s.g.size(), eps, s.f.data(), s.g.data(),
+                                      cost_dot.data(), a_dot.data(), b_dot.data(), &options, out.value.data(),
+                                      &out.report));
     return out;
 }
 

@@ -3,14 +3,24 @@
 //! Convention: P_ij = exp((f_i + g_j − C_ij)/ε) solves
 //! min_P ⟨C, P⟩ + ε Σ P_ij (log P_ij − 1) s.t. P1 = a, Pᵀ1 = b,
 //! with ε in the units of C (η = 1/ε in the Sinkhorn-Newton-Sparse paper).
+//!
+//! The derivative functions (`adj_ot_cost_gradient`, `adj_ot_implicit_vjp`,
+//! `adj_ot_implicit_jvp`) take the solution as the arrays `adj_ot_solve`
+//! wrote — C, ε, f, g — rather than an object it returned: an autodiff
+//! host (a JAX `custom_vjp`, a ChainRules `rrule`) keeps exactly these as
+//! its residuals, possibly long after the solve; the plan is recomputed
+//! from them instead of being kept (n·m doubles); and there is no handle to
+//! outlive or free.
 
 use super::args::{finite_input, finite_output, option_in, out_ptr, slice, slice_mut};
 use super::cg::{adj_cg_options, krylov_options};
+use super::implicit::{adj_implicit_options, adj_solver};
 use super::report::{adj_solve_report, write_report};
 use super::status::{adj_status, boundary};
-use super::versioned::{self, versioned, Output};
+use super::versioned::{self, versioned, Output, Versioned};
 use crate::error::{Error, Result};
 use crate::implicit::OtPoint;
+use crate::krylov::KrylovOptions;
 use crate::ot::{self, CostMatrix, OtMethod, OtOptions};
 
 /// The OT algorithm (`adj_ot_options.method`, stored as `uint32_t`).
@@ -397,19 +407,10 @@ pub unsafe extern "C" fn adj_ot_cost_gradient(
     })
 }
 
-/// Vector-Jacobian product of the plan P at a converged solution (arguments
-/// as `adj_ot_cost_gradient`): for P̄ (`plan_bar`, n·m) writes the gradients
-/// of ⟨P̄, P⟩ wrt C (`grad_cost`, n·m; NULL to skip), a (`grad_a`, n,
-/// centred) and b (`grad_b`, m). With Q = P̄ ⊙ P/ε and u = (u_f, u_g) the
-/// solution of H u = ε (Q1, Qᵀ1), H = [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]
-/// (null direction (1, −1) projected out):
-/// grad_a = u_f, grad_b = u_g, grad_cost_ij = P_ij (u_f,i + u_g,j)/ε − Q_ij.
-/// The system is solved to ‖H u − r‖₂ ≤ max(rtol·‖r‖₂, atol) (`options`;
-/// NULL = defaults; `nonzero_initial_guess` is ignored) by CG on the Schur
-/// complement diag(Pᵀ1) − Pᵀ diag(P1)⁻¹ P, preconditioned by its diagonal,
-/// and back-substitution; its residual is that of H u = r. Outputs only on
-/// success; `report` (may be NULL) as for `adj_cg_solve`, with the
-/// iterations of the Schur system.
+/// Deprecated spelling of `adj_ot_implicit_vjp` with CG options (kept for
+/// 0.2 clients): the same product, its Schur system solved to `options`'
+/// tolerances (NULL = defaults; `nonzero_initial_guess` is ignored) with
+/// the residual history filled.
 #[no_mangle]
 pub unsafe extern "C" fn adj_ot_plan_vjp(
     cost: *const f64,
@@ -420,6 +421,93 @@ pub unsafe extern "C" fn adj_ot_plan_vjp(
     g: *const f64,
     plan_bar: *const f64,
     options: *const adj_cg_options,
+    grad_cost: *mut f64,
+    grad_a: *mut f64,
+    grad_b: *mut f64,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        plan_vjp(
+            cost,
+            n,
+            m,
+            eps,
+            f,
+            g,
+            plan_bar,
+            DerivativeOptions::Cg(options),
+            grad_cost,
+            grad_a,
+            grad_b,
+            report,
+        )
+    }
+}
+
+/// Vector-Jacobian product of the plan P at a converged solution (arguments
+/// as `adj_ot_cost_gradient`): for P̄ (`plan_bar`, n·m) writes the gradients
+/// of ⟨P̄, P⟩ wrt C (`grad_cost`, n·m; NULL to skip), a (`grad_a`, n,
+/// centred) and b (`grad_b`, m). With Q = P̄ ⊙ P/ε and u = (u_f, u_g) the
+/// solution of H u = ε (Q1, Qᵀ1), H = [[diag(P1), P], [Pᵀ, diag(Pᵀ1)]]
+/// (null direction (1, −1) projected out):
+/// grad_a = u_f, grad_b = u_g, grad_cost_ij = P_ij (u_f,i + u_g,j)/ε − Q_ij.
+/// The system is solved to ‖H u − r‖₂ ≤ max(rtol·‖r‖₂, atol) (`options`,
+/// the options of every implicit-differentiation entry point:
+/// `options->solver` must be `ADJ_SOLVER_CG`, NULL options being the
+/// defaults with CG; `ridge` 0, `warm_start` and `precond` NULL) by CG on
+/// the Schur complement diag(Pᵀ1) − Pᵀ diag(P1)⁻¹ P, preconditioned by its diagonal,
+/// and back-substitution; its residual is that of H u = r. Outputs only on
+/// success; `report` (may be NULL) as for `adj_cg_solve`, with the
+/// iterations of the Schur system. Since 0.3.0.
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_implicit_vjp(
+    cost: *const f64,
+    n: usize,
+    m: usize,
+    eps: f64,
+    f: *const f64,
+    g: *const f64,
+    plan_bar: *const f64,
+    options: *const adj_implicit_options,
+    grad_cost: *mut f64,
+    grad_a: *mut f64,
+    grad_b: *mut f64,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        plan_vjp(
+            cost,
+            n,
+            m,
+            eps,
+            f,
+            g,
+            plan_bar,
+            DerivativeOptions::Implicit(options),
+            grad_cost,
+            grad_a,
+            grad_b,
+            report,
+        )
+    }
+}
+
+/// The body of both plan VJPs.
+///
+/// # Safety
+/// As documented on `adj_ot_plan_vjp`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn plan_vjp(
+    cost: *const f64,
+    n: usize,
+    m: usize,
+    eps: f64,
+    f: *const f64,
+    g: *const f64,
+    plan_bar: *const f64,
+    options: DerivativeOptions,
     grad_cost: *mut f64,
     grad_a: *mut f64,
     grad_b: *mut f64,
@@ -438,7 +526,7 @@ pub unsafe extern "C" fn adj_ot_plan_vjp(
         };
         finite_input("plan_bar", plan_bar)?;
         // SAFETY: NULL or a valid options struct.
-        let (mut krylov, history) = unsafe { krylov_options(options) }?;
+        let (mut krylov, history) = unsafe { options.krylov() }?;
         // SAFETY: NULL or a valid report struct.
         let report = unsafe { Output::new(report, "report") }?;
         krylov.nonzero_initial_guess = false;
@@ -458,13 +546,8 @@ pub unsafe extern "C" fn adj_ot_plan_vjp(
     })
 }
 
-/// Jacobian-vector product of the plan P at a converged solution (arguments
-/// as `adj_ot_cost_gradient`): for tangents Ċ (`cost_dot`, n·m), ȧ
-/// (`a_dot`, n) and ḃ (`b_dot`, m) with Σȧ = Σḃ, writes
-/// Ṗ_ij = P_ij (ḟ_i + ġ_j − Ċ_ij)/ε to `plan_dot` (n·m), where
-/// H (ḟ, ġ) = ε (ȧ, ḃ) + ((P⊙Ċ)1, (P⊙Ċ)ᵀ1). Solver, `options` and
-/// `report` as for `adj_ot_plan_vjp`; unequal tangent masses are
-/// `ADJ_ERR_INVALID_ARGUMENT`.
+/// Deprecated spelling of `adj_ot_implicit_jvp` with CG options (kept for
+/// 0.2 clients), as `adj_ot_plan_vjp` is of `adj_ot_implicit_vjp`.
 #[no_mangle]
 pub unsafe extern "C" fn adj_ot_plan_jvp(
     cost: *const f64,
@@ -477,6 +560,85 @@ pub unsafe extern "C" fn adj_ot_plan_jvp(
     a_dot: *const f64,
     b_dot: *const f64,
     options: *const adj_cg_options,
+    plan_dot: *mut f64,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        plan_jvp(
+            cost,
+            n,
+            m,
+            eps,
+            f,
+            g,
+            cost_dot,
+            a_dot,
+            b_dot,
+            DerivativeOptions::Cg(options),
+            plan_dot,
+            report,
+        )
+    }
+}
+
+/// Jacobian-vector product of the plan P at a converged solution (arguments
+/// as `adj_ot_cost_gradient`): for tangents Ċ (`cost_dot`, n·m), ȧ
+/// (`a_dot`, n) and ḃ (`b_dot`, m) with Σȧ = Σḃ, writes
+/// Ṗ_ij = P_ij (ḟ_i + ġ_j − Ċ_ij)/ε to `plan_dot` (n·m), where
+/// H (ḟ, ġ) = ε (ȧ, ḃ) + ((P⊙Ċ)1, (P⊙Ċ)ᵀ1). Solver, `options` and
+/// `report` as for `adj_ot_implicit_vjp`; unequal tangent masses are
+/// `ADJ_ERR_INVALID_ARGUMENT`. Since 0.3.0.
+#[no_mangle]
+pub unsafe extern "C" fn adj_ot_implicit_jvp(
+    cost: *const f64,
+    n: usize,
+    m: usize,
+    eps: f64,
+    f: *const f64,
+    g: *const f64,
+    cost_dot: *const f64,
+    a_dot: *const f64,
+    b_dot: *const f64,
+    options: *const adj_implicit_options,
+    plan_dot: *mut f64,
+    report: *mut adj_solve_report,
+) -> adj_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        plan_jvp(
+            cost,
+            n,
+            m,
+            eps,
+            f,
+            g,
+            cost_dot,
+            a_dot,
+            b_dot,
+            DerivativeOptions::Implicit(options),
+            plan_dot,
+            report,
+        )
+    }
+}
+
+/// The body of both plan JVPs.
+///
+/// # Safety
+/// As documented on `adj_ot_plan_jvp`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn plan_jvp(
+    cost: *const f64,
+    n: usize,
+    m: usize,
+    eps: f64,
+    f: *const f64,
+    g: *const f64,
+    cost_dot: *const f64,
+    a_dot: *const f64,
+    b_dot: *const f64,
+    options: DerivativeOptions,
     plan_dot: *mut f64,
     report: *mut adj_solve_report,
 ) -> adj_status {
@@ -496,7 +658,7 @@ pub unsafe extern "C" fn adj_ot_plan_jvp(
         finite_input("a_dot", a_dot)?;
         finite_input("b_dot", b_dot)?;
         // SAFETY: NULL or a valid options struct.
-        let (mut krylov, history) = unsafe { krylov_options(options) }?;
+        let (mut krylov, history) = unsafe { options.krylov() }?;
         // SAFETY: NULL or a valid report struct.
         let report = unsafe { Output::new(report, "report") }?;
         krylov.nonzero_initial_guess = false;
@@ -507,4 +669,61 @@ pub unsafe extern "C" fn adj_ot_plan_jvp(
         out.copy_from_slice(&value);
         Ok(())
     })
+}
+
+/// The options of an OT derivative's linear solve, as either entry point
+/// spells them.
+#[derive(Clone, Copy)]
+enum DerivativeOptions {
+    /// `adj_ot_plan_vjp` / `_jvp`: CG options with a residual history.
+    Cg(*const adj_cg_options),
+    /// `adj_ot_implicit_vjp` / `_jvp`: the implicit-differentiation options.
+    Implicit(*const adj_implicit_options),
+}
+
+impl DerivativeOptions {
+    /// The Krylov options of the Schur system and the history buffer.
+    ///
+    /// # Safety
+    /// The pointer is NULL or valid (with its history buffer).
+    unsafe fn krylov<'a>(self) -> Result<(KrylovOptions, Option<&'a mut [f64]>)> {
+        match self {
+            // SAFETY: forwarded contract.
+            Self::Cg(options) => unsafe { krylov_options(options) },
+            Self::Implicit(options) => {
+                // SAFETY: NULL or a valid options struct; NULL is the
+                // defaults with the one solver that applies.
+                let o = if options.is_null() {
+                    adj_implicit_options {
+                        solver: adj_solver::ADJ_SOLVER_CG as u32,
+                        ..adj_implicit_options::defaults()
+                    }
+                } else {
+                    unsafe { versioned::read(options, "options") }?
+                };
+                if o.solver != adj_solver::ADJ_SOLVER_CG as u32 {
+                    return Err(Error::invalid(
+                        "solver",
+                        format!(
+                            "solver = {}: the OT derivative's system is symmetric positive definite and solved by ADJ_SOLVER_CG (0)",
+                            o.solver
+                        ),
+                    ));
+                }
+                if o.ridge != 0.0 || !o.warm_start.is_null() || !o.precond.is_null() {
+                    return Err(Error::invalid(
+                        "options",
+                        "ridge must be 0 and warm_start and precond NULL for an OT derivative",
+                    ));
+                }
+                let krylov = KrylovOptions {
+                    rtol: o.rtol,
+                    atol: o.atol,
+                    max_iterations: o.max_iterations,
+                    ..KrylovOptions::default()
+                };
+                Ok((krylov, None))
+            }
+        }
+    }
 }

@@ -1237,9 +1237,8 @@ function ot_cost_gradient(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, 
     return permutedims(dC), da, db
 end
 
-function _cg_options(rtol, atol, maxiter)
-    return CgOptions(sizeof(CgOptions), rtol, atol, maxiter, 0, Ptr{Cdouble}(C_NULL), 0, UInt32(0))
-end
+# The options of an OT derivative's Schur system: CG, no ridge, warm start or preconditioner.
+_ot_options(rtol, atol, maxiter) = _implicit_options(:cg, 30, rtol, atol, maxiter, 0.0, nothing, nothing)
 
 """
     ∂C, ∂a, ∂b, report = ot_plan_vjp(C, f, g, P̄; eps, rtol=1e-10, atol=0.0, maxiter=10_000)
@@ -1255,10 +1254,10 @@ function ot_plan_vjp(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, g::Ab
     ff, gg = Vector{Float64}(f), Vector{Float64}(g)
     dC, da, db = Matrix{Float64}(undef, m, n), zeros(n), zeros(m)
     report = _solve_report()
-    _check(ccall((:adj_ot_plan_vjp, libadjunct()), Cint,
-                 (Ptr{Cdouble}, Csize_t, Csize_t, Cdouble, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{CgOptions},
-                  Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{SolveReport}),
-                 _rowmajor(C), n, m, eps, ff, gg, _rowmajor(plan_bar), _cg_options(rtol, atol, maxiter), dC, da, db,
+    _check(ccall((:adj_ot_implicit_vjp, libadjunct()), Cint,
+                 (Ptr{Cdouble}, Csize_t, Csize_t, Cdouble, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble},
+                  Ref{ImplicitOptions}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ref{SolveReport}),
+                 _rowmajor(C), n, m, eps, ff, gg, _rowmajor(plan_bar), _ot_options(rtol, atol, maxiter), dC, da, db,
                  report))
     return permutedims(dC), da, db, _report(report[])
 end
@@ -1278,10 +1277,10 @@ function ot_plan_jvp(C::AbstractMatrix{<:Real}, f::AbstractVector{<:Real}, g::Ab
     ad, bd = Vector{Float64}(a_dot), Vector{Float64}(b_dot)
     dP = Matrix{Float64}(undef, m, n)
     report = _solve_report()
-    _check(ccall((:adj_ot_plan_jvp, libadjunct()), Cint,
+    _check(ccall((:adj_ot_implicit_jvp, libadjunct()), Cint,
                  (Ptr{Cdouble}, Csize_t, Csize_t, Cdouble, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble}, Ptr{Cdouble},
-                  Ptr{Cdouble}, Ref{CgOptions}, Ptr{Cdouble}, Ref{SolveReport}),
-                 _rowmajor(C), n, m, eps, ff, gg, _rowmajor(cost_dot), ad, bd, _cg_options(rtol, atol, maxiter), dP,
+                  Ptr{Cdouble}, Ref{ImplicitOptions}, Ptr{Cdouble}, Ref{SolveReport}),
+                 _rowmajor(C), n, m, eps, ff, gg, _rowmajor(cost_dot), ad, bd, _ot_options(rtol, atol, maxiter), dP,
                  report))
     return permutedims(dP), _report(report[])
 end
