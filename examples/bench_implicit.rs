@@ -24,8 +24,12 @@ use std::process::Command;
 use std::time::Instant;
 
 mod common;
-use adjunct::random::SplitMix as Rng;
+#[path = "../src/random.rs"]
+#[allow(dead_code)]
+mod random;
+
 use common::write_f64;
+use random::SplitMix as Rng;
 
 const N: usize = 1000;
 const EPS: f64 = 0.01;

@@ -16,8 +16,12 @@ use std::process::Command;
 use std::time::Instant;
 
 mod common;
-use adjunct::random::SplitMix as Rng;
+#[path = "../src/random.rs"]
+#[allow(dead_code)]
+mod random;
+
 use common::write_f64;
+use random::SplitMix as Rng;
 
 const EPS: f64 = 1.0 / 1200.0;
 const TOL: f64 = 1e-9;

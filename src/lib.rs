@@ -33,8 +33,15 @@
 //!   Sinkhorn-Newton-Sparse (Tang et al. 2024).
 //! - [`implicit`]: gradients by implicit differentiation (Blondel et al.
 //!   2021) of user root problems, linear solves and optimal transport.
-//! - [`scene`]: ready-made pressure problems for examples and benchmarks.
-//! - `ffi`: the C ABI declared in `include/adjunct.h`.
+//! - [`scene`]: ready-made pressure problems (a smoke plume, obstacles in
+//!   a tank, …) with their right-hand sides, seeded and reproducible: the
+//!   scenes of the examples, benchmarks and documented figures, for users
+//!   to measure their own settings on.
+//!
+//! The C ABI (`include/adjunct.h`, `adj_*`) comes from the `ffi` module,
+//! which is hidden from these docs and is not part of the Rust API: its
+//! items are C declarations, reachable from Rust only so that the crate's
+//! own tests drive the ABI exactly as a C caller does.
 //!
 //! ```
 //! use adjunct::{cg, Cell, KrylovOptions, GridPoisson, Jacobi, LinearOperator};
@@ -59,6 +66,7 @@
 mod alloc;
 pub mod distributed;
 pub mod error;
+#[doc(hidden)]
 pub mod ffi;
 pub mod implicit;
 pub mod krylov;
@@ -66,7 +74,7 @@ pub mod learned;
 pub mod operator;
 pub mod ot;
 mod parallel;
-pub mod random;
+mod random;
 mod report;
 mod scalar;
 pub mod scene;

@@ -1,6 +1,7 @@
 //! The small seeded generator the library uses for network initialisation,
-//! training datasets and the two-level probe vector (no dependency for
-//! this); public so that examples and tests draw reproducible data from it.
+//! training datasets, scenes and the two-level probe vector (no dependency
+//! for this). Internal; the tests and examples compile this same file into
+//! themselves (`#[path]`) to draw reproducible data from the same stream.
 
 /// SplitMix64 (the state is the seed), with Box–Muller normals.
 #[derive(Debug, Clone)]

@@ -26,14 +26,17 @@ mod contracted;
 mod direction;
 mod file;
 mod io;
-pub mod layers;
+mod layers;
 mod multigrid;
 mod network;
+#[cfg(test)]
+mod reference;
 mod solver;
 mod train;
 
 pub use direction::{Evaluation, NetworkDirection};
 pub use io::{AnyModel, Model};
+pub use layers::Grid;
 pub use multigrid::{
     schedule_loss_and_gradient, train_schedule, MultigridModel, ScheduleTrainOptions,
 };

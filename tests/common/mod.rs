@@ -3,10 +3,14 @@
 //! independent reference.
 #![allow(dead_code)]
 
-use adjunct::random::SplitMix;
+#[path = "../../src/random.rs"]
+#[allow(dead_code)]
+mod random;
+
 use adjunct::{Cell, CsrMatrix};
 use faer::linalg::solvers::Solve;
 use faer::Side;
+use random::SplitMix;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
