@@ -10,8 +10,13 @@
 //   inside one is caught in the trampoline, reported to the library as a
 //   callback error (the solve stops), and rethrown to the caller when the
 //   solve returns. Callbacks run on the thread that called the solver.
-// - Vectors are taken as std::vector<double>, pointer + size, or std::span
-//   when the standard library has it.
+// - Array arguments are adjunct::In<T> (read) and adjunct::InOut<T>
+//   (written) views: pass a std::vector, a std::span (C++20, when the
+//   standard library has it) or {pointer, size}; nothing is copied.
+// - Options: adjunct::CgOptions, CdmOptions, OtOptions, ImplicitOptions and
+//   GridOptions start from the library's defaults and have a named setter
+//   per field (adjunct::CgOptions().rtol(1e-10).max_iterations(500)); each
+//   converts to the C struct every function takes.
 #ifndef ADJUNCT_HPP
 #define ADJUNCT_HPP
 
@@ -21,6 +26,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -154,7 +160,181 @@ inline void require_size(std::size_t got, std::size_t expected, const char *what
                                                     std::to_string(expected) + ", found " + std::to_string(got));
 }
 
+/// The CSR arrays' lengths: n_rows + 1 row pointers, and as many column
+/// indices and values as the last row pointer says (the library reads
+/// that many).
+template <class Index>
+void require_csr(std::size_t n_rows, const Index *row_ptr, std::size_t row_ptr_size, std::size_t col_idx_size,
+                 std::size_t values_size) {
+    require_size(row_ptr_size, n_rows + 1, "row_ptr");
+    const Index nnz = row_ptr[n_rows];
+    if (nnz < 0) throw Error(ADJ_ERR_INVALID_ARGUMENT, "row_ptr[n_rows] is negative");
+    require_size(col_idx_size, static_cast<std::size_t>(nnz), "col_idx");
+    require_size(values_size, static_cast<std::size_t>(nnz), "values");
+}
+
 }  // namespace detail
+
+/// A read-only array argument: a std::vector, a std::span or pointer + size
+/// (a view: nothing is copied; valid for the call).
+template <class T>
+class In {
+public:
+    In() noexcept = default;
+    In(const T *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    In(const std::vector<T> &v) noexcept : data_(v.data()), size_(v.size()) {}  // NOLINT: implicit by design
+    /// A braced list, e.g. {h, h, h}: its array lives until the end of the
+    /// call it is passed to, which is all a view needs.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winit-list-lifetime"
+#endif
+    In(std::initializer_list<T> list) noexcept : data_(list.begin()), size_(list.size()) {}  // NOLINT
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#if defined(__cpp_lib_span)
+    In(std::span<const T> s) noexcept : data_(s.data()), size_(s.size()) {}  // NOLINT
+    In(std::span<T> s) noexcept : data_(s.data()), size_(s.size()) {}        // NOLINT
+#endif
+    const T *data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+    bool empty() const noexcept { return size_ == 0; }
+    const T *begin() const noexcept { return data_; }
+    const T *end() const noexcept { return data_ + size_; }
+
+private:
+    const T *data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+/// A written (or read and written) array argument: a std::vector, a
+/// std::span or pointer + size, of the exact length the function needs.
+template <class T>
+class InOut {
+public:
+    InOut(T *data, std::size_t size) noexcept : data_(data), size_(size) {}
+    InOut(std::vector<T> &v) noexcept : data_(v.data()), size_(v.size()) {}  // NOLINT: implicit by design
+#if defined(__cpp_lib_span)
+    InOut(std::span<T> s) noexcept : data_(s.data()), size_(s.size()) {}  // NOLINT
+#endif
+    T *data() const noexcept { return data_; }
+    std::size_t size() const noexcept { return size_; }
+
+private:
+    T *data_;
+    std::size_t size_;
+};
+
+namespace detail {
+
+/// The options struct C with the library's defaults (its init function),
+/// converting to the C struct; the classes below add the named setters.
+template <class C, adj_status (*Init)(C *, std::size_t)>
+class Options {
+public:
+    Options() : c_(init(Init)) {}
+    operator const C &() const noexcept { return c_; }  // NOLINT: implicit by design
+    const C *get() const noexcept { return &c_; }
+
+protected:
+    C c_;
+};
+
+}  // namespace detail
+
+#define ADJUNCT_SETTER(Self, type, field) \
+    Self &field(type value) noexcept {    \
+        c_.field = value;                 \
+        return *this;                     \
+    }
+#define ADJUNCT_FLAG(Self, field)         \
+    Self &field(bool value) noexcept {    \
+        c_.field = value ? 1 : 0;         \
+        return *this;                     \
+    }
+#define ADJUNCT_KIND(Self, type, field)              \
+    Self &field(type value) noexcept {               \
+        c_.field = static_cast<uint32_t>(value);     \
+        return *this;                                \
+    }
+
+/// adj_grid_options with named setters (see adj_grid_options).
+class GridOptions : public detail::Options<adj_grid_options, adj_grid_options_init> {
+public:
+    ADJUNCT_SETTER(GridOptions, const double *, spacing)
+    ADJUNCT_SETTER(GridOptions, const double *, face_coefficients)
+    ADJUNCT_SETTER(GridOptions, double, scale)
+    ADJUNCT_SETTER(GridOptions, const double *, air_level_set)
+    ADJUNCT_SETTER(GridOptions, double, min_air_fraction)
+    ADJUNCT_SETTER(GridOptions, uint8_t, fluid_code)
+    ADJUNCT_SETTER(GridOptions, uint8_t, solid_code)
+    ADJUNCT_SETTER(GridOptions, uint8_t, air_code)
+};
+
+/// adj_cg_options with named setters (see adj_cg_options).
+class CgOptions : public detail::Options<adj_cg_options, adj_cg_options_init> {
+public:
+    ADJUNCT_SETTER(CgOptions, double, rtol)
+    ADJUNCT_SETTER(CgOptions, double, atol)
+    ADJUNCT_SETTER(CgOptions, std::size_t, max_iterations)
+    ADJUNCT_FLAG(CgOptions, nonzero_initial_guess)
+    ADJUNCT_KIND(CgOptions, adj_norm, norm)
+    ADJUNCT_SETTER(CgOptions, const adj_comm *, comm)
+    /// Receives ‖r‖ after each iteration, up to `history.size()` entries.
+    CgOptions &residual_history(InOut<double> history) noexcept {
+        c_.residual_history = history.data();
+        c_.residual_history_capacity = history.size();
+        return *this;
+    }
+};
+
+/// adj_cdm_options with named setters (see adj_cdm_options).
+class CdmOptions : public detail::Options<adj_cdm_options, adj_cdm_options_init> {
+public:
+    ADJUNCT_SETTER(CdmOptions, double, rtol)
+    ADJUNCT_SETTER(CdmOptions, double, atol)
+    ADJUNCT_SETTER(CdmOptions, std::size_t, max_iterations)
+    ADJUNCT_FLAG(CdmOptions, nonzero_initial_guess)
+    ADJUNCT_SETTER(CdmOptions, std::size_t, orthogonalize)
+    ADJUNCT_SETTER(CdmOptions, std::size_t, true_residual_period)
+    ADJUNCT_SETTER(CdmOptions, double, stall_cosine)
+    ADJUNCT_SETTER(CdmOptions, int32_t, coarse_block)
+    ADJUNCT_FLAG(CdmOptions, layer_by_layer)
+    ADJUNCT_SETTER(CdmOptions, const adj_comm *, comm)
+};
+
+/// adj_ot_options with named setters (see adj_ot_options).
+class OtOptions : public detail::Options<adj_ot_options, adj_ot_options_init> {
+public:
+    ADJUNCT_SETTER(OtOptions, double, eps)
+    ADJUNCT_KIND(OtOptions, adj_ot_method, method)
+    ADJUNCT_SETTER(OtOptions, double, tol)
+    ADJUNCT_SETTER(OtOptions, std::size_t, max_sinkhorn_iterations)
+    ADJUNCT_SETTER(OtOptions, std::size_t, warmup_iterations)
+    ADJUNCT_SETTER(OtOptions, std::size_t, max_newton_iterations)
+    ADJUNCT_SETTER(OtOptions, std::size_t, hessian_entries_per_row)
+    ADJUNCT_SETTER(OtOptions, std::size_t, max_hessian_entries_per_row)
+    ADJUNCT_SETTER(OtOptions, double, cg_rtol)
+    ADJUNCT_SETTER(OtOptions, std::size_t, cg_max_iterations)
+};
+
+/// adj_implicit_options with named setters (see adj_implicit_options).
+class ImplicitOptions : public detail::Options<adj_implicit_options, adj_implicit_options_init> {
+public:
+    ADJUNCT_KIND(ImplicitOptions, adj_solver, solver)
+    ADJUNCT_SETTER(ImplicitOptions, std::size_t, gmres_restart)
+    ADJUNCT_SETTER(ImplicitOptions, double, rtol)
+    ADJUNCT_SETTER(ImplicitOptions, double, atol)
+    ADJUNCT_SETTER(ImplicitOptions, std::size_t, max_iterations)
+    ADJUNCT_SETTER(ImplicitOptions, double, ridge)
+    ADJUNCT_SETTER(ImplicitOptions, const double *, warm_start)
+    ADJUNCT_SETTER(ImplicitOptions, const adj_precond *, precond)
+};
+
+#undef ADJUNCT_SETTER
+#undef ADJUNCT_FLAG
+#undef ADJUNCT_KIND
 
 inline void set_num_threads(std::size_t n) { detail::check(adj_set_num_threads(n)); }
 
@@ -166,18 +346,18 @@ inline adj_grid_options grid_options() { return detail::init(adj_grid_options_in
 class Operator {
 public:
     /// CSR with 32-bit indices (copied); see adj_operator_new_csr_i32.
-    static Operator csr(std::size_t n_rows, std::size_t n_cols, const std::vector<int32_t> &row_ptr,
-                        const std::vector<int32_t> &col_idx, const std::vector<double> &values) {
-        detail::require_size(row_ptr.size(), n_rows + 1, "row_ptr");
+    static Operator csr(std::size_t n_rows, std::size_t n_cols, In<int32_t> row_ptr, In<int32_t> col_idx,
+                        In<double> values) {
+        detail::require_csr(n_rows, row_ptr.data(), row_ptr.size(), col_idx.size(), values.size());
         adj_operator *h = nullptr;
         detail::check(adj_operator_new_csr_i32(n_rows, n_cols, row_ptr.data(), col_idx.data(), values.data(), &h));
         return Operator(h);
     }
 
     /// CSR with 64-bit indices (copied); see adj_operator_new_csr_i64.
-    static Operator csr(std::size_t n_rows, std::size_t n_cols, const std::vector<int64_t> &row_ptr,
-                        const std::vector<int64_t> &col_idx, const std::vector<double> &values) {
-        detail::require_size(row_ptr.size(), n_rows + 1, "row_ptr");
+    static Operator csr(std::size_t n_rows, std::size_t n_cols, In<int64_t> row_ptr, In<int64_t> col_idx,
+                        In<double> values) {
+        detail::require_csr(n_rows, row_ptr.data(), row_ptr.size(), col_idx.size(), values.size());
         adj_operator *h = nullptr;
         detail::check(adj_operator_new_csr_i64(n_rows, n_cols, row_ptr.data(), col_idx.data(), values.data(), &h));
         return Operator(h);
@@ -212,21 +392,13 @@ public:
         return Operator(h);
     }
 
-    static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, const std::vector<uint8_t> &cells,
-                                 const std::vector<double> &spacing = {},
-                                 const std::vector<double> &face_coefficients = {}) {
+    /// As above, from array views (`spacing` and `face_coefficients` may be
+    /// empty for the defaults).
+    static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, In<uint8_t> cells,
+                                 In<double> spacing = {}, In<double> face_coefficients = {}) {
         return grid_poisson(nx, ny, nz, cells.data(), cells.size(), spacing.data(), spacing.size(),
                             face_coefficients.data(), face_coefficients.size());
     }
-
-#if defined(__cpp_lib_span)
-    /// As the vector overload, on any contiguous range (no copy).
-    static Operator grid_poisson(std::size_t nx, std::size_t ny, std::size_t nz, std::span<const uint8_t> cells,
-                                 std::span<const double> spacing = {}, std::span<const double> face_coefficients = {}) {
-        return grid_poisson(nx, ny, nz, cells.data(), cells.size(), spacing.data(), spacing.size(),
-                            face_coefficients.data(), face_coefficients.size());
-    }
-#endif
 
     /// Matrix-free operator: `apply(x, y, n)` writes y = A x.
     template <class F>
@@ -253,7 +425,7 @@ public:
         detail::check(status);
     }
 
-    std::vector<double> apply(const std::vector<double> &x) const {
+    std::vector<double> apply(In<double> x) const {
         std::vector<double> y(x.size());
         apply(x.data(), y.data(), x.size());
         return y;
@@ -266,13 +438,13 @@ public:
         return n;
     }
 
-    std::vector<double> gather(const std::vector<double> &field) const {
+    std::vector<double> gather(In<double> field) const {
         std::vector<double> unknowns(dim());
         gather(field.data(), field.size(), unknowns.data(), unknowns.size());
         return unknowns;
     }
 
-    std::vector<double> scatter(const std::vector<double> &unknowns) const {
+    std::vector<double> scatter(In<double> unknowns) const {
         std::vector<double> field(num_cells());
         scatter(unknowns.data(), unknowns.size(), field.data(), field.size());
         return field;
@@ -287,15 +459,13 @@ public:
         detail::check(adj_grid_scatter(get(), unknowns, n, field, num_cells));
     }
 
-#if defined(__cpp_lib_span)
-    void gather(std::span<const double> field, std::span<double> unknowns) const {
+    void gather(In<double> field, InOut<double> unknowns) const {
         gather(field.data(), field.size(), unknowns.data(), unknowns.size());
     }
 
-    void scatter(std::span<const double> unknowns, std::span<double> field) const {
+    void scatter(In<double> unknowns, InOut<double> field) const {
         scatter(unknowns.data(), unknowns.size(), field.data(), field.size());
     }
-#endif
 
     const adj_operator *get() const noexcept { return handle_.get(); }
 
@@ -351,7 +521,7 @@ public:
     static Preconditioner learned_multigrid(const Operator &op, const Model &model);
 
     /// Jacobi from an explicit positive diagonal.
-    static Preconditioner jacobi(const std::vector<double> &diagonal) {
+    static Preconditioner jacobi(In<double> diagonal) {
         adj_precond *h = nullptr;
         detail::check(adj_precond_new_jacobi(diagonal.data(), diagonal.size(), &h));
         return Preconditioner(h);
@@ -398,19 +568,11 @@ inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, co
     return report;
 }
 
-inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, const std::vector<double> &b,
-                           std::vector<double> &x, const adj_cg_options &options = cg_options()) {
+inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, In<double> b, InOut<double> x,
+                           const adj_cg_options &options = cg_options()) {
     detail::require_size(x.size(), b.size(), "x");
     return cg(op, precond, b.data(), x.data(), b.size(), options);
 }
-
-#if defined(__cpp_lib_span)
-inline adj_solve_report cg(const Operator &op, const Preconditioner *precond, std::span<const double> b,
-                           std::span<double> x, const adj_cg_options &options = cg_options()) {
-    detail::require_size(x.size(), b.size(), "x");
-    return cg(op, precond, b.data(), x.data(), b.size(), options);
-}
-#endif
 
 /// A persistent pressure solver for a simulator's per-frame projection:
 /// created once for the grid size; `update` gives it each frame's cells
@@ -561,8 +723,8 @@ private:
 /// iteration. Any callable; an exception it throws is rethrown after the
 /// solve (the library reports a callback error on every rank).
 template <class F>
-inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner *precond, const std::vector<double> &b,
-                                       std::vector<double> &x, F &&allreduce,
+inline adj_solve_report cg_distributed(const Operator &op, const Preconditioner *precond, In<double> b,
+                                       InOut<double> x, F &&allreduce,
                                        const adj_cg_options &options = cg_options()) {
     detail::require_size(x.size(), b.size(), "x");
     struct Reduction : detail::ExceptionSlot {
@@ -640,7 +802,7 @@ struct CdmReport {
 
 namespace detail {
 inline CdmReport cdm(const Operator &op, const Model *model, const Preconditioner *precond, Callback *direction,
-                          const std::vector<double> &b, std::vector<double> &x, const adj_cdm_options &options) {
+                          In<double> b, InOut<double> x, const adj_cdm_options &options) {
     require_size(x.size(), b.size(), "x");
     CdmReport report{fresh_report(), init(adj_cdm_report_init)};
     const adj_status status =
@@ -656,21 +818,21 @@ inline CdmReport cdm(const Operator &op, const Model *model, const Preconditione
 }  // namespace detail
 
 /// Conjugate-direction solve with a trained model (op: a grid operator).
-inline CdmReport cdm(const Operator &op, const Model &model, const std::vector<double> &b, std::vector<double> &x,
+inline CdmReport cdm(const Operator &op, const Model &model, In<double> b, InOut<double> x,
                           const adj_cdm_options &options = cdm_options()) {
     return detail::cdm(op, &model, nullptr, nullptr, b, x, options);
 }
 
 /// Conjugate-direction solve with D = M⁻¹ (a flexible PCG).
-inline CdmReport cdm(const Operator &op, const Preconditioner &precond, const std::vector<double> &b,
-                          std::vector<double> &x, const adj_cdm_options &options = cdm_options()) {
+inline CdmReport cdm(const Operator &op, const Preconditioner &precond, In<double> b, InOut<double> x,
+                          const adj_cdm_options &options = cdm_options()) {
     return detail::cdm(op, nullptr, &precond, nullptr, b, x, options);
 }
 
 /// Conjugate-direction solve with directions from any callable
 /// `direction(r, d, n)` (e.g. the host's own network).
 template <class F>
-inline CdmReport cdm_with(const Operator &op, F &&direction, const std::vector<double> &b, std::vector<double> &x,
+inline CdmReport cdm_with(const Operator &op, F &&direction, In<double> b, InOut<double> x,
                                const adj_cdm_options &options = cdm_options()) {
     auto cb = detail::make_callback(std::forward<F>(direction));
     return detail::cdm(op, nullptr, nullptr, cb.get(), b, x, options);
@@ -687,7 +849,7 @@ struct OtSolution {
 };
 
 /// Row-major n×m cost C_ij = ‖x_i − y_j‖² for points x (n·d) and y (m·d).
-inline std::vector<double> cost_sqeuclidean(const std::vector<double> &x, const std::vector<double> &y, std::size_t d) {
+inline std::vector<double> cost_sqeuclidean(In<double> x, In<double> y, std::size_t d) {
     if (d == 0 || x.size() % d || y.size() % d) throw Error(ADJ_ERR_INVALID_ARGUMENT, "point arrays must be n·d and m·d long");
     std::vector<double> c((x.size() / d) * (y.size() / d));
     detail::check(adj_ot_cost_sqeuclidean(x.data(), x.size() / d, y.data(), y.size() / d, d, c.data()));
@@ -695,7 +857,7 @@ inline std::vector<double> cost_sqeuclidean(const std::vector<double> &x, const 
 }
 
 /// Row-major n×m cost C_ij = Σ_k |x_ik − y_jk|^p, p ≥ 1.
-inline std::vector<double> cost_pnorm(const std::vector<double> &x, const std::vector<double> &y, std::size_t d, double p) {
+inline std::vector<double> cost_pnorm(In<double> x, In<double> y, std::size_t d, double p) {
     if (d == 0 || x.size() % d || y.size() % d) throw Error(ADJ_ERR_INVALID_ARGUMENT, "point arrays must be n·d and m·d long");
     std::vector<double> c((x.size() / d) * (y.size() / d));
     detail::check(adj_ot_cost_pnorm(x.data(), x.size() / d, y.data(), y.size() / d, d, p, c.data()));
@@ -703,7 +865,7 @@ inline std::vector<double> cost_pnorm(const std::vector<double> &x, const std::v
 }
 
 /// Solves entropic OT between a (n) and b (m) for the row-major n×m cost.
-inline OtSolution ot_solve(const std::vector<double> &a, const std::vector<double> &b, const std::vector<double> &cost,
+inline OtSolution ot_solve(In<double> a, In<double> b, In<double> cost,
                            const adj_ot_options &options = ot_options(), bool want_plan = false) {
     detail::require_size(cost.size(), a.size() * b.size(), "cost");
     OtSolution s;
@@ -786,7 +948,7 @@ private:
 /// (∂x*/∂θ)ᵀ v̄ = Bᵀu with (Aᵀ + ρI) u = −v̄. Throws adjunct::SolveError
 /// (with the report) when the linear solve fails, adjunct::Error when the
 /// arguments are rejected, or rethrows a product's exception.
-inline Gradient implicit_vjp(const RootProblem &problem, const std::vector<double> &cotangent,
+inline Gradient implicit_vjp(const RootProblem &problem, In<double> cotangent,
                              const adj_implicit_options &options = implicit_options()) {
     Gradient out;
     out.value.resize(problem.p());
@@ -799,7 +961,7 @@ inline Gradient implicit_vjp(const RootProblem &problem, const std::vector<doubl
 }
 
 /// ẋ = (∂x*/∂θ) θ̇ with (A + ρI) ẋ = −B θ̇.
-inline Gradient implicit_jvp(const RootProblem &problem, const std::vector<double> &tangent,
+inline Gradient implicit_jvp(const RootProblem &problem, In<double> tangent,
                              const adj_implicit_options &options = implicit_options()) {
     Gradient out;
     out.value.resize(problem.n());
@@ -829,7 +991,7 @@ inline adj_implicit_options linear_solve_options() {
 /// Gradients through x = A⁻¹ b for a CSR or grid operator, given x and
 /// x̄ = ∂L/∂x; `precond` is the forward preconditioner (may be nullptr).
 inline LinearSolveGradient linear_solve_vjp(const Operator &op, const Preconditioner *precond,
-                                            const std::vector<double> &x, const std::vector<double> &x_bar,
+                                            In<double> x, In<double> x_bar,
                                             adj_implicit_options options = linear_solve_options()) {
     detail::require_size(x_bar.size(), x.size(), "x_bar");
     std::size_t nnz = 0;
@@ -851,7 +1013,7 @@ struct OtGradient {
 
 /// Gradient of the regularised cost ⟨C,P⟩ + ε Σ P(log P − 1) at a solution
 /// of `ot_solve` with the same cost and `eps`: (P, f − mean f, g + mean f).
-inline OtGradient ot_cost_gradient(const std::vector<double> &cost, const OtSolution &s, double eps) {
+inline OtGradient ot_cost_gradient(In<double> cost, const OtSolution &s, double eps) {
     detail::require_size(cost.size(), s.f.size() * s.g.size(), "cost");
     OtGradient out;
     out.cost.resize(cost.size());
@@ -867,8 +1029,7 @@ inline OtGradient ot_cost_gradient(const std::vector<double> &cost, const OtSolu
 inline adj_implicit_options ot_derivative_options() { return linear_solve_options(); }
 
 /// Gradients of ⟨P̄, P⟩ wrt C, a and b (one CG solve with the dual Hessian).
-inline OtGradient ot_plan_vjp(const std::vector<double> &cost, const OtSolution &s, double eps,
-                              const std::vector<double> &plan_bar,
+inline OtGradient ot_plan_vjp(In<double> cost, const OtSolution &s, double eps, In<double> plan_bar,
                               const adj_implicit_options &options = ot_derivative_options()) {
     detail::require_size(cost.size(), s.f.size() * s.g.size(), "cost");
     detail::require_size(plan_bar.size(), cost.size(), "plan_bar");
@@ -883,9 +1044,8 @@ inline OtGradient ot_plan_vjp(const std::vector<double> &cost, const OtSolution 
 }
 
 /// The plan's derivative Ṗ along tangents Ċ, ȧ, ḃ (Σȧ = Σḃ).
-inline Gradient ot_plan_jvp(const std::vector<double> &cost, const OtSolution &s, double eps,
-                            const std::vector<double> &cost_dot, const std::vector<double> &a_dot,
-                            const std::vector<double> &b_dot,
+inline Gradient ot_plan_jvp(In<double> cost, const OtSolution &s, double eps, In<double> cost_dot,
+                            In<double> a_dot, In<double> b_dot,
                             const adj_implicit_options &options = ot_derivative_options()) {
     detail::require_size(cost.size(), s.f.size() * s.g.size(), "cost");
     detail::require_size(cost_dot.size(), cost.size(), "cost_dot");

@@ -1,5 +1,6 @@
 // Tests of bindings/cpp/adjunct.hpp, built by tests/c_programs.rs with
-// g++ -std=c++17 -Wall -Wextra -Werror (and once with ASan + UBSan).
+// g++ -std=c++17 -Wall -Wextra -Werror (once with ASan + UBSan, and once
+// with -std=c++20 for the std::span views).
 #include "adjunct.hpp"
 
 #include <algorithm>
@@ -8,6 +9,9 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#if defined(__cpp_lib_span)
+#include <span>
+#endif
 
 static int failures = 0;
 
@@ -61,6 +65,56 @@ int main() {
     adj_solve_report report = adjunct::cg(moved, &jacobi, b, x, options);
     EXPECT(report.reason == ADJ_CONVERGED_RTOL);
     EXPECT(max_diff(moved.apply(x), b) < 1e-9);
+
+    // Named options and array views: the same solve from a CgOptions, from
+    // pointer + size views, and (C++20) from spans; the history setter fills
+    // the caller's buffer.
+    {
+        std::vector<double> history(40, -1.0);
+        std::vector<double> x_named(n, 0.0), x_view(n, 0.0);
+        adj_solve_report named = adjunct::cg(moved, &jacobi, b, x_named,
+                                             adjunct::CgOptions().rtol(1e-12).residual_history(history));
+        EXPECT(named.iterations == report.iterations);
+        EXPECT(x_named == x);
+        EXPECT(named.residual_history_length == std::min<std::size_t>(named.iterations, history.size()));
+        EXPECT(history[0] > 0.0);
+        adj_solve_report viewed = adjunct::cg(moved, &jacobi, adjunct::In<double>(b.data(), b.size()),
+                                              adjunct::InOut<double>(x_view.data(), x_view.size()),
+                                              adjunct::CgOptions().rtol(1e-12));
+        EXPECT(viewed.iterations == report.iterations && x_view == x);
+#if defined(__cpp_lib_span)
+        std::vector<double> x_span(n, 0.0);
+        adjunct::cg(moved, &jacobi, std::span<const double>(b), std::span<double>(x_span),
+                    adjunct::CgOptions().rtol(1e-12));
+        EXPECT(x_span == x);
+#endif
+        // A view of the wrong length is refused before the library is called.
+        bool refused = false;
+        try {
+            adjunct::cg(moved, &jacobi, b, adjunct::InOut<double>(x_view.data(), n - 1));
+        } catch (const adjunct::Error &e) {
+            refused = e.status() == ADJ_ERR_DIMENSION_MISMATCH;
+        }
+        EXPECT(refused);
+        // CSR arrays shorter than the row pointers say are refused too.
+        bool short_values = false;
+        try {
+            adjunct::Operator::csr(2, 2, std::vector<int32_t>{0, 1, 2}, std::vector<int32_t>{0, 1},
+                                   std::vector<double>{1.0});
+        } catch (const adjunct::Error &e) {
+            short_values = e.status() == ADJ_ERR_DIMENSION_MISMATCH;
+        }
+        EXPECT(short_values);
+        // Every options class starts from the library's defaults.
+        const adj_cdm_options cdm_defaults = adjunct::CdmOptions();
+        EXPECT(cdm_defaults.orthogonalize == adjunct::cdm_options().orthogonalize);
+        const adj_implicit_options implicit = adjunct::ImplicitOptions().solver(ADJ_SOLVER_CG).ridge(0.5);
+        EXPECT(implicit.solver == ADJ_SOLVER_CG && implicit.ridge == 0.5 && implicit.gmres_restart == 30);
+        const adj_ot_options ot = adjunct::OtOptions().eps(0.25).method(ADJ_OT_SINKHORN);
+        EXPECT(ot.eps == 0.25 && ot.method == ADJ_OT_SINKHORN);
+        const adj_grid_options grid = adjunct::GridOptions().scale(2.0).air_code(7);
+        EXPECT(grid.scale == 2.0 && grid.air_code == 7 && grid.fluid_code == ADJ_CELL_FLUID);
+    }
 
     // Single-reduction CG with a (serial) reduction that counts its calls.
     std::size_t reductions = 0;
