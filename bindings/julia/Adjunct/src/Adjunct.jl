@@ -871,6 +871,32 @@ _norm_code(norm::Symbol) = norm === :two ? UInt32(0) : norm === :max ? UInt32(1)
                             throw(ArgumentError("norm must be :two or :max"))
 
 """
+    x = A \\ b
+    ldiv!(x, A, b)
+
+Solves A x = b for a symmetric positive definite `Operator` by CG to the
+default tolerance (rtol 1e-8), preconditioned by the multigrid V-cycle for a
+grid operator, by Jacobi for a CSR matrix and not at all for a callback
+(`Adjunct.cg` chooses otherwise); throws `AdjunctError` when it does not
+converge, never returns an unconverged x. `ldiv!` writes into `x`.
+"""
+Base.:\(A::Operator, b::AbstractVector{<:Real}) = first(cg(A, b; precond=_default_precond(A)))
+
+function LinearAlgebra.ldiv!(x::AbstractVector{Float64}, A::Operator, b::AbstractVector{<:Real})
+    length(x) == length(b) || throw(DimensionMismatch("x has length $(length(x)), b $(length(b))"))
+    x .= A \ b
+    return x
+end
+
+# The preconditioner `A \ b` uses: what the operator's kind supports best.
+function _default_precond(A::Operator)
+    cells, nnz = Ref{Csize_t}(0), Ref{Csize_t}(0)
+    ccall((:adj_grid_num_cells, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A, cells) == 0 && return :multigrid
+    ccall((:adj_operator_csr_nnz, libadjunct()), Cint, (Ptr{Cvoid}, Ref{Csize_t}), A, nnz) == 0 && return :jacobi
+    return nothing
+end
+
+"""
 Why a solve stopped (`adj_solve_reason`, PETSc's convention): converged
 reasons are positive, diverged ones negative.
 """

@@ -37,6 +37,13 @@ end
             @test length(report.history) == report.iterations
             @test report.relative_residual <= 1e-12
         end
+        # `\` and `ldiv!` solve with the operator kind's default preconditioner.
+        op = csr_operator(A)
+        @test op \ b ≈ xref rtol=1e-7
+        y = zeros(n)
+        @test ldiv!(y, op, b) === y && y ≈ xref rtol=1e-7
+        f = callback_operator((y, x) -> mul!(y, A, x), n)
+        @test f \ b ≈ xref rtol=1e-7
         # 32-bit CSR arrays, 0-based, as C passes them.
         At = sparse(transpose(A))
         op = csr_operator(n, n, Int32.(At.colptr .- 1), Int32.(At.rowval .- 1), At.nzval)
