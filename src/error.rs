@@ -2,6 +2,22 @@
 //! (see `ffi::status`), and its `Display` text is what
 //! `adj_last_error_message()` returns: what was wrong, which argument, and
 //! the expected and found values.
+//!
+//! ```
+//! use adjunct::{cg, CsrMatrix, Error, Identity, KrylovOptions};
+//!
+//! // A non-symmetric matrix: CG refuses it, naming what is wrong.
+//! let a = CsrMatrix::from_parts(2, 2, &[0u32, 2, 3], &[0u32, 1, 1], &[2.0, 1.0, 3.0])?;
+//! let mut x = vec![0.0; 2];
+//! match cg(&a, &Identity { dim: 2 }, &[1.0, 1.0], &mut x, &KrylovOptions::default()) {
+//!     Err(Error::NotSpd { message }) => assert!(message.contains("not symmetric")),
+//!     other => panic!("{other:?}"),
+//! }
+//! // A length that does not match names the argument.
+//! let e = cg(&a, &Identity { dim: 2 }, &[1.0], &mut x, &KrylovOptions::default()).unwrap_err();
+//! assert!(matches!(e, Error::DimensionMismatch { argument: "b", .. }));
+//! # Ok::<(), Error>(())
+//! ```
 
 use crate::report::SolveReport;
 use std::fmt;

@@ -1,6 +1,20 @@
 //! Ready-made pressure-projection problems for examples, benchmarks and
 //! tests: a smoke-style box with a spherical obstacle and an air layer on
 //! top, and a right-hand side from the divergence of a velocity field.
+//!
+//! ```
+//! use adjunct::{cg, scene, KrylovOptions, LinearOperator, Multigrid, MultigridOptions};
+//!
+//! // A 32³ smoke box (a sphere, two layers of air on top), solved by MGPCG.
+//! let problem = scene::smoke([32, 32, 32], 2)?;
+//! let a = problem.operator()?;
+//! assert_eq!(problem.rhs.len(), a.dim());
+//! let m = Multigrid::new(&a, &MultigridOptions::default())?;
+//! let mut p = vec![0.0; a.dim()];
+//! let report = cg(&a, &m, &problem.rhs, &mut p, &KrylovOptions::default())?;
+//! assert!(report.iterations < 20);
+//! # Ok::<(), adjunct::Error>(())
+//! ```
 
 use crate::error::Result;
 use crate::operator::{Cell, GridPoisson};

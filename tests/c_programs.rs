@@ -136,9 +136,11 @@ fn cpp_wrapper_tests_pass_under_sanitizers() {
 
 #[test]
 fn cpp_wrapper_tests_pass_as_cpp20() {
-    if let Some(output) =
-        build_and_run_cpp("tests/cpp/wrapper_test.cpp", "wrapper_cpp20", &["-std=c++20"])
-    {
+    if let Some(output) = build_and_run_cpp(
+        "tests/cpp/wrapper_test.cpp",
+        "wrapper_cpp20",
+        &["-std=c++20"],
+    ) {
         assert!(output.contains("all checks passed"), "{output}");
     }
 }

@@ -33,8 +33,10 @@ pub enum adj_precond_kind {
     /// final residual, 0.77× the time at 128³); symmetric positive
     /// definite to float rounding. The coarse operators are the
     /// rediscretised stencil, or, for a grid with face coefficients or a
-    /// ghost-fluid level set, the Galerkin products R A P, which stay
-    /// robust at coefficient contrasts up to 1e6. Setup is a few grid
+    /// ghost-fluid level set, the Galerkin products R A P (smoothed with the
+    /// ℓ1-scaled Jacobi diagonal max(aᵢᵢ, ½Σⱼ|aᵢⱼ|), so that the cycle stays
+    /// positive definite), which stay robust at coefficient contrasts up
+    /// to 1e6. Setup is a few grid
     /// applications; each application costs about 6 of them.
     ADJ_PRECOND_MULTIGRID = 3,
 }

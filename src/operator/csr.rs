@@ -248,6 +248,12 @@ impl CsrMatrix {
     /// The Galerkin product s·Pᵀ A P of this n×n matrix A with a
     /// prolongation P (n × m): the m×m coarse operator of multigrid with
     /// restriction R = s·Pᵀ.
+    ///
+    /// faer multiplies column-major matrices, and the row-major arrays of a
+    /// matrix are the column-major arrays of its transpose; so the product
+    /// is formed as (Pᵀ A P)ᵀ = Pᵀ Aᵀ P from this matrix's own arrays (Aᵀ),
+    /// P and P's row-major copy (Pᵀ), and its column-major arrays are the
+    /// row-major arrays of s·Pᵀ A P: one conversion (of P), not three.
     pub(crate) fn galerkin_product(
         &self,
         p: SparseColMatRef<'_, u32, f64>,
@@ -259,17 +265,42 @@ impl CsrMatrix {
                 elements: p.compute_nnz(),
             }
         };
-        // A is stored by rows; its transpose viewed by columns is A again
-        // only when A is symmetric, so convert rather than reinterpret.
-        let a = self.mat.to_col_major().map_err(out_of_memory("A"))?;
-        let ap =
-            sparse_sparse_matmul(a.as_ref(), p, 1.0, Par::Seq).map_err(out_of_memory("A P"))?;
-        let r = p.transpose().to_col_major().map_err(out_of_memory("Pᵀ"))?;
-        let rap = sparse_sparse_matmul(r.as_ref(), ap.as_ref(), scale, Par::Seq)
-            .map_err(out_of_memory("Pᵀ A P"))?;
-        Ok(Self::from_faer(
-            rap.to_row_major().map_err(out_of_memory("Pᵀ A P"))?,
-        ))
+        let p_rows = p.to_row_major().map_err(out_of_memory("Pᵀ"))?;
+        let a_t_p = sparse_sparse_matmul(self.mat.as_ref().transpose(), p, 1.0, Par::Seq)
+            .map_err(out_of_memory("A P"))?;
+        let product =
+            sparse_sparse_matmul(p_rows.as_ref().transpose(), a_t_p.as_ref(), scale, Par::Seq)
+                .map_err(out_of_memory("Pᵀ A P"))?;
+        // Sorted row indices per column (faer's product) are sorted column
+        // indices per row of the transpose.
+        Ok(Self::from_faer(product.into_transpose()))
+    }
+
+    /// The diagonal D̃ of the ℓ1-scaled Jacobi smoother,
+    /// d̃ᵢ = max(aᵢᵢ, ½ Σⱼ |aᵢⱼ|) (Baker, Falgout, Kolev, Yang 2011): by
+    /// Gershgorin every eigenvalue of D̃⁻¹A lies in [0, 2] for a symmetric
+    /// positive semidefinite A, so a smoothing polynomial that is a
+    /// contraction on [0, 2] keeps the V-cycle positive definite. Equal to
+    /// the diagonal where the off-diagonal row sum is at most aᵢᵢ (a 5- or
+    /// 7-point stencil), larger on Galerkin rows where it is not; a zero
+    /// diagonal (an isolated cell's zero row) stays zero.
+    pub(crate) fn l1_smoothing_diagonal(&self) -> Vec<f64> {
+        let (ptr, vals) = (self.row_ptr(), self.values());
+        (0..self.dim())
+            .map(|i| {
+                let l1: f64 = vals[ptr[i] as usize..ptr[i + 1] as usize]
+                    .iter()
+                    .map(|v| v.abs())
+                    .sum();
+                // A zero diagonal (an isolated cell's zero row) stays zero.
+                let d = self.entry(i, i);
+                if d > 0.0 {
+                    d.max(0.5 * l1)
+                } else {
+                    d
+                }
+            })
+            .collect()
     }
 
     fn entry(&self, i: usize, j: usize) -> f64 {
