@@ -20,6 +20,12 @@ pub trait Preconditioner {
     /// z ← M⁻¹ r; returns rᵀz.
     fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64>;
 
+    /// z ← M⁻¹ r, for solvers that do not need rᵀz. Implementations whose
+    /// `apply_dot` computes the product first override it to skip the dot.
+    fn apply(&self, r: &[f64], z: &mut [f64]) -> Result<()> {
+        self.apply_dot(r, z).map(|_| ())
+    }
+
     /// `true` when M = I, so that solvers can skip z entirely.
     fn is_identity(&self) -> bool {
         false
@@ -38,6 +44,9 @@ impl<T: Preconditioner + ?Sized> Preconditioner for &T {
     }
     fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
         (**self).apply_dot(r, z)
+    }
+    fn apply(&self, r: &[f64], z: &mut [f64]) -> Result<()> {
+        (**self).apply(r, z)
     }
     fn is_identity(&self) -> bool {
         (**self).is_identity()
@@ -70,10 +79,10 @@ pub(crate) fn apply_inverse<M: Preconditioner + ?Sized>(
 ) -> Result<()> {
     if precond.is_identity() {
         vector::copy(r, z);
+        Ok(())
     } else {
-        precond.apply_dot(r, z)?;
+        precond.apply(r, z)
     }
-    Ok(())
 }
 
 /// No preconditioning: M = I.
@@ -203,6 +212,9 @@ where
     fn apply_dot(&self, r: &[f64], z: &mut [f64]) -> Result<f64> {
         (self.apply)(r, z)?;
         Ok(vector::dot(r, z))
+    }
+    fn apply(&self, r: &[f64], z: &mut [f64]) -> Result<()> {
+        (self.apply)(r, z)
     }
     fn is_linear(&self) -> bool {
         self.linear

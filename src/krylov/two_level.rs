@@ -368,6 +368,11 @@ impl<G: Preconditioner> Preconditioner for TwoLevel<'_, G> {
     }
 
     fn apply_dot(&self, r: &[f64], d: &mut [f64]) -> Result<f64> {
+        self.apply(r, d)?;
+        Ok(vector::dot(r, d))
+    }
+
+    fn apply(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
         Error::check_len("r", self.dim(), r.len())?;
         Error::check_len("d", self.dim(), d.len())?;
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
@@ -375,8 +380,7 @@ impl<G: Preconditioner> Preconditioner for TwoLevel<'_, G> {
         self.coarse.deflate(self.op, r, input, s1)?;
         apply_inverse(&self.inner, input, d)?;
         d.iter_mut().for_each(|v| *v *= self.scale);
-        self.coarse.complete(self.op, r, d, s1, s2)?;
-        Ok(vector::dot(r, d))
+        self.coarse.complete(self.op, r, d, s1, s2)
     }
 
     fn is_linear(&self) -> bool {

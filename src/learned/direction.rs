@@ -78,6 +78,11 @@ impl Preconditioner for NetworkOnGrid<'_> {
     }
 
     fn apply_dot(&self, r: &[f64], d: &mut [f64]) -> Result<f64> {
+        self.apply(r, d)?;
+        Ok(vector::dot(r, d))
+    }
+
+    fn apply(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
         Error::check_len("r", self.dim(), r.len())?;
         Error::check_len("d", self.dim(), d.len())?;
         let mut guard = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
@@ -88,8 +93,7 @@ impl Preconditioner for NetworkOnGrid<'_> {
             Evaluator::Layers(network, workspace) => network.direction(grid, field, workspace)?,
             Evaluator::Contracted(contracted) => contracted.direction(grid, field)?,
         };
-        self.op.gather(out, d)?;
-        Ok(vector::dot(r, d))
+        self.op.gather(out, d)
     }
 }
 
@@ -153,5 +157,9 @@ impl Preconditioner for NetworkDirection<'_> {
 
     fn apply_dot(&self, r: &[f64], d: &mut [f64]) -> Result<f64> {
         self.generator.apply_dot(r, d)
+    }
+
+    fn apply(&self, r: &[f64], d: &mut [f64]) -> Result<()> {
+        self.generator.apply(r, d)
     }
 }

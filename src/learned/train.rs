@@ -120,7 +120,7 @@ pub fn solver_residuals(
     let seen = std::cell::RefCell::new(Vec::new());
     let recording = FnPreconditioner::nonlinear(a.dim(), |r: &[f64], d: &mut [f64]| {
         seen.borrow_mut().push(r.to_vec());
-        generator.apply_dot(r, d).map(|_| ())
+        generator.apply(r, d)
     });
     let options = ConjugateDirectionOptions {
         krylov: crate::krylov::KrylovOptions {
