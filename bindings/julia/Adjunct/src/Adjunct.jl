@@ -579,23 +579,20 @@ end
 
 const _EXCHANGE = Ref{Ptr{Cvoid}}(C_NULL)
 
-"""The `CComm` of rank `rank` of `nranks` with the two Julia functions of
-`comm` (the library's defaults, `adj_comm_init`, for the rest)."""
-function _c_comm(comm::_Callback, rank::Integer, nranks::Integer)
+"""The `CComm` of rank `rank` of `nranks` whose context is `cb`, with the C
+entry points `allreduce` and `exchange` (C_NULL for none; the library's
+defaults, `adj_comm_init`, for the rest)."""
+function _c_comm(cb::_Callback, rank::Integer, nranks::Integer, allreduce::Ptr{Cvoid}, exchange::Ptr{Cvoid})
     r = Ref{CComm}()
     _check(ccall((:adj_comm_init, libadjunct()), Cint, (Ref{CComm}, Csize_t), r, sizeof(CComm)))
-    return CComm(r[].struct_size, pointer_from_objref(comm), rank, nranks, _REDUCTION[], _EXCHANGE[])
+    return CComm(r[].struct_size, pointer_from_objref(cb), rank, nranks, allreduce, exchange)
 end
 
 """The `adj_comm` (in a `Ref`, for `options.comm`) of a solve whose operator
 does its own halo exchanges: only the sum over ranks `reduction.f`
 (`nothing`: the same algorithm run serially) and no exchange."""
-function _reduction_comm(reduction::_Callback)
-    r = Ref{CComm}()
-    _check(ccall((:adj_comm_init, libadjunct()), Cint, (Ref{CComm}, Csize_t), r, sizeof(CComm)))
-    fn = reduction.f === nothing ? C_NULL : _REDUCTION[]
-    return Ref(CComm(r[].struct_size, pointer_from_objref(reduction), 0, 1, fn, C_NULL))
-end
+_reduction_comm(reduction::_Callback) =
+    Ref(_c_comm(reduction, 0, 1, reduction.f === nothing ? C_NULL : _REDUCTION[], C_NULL))
 
 """The library's default `CommStats` (its `adj_comm_stats_init`)."""
 function _comm_stats()
@@ -644,7 +641,7 @@ mutable struct DistributedPressureSolver
         beta = face_coefficients === nothing ? nothing : Vector{Float64}(vec(face_coefficients))
         out = Ref{Ptr{Cvoid}}(C_NULL)
         status = GC.@preserve comm h beta begin
-            c = _c_comm(comm, rank, nranks)
+            c = _c_comm(comm, rank, nranks, _REDUCTION[], _EXCHANGE[])
             options = _grid_options(h, beta, scale, nothing, 0.01, codes)
             ccall((:adj_distributed_pressure_solver_new, libadjunct()), Cint,
                   (Ref{CComm}, Csize_t, Csize_t, Csize_t, Ptr{Csize_t}, Ptr{Csize_t}, Ptr{UInt8}, Ref{GridOptions},
