@@ -8,7 +8,7 @@
 mod common;
 
 use adjunct::ffi::*;
-use common::{expect, init, last_error};
+use common::{c_grid_operator, expect, init, last_error};
 use std::ffi::{c_int, c_void};
 use std::ptr::{null, null_mut};
 
@@ -19,29 +19,6 @@ unsafe extern "C" fn counting_sum(ctx: *mut c_void, _buf: *mut f64, _n: usize) -
     // SAFETY: ctx is the test's counter.
     unsafe { *ctx.cast::<usize>() += 1 };
     0
-}
-
-/// An nx×ny grid of fluid with an air top row and a solid block.
-fn operator(nx: usize, ny: usize) -> *mut adj_operator {
-    let cells: Vec<u8> = (0..nx * ny)
-        .map(|c| {
-            let (i, j) = (c % nx, c / nx);
-            if j == ny - 1 {
-                adj_cell::ADJ_CELL_AIR as u8
-            } else if (3..6).contains(&i) && (4..7).contains(&j) {
-                adj_cell::ADJ_CELL_SOLID as u8
-            } else {
-                adj_cell::ADJ_CELL_FLUID as u8
-            }
-        })
-        .collect();
-    let mut op = null_mut();
-    // SAFETY: nx·ny flags.
-    let status = unsafe {
-        adj_operator_new_grid_poisson(nx, ny, 1, cells.as_ptr(), null(), null(), &mut op)
-    };
-    assert_eq!(status, ADJ_OK, "{}", last_error());
-    op
 }
 
 fn dim(op: *const adj_operator) -> usize {
@@ -60,7 +37,7 @@ fn comm_counting(calls: &mut usize) -> adj_comm {
 
 #[test]
 fn cg_with_a_communicator_takes_the_steps_of_the_deprecated_spelling() {
-    let op = operator(24, 20);
+    let op = c_grid_operator(24, 20);
     let n = dim(op);
     let b: Vec<f64> = (0..n).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
     let (mut calls, mut deprecated_calls) = (0usize, 0usize);
@@ -121,7 +98,7 @@ fn cg_with_a_communicator_takes_the_steps_of_the_deprecated_spelling() {
 
 #[test]
 fn conjugate_directions_with_a_communicator_take_the_deprecated_steps() {
-    let op = operator(20, 18);
+    let op = c_grid_operator(20, 18);
     let n = dim(op);
     let b: Vec<f64> = (0..n).map(|i| ((i * 5) % 9) as f64 - 4.0).collect();
     let mut pc = null_mut();
@@ -180,7 +157,7 @@ fn conjugate_directions_with_a_communicator_take_the_deprecated_steps() {
 
 #[test]
 fn a_bad_or_misplaced_communicator_is_refused_naming_it() {
-    let op = operator(12, 10);
+    let op = c_grid_operator(12, 10);
     let n = dim(op);
     let b = vec![1.0; n];
     let mut x = vec![0.0; n];

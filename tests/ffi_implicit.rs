@@ -8,7 +8,7 @@ use adjunct::ffi::*;
 use adjunct::implicit::OtPoint;
 use adjunct::krylov::KrylovOptions;
 use adjunct::ot::{self, CostMatrix, OtOptions};
-use common::{expect, init, last_error, rel_diff, Rng};
+use common::{c_grid_operator, expect, init, last_error, rel_diff, Rng};
 use faer::linalg::solvers::Solve;
 use faer::Mat;
 use std::ffi::{c_int, c_void};
@@ -370,27 +370,6 @@ fn root_errors_name_the_argument_and_leave_outputs_alone() {
     }
 }
 
-fn grid_operator(nx: usize, ny: usize) -> *mut adj_operator {
-    let cells: Vec<u8> = (0..nx * ny)
-        .map(|c| {
-            if c / nx == ny - 1 {
-                adj_cell::ADJ_CELL_AIR as u8
-            } else if c % nx == nx / 2 && c / nx < ny / 2 {
-                adj_cell::ADJ_CELL_SOLID as u8
-            } else {
-                adj_cell::ADJ_CELL_FLUID as u8
-            }
-        })
-        .collect();
-    let mut op = null_mut();
-    // SAFETY: nx·ny flags; NULL spacing and face coefficients (all 1).
-    let s = unsafe {
-        adj_operator_new_grid_poisson(nx, ny, 1, cells.as_ptr(), null(), null(), &mut op)
-    };
-    assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
-    op
-}
-
 /// The operator's CSR export as a dense faer matrix.
 fn dense_of(op: *const adj_operator, n: usize) -> (Mat<f64>, Vec<(usize, usize)>) {
     let mut nnz = 0;
@@ -416,7 +395,7 @@ fn dense_of(op: *const adj_operator, n: usize) -> (Mat<f64>, Vec<(usize, usize)>
 
 #[test]
 fn linear_solve_vjp_matches_a_direct_adjoint_solve() {
-    let op = grid_operator(12, 10);
+    let op = c_grid_operator(12, 10);
     let mut n = 0;
     // SAFETY: live handle.
     assert_eq!(unsafe { adj_operator_dim(op, &mut n) }, adj_status::ADJ_OK);
@@ -624,6 +603,9 @@ fn ot_gradients_through_the_abi_match_rust() {
     };
     let mut cg_options = init(adj_cg_options_init);
     cg_options.rtol = 1e-12;
+    let mut implicit = init(adj_implicit_options_init);
+    implicit.solver = adj_solver::ADJ_SOLVER_CG as u32;
+    implicit.rtol = 1e-12;
     let plan_bar = Rng::new(8).vector(n * m);
     let (gc, ga, gb) = (&mut vec![0.0; n * m], &mut vec![0.0; n], &mut vec![0.0; m]);
     // SAFETY: arrays of the documented sizes.
@@ -668,6 +650,11 @@ fn ot_gradients_through_the_abi_match_rust() {
             (&*gc, &*ga, &*gb),
             (&expected.cost, &expected.a, &expected.b)
         );
+        // The same product through the implicit-differentiation options.
+        let (s, gradients, iterations) = ot_implicit_vjp(&case, &plan_bar, &implicit);
+        assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+        assert_eq!(gradients, [gc.clone(), ga.clone(), gb.clone()]);
+        assert_eq!(iterations, report.iterations);
 
         // ⟨P̄, Ṗ⟩ from the JVP equals ⟨∇, (Ċ, ȧ, ḃ)⟩ from the VJP.
         let mut rng = Rng::new(21);
@@ -692,6 +679,9 @@ fn ot_gradients_through_the_abi_match_rust() {
             null_mut(),
         );
         assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+        let (s, value) = ot_implicit_jvp(&case, [&c_dot, &a_dot, &b_dot], &implicit);
+        assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+        assert_eq!(value, plan_dot);
         let dot = |x: &[f64], y: &[f64]| x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>();
         let lhs = dot(&plan_bar, &plan_dot);
         let rhs = dot(gc, &c_dot) + dot(ga, &a_dot) + dot(gb, &b_dot);
@@ -798,73 +788,19 @@ fn ot_gradient_errors_name_the_argument() {
     }
 }
 
-/// The OT derivatives with the options of every implicit-differentiation
-/// entry point give exactly the products of their deprecated CG-options
-/// spellings; NULL options choose CG, and a solver, ridge, warm start or
-/// preconditioner the system cannot use is refused naming it.
-#[test]
-fn ot_derivatives_take_the_implicit_options() {
-    let case = ot_case(0.1);
+/// `adj_ot_implicit_vjp` on `case` for P̄ = `plan_bar`: status, the three
+/// gradients (C, a, b) and the Schur system's iterations.
+fn ot_implicit_vjp(
+    case: &OtCase,
+    plan_bar: &[f64],
+    options: *const adj_implicit_options,
+) -> (adj_status, [Vec<f64>; 3], usize) {
     let (n, m) = (case.n, case.m);
-    let mut cg_options = init(adj_cg_options_init);
-    cg_options.rtol = 1e-12;
-    let mut implicit = init(adj_implicit_options_init);
-    implicit.solver = adj_solver::ADJ_SOLVER_CG as u32;
-    implicit.rtol = 1e-12;
-    let plan_bar = Rng::new(9).vector(n * m);
-    let mut rng = Rng::new(10);
-    let c_dot = rng.vector(n * m);
-    let a_dot = vec![0.0; n];
-    let b_dot = vec![0.0; m];
-    let vjp = |options: *const adj_implicit_options| {
-        let (mut gc, mut ga, mut gb) = (vec![0.0; n * m], vec![0.0; n], vec![0.0; m]);
-        let mut report = zeroed_report();
-        // SAFETY: arrays of the documented sizes.
-        let s = unsafe {
-            adj_ot_implicit_vjp(
-                case.cost.as_ptr(),
-                n,
-                m,
-                case.eps,
-                case.f.as_ptr(),
-                case.g.as_ptr(),
-                plan_bar.as_ptr(),
-                options,
-                gc.as_mut_ptr(),
-                ga.as_mut_ptr(),
-                gb.as_mut_ptr(),
-                &mut report,
-            )
-        };
-        (s, [gc, ga, gb], report.iterations)
-    };
-    let jvp = |options: *const adj_implicit_options| {
-        let mut plan_dot = vec![0.0; n * m];
-        // SAFETY: arrays of the documented sizes.
-        let s = unsafe {
-            adj_ot_implicit_jvp(
-                case.cost.as_ptr(),
-                n,
-                m,
-                case.eps,
-                case.f.as_ptr(),
-                case.g.as_ptr(),
-                c_dot.as_ptr(),
-                a_dot.as_ptr(),
-                b_dot.as_ptr(),
-                options,
-                plan_dot.as_mut_ptr(),
-                null_mut(),
-            )
-        };
-        (s, plan_dot)
-    };
     let (mut gc, mut ga, mut gb) = (vec![0.0; n * m], vec![0.0; n], vec![0.0; m]);
-    let mut plan_dot = vec![0.0; n * m];
     let mut report = zeroed_report();
     // SAFETY: arrays of the documented sizes.
-    unsafe {
-        let s = adj_ot_plan_vjp(
+    let s = unsafe {
+        adj_ot_implicit_vjp(
             case.cost.as_ptr(),
             n,
             m,
@@ -872,38 +808,60 @@ fn ot_derivatives_take_the_implicit_options() {
             case.f.as_ptr(),
             case.g.as_ptr(),
             plan_bar.as_ptr(),
-            &cg_options,
+            options,
             gc.as_mut_ptr(),
             ga.as_mut_ptr(),
             gb.as_mut_ptr(),
             &mut report,
-        );
-        assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
-        let s = adj_ot_plan_jvp(
+        )
+    };
+    (s, [gc, ga, gb], report.iterations)
+}
+
+/// `adj_ot_implicit_jvp` on `case` along (Ċ, ȧ, ḃ): status and Ṗ.
+fn ot_implicit_jvp(
+    case: &OtCase,
+    [c_dot, a_dot, b_dot]: [&[f64]; 3],
+    options: *const adj_implicit_options,
+) -> (adj_status, Vec<f64>) {
+    let mut plan_dot = vec![0.0; case.n * case.m];
+    // SAFETY: arrays of the documented sizes.
+    let s = unsafe {
+        adj_ot_implicit_jvp(
             case.cost.as_ptr(),
-            n,
-            m,
+            case.n,
+            case.m,
             case.eps,
             case.f.as_ptr(),
             case.g.as_ptr(),
             c_dot.as_ptr(),
             a_dot.as_ptr(),
             b_dot.as_ptr(),
-            &cg_options,
+            options,
             plan_dot.as_mut_ptr(),
             null_mut(),
-        );
-        assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
-    }
-    let (s, gradients, iterations) = vjp(&implicit);
-    assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
-    assert_eq!(gradients, [gc, ga, gb]);
-    assert_eq!(iterations, report.iterations);
-    let (s, value) = jvp(&implicit);
-    assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
-    assert_eq!(value, plan_dot);
+        )
+    };
+    (s, plan_dot)
+}
+
+/// The OT derivatives with the options of every implicit-differentiation
+/// entry point (compared with their deprecated spellings in
+/// `ot_gradients_through_the_abi_match_rust`): NULL options choose CG, and a
+/// solver, ridge or warm start the system cannot use is refused naming it.
+#[test]
+fn ot_derivatives_take_the_implicit_options() {
+    let case = ot_case(0.1);
+    let (n, m) = (case.n, case.m);
+    let mut implicit = init(adj_implicit_options_init);
+    implicit.solver = adj_solver::ADJ_SOLVER_CG as u32;
+    implicit.rtol = 1e-12;
+    let plan_bar = Rng::new(9).vector(n * m);
+    let c_dot = Rng::new(10).vector(n * m);
+    let (a_dot, b_dot) = (vec![0.0; n], vec![0.0; m]);
+    let tangents: [&[f64]; 3] = [&c_dot, &a_dot, &b_dot];
     // NULL: the defaults (rtol 1e-10) with CG.
-    let (s, gradients, _) = vjp(null());
+    let (s, gradients, _) = ot_implicit_vjp(&case, &plan_bar, null());
     assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
     assert!(gradients[0].iter().all(|v| v.is_finite()));
 
@@ -920,9 +878,9 @@ fn ot_derivatives_take_the_implicit_options() {
     for (spoil, named) in refusals {
         let mut bad = implicit;
         spoil(&mut bad, warm.as_ptr());
-        let (s, _, _) = vjp(&bad);
+        let (s, _, _) = ot_implicit_vjp(&case, &plan_bar, &bad);
         expect(s, adj_status::ADJ_ERR_INVALID_ARGUMENT, &[named]);
-        let (s, _) = jvp(&bad);
+        let (s, _) = ot_implicit_jvp(&case, tangents, &bad);
         expect(s, adj_status::ADJ_ERR_INVALID_ARGUMENT, &[named]);
     }
 }

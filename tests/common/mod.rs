@@ -329,3 +329,35 @@ pub fn assert_symmetric_positive(m: &dyn adjunct::Preconditioner, tolerance: f64
         assert!(xmx > 0.0, "{label}: <Mx,x> = {xmx:e}");
     }
 }
+
+/// An nx×ny grid operator through the C ABI: fluid with an air top row and
+/// a solid wall halfway up the middle column.
+pub fn c_grid_operator(nx: usize, ny: usize) -> *mut adjunct::ffi::adj_operator {
+    use adjunct::ffi::{adj_cell, adj_operator_new_grid_poisson, adj_status};
+    let cells: Vec<u8> = (0..nx * ny)
+        .map(|c| {
+            if c / nx == ny - 1 {
+                adj_cell::ADJ_CELL_AIR as u8
+            } else if c % nx == nx / 2 && c / nx < ny / 2 {
+                adj_cell::ADJ_CELL_SOLID as u8
+            } else {
+                adj_cell::ADJ_CELL_FLUID as u8
+            }
+        })
+        .collect();
+    let mut op = std::ptr::null_mut();
+    // SAFETY: nx·ny flags; NULL spacing and face coefficients (all 1).
+    let s = unsafe {
+        adj_operator_new_grid_poisson(
+            nx,
+            ny,
+            1,
+            cells.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            &mut op,
+        )
+    };
+    assert_eq!(s, adj_status::ADJ_OK, "{}", last_error());
+    op
+}
