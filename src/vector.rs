@@ -3,7 +3,7 @@
 //! the vectors into fixed blocks of `BLOCK` entries (see `crate::parallel`),
 //! so reductions do not depend on the thread count.
 
-use crate::parallel::{for_blocks, map_blocks, sum_blocks, DisjointSlice};
+use crate::parallel::{for_blocks, sum_blocks, DisjointSlice};
 use crate::scalar::Real;
 use std::ops::Range;
 
@@ -95,27 +95,9 @@ pub fn cg_update(alpha: f64, p: &[f64], q: &[f64], x: &mut [f64], r: &mut [f64])
     })
 }
 
-/// [rᵀu, wᵀu, rᵀr] in one pass (each the same sum as [`dot`]'s).
-pub fn dots3(r: &[f64], u: &[f64], w: &[f64]) -> [f64; 3] {
-    let n = r.len();
-    assert!(u.len() == n && w.len() == n);
-    map_blocks(num_blocks(n), 3 * n, |blk| {
-        let range = block(blk, n);
-        let (r, u, w) = (&r[range.clone()], &u[range.clone()], &w[range]);
-        let mut sums = [0.0; 3];
-        for i in 0..r.len() {
-            sums[0] += r[i] * u[i];
-            sums[1] += w[i] * u[i];
-            sums[2] += r[i] * r[i];
-        }
-        sums
-    })
-    .into_iter()
-    .fold([0.0; 3], |a, b| [a[0] + b[0], a[1] + b[1], a[2] + b[2]])
-}
-
 /// The update of single-reduction CG (Chronopoulos–Gear), one pass:
-/// p ← u + β p, s ← w + β s, x ← x + α p, r ← r − α s.
+/// p ← u + β p, s ← w + β s, x ← x + α p, r ← r − α s; returns the new
+/// rᵀr (the same sum as [`dot`]'s).
 #[allow(clippy::too_many_arguments)]
 pub fn single_reduction_update(
     alpha: f64,
@@ -126,7 +108,7 @@ pub fn single_reduction_update(
     s: &mut [f64],
     x: &mut [f64],
     r: &mut [f64],
-) {
+) -> f64 {
     let n = x.len();
     assert!(u.len() == n && w.len() == n && p.len() == n && s.len() == n && r.len() == n);
     let (p, s, x, r) = (
@@ -135,7 +117,7 @@ pub fn single_reduction_update(
         DisjointSlice::new(x),
         DisjointSlice::new(r),
     );
-    for_blocks(num_blocks(n), 6 * n, |blk| {
+    sum_blocks(num_blocks(n), 6 * n, |blk| {
         let range = block(blk, n);
         // SAFETY: blocks are disjoint.
         let (p, s, x, r) = unsafe {
@@ -147,13 +129,16 @@ pub fn single_reduction_update(
             )
         };
         let (u, w) = (&u[range.clone()], &w[range]);
+        let mut rr = 0.0;
         for i in 0..x.len() {
             p[i] = u[i] + beta * p[i];
             s[i] = w[i] + beta * s[i];
             x[i] += alpha * p[i];
             r[i] -= alpha * s[i];
+            rr += r[i] * r[i];
         }
-    });
+        rr
+    })
 }
 
 /// p ← z + β p.

@@ -357,6 +357,39 @@ impl DistributedGridPoisson {
 
     /// unknowns ← the values of `field` (this rank's box, x fastest) at
     /// its fluid cells.
+    /// y ← A x on this rank's rows (one face exchange); with `DOT`, returns
+    /// this rank's part of xᵀy, summed while y is copied out.
+    fn apply_owned<const DOT: bool>(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
+        Error::check_len("x", self.dim(), x.len())?;
+        Error::check_len("y", self.dim(), y.len())?;
+        if self.runs.identity() && self.faces.is_empty() {
+            // No neighbour: the local grid is this rank's.
+            return if DOT {
+                self.local.apply_dot(x, y)
+            } else {
+                self.local.apply(x, y).map(|()| 0.0)
+            };
+        }
+        let mut work = self.work.lock().unwrap_or_else(|p| p.into_inner());
+        let (local_x, local_y) = &mut *work;
+        self.runs
+            .scatter(x, local_x, |from, to| to.copy_from_slice(from));
+        self.faces.exchange(&self.collective, local_x);
+        self.local.apply(local_x, local_y)?;
+        Ok(self.runs.gather(local_y, y, |from, to, o| {
+            to.copy_from_slice(from);
+            if DOT {
+                x[o..o + to.len()]
+                    .iter()
+                    .zip(&*to)
+                    .map(|(a, b)| a * b)
+                    .sum()
+            } else {
+                0.0
+            }
+        }))
+    }
+
     pub fn gather<F: FieldValue>(&self, field: &[F], unknowns: &mut [f64]) -> Result<()> {
         Error::check_len("field", self.owned_box().num_cells(), field.len())?;
         Error::check_len("unknowns", self.dim(), unknowns.len())?;
@@ -456,23 +489,13 @@ impl LinearOperator for DistributedGridPoisson {
     /// y ← A x on this rank's rows (collective: one face exchange). A
     /// communicator failure is kept and reported at the next reduction.
     fn apply(&self, x: &[f64], y: &mut [f64]) -> Result<()> {
-        Error::check_len("x", self.dim(), x.len())?;
-        Error::check_len("y", self.dim(), y.len())?;
-        if self.runs.identity() && self.faces.is_empty() {
-            // No neighbour: the local grid is this rank's.
-            return self.local.apply_then(x, y, &|_, _| {});
-        }
-        let mut work = self.work.lock().unwrap_or_else(|p| p.into_inner());
-        let (local_x, local_y) = &mut *work;
-        self.runs
-            .scatter(x, local_x, |from, to| to.copy_from_slice(from));
-        self.faces.exchange(&self.collective, local_x);
-        self.local.apply_then(local_x, local_y, &|_, _| {})?;
-        self.runs.gather(local_y, y, |from, to, _| {
-            to.copy_from_slice(from);
-            0.0
-        });
-        Ok(())
+        self.apply_owned::<false>(x, y).map(|_| ())
+    }
+
+    /// y ← A x as [`LinearOperator::apply`]; returns this rank's part of
+    /// xᵀy, summed in the same pass.
+    fn apply_dot(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
+        self.apply_owned::<true>(x, y)
     }
 
     fn diagonal(&self) -> Option<Vec<f64>> {

@@ -13,7 +13,7 @@
 //! must finish its communication before it reports an error.
 
 use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions};
-use super::precond::{apply_inverse, require_linear, Preconditioner};
+use super::precond::{require_linear, Preconditioner};
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
 use crate::report::{SolveReason, SolveReport};
@@ -72,7 +72,7 @@ where
     );
     let b = &*consistent;
     let mut buf = [0.0; 4];
-    run.directions(&mut buf);
+    run.directions(&mut buf, None);
     buf[BB] = if run.reducer.failed() {
         0.0
     } else {
@@ -203,22 +203,29 @@ struct Run<'a, A: ?Sized, M: ?Sized> {
 }
 
 impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
-    /// u ← M⁻¹ r, w ← A u, and the local rᵀu, wᵀu, rᵀr into `buf`.
-    fn directions(&mut self, buf: &mut [f64; 4]) {
+    /// u ← M⁻¹ r, w ← A u, and the local rᵀu, wᵀu, rᵀr into `buf`, the
+    /// first two fused into the preconditioner and operator passes; `rr`
+    /// is rᵀr when the caller has it (from the update's pass).
+    fn directions(&mut self, buf: &mut [f64; 4], rr: Option<f64>) {
         let (op, precond) = (self.op, self.precond);
         let (r, u, w) = (&self.r, &mut self.u, &mut self.w);
+        let mut dots = [0.0; 3];
         self.reducer.local(|| {
-            apply_inverse(precond, r, u)?;
-            op.remove_null_space(u);
-            op.apply(u, w)
+            dots[RU] = precond.apply_dot(r, u)?;
+            if op.has_null_space() {
+                op.remove_null_space(u);
+                dots[RU] = vector::dot(r, u);
+            }
+            dots[WU] = op.apply_dot(u, w)?;
+            dots[RR] = rr.unwrap_or_else(|| vector::dot(r, r));
+            Ok(())
         });
         *buf = [0.0; 4];
         if !self.reducer.failed() {
-            [buf[RU], buf[WU], buf[RR]] = vector::dots3(&self.r, &self.u, &self.w);
+            buf[..3].copy_from_slice(&dots);
         }
     }
 
-    /// The true residual norm of x over all ranks (r is left as b − A x).
     fn true_residual(&mut self, x: &[f64], b: &[f64]) -> Result<f64> {
         let (op, r) = (self.op, &mut self.r);
         self.reducer.local(|| op.apply(x, r));
@@ -258,7 +265,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
                     return Ok(converged);
                 }
                 // The recursive residual drifted: restart from the true one.
-                self.directions(&mut buf);
+                self.directions(&mut buf, None);
                 self.reducer.reduce(&mut buf)?;
                 restart = true;
                 continue;
@@ -282,7 +289,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
             alpha = gamma_new / denominator;
             gamma = gamma_new;
             restart = false;
-            vector::single_reduction_update(
+            let rr = vector::single_reduction_update(
                 alpha,
                 beta,
                 &self.u,
@@ -293,7 +300,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
                 &mut self.r,
             );
             report.iterations += 1;
-            self.directions(&mut buf);
+            self.directions(&mut buf, Some(rr));
             self.reducer.reduce(&mut buf)?;
             if options.record_history {
                 report.residual_history.push(buf[RR].sqrt());
