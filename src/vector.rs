@@ -97,7 +97,10 @@ pub fn cg_update(alpha: f64, p: &[f64], q: &[f64], x: &mut [f64], r: &mut [f64])
 
 /// The update of single-reduction CG (Chronopoulos–Gear), one pass:
 /// p ← u + β p, s ← w + β s, x ← x + α p, r ← r − α s; returns the new
-/// rᵀr (the same sum as [`dot`]'s).
+/// rᵀr (the same sum as [`dot`]'s). With β = 0 (a restart) p and s are
+/// written without being read: fresh vectors are zero pages, and a read
+/// before the first write would make every page fault twice, the second
+/// time with a TLB shootdown across the threads (≈ 10% of a 128³ solve).
 #[allow(clippy::too_many_arguments)]
 pub fn single_reduction_update(
     alpha: f64,
@@ -111,6 +114,7 @@ pub fn single_reduction_update(
 ) -> f64 {
     let n = x.len();
     assert!(u.len() == n && w.len() == n && p.len() == n && s.len() == n && r.len() == n);
+    let restart = beta == 0.0;
     let (p, s, x, r) = (
         DisjointSlice::new(p),
         DisjointSlice::new(s),
@@ -131,8 +135,12 @@ pub fn single_reduction_update(
         let (u, w) = (&u[range.clone()], &w[range]);
         let mut rr = 0.0;
         for i in 0..x.len() {
-            p[i] = u[i] + beta * p[i];
-            s[i] = w[i] + beta * s[i];
+            if restart {
+                (p[i], s[i]) = (u[i], w[i]);
+            } else {
+                p[i] = u[i] + beta * p[i];
+                s[i] = w[i] + beta * s[i];
+            }
             x[i] += alpha * p[i];
             r[i] -= alpha * s[i];
             rr += r[i] * r[i];
