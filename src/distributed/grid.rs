@@ -13,6 +13,7 @@ use super::regions::Regions;
 use super::runs::OwnedRuns;
 use crate::error::{Error, Result};
 use crate::operator::{Cell, FieldValue, GridPoisson, LinearOperator};
+use crate::vector;
 use std::rc::Rc;
 use std::sync::Mutex;
 
@@ -355,8 +356,6 @@ impl DistributedGridPoisson {
         self.owned_unknowns.binary_search(&(e as u32)).ok()
     }
 
-    /// unknowns ← the values of `field` (this rank's box, x fastest) at
-    /// its fluid cells.
     /// y ← A x on this rank's rows (one face exchange); with `DOT`, returns
     /// this rank's part of xᵀy, summed while y is copied out.
     fn apply_owned<const DOT: bool>(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
@@ -379,17 +378,15 @@ impl DistributedGridPoisson {
         Ok(self.runs.gather(local_y, y, |from, to, o| {
             to.copy_from_slice(from);
             if DOT {
-                x[o..o + to.len()]
-                    .iter()
-                    .zip(&*to)
-                    .map(|(a, b)| a * b)
-                    .sum()
+                vector::dot(&x[o..o + to.len()], to)
             } else {
                 0.0
             }
         }))
     }
 
+    /// unknowns ← the values of `field` (this rank's box, x fastest) at
+    /// its fluid cells.
     pub fn gather<F: FieldValue>(&self, field: &[F], unknowns: &mut [f64]) -> Result<()> {
         Error::check_len("field", self.owned_box().num_cells(), field.len())?;
         Error::check_len("unknowns", self.dim(), unknowns.len())?;

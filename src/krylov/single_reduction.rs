@@ -13,7 +13,7 @@
 //! must finish its communication before it reports an error.
 
 use super::options::{conclude, consistent_rhs, true_residual, KrylovOptions};
-use super::precond::{require_linear, Preconditioner};
+use super::precond::{apply_inverse, require_linear, Preconditioner};
 use crate::error::{Error, Result};
 use crate::operator::LinearOperator;
 use crate::report::{SolveReason, SolveReport};
@@ -211,11 +211,13 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         let (r, u, w) = (&self.r, &mut self.u, &mut self.w);
         let mut dots = [0.0; 3];
         self.reducer.local(|| {
-            dots[RU] = precond.apply_dot(r, u)?;
-            if op.has_null_space() {
+            dots[RU] = if op.has_null_space() {
+                apply_inverse(precond, r, u)?;
                 op.remove_null_space(u);
-                dots[RU] = vector::dot(r, u);
-            }
+                vector::dot(r, u)
+            } else {
+                precond.apply_dot(r, u)?
+            };
             dots[WU] = op.apply_dot(u, w)?;
             dots[RR] = rr.unwrap_or_else(|| vector::dot(r, r));
             Ok(())
@@ -226,6 +228,7 @@ impl<A: LinearOperator + ?Sized, M: Preconditioner + ?Sized> Run<'_, A, M> {
         }
     }
 
+    /// The true residual norm of x over all ranks (r is left as b − A x).
     fn true_residual(&mut self, x: &[f64], b: &[f64]) -> Result<f64> {
         let (op, r) = (self.op, &mut self.r);
         self.reducer.local(|| op.apply(x, r));
