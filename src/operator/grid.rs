@@ -19,6 +19,7 @@
 //! region enclosed by walls. β_f defaults to 1 (e.g. 1/ρ on the face for
 //! variable density), h_a to 1.
 
+use super::runs::RunPlan;
 use super::{CsrMatrix, LinearOperator};
 use crate::alloc;
 use crate::error::{Error, Result};
@@ -259,32 +260,9 @@ pub struct GridPoisson {
     row_start: Vec<usize>,
     /// Row ranges of the parallel apply.
     blocks: Vec<Range<usize>>,
-    /// Per grid row: how the stencil kernel may treat it.
-    row_plans: Vec<RowPlan>,
+    /// The runs of the stencil kernel, with uniform face weights only.
+    runs: Option<RunPlan>,
     floating: Option<FloatingRegions>,
-}
-
-/// A neighbouring grid row (y±1 or z±1) of an all-fluid row, when it is
-/// uniform: every cell of it couples the same way.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum NeighbourRow {
-    /// Outside the grid, or all solid: no coupling.
-    Wall,
-    /// All air: adds to the diagonal only.
-    Air,
-    /// All fluid, with the unknown index of its first cell.
-    Fluid(usize),
-}
-
-/// How the stencil kernel treats a grid row (fixed x range, given j, k).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum RowPlan {
-    /// Cell by cell, looking up each neighbour's kind.
-    General,
-    /// The row is all fluid and its y−, y+, z−, z+ neighbour rows are
-    /// uniform: with uniform face weights the row is a vectorisable
-    /// 1D stencil plus up to four shifted vectors.
-    Uniform([NeighbourRow; 4]),
 }
 
 /// Face weights β_f / h_a² as seen by the stencil kernel.
@@ -388,7 +366,10 @@ impl GridPoisson {
             blocks.push(start..num_rows);
         }
 
-        let row_plans = row_plans(dims, &unknown, &row_start);
+        let runs = match face_coefficients {
+            None => Some(RunPlan::new(dims, &unknown)?),
+            Some(_) => None,
+        };
         let mut grid = Self {
             dims,
             inv_h2,
@@ -398,7 +379,7 @@ impl GridPoisson {
             face_coefficients,
             row_start,
             blocks,
-            row_plans,
+            runs,
             floating: None,
         };
         grid.floating = grid.find_floating_regions();
@@ -507,14 +488,13 @@ impl GridPoisson {
         Error::check_len("x", self.dim(), x.len())?;
         Error::check_len("y", self.dim(), y.len())?;
         Ok(match &self.face_coefficients {
-            None => self.apply_all::<DOT, _, _, _>(&UniformWeight(self.inv_h2), true, x, y, finish),
+            None => self.apply_all::<DOT, _, _, _>(&UniformWeight(self.inv_h2), x, y, finish),
             Some(beta) => self.apply_all::<DOT, _, _, _>(
                 &PerFaceWeight {
                     inv_h2: self.inv_h2,
                     beta,
                     num_cells: self.num_cells(),
                 },
-                false,
                 x,
                 y,
                 finish,
@@ -609,7 +589,6 @@ impl GridPoisson {
     fn apply_rows<const DOT: bool, W: FaceWeight, T: Real, F: Fn(usize, &mut [T])>(
         &self,
         w: &W,
-        uniform: bool,
         rows: Range<usize>,
         p: &[T],
         y: &mut [T],
@@ -619,11 +598,9 @@ impl GridPoisson {
         let mut dot = 0.0;
         for r in rows {
             let out = &mut y[self.row_start[r] - offset..self.row_start[r + 1] - offset];
-            dot += match self.row_plans[r] {
-                RowPlan::Uniform(neighbours) if uniform => {
-                    self.apply_uniform_row::<DOT, T>(r, neighbours, p, out)
-                }
-                _ => self.apply_general_row::<DOT, W, T>(w, r, p, out),
+            dot += match &self.runs {
+                Some(plan) => self.apply_run_row::<DOT, T>(plan, r, p, out),
+                None => self.apply_general_row::<DOT, W, T>(w, r, p, out),
             };
             finish(self.row_start[r], out);
         }
@@ -671,54 +648,25 @@ impl GridPoisson {
         dot
     }
 
-    /// The diagonal contribution of the y and z faces of every cell of an
-    /// all-fluid row with these uniform neighbour rows (uniform weights).
-    fn uniform_row_coupling(&self, neighbours: [NeighbourRow; 4]) -> f64 {
-        let [_, wy, wz] = self.inv_h2;
-        let mut diag = 0.0;
-        for (nb, w) in neighbours.iter().zip([wy, wy, wz, wz]) {
-            if *nb != NeighbourRow::Wall {
-                diag += w;
-            }
-        }
-        diag
-    }
-
-    /// Row r of y = A p for an all-fluid row with uniform neighbour rows and
-    /// uniform face weights; returns pᵀy over the row when `DOT`.
-    fn apply_uniform_row<const DOT: bool, T: Real>(
+    /// Row r of y = A p run by run (uniform face weights); returns pᵀy
+    /// over the row when `DOT`.
+    fn apply_run_row<const DOT: bool, T: Real>(
         &self,
+        plan: &RunPlan,
         r: usize,
-        neighbours: [NeighbourRow; 4],
         p: &[T],
         y: &mut [T],
     ) -> f64 {
-        let nx = self.dims[0];
-        let [wx, wy, wz] = self.inv_h2.map(T::from_f64);
         let start = self.row_start[r];
-        let pr = &p[start..start + nx];
-        let diag = T::from_f64(self.uniform_row_coupling(neighbours));
-        // Along x: interior cells have two fluid neighbours, the ends one.
-        if nx == 1 {
-            y[0] = diag * pr[0];
-        } else {
-            y[0] = (diag + wx) * pr[0] - wx * pr[1];
-            y[nx - 1] = (diag + wx) * pr[nx - 1] - wx * pr[nx - 2];
-            let d = diag + T::from_f64(2.0 * self.inv_h2[0]);
-            for i in 1..nx - 1 {
-                y[i] = d * pr[i] - wx * (pr[i - 1] + pr[i + 1]);
-            }
-        }
-        for (nb, w) in neighbours.iter().zip([wy, wy, wz, wz]) {
-            if let NeighbourRow::Fluid(first) = *nb {
-                for (yi, &pi) in y.iter_mut().zip(&p[first..first + nx]) {
-                    *yi -= w * pi;
-                }
-            }
+        let w = self.inv_h2.map(T::from_f64);
+        for run in plan.row(r) {
+            let at = run.first as usize - start;
+            plan.apply_run(run, w, p, &mut y[at..at + run.len as usize]);
         }
         if !DOT {
             return 0.0;
         }
+        let pr = &p[start..start + y.len()];
         y.iter().zip(pr).map(|(&a, &b)| (a * b).to_f64()).sum()
     }
 
@@ -727,7 +675,6 @@ impl GridPoisson {
     fn apply_all<const DOT: bool, W: FaceWeight + Sync, T: Real, F: Fn(usize, &mut [T]) + Sync>(
         &self,
         w: &W,
-        uniform: bool,
         p: &[T],
         y: &mut [T],
         finish: &F,
@@ -739,7 +686,7 @@ impl GridPoisson {
             let range = self.row_start[rows.start]..self.row_start[rows.end];
             // SAFETY: the unknowns of disjoint row blocks are disjoint ranges.
             let y = unsafe { y.range(range) };
-            self.apply_rows::<DOT, _, _, _>(w, uniform, rows, p, y, finish)
+            self.apply_rows::<DOT, _, _, _>(w, rows, p, y, finish)
         })
     }
 
@@ -815,22 +762,26 @@ impl GridPoisson {
         let mut segment = vec![0u32; n];
         let mut parent: Vec<u32> = Vec::new();
         let mut touches_air: Vec<bool> = Vec::new();
-        let uniform_weights = self.face_coefficients.is_none();
         let union = |parent: &mut Vec<u32>, a: u32, b: u32| {
             let (a, b) = (find_root(parent, a as usize), find_root(parent, b as usize));
             parent[a.max(b)] = a.min(b) as u32;
         };
         for r in 0..self.row_start.len() - 1 {
             let (j, k) = (r % ny, r / ny);
-            // An all-fluid row with uniform neighbour rows is one segment.
-            if let (RowPlan::Uniform(neighbours), true) = (self.row_plans[r], uniform_weights) {
-                let s = parent.len() as u32;
-                parent.push(s);
-                touches_air.push(neighbours.contains(&NeighbourRow::Air));
-                segment[self.row_start[r]..self.row_start[r + 1]].fill(s);
-                for below in [neighbours[0], neighbours[2]] {
-                    if let NeighbourRow::Fluid(first) = below {
-                        union(&mut parent, s, segment[first]);
+            // With uniform weights each run is one segment.
+            if let Some(plan) = &self.runs {
+                for run in plan.row(r) {
+                    let s = parent.len() as u32;
+                    parent.push(s);
+                    let facings = plan.facings(run);
+                    let air = facings.iter().any(|f| f.across == AIR);
+                    touches_air.push(run.air_before || run.air_after || air);
+                    let first = run.first as usize;
+                    segment[first..first + run.len as usize].fill(s);
+                    for f in facings {
+                        if f.side.is_lower() && f.across != AIR {
+                            union(&mut parent, s, segment[f.across as usize]);
+                        }
                     }
                 }
                 continue;
@@ -988,45 +939,6 @@ fn ndim_of(dims: [usize; 3]) -> usize {
     }
 }
 
-/// Classifies every grid row for the stencil kernel (see [`RowPlan`]).
-fn row_plans(dims: [usize; 3], unknown: &[u32], row_start: &[usize]) -> Vec<RowPlan> {
-    let [nx, ny, nz] = dims;
-    let kind = |j: Option<usize>, k: Option<usize>| -> Option<NeighbourRow> {
-        let (Some(j), Some(k)) = (j.filter(|&j| j < ny), k.filter(|&k| k < nz)) else {
-            return Some(NeighbourRow::Wall);
-        };
-        let row = j + ny * k;
-        let cells = &unknown[row * nx..(row + 1) * nx];
-        if cells.iter().all(|&u| u < AIR) {
-            Some(NeighbourRow::Fluid(row_start[row]))
-        } else if cells.iter().all(|&u| u == AIR) {
-            Some(NeighbourRow::Air)
-        } else if cells.iter().all(|&u| u == SOLID) {
-            Some(NeighbourRow::Wall)
-        } else {
-            None
-        }
-    };
-    (0..ny * nz)
-        .map(|r| {
-            let (j, k) = (r % ny, r / ny);
-            if row_start[r + 1] - row_start[r] != nx {
-                return RowPlan::General;
-            }
-            let neighbours = [
-                kind(j.checked_sub(1), Some(k)),
-                kind(Some(j + 1), Some(k)),
-                kind(Some(j), k.checked_sub(1)),
-                kind(Some(j), Some(k + 1)),
-            ];
-            match neighbours {
-                [Some(a), Some(b), Some(c), Some(d)] => RowPlan::Uniform([a, b, c, d]),
-                _ => RowPlan::General,
-            }
-        })
-        .collect()
-}
-
 /// The root of `u` in a union-find forest, with path halving.
 fn find_root(parent: &mut [u32], mut u: usize) -> usize {
     while parent[u] as usize != u {
@@ -1088,12 +1000,10 @@ impl LinearOperator for GridPoisson {
         let [nx, ny, _] = self.dims;
         let mut diagonal = Vec::with_capacity(self.dim());
         for r in 0..self.row_start.len() - 1 {
-            if let (RowPlan::Uniform(neighbours), None) =
-                (self.row_plans[r], &self.face_coefficients)
-            {
-                let (yz, wx) = (self.uniform_row_coupling(neighbours), self.inv_h2[0]);
-                diagonal
-                    .extend((0..nx).map(|i| yz + wx * ((i > 0) as u8 + (i + 1 < nx) as u8) as f64));
+            if let Some(plan) = &self.runs {
+                for run in plan.row(r) {
+                    plan.push_diagonal(run, self.inv_h2, &mut diagonal);
+                }
                 continue;
             }
             let (j, k) = (r % ny, r / ny);

@@ -22,6 +22,7 @@
 mod csr;
 mod function;
 mod grid;
+mod runs;
 
 pub use crate::scalar::FieldValue;
 pub use csr::{CsrIndex, CsrMatrix};
