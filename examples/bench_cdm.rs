@@ -33,7 +33,8 @@
 //! scenes at rtol 1e-8, setup included (hierarchy build + MGPCG, median of
 //! 3), the shipped `models/multigrid_{2,3}d.safetensors` schedule against
 //! classical MGPCG tuned in the same run: every damped-Jacobi cycle with
-//! ν ∈ {1, 2, 3} sweeps and ω ∈ {0.6, 0.7, 0.8, 0.9, 1.0}, and Chebyshev
+//! ν ∈ {1, 2, 3} sweeps on the finest level, doubling on k ∈ {0, 1, 2}
+//! coarser levels, and ω ∈ {0.6, 0.7, 0.8, 0.9, 1.0}, and Chebyshev
 //! smoothing with ν ∈ {2, 3} on [λ, 2] for λ ∈ {0.3, 0.5}; the fastest is
 //! the yardstick, timed again alternating with the learned cycle (medians
 //! of 3 rounds). Ratios last: learned/tuned iterations (target ≤ 0.7) and
@@ -198,16 +199,19 @@ fn multigrid_rows(
     model: &MultigridModel,
 ) -> ((usize, f64), (String, usize, f64)) {
     let mut candidates: Vec<(String, MultigridOptions)> = Vec::new();
-    for sweeps in 1..=3 {
-        for damping in [0.6, 0.7, 0.8, 0.9, 1.0] {
-            candidates.push((
-                format!("Jacobi ν={sweeps} ω={damping}"),
-                MultigridOptions {
-                    smoothing_sweeps: sweeps,
-                    damping,
-                    ..MultigridOptions::default()
-                },
-            ));
+    for sweep_doublings in 0..=2 {
+        for sweeps in 1..=3 {
+            for damping in [0.6, 0.7, 0.8, 0.9, 1.0] {
+                candidates.push((
+                    format!("Jacobi ν={sweeps} k={sweep_doublings} ω={damping}"),
+                    MultigridOptions {
+                        smoothing_sweeps: sweeps,
+                        sweep_doublings,
+                        damping,
+                        ..MultigridOptions::default()
+                    },
+                ));
+            }
         }
     }
     for sweeps in 2..=3 {
@@ -231,6 +235,7 @@ fn multigrid_rows(
         let defaults = MultigridOptions::default();
         if mg_options.schedule.is_none()
             && mg_options.smoothing_sweeps == defaults.smoothing_sweeps
+            && mg_options.sweep_doublings == defaults.sweep_doublings
             && mg_options.damping == defaults.damping
         {
             default = Some((its, seconds));

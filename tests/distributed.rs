@@ -204,10 +204,14 @@ fn whole(n: usize) -> Vec<usize> {
     vec![0, n]
 }
 
+/// Solves `problem` over each decomposition and checks it against the
+/// serial MGPCG: the same iteration count (within `slack`) and solution
+/// (1e-10 relative; 1e-8 when the count moved within the slack).
 fn check_against_serial(
     problem: &Problem,
     decompositions: &[[Vec<usize>; 3]],
     precision: Precision,
+    slack: usize,
 ) {
     let (serial_iterations, serial_field) = serial(problem, precision);
     for cuts in decompositions {
@@ -223,14 +227,20 @@ fn check_against_serial(
             );
         }
         let solve = &reports[0].solve;
-        assert_eq!(
-            solve.iterations, serial_iterations,
-            "{:?} {cuts:?}: iterations against the serial MGPCG",
-            problem.dims
+        assert!(
+            solve.iterations.abs_diff(serial_iterations) <= slack,
+            "{:?} {cuts:?}: {} iterations against the serial MGPCG's {serial_iterations}",
+            problem.dims,
+            solve.iterations
         );
+        let bound = if solve.iterations == serial_iterations {
+            1e-10
+        } else {
+            1e-8
+        };
         let difference = relative_difference(&field, &serial_field);
         assert!(
-            difference < 1e-10,
+            difference < bound,
             "{cuts:?}: solution differs by {difference:e}"
         );
         let residual = true_relative_residual(problem, &field);
@@ -261,6 +271,7 @@ fn odd_3d_grid_matches_the_serial_solve_for_every_decomposition() {
             [whole(nx), whole(ny), uneven(nz, 8)],
         ],
         Precision::Single,
+        0,
     );
 }
 
@@ -274,16 +285,21 @@ fn both_precisions_and_64_cubed_blocks() {
             [vec![0, 21, 64], whole(64), vec![0, 40, 64]],
         ],
         Precision::Double,
+        0,
     );
     check_against_serial(
         &problem,
         &[[vec![0, 32, 64], vec![0, 32, 64], vec![0, 32, 64]]],
         Precision::Single,
+        0,
     );
 }
 
 #[test]
 fn two_dimensional_grid_with_coefficient_contrast() {
+    // The rediscretised cycle needs 65 iterations at this contrast, and
+    // the order of the ranks' partial sums (rounding) may move the
+    // stopping test by one.
     let mut problem = obstacles([61, 47, 1], 3);
     let mut rng = Rng::new(5);
     let n = problem.cells.len();
@@ -308,6 +324,7 @@ fn two_dimensional_grid_with_coefficient_contrast() {
             [vec![0, 30, 61], vec![0, 11, 47], whole(1)],
         ],
         Precision::Double,
+        1,
     );
 }
 
@@ -394,6 +411,7 @@ fn a_rank_without_fluid_cells() {
         &problem,
         &[[vec![0, 10, 30], vec![0, 10, 20], whole(16)]],
         Precision::Single,
+        0,
     );
 }
 

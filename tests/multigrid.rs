@@ -186,6 +186,21 @@ fn bad_options_are_rejected() {
             },
             "coarsest_unknowns",
         ),
+        (
+            MultigridOptions {
+                sweep_doublings: 7,
+                ..MultigridOptions::default()
+            },
+            "sweep_doublings",
+        ),
+        (
+            MultigridOptions {
+                smoothing_sweeps: 300,
+                sweep_doublings: 2,
+                ..MultigridOptions::default()
+            },
+            "smoothing_sweeps",
+        ),
     ] {
         let e = Multigrid::new(&a, &options).unwrap_err().to_string();
         assert!(e.contains(argument), "{e}");

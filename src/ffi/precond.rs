@@ -26,9 +26,10 @@ pub enum adj_precond_kind {
     /// operators use their CSR form). Setup is serial; application is two
     /// serial triangular solves.
     ADJ_PRECOND_IC0 = 2,
-    /// Geometric multigrid V-cycle (grid Poisson operators only): 3
+    /// Geometric multigrid V-cycle (grid Poisson operators only):
     /// damped-Jacobi sweeps (ω = 0.9) before and after each coarse
-    /// correction, coarsening by 2 until at most 1000 unknowns, dense
+    /// correction, 2 on the finest level, 4 on the next and 8 on every
+    /// coarser one, coarsening by 2 until at most 1000 unknowns, dense
     /// Cholesky there; run in single precision inside CG's double (same
     /// final residual, 0.77× the time at 128³); symmetric positive
     /// definite to float rounding. The coarse operators are the
@@ -37,7 +38,8 @@ pub enum adj_precond_kind {
     /// ℓ1-scaled Jacobi diagonal max(aᵢᵢ, ½Σⱼ|aᵢⱼ|), so that the cycle stays
     /// positive definite), which stay robust at coefficient contrasts up
     /// to 1e6. Setup is a few grid
-    /// applications; each application costs about 6 of them.
+    /// applications; each application costs about 5 of them in 3D and 8
+    /// in 2D.
     ADJ_PRECOND_MULTIGRID = 3,
 }
 

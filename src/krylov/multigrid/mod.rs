@@ -16,8 +16,10 @@
 //!   neighbour contributes 0), and restriction R = Pᵀ/2ᵈ, both applied
 //!   from their rule ([`transfer`]): nothing to assemble at setup, and no
 //!   matrix to stream through memory in the cycle.
-//! - Smoothing: ν damped-Jacobi sweeps (ν = 3, ω = 0.9 by default) before and after
-//!   the coarse correction, each fused with the stencil apply (one pass).
+//! - Smoothing: damped-Jacobi sweeps before and after the coarse
+//!   correction, ν on the finest level and doubling on the next k levels
+//!   (2, 4, 8, 8, … sweeps of ω = 0.9 by default), each fused with the
+//!   stencil apply (one pass).
 //!   Jacobi is self-adjoint and, with ω < 1, a contraction when the
 //!   eigenvalues of D⁻¹A lie in [0, 2]: true of the stencil levels
 //!   (diagonally dominant), and made true of the Galerkin levels, whose
@@ -48,12 +50,22 @@ use transfer::Transfer;
 /// Options of [`Multigrid::new`].
 #[derive(Debug, Clone)]
 pub struct MultigridOptions {
-    /// Damped-Jacobi sweeps ν before and after the coarse correction on each
-    /// level. Default 3: chosen with ω by the sweep of `bench_cdm
-    /// --multigrid-only` (ν ∈ 1..=3, ω ∈ 0.6..=1.0) on held-out obstacle
-    /// scenes, where (3, 0.9) was fastest at 128³ (0.50 s against 0.69 s
-    /// for the former (2, 0.8), 11 iterations against 14).
+    /// Damped-Jacobi sweeps ν before and after the coarse correction on the
+    /// finest level (coarser levels: see `sweep_doublings`). Default 2.
     pub smoothing_sweeps: usize,
+    /// The number k of levels below the finest on which the sweep count
+    /// doubles: level l runs ν·2^min(l, k) sweeps, so that with the
+    /// defaults the levels run 2, 4, 8, 8, … sweeps. A coarse sweep costs
+    /// 1/2ᵈ of its parent's, so each doubling adds at most a quarter (3D)
+    /// or a half (2D) of the finest level's smoothing, and buys a better
+    /// coarse correction, which the obstacle- and air-coarsened levels
+    /// need. 0 gives the classical cycle (ν sweeps on every level); at
+    /// most 6. Default 2, with ν = 2 and ω = 0.9: chosen with
+    /// `examples/bench_cdm.rs --multigrid-only`'s sweep, where it beat
+    /// the former default (k = 0, ν = 3) on every held-out scene (128³
+    /// smoke scene of `examples/mpi/smoke_scene.h`: 13 iterations
+    /// against 16).
+    pub sweep_doublings: usize,
     /// Jacobi damping ω ∈ (0, 1]. Default 0.9.
     pub damping: f64,
     /// Coarsen until a level has at most this many unknowns (≤ 4096); that
@@ -104,7 +116,8 @@ pub enum CoarseOperators {
 impl Default for MultigridOptions {
     fn default() -> Self {
         Self {
-            smoothing_sweeps: 3,
+            smoothing_sweeps: 2,
+            sweep_doublings: 2,
             damping: 0.9,
             coarsest_unknowns: 1000,
             coarse_operators: CoarseOperators::Automatic,
@@ -115,12 +128,12 @@ impl Default for MultigridOptions {
 }
 
 impl MultigridOptions {
-    /// The schedule the cycle runs: the given one, or ν sweeps of ω and
-    /// γ = 1 on every level.
+    /// The schedule the cycle runs: the given one, or ν·2^min(l, k)
+    /// sweeps of ω and γ = 1 on level l.
     pub(crate) fn resolved_schedule(&self) -> Schedule {
-        self.schedule
-            .clone()
-            .unwrap_or_else(|| Schedule::classical(self.smoothing_sweeps, self.damping))
+        self.schedule.clone().unwrap_or_else(|| {
+            Schedule::doubling(self.smoothing_sweeps, self.damping, self.sweep_doublings)
+        })
     }
 
     /// Checks that every option is in range.
@@ -138,6 +151,24 @@ impl MultigridOptions {
             return Err(Error::invalid(
                 "smoothing_sweeps",
                 "at least one smoothing sweep is needed",
+            ));
+        }
+        if self.sweep_doublings > MAX_SWEEP_DOUBLINGS {
+            return Err(Error::invalid(
+                "sweep_doublings",
+                format!(
+                    "sweep_doublings = {} must be at most {MAX_SWEEP_DOUBLINGS}",
+                    self.sweep_doublings
+                ),
+            ));
+        }
+        if self.smoothing_sweeps > MAX_SWEEPS >> self.sweep_doublings {
+            return Err(Error::invalid(
+                "smoothing_sweeps",
+                format!(
+                    "smoothing_sweeps = {} doubled {} times exceeds {MAX_SWEEPS} sweeps per level",
+                    self.smoothing_sweeps, self.sweep_doublings
+                ),
             ));
         }
         self.check_coarsest()
@@ -159,6 +190,12 @@ impl MultigridOptions {
 
 /// Largest coarsest level for the dense factorisation.
 const MAX_COARSEST: usize = 4096;
+
+/// The most sweeps of one level of a schedule built from `smoothing_sweeps`.
+const MAX_SWEEPS: usize = 1024;
+
+/// The most levels on which the sweep count doubles.
+const MAX_SWEEP_DOUBLINGS: usize = 6;
 
 /// One level: its grid and its operator.
 pub(crate) struct Level {

@@ -105,14 +105,22 @@ impl LevelSchedule {
 }
 
 impl Schedule {
+    /// ν·2^min(l, k) sweeps of damping ω and γ = 1 on level l: the sweep
+    /// count doubles on the k levels below the finest, then stays.
+    pub fn doubling(sweeps: usize, damping: f64, doublings: usize) -> Self {
+        Self {
+            levels: (0..=doublings)
+                .map(|l| LevelSchedule {
+                    damping: vec![damping; sweeps << l],
+                    correction: 1.0,
+                })
+                .collect(),
+        }
+    }
+
     /// ν sweeps of damping ω and γ = 1 on every level.
     pub fn classical(sweeps: usize, damping: f64) -> Self {
-        Self {
-            levels: vec![LevelSchedule {
-                damping: vec![damping; sweeps],
-                correction: 1.0,
-            }],
-        }
+        Self::doubling(sweeps, damping, 0)
     }
 
     /// ν sweeps of Chebyshev smoothing on every level: the dampings are
@@ -216,6 +224,15 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doubling_doubles_the_sweeps_then_stays() {
+        let schedule = Schedule::doubling(2, 0.9, 2);
+        let sweeps: Vec<usize> = (0..6).map(|l| schedule.level(l).damping.len()).collect();
+        assert_eq!(sweeps, [2, 4, 8, 8, 8, 8]);
+        assert!(schedule.check().is_ok());
+        assert_eq!(Schedule::doubling(3, 0.9, 0), Schedule::classical(3, 0.9));
+    }
 
     #[test]
     fn classical_damping_is_bounded_and_overrelaxation_is_refused() {
