@@ -43,6 +43,13 @@ struct RowStencil {
     count: usize,
 }
 
+/// Scratch rows of [`Transfer::resolved_row`]: one coarse row's values
+/// (and which cells are solid), and the parent row's values.
+struct RowScratch<T> {
+    values: Vec<(T, bool)>,
+    parents: Vec<T>,
+}
+
 impl Transfer<'_> {
     /// The coarse neighbour coordinate of fine coordinate p (n coarse cells
     /// along the axis): toward the side of p within its parent.
@@ -195,22 +202,70 @@ impl Transfer<'_> {
         }
     }
 
-    /// The coarse cell a combination of `stencil` reaches at x index `x`
-    /// (None: outside the grid), resolved as P does: a solid cell or one
-    /// outside the grid gives way to the parent at `parent_x`; returns its
-    /// unknown, or None when that cell is air.
-    #[inline(always)]
-    fn resolve(&self, row: Option<usize>, x: Option<usize>, parent: usize) -> Option<usize> {
-        let codes = self.coarse.unknown_codes();
-        let target = match (row, x) {
-            (Some(row), Some(x)) => row * self.coarse.dims()[0] + x,
-            _ => parent,
-        };
-        let mut code = codes[target];
-        if code == SOLID {
-            code = codes[parent];
+    /// The values of coarse grid row `row` for P: per x, the coarse value
+    /// (0 on an air cell) and whether the cell is solid.
+    fn row_values<T: Real>(&self, row: usize, x_coarse: &[T], values: &mut [(T, bool)]) {
+        let width = self.coarse.dims()[0];
+        let codes = &self.coarse.unknown_codes()[row * width..(row + 1) * width];
+        for (v, &code) in values.iter_mut().zip(codes) {
+            *v = match code {
+                SOLID => (T::default(), true),
+                AIR => (T::default(), false),
+                u => (x_coarse[u as usize], false),
+            };
         }
-        (code < AIR).then_some(code as usize)
+    }
+
+    /// The coarse-row vectors of P for a fine row of `stencil` with some
+    /// non-fluid coarse cell: per coarse x index p, `at[p]`, `below[p]` and
+    /// `above[p]` are the (y, z) combinations of the coarse values at x = p,
+    /// p − 1 and p + 1, each cell that is solid or outside the grid
+    /// replaced by the parent (p on the parent row), an air cell 0.
+    fn resolved_row<T: Real>(
+        &self,
+        stencil: &RowStencil,
+        x_coarse: &[T],
+        at: &mut [T],
+        below: &mut [T],
+        above: &mut [T],
+        scratch: &mut RowScratch<T>,
+    ) {
+        let width = at.len();
+        let RowScratch { values, parents } = scratch;
+        self.row_values(stencil.parent_row, x_coarse, values);
+        for (q, &(v, _)) in parents.iter_mut().zip(&*values) {
+            *q = v;
+        }
+        for t in [&mut *at, &mut *below, &mut *above] {
+            t.fill(T::default());
+        }
+        for &(row, w) in &stencil.combos[..stencil.count] {
+            let w = T::from_f64(w);
+            let Some(row) = row else {
+                // Outside the grid: every x gives way to the parent.
+                for (((a, lo), hi), &q) in at
+                    .iter_mut()
+                    .zip(&mut *below)
+                    .zip(&mut *above)
+                    .zip(&*parents)
+                {
+                    *a += w * q;
+                    *lo += w * q;
+                    *hi += w * q;
+                }
+                continue;
+            };
+            self.row_values(row, x_coarse, values);
+            let resolved = |x: Option<usize>, p: usize| match x.map(|x| values[x]) {
+                Some((v, false)) => v,
+                _ => parents[p],
+            };
+            for p in 0..width {
+                at[p] += w * resolved(Some(p), p);
+                below[p] += w * resolved(p.checked_sub(1), p);
+                above[p] += w * resolved(Some(p + 1).filter(|&q| q < width), p);
+            }
+        }
     }
 
     /// x[u − offset] += (P x_coarse)_u for the unknowns u of fine `rows`.
@@ -227,12 +282,15 @@ impl Transfer<'_> {
     ) {
         let (nx, width) = (self.fine.dims()[0], self.coarse.dims()[0]);
         let (three_quarters, quarter) = (T::from_f64(0.75), T::from_f64(0.25));
-        let value = |u: Option<usize>| u.map_or(T::default(), |u| x_coarse[u]);
         let (mut at, mut below, mut above) = (
             vec![T::default(); width],
             vec![T::default(); width],
             vec![T::default(); width],
         );
+        let mut scratch = RowScratch {
+            values: vec![(T::default(), false); width],
+            parents: vec![T::default(); width],
+        };
         for r in rows {
             let stencil = self.row_stencil(r);
             let combos = &stencil.combos[..stencil.count];
@@ -252,21 +310,14 @@ impl Transfer<'_> {
                 above[..width - 1].copy_from_slice(&at[1..]);
                 above[width - 1] = parents[width - 1];
             } else {
-                for p in 0..width {
-                    let parent = stencil.parent_row * width + p;
-                    let (mut a, mut lo, mut hi) = (T::default(), T::default(), T::default());
-                    for &(row, w) in combos {
-                        let w = T::from_f64(w);
-                        a += w * value(self.resolve(row, Some(p), parent));
-                        lo += w * value(self.resolve(row, p.checked_sub(1), parent));
-                        hi += w * value(self.resolve(
-                            row,
-                            Some(p + 1).filter(|&q| q < width),
-                            parent,
-                        ));
-                    }
-                    (at[p], below[p], above[p]) = (a, lo, hi);
-                }
+                self.resolved_row(
+                    &stencil,
+                    x_coarse,
+                    &mut at,
+                    &mut below,
+                    &mut above,
+                    &mut scratch,
+                );
             }
             let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
             for (i, &u) in codes.iter().enumerate() {
@@ -292,6 +343,7 @@ impl Transfer<'_> {
             vec![T::default(); width],
         );
         let mut along_x = vec![T::default(); width];
+        let mut to_parent = vec![T::default(); width];
         for r in rows {
             let stencil = self.row_stencil(r);
             let combos = &stencil.combos[..stencil.count];
@@ -333,21 +385,68 @@ impl Transfer<'_> {
                 b[starts[0] - offset] += below[0];
                 b[starts[0] + width - 1 - offset] += above[width - 1];
             } else {
-                for p in 0..width {
-                    let parent = stencil.parent_row * width + p;
-                    for &(row, w) in combos {
-                        let w = T::from_f64(w);
-                        for (x, value) in [
-                            (Some(p), at[p]),
-                            (p.checked_sub(1), below[p]),
-                            (Some(p + 1).filter(|&q| q < width), above[p]),
-                        ] {
-                            if let Some(v) = self.resolve(row, x, parent) {
-                                b[v - offset] += w * value;
-                            }
-                        }
-                    }
+                self.restrict_resolved(&stencil, [&at, &below, &above], b, offset, &mut to_parent);
+            }
+        }
+    }
+
+    /// b[v − offset] += the entries of R of a fine row of `stencil` with
+    /// some non-fluid coarse cell, from its coarse-row vectors `sources` =
+    /// [at, below, above] (see [`Transfer::resolved_row`], whose transpose
+    /// this is): an entry whose coarse cell is solid or outside the grid
+    /// goes to the parent, one on an air cell is dropped.
+    fn restrict_resolved<T: Real>(
+        &self,
+        stencil: &RowStencil,
+        sources: [&[T]; 3],
+        b: &mut [T],
+        offset: usize,
+        to_parent: &mut [T],
+    ) {
+        let [at, below, above] = sources;
+        let width = at.len();
+        let codes = self.coarse.unknown_codes();
+        to_parent.fill(T::default());
+        for &(row, w) in &stencil.combos[..stencil.count] {
+            let w = T::from_f64(w);
+            let Some(row) = row else {
+                for (p, t) in to_parent.iter_mut().enumerate() {
+                    *t += w * (at[p] + below[p] + above[p]);
                 }
+                continue;
+            };
+            let row_codes = &codes[row * width..(row + 1) * width];
+            let solid = |x: Option<usize>| x.is_none_or(|x| row_codes[x] == SOLID);
+            for (p, &code) in row_codes.iter().enumerate() {
+                // Coarse cell p collects the sources at p, p + 1 and p − 1.
+                if code < AIR {
+                    let mut t = at[p];
+                    if p + 1 < width {
+                        t += below[p + 1];
+                    }
+                    if p > 0 {
+                        t += above[p - 1];
+                    }
+                    b[code as usize - offset] += w * t;
+                }
+                // Source p's entries whose cells give way to the parent.
+                let mut t = T::default();
+                if code == SOLID {
+                    t += at[p];
+                }
+                if solid(p.checked_sub(1)) {
+                    t += below[p];
+                }
+                if solid(Some(p + 1).filter(|&q| q < width)) {
+                    t += above[p];
+                }
+                to_parent[p] += w * t;
+            }
+        }
+        let parents = &codes[stencil.parent_row * width..(stencil.parent_row + 1) * width];
+        for (&code, &t) in parents.iter().zip(&*to_parent) {
+            if code < AIR {
+                b[code as usize - offset] += t;
             }
         }
     }
