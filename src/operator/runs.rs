@@ -82,6 +82,12 @@ fn push<T>(v: &mut Vec<T>, value: T, what: &'static str) -> Result<()> {
     Ok(())
 }
 
+/// Whether every code is a fluid cell's (a vectorisable test: no early
+/// exit).
+fn all_fluid(codes: &[u32]) -> bool {
+    codes.iter().fold(true, |all, &u| all & (u < AIR))
+}
+
 impl RunPlan {
     /// The plan of a grid of `dims` cells with per-cell codes `unknown`
     /// (a fluid cell's unknown, else [`AIR`] or [`SOLID`]).
@@ -110,12 +116,15 @@ impl RunPlan {
                 row_at(Some(j), Some(k + 1)),
             ];
             let mut a = 0;
+            // An all-fluid row (the common case, tested without branches)
+            // is one run.
+            let all_fluid = all_fluid(cells);
             while a < nx {
-                if cells[a] >= AIR {
+                if !all_fluid && cells[a] >= AIR {
                     a += 1;
                     continue;
                 }
-                let mut b = a + 1;
+                let mut b = if all_fluid { nx } else { a + 1 };
                 while b < nx && cells[b] < AIR {
                     b += 1;
                 }
@@ -147,6 +156,15 @@ impl RunPlan {
             AIR => AIR,
             _ => 0,
         };
+        if all_fluid(across) {
+            let facing = Facing {
+                side,
+                offset: 0,
+                len: across.len() as u32,
+                across: across[0],
+            };
+            return push(&mut self.facings, facing, "stencil facings");
+        }
         let mut a = 0;
         while a < across.len() {
             let mut b = a + 1;
