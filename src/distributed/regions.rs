@@ -1,8 +1,9 @@
 //! The fluid regions enclosed by walls (no air cell) of a distributed
 //! grid, on which A is singular with the constant as null vector.
 //!
-//! Each rank finds the connected components of its own fluid cells
-//! (union-find over face neighbours), labels each with its smallest
+//! Each rank takes the connected components of its own fluid cells from
+//! the enclosed regions of its local grid (box and ghost layer), labels
+//! each with its smallest
 //! global cell index and whether it touches air, then exchanges labels
 //! with its face neighbours until no label changes on any rank: every
 //! component then carries its global region's label. Enclosed regions
@@ -59,49 +60,40 @@ impl Regions {
         let dims = decomposition.dims;
         let ndim = decomposition.ndim();
         let n = owned_unknowns.len();
-        // Owned unknown of each extended unknown.
-        let mut owned_of = vec![NONE; local.dim()];
-        for (o, &e) in owned_unknowns.iter().enumerate() {
-            owned_of[e as usize] = o as u32;
-        }
         let cell_of = |e: u32| extended.coords(local.cells_of_unknowns()[e as usize] as usize);
         let global_index = |c: [usize; 3]| (c[0] + dims[0] * (c[1] + dims[1] * c[2])) as f64;
-        // Face neighbours of each owned unknown: owned unknowns are joined,
-        // ghost unknowns and air noted. A cell whose region of the local
-        // grid (box and ghost layer) touches air is in a region that does:
-        // only the others are followed.
+        // The owned unknowns of one enclosed region of the local grid (box
+        // and ghost layer; a region of it that touches air lies in a
+        // region that does) are one component: each is joined to the
+        // region's first. Air never neighbours an enclosed region, so only
+        // a cell on the box's faces has more to note: its neighbours in
+        // the ghost layer, linked to their boxes' components.
         let mut parent: Vec<u32> = (0..n as u32).collect();
+        let mut first_owned = vec![NONE; local.num_enclosed_regions()];
         let mut ghost_links: Vec<(u32, u32)> = Vec::new();
         let mut touches_air = vec![false; n];
         for (o, &e) in owned_unknowns.iter().enumerate() {
-            if !local.in_enclosed_region(e as usize) {
+            let Some(k) = local.enclosed_region(e as usize) else {
                 touches_air[o] = true;
                 continue;
+            };
+            if first_owned[k] == NONE {
+                first_owned[k] = o as u32;
             }
+            parent[o] = first_owned[k];
             let c = cell_of(e);
+            if (0..ndim).all(|a| c[a] > owned.lo[a] && c[a] + 1 < owned.hi[a]) {
+                continue;
+            }
             for a in 0..ndim {
                 for up in [false, true] {
                     let Some(nb) = neighbour(c, a, up, &extended) else {
                         continue;
                     };
                     let cell = extended.index(nb);
-                    match local.cell(cell) {
-                        Cell::Air => touches_air[o] = true,
-                        Cell::Solid => {}
-                        Cell::Fluid => {
-                            let ne = local.unknown_of_cell(cell).expect("fluid") as u32;
-                            match owned_of[ne as usize] {
-                                NONE => ghost_links.push((o as u32, ne)),
-                                other if up => {
-                                    let (ra, rb) =
-                                        (find(&mut parent, o as u32), find(&mut parent, other));
-                                    if ra != rb {
-                                        parent[ra.max(rb) as usize] = ra.min(rb);
-                                    }
-                                }
-                                _ => {}
-                            }
-                        }
+                    if let (Cell::Fluid, false) = (local.cell(cell), owns(&owned, nb)) {
+                        let ne = local.unknown_of_cell(cell).expect("fluid") as u32;
+                        ghost_links.push((o as u32, ne));
                     }
                 }
             }

@@ -507,11 +507,17 @@ impl GridPoisson {
         self.floating.is_some()
     }
 
-    /// `true` when unknown `u` lies in a fluid region enclosed by walls.
-    pub(crate) fn in_enclosed_region(&self, u: usize) -> bool {
-        self.floating
-            .as_ref()
-            .is_some_and(|f| f.region[u] != u32::MAX)
+    /// The index (0..[`GridPoisson::num_enclosed_regions`]) of the fluid
+    /// region enclosed by walls that unknown `u` lies in; None when its
+    /// region touches air.
+    pub(crate) fn enclosed_region(&self, u: usize) -> Option<usize> {
+        let region = self.floating.as_ref()?.region[u];
+        (region != u32::MAX).then_some(region as usize)
+    }
+
+    /// The number of fluid regions enclosed by walls.
+    pub(crate) fn num_enclosed_regions(&self) -> usize {
+        self.floating.as_ref().map_or(0, |f| f.size.len())
     }
 
     /// Gathers the fluid cells of a per-cell field (f64, or the f32 of a
