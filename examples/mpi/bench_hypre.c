@@ -19,7 +19,10 @@
  *   mpicc -O2 -Iinclude -I/usr/include/hypre examples/mpi/bench_hypre.c \
  *         target/release/libadjunct.a -lHYPRE -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -o bench_hypre
  * Run:
- *   mpirun -n 2 ./bench_hypre [NX NY NZ] [--repeat K]
+ *   mpirun -n 2 ./bench_hypre [NX NY NZ] [--repeat K] [--only LIST]
+ * LIST: the solvers to run, comma-separated, from adjunct, pfmg, pfmg-rb,
+ * smg and boomeramg (default all); the ratio is against the fastest
+ * hypre solver run.
  */
 #include "adjunct.h"
 #include "smoke_scene.h"
@@ -330,11 +333,21 @@ static Result run_boomeramg(const Problem *p) {
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     Problem p = {.n = {128, 128, 128}};
-    int repeat = 3, positional = 0;
+    enum { SOLVERS = 5 };
+    static const char *const keys[SOLVERS] = {"adjunct", "pfmg", "pfmg-rb", "smg", "boomeramg"};
+    int repeat = 3, positional = 0, selected[SOLVERS] = {1, 1, 1, 1, 1};
     for (int a = 1; a < argc; ++a) {
         if (!strcmp(argv[a], "--repeat") && a + 1 < argc)
             repeat = atoi(argv[++a]);
-        else if (positional < 3)
+        else if (!strcmp(argv[a], "--only") && a + 1 < argc) {
+            const char *list = argv[++a];
+            for (int s = 0; s < SOLVERS; ++s) {
+                size_t len = strlen(keys[s]);
+                selected[s] = 0;
+                for (const char *at = list; (at = strstr(at, keys[s])) != NULL; at += len)
+                    if ((at == list || at[-1] == ',') && (at[len] == ',' || at[len] == '\0')) selected[s] = 1;
+            }
+        } else if (positional < 3)
             p.n[positional++] = (size_t)atol(argv[a]);
     }
     if (repeat < 1) repeat = 1;
@@ -358,16 +371,16 @@ int main(int argc, char **argv) {
                 p.flags[l] = (uint8_t)scene_kind(p.n, p.lo[0] + i, p.lo[1] + j, p.lo[2] + k);
                 p.rhs[l] = p.flags[l] == SCENE_FLUID ? scene_source(p.n, p.lo[0] + i, p.lo[1] + j, p.lo[2] + k) : 0.0;
             }
-    enum { SOLVERS = 5 };
     Result *runs = malloc((size_t)(SOLVERS * repeat) * sizeof(Result)), best[SOLVERS];
     for (int rep = 0; rep < repeat; ++rep) {
-        runs[0 * repeat + rep] = run_adjunct(&p);
-        runs[1 * repeat + rep] = run_struct(&p, 1);
-        runs[2 * repeat + rep] = run_struct(&p, 2);
-        runs[3 * repeat + rep] = run_struct(&p, -1);
-        runs[4 * repeat + rep] = run_boomeramg(&p);
+        if (selected[0]) runs[0 * repeat + rep] = run_adjunct(&p);
+        if (selected[1]) runs[1 * repeat + rep] = run_struct(&p, 1);
+        if (selected[2]) runs[2 * repeat + rep] = run_struct(&p, 2);
+        if (selected[3]) runs[3 * repeat + rep] = run_struct(&p, -1);
+        if (selected[4]) runs[4 * repeat + rep] = run_boomeramg(&p);
     }
     for (int s = 0; s < SOLVERS; ++s) {
+        if (!selected[s]) continue;
         Result m = median(&runs[s * repeat], repeat);
         /* The slowest rank's times. */
         double local[2] = {m.setup, m.solve}, worst[2];
@@ -382,12 +395,14 @@ int main(int argc, char **argv) {
         printf("%-42s %8s %8s %8s %5s %10s\n", "", "setup s", "solve s", "total s", "its", "rel. res.");
         double fastest_peer = 1e300;
         for (int s = 0; s < SOLVERS; ++s) {
+            if (!selected[s]) continue;
             double total = best[s].setup + best[s].solve;
             printf("%-42s %8.3f %8.3f %8.3f %5d %10.2e\n", best[s].name, best[s].setup, best[s].solve, total,
                    best[s].iterations, best[s].residual);
             if (s > 0 && total < fastest_peer) fastest_peer = total;
         }
-        printf("ratio: fastest hypre / adjunct (total time) %.2f\n", fastest_peer / (best[0].setup + best[0].solve));
+        if (selected[0] && fastest_peer < 1e300)
+            printf("ratio: fastest hypre / adjunct (total time) %.2f\n", fastest_peer / (best[0].setup + best[0].solve));
     }
     free(runs);
     free(p.flags);
