@@ -13,6 +13,17 @@ pub(crate) fn with_capacity<T>(len: usize, what: &'static str) -> Result<Vec<T>>
     Ok(v)
 }
 
+/// Appends `value` to `v` (growing it as `Vec::push` does), or fails
+/// with [`Error::OutOfMemory`] naming `what`.
+pub(crate) fn push<T>(v: &mut Vec<T>, value: T, what: &'static str) -> Result<()> {
+    v.try_reserve(1).map_err(|_| Error::OutOfMemory {
+        what,
+        elements: v.len() + 1,
+    })?;
+    v.push(value);
+    Ok(())
+}
+
 /// A copy of `values`, or [`Error::OutOfMemory`] naming `what`.
 pub(crate) fn copied<T: Clone>(values: &[T], what: &'static str) -> Result<Vec<T>> {
     let mut v = with_capacity(values.len(), what)?;

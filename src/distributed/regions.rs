@@ -36,15 +36,6 @@ pub(crate) struct Regions {
     first_cell: Vec<[usize; 3]>,
 }
 
-fn find(parent: &mut [u32], mut u: u32) -> u32 {
-    while parent[u as usize] != u {
-        let p = parent[parent[u as usize] as usize];
-        parent[u as usize] = p;
-        u = p;
-    }
-    u
-}
-
 impl Regions {
     /// Finds the regions (collective). `local` is the grid of the extended
     /// box, `owned_unknowns` its unknown of each owned unknown, `faces` the
@@ -65,10 +56,10 @@ impl Regions {
         // The owned unknowns of one enclosed region of the local grid (box
         // and ghost layer; a region of it that touches air lies in a
         // region that does) are one component: each is joined to the
-        // region's first. Air never neighbours an enclosed region, so only
-        // a cell on the box's faces has more to note: its neighbours in
-        // the ghost layer, linked to their boxes' components.
-        let mut parent: Vec<u32> = (0..n as u32).collect();
+        // region's first, its root. Air never neighbours an enclosed
+        // region, so only a cell on the box's faces has more to note: its
+        // neighbours in the ghost layer, linked to their boxes' components.
+        let mut root_of: Vec<u32> = (0..n as u32).collect();
         let mut first_owned = vec![NONE; local.num_enclosed_regions()];
         let mut ghost_links: Vec<(u32, u32)> = Vec::new();
         let mut touches_air = vec![false; n];
@@ -80,7 +71,7 @@ impl Regions {
             if first_owned[k] == NONE {
                 first_owned[k] = o as u32;
             }
-            parent[o] = first_owned[k];
+            root_of[o] = first_owned[k];
             let c = cell_of(e);
             if (0..ndim).all(|a| c[a] > owned.lo[a] && c[a] + 1 < owned.hi[a]) {
                 continue;
@@ -103,7 +94,7 @@ impl Regions {
         let mut air = vec![false; n];
         let mut shared = vec![false; n];
         for o in 0..n {
-            let root = find(&mut parent, o as u32) as usize;
+            let root = root_of[o] as usize;
             air[root] |= touches_air[o];
             // A region with air needs no label (it is never numbered).
             label[root] = if air[root] {
@@ -113,20 +104,20 @@ impl Regions {
             };
         }
         for &(o, _) in &ghost_links {
-            let root = find(&mut parent, o) as usize;
+            let root = root_of[o as usize] as usize;
             shared[root] = true;
         }
         // Propagate (label, air) across boxes until nothing changes.
         let mut values = vec![0.0f64; local.dim()];
         loop {
             for (o, &e) in owned_unknowns.iter().enumerate() {
-                let root = find(&mut parent, o as u32) as usize;
+                let root = root_of[o] as usize;
                 values[e as usize] = 2.0 * label[root] + f64::from(u8::from(air[root]));
             }
             faces.exchange(collective, &mut values);
             let mut changed = 0.0;
             for &(o, g) in &ghost_links {
-                let root = find(&mut parent, o) as usize;
+                let root = root_of[o as usize] as usize;
                 let v = values[g as usize];
                 let (their_label, their_air) = ((v / 2.0).floor(), v % 2.0 == 1.0);
                 if their_label < label[root] || (their_air && !air[root]) {
@@ -149,7 +140,7 @@ impl Regions {
         let mut local_of_root: HashMap<usize, u32> = HashMap::new();
         let mut my_shared: Vec<f64> = Vec::new();
         for o in 0..n {
-            let root = find(&mut parent, o as u32) as usize;
+            let root = root_of[o] as usize;
             if air[root] {
                 continue;
             }
@@ -189,7 +180,7 @@ impl Regions {
         let num_local = local_sizes.len() as u32;
         let mut shared_sizes = vec![0.0; total];
         for (o, region) in region.iter_mut().enumerate() {
-            let root = find(&mut parent, o as u32) as usize;
+            let root = root_of[o] as usize;
             if !air[root] && shared[root] {
                 if let Some(&j) = number.get(&(label[root] as u64)) {
                     *region = num_local + j;

@@ -772,59 +772,59 @@ impl GridPoisson {
             let (a, b) = (find_root(parent, a as usize), find_root(parent, b as usize));
             parent[a.max(b)] = a.min(b) as u32;
         };
-        for r in 0..self.row_start.len() - 1 {
-            let (j, k) = (r % ny, r / ny);
-            // With uniform weights each run is one segment.
-            if let Some(plan) = &self.runs {
-                for run in plan.row(r) {
-                    let s = parent.len() as u32;
-                    parent.push(s);
-                    let facings = plan.facings(run);
-                    let air = facings.iter().any(|f| f.across == AIR);
-                    touches_air.push(run.air_before || run.air_after || air);
-                    let first = run.first as usize;
-                    segment[first..first + run.len as usize].fill(s);
-                    for f in facings {
-                        if f.side.is_lower() && f.across != AIR {
-                            union(&mut parent, s, segment[f.across as usize]);
-                        }
+        // With uniform weights each run is one segment.
+        if let Some(plan) = &self.runs {
+            for run in plan.all() {
+                let s = parent.len() as u32;
+                parent.push(s);
+                let facings = plan.facings(run);
+                let air = facings.iter().any(|f| f.across == AIR);
+                touches_air.push(run.air_before || run.air_after || air);
+                let first = run.first as usize;
+                segment[first..first + run.len as usize].fill(s);
+                for f in facings {
+                    if f.side.is_lower() && f.across != AIR {
+                        union(&mut parent, s, segment[f.across as usize]);
                     }
                 }
-                continue;
             }
-            // The last pair of segments linked across y and across z.
-            let mut linked = [(u32::MAX, u32::MAX); 2];
-            for i in 0..nx {
-                let c = r * nx + i;
-                let u = self.unknown[c];
-                if u >= AIR {
-                    continue;
-                }
-                let u = u as usize;
-                let s = if i > 0 && self.unknown[c - 1] < AIR && self.weight(0, c - 1) > 0.0 {
-                    segment[u - 1]
-                } else {
-                    parent.push(parent.len() as u32);
-                    touches_air.push(false);
-                    (parent.len() - 1) as u32
-                };
-                segment[u] = s;
-                for (axis, present) in [(1, j > 0), (2, k > 0)] {
-                    let nb = c.wrapping_sub(stride[axis]);
-                    if !present || self.unknown[nb] >= AIR || self.weight(axis, nb) == 0.0 {
+        } else {
+            for r in 0..self.row_start.len() - 1 {
+                let (j, k) = (r % ny, r / ny);
+                // The last pair of segments linked across y and across z.
+                let mut linked = [(u32::MAX, u32::MAX); 2];
+                for i in 0..nx {
+                    let c = r * nx + i;
+                    let u = self.unknown[c];
+                    if u >= AIR {
                         continue;
                     }
-                    let pair = (s, segment[self.unknown[nb] as usize]);
-                    if linked[axis - 1] != pair {
-                        linked[axis - 1] = pair;
-                        union(&mut parent, pair.0, pair.1);
+                    let u = u as usize;
+                    let s = if i > 0 && self.unknown[c - 1] < AIR && self.weight(0, c - 1) > 0.0 {
+                        segment[u - 1]
+                    } else {
+                        parent.push(parent.len() as u32);
+                        touches_air.push(false);
+                        (parent.len() - 1) as u32
+                    };
+                    segment[u] = s;
+                    for (axis, present) in [(1, j > 0), (2, k > 0)] {
+                        let nb = c.wrapping_sub(stride[axis]);
+                        if !present || self.unknown[nb] >= AIR || self.weight(axis, nb) == 0.0 {
+                            continue;
+                        }
+                        let pair = (s, segment[self.unknown[nb] as usize]);
+                        if linked[axis - 1] != pair {
+                            linked[axis - 1] = pair;
+                            union(&mut parent, pair.0, pair.1);
+                        }
                     }
+                    self.for_each_neighbour(self, c, [i, j, k], |nb, wf, _| {
+                        if wf > 0.0 && self.unknown[nb] == AIR {
+                            touches_air[s as usize] = true;
+                        }
+                    });
                 }
-                self.for_each_neighbour(self, c, [i, j, k], |nb, wf, _| {
-                    if wf > 0.0 && self.unknown[nb] == AIR {
-                        touches_air[s as usize] = true;
-                    }
-                });
             }
         }
         let num_segments = parent.len();
@@ -1005,13 +1005,13 @@ impl LinearOperator for GridPoisson {
     fn diagonal(&self) -> Option<Vec<f64>> {
         let [nx, ny, _] = self.dims;
         let mut diagonal = Vec::with_capacity(self.dim());
-        for r in 0..self.row_start.len() - 1 {
-            if let Some(plan) = &self.runs {
-                for run in plan.row(r) {
-                    plan.push_diagonal(run, self.inv_h2, &mut diagonal);
-                }
-                continue;
+        if let Some(plan) = &self.runs {
+            for run in plan.all() {
+                plan.push_diagonal(run, self.inv_h2, &mut diagonal);
             }
+            return Some(diagonal);
+        }
+        for r in 0..self.row_start.len() - 1 {
             let (j, k) = (r % ny, r / ny);
             for i in 0..nx {
                 let c = r * nx + i;

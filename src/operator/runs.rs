@@ -7,7 +7,8 @@
 //! per facing, vectorisable however obstacles and air cut the rows.
 
 use super::grid::{AIR, SOLID};
-use crate::error::{Error, Result};
+use crate::alloc;
+use crate::error::Result;
 use crate::scalar::Real;
 
 /// A maximal stretch of fluid cells of one grid row.
@@ -72,20 +73,26 @@ pub(super) struct RunPlan {
     facings: Vec<Facing>,
 }
 
-/// Appends `value`, or fails with [`Error::OutOfMemory`] naming `what`.
-fn push<T>(v: &mut Vec<T>, value: T, what: &'static str) -> Result<()> {
-    v.try_reserve(1).map_err(|_| Error::OutOfMemory {
-        what,
-        elements: v.len() + 1,
-    })?;
-    v.push(value);
-    Ok(())
+/// The kind of a cell code: [`SOLID`], [`AIR`], or 0 for any fluid cell.
+fn kind(code: u32) -> u32 {
+    match code {
+        SOLID | AIR => code,
+        _ => 0,
+    }
 }
 
-/// Whether every code is a fluid cell's (a vectorisable test: no early
-/// exit).
-fn all_fluid(codes: &[u32]) -> bool {
-    codes.iter().fold(true, |all, &u| all & (u < AIR))
+/// The end of the maximal stretch of cells of one kind that starts at
+/// `a`. A slice that is all fluid (the common case) is recognised from its
+/// start by one branch-free test (no early exit, so it vectorises).
+fn stretch_end(codes: &[u32], a: usize) -> usize {
+    if a == 0 && codes.iter().fold(true, |all, &u| all & (u < AIR)) {
+        return codes.len();
+    }
+    let k = kind(codes[a]);
+    codes[a..]
+        .iter()
+        .position(|&u| kind(u) != k)
+        .map_or(codes.len(), |len| a + len)
 }
 
 impl RunPlan {
@@ -95,7 +102,7 @@ impl RunPlan {
         let [nx, ny, nz] = dims;
         let num_rows = ny * nz;
         let mut plan = Self {
-            row_runs: crate::alloc::with_capacity(num_rows + 1, "stencil row runs")?,
+            row_runs: alloc::with_capacity(num_rows + 1, "stencil row runs")?,
             runs: Vec::new(),
             facings: Vec::new(),
         };
@@ -116,18 +123,12 @@ impl RunPlan {
                 row_at(Some(j), Some(k + 1)),
             ];
             let mut a = 0;
-            // An all-fluid row (the common case, tested without branches)
-            // is one run.
-            let all_fluid = all_fluid(cells);
             while a < nx {
-                if !all_fluid && cells[a] >= AIR {
+                if cells[a] >= AIR {
                     a += 1;
                     continue;
                 }
-                let mut b = if all_fluid { nx } else { a + 1 };
-                while b < nx && cells[b] < AIR {
-                    b += 1;
-                }
+                let b = stretch_end(cells, a);
                 let start = plan.facings.len() as u32;
                 for (side, row) in Side::ALL.into_iter().zip(neighbours) {
                     if let Some(row) = row {
@@ -141,7 +142,7 @@ impl RunPlan {
                     air_after: b < nx && cells[b] == AIR,
                     facings: (start, plan.facings.len() as u32),
                 };
-                push(&mut plan.runs, run, "stencil runs")?;
+                alloc::push(&mut plan.runs, run, "stencil runs")?;
                 a = b;
             }
         }
@@ -151,26 +152,9 @@ impl RunPlan {
 
     /// Splits the neighbouring cells `across` of a run into facings.
     fn add_facings(&mut self, side: Side, across: &[u32]) -> Result<()> {
-        let kind = |u: u32| match u {
-            SOLID => SOLID,
-            AIR => AIR,
-            _ => 0,
-        };
-        if all_fluid(across) {
-            let facing = Facing {
-                side,
-                offset: 0,
-                len: across.len() as u32,
-                across: across[0],
-            };
-            return push(&mut self.facings, facing, "stencil facings");
-        }
         let mut a = 0;
         while a < across.len() {
-            let mut b = a + 1;
-            while b < across.len() && kind(across[b]) == kind(across[a]) {
-                b += 1;
-            }
+            let b = stretch_end(across, a);
             if across[a] != SOLID {
                 let facing = Facing {
                     side,
@@ -178,11 +162,16 @@ impl RunPlan {
                     len: (b - a) as u32,
                     across: across[a],
                 };
-                push(&mut self.facings, facing, "stencil facings")?;
+                alloc::push(&mut self.facings, facing, "stencil facings")?;
             }
             a = b;
         }
         Ok(())
+    }
+
+    /// Every run, in cell order (so their unknowns follow each other).
+    pub(super) fn all(&self) -> &[Run] {
+        &self.runs
     }
 
     /// The runs of grid row `r`, in cell order.

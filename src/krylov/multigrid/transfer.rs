@@ -43,11 +43,11 @@ struct RowStencil {
     count: usize,
 }
 
-/// Scratch rows of [`Transfer::resolved_row`]: one coarse row's values
-/// (and which cells are solid), and the parent row's values.
+/// Scratch rows of [`Transfer::resolved_row`]: the values of one coarse
+/// row and of the parent row (see [`Transfer::row_values`]).
 struct RowScratch<T> {
     values: Vec<(T, bool)>,
-    parents: Vec<T>,
+    parents: Vec<(T, bool)>,
 }
 
 impl Transfer<'_> {
@@ -232,10 +232,7 @@ impl Transfer<'_> {
     ) {
         let width = at.len();
         let RowScratch { values, parents } = scratch;
-        self.row_values(stencil.parent_row, x_coarse, values);
-        for (q, &(v, _)) in parents.iter_mut().zip(&*values) {
-            *q = v;
-        }
+        self.row_values(stencil.parent_row, x_coarse, parents);
         for t in [&mut *at, &mut *below, &mut *above] {
             t.fill(T::default());
         }
@@ -243,12 +240,13 @@ impl Transfer<'_> {
             let w = T::from_f64(w);
             let Some(row) = row else {
                 // Outside the grid: every x gives way to the parent.
-                for (((a, lo), hi), &q) in at
+                for (((a, lo), hi), q) in at
                     .iter_mut()
                     .zip(&mut *below)
                     .zip(&mut *above)
                     .zip(&*parents)
                 {
+                    let q = q.0;
                     *a += w * q;
                     *lo += w * q;
                     *hi += w * q;
@@ -258,7 +256,7 @@ impl Transfer<'_> {
             self.row_values(row, x_coarse, values);
             let resolved = |x: Option<usize>, p: usize| match x.map(|x| values[x]) {
                 Some((v, false)) => v,
-                _ => parents[p],
+                _ => parents[p].0,
             };
             for p in 0..width {
                 at[p] += w * resolved(Some(p), p);
@@ -289,7 +287,7 @@ impl Transfer<'_> {
         );
         let mut scratch = RowScratch {
             values: vec![(T::default(), false); width],
-            parents: vec![T::default(); width],
+            parents: vec![(T::default(), false); width],
         };
         for r in rows {
             let stencil = self.row_stencil(r);
