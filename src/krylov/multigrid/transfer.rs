@@ -50,6 +50,49 @@ struct RowScratch<T> {
     parents: Vec<(T, bool)>,
 }
 
+/// row[i] += (even or odd)[(i + shift)/2] as i + shift is even or odd:
+/// the fine row's cells from the values of their parents' two children.
+fn interleave_add<T: Real>(even: &[T], odd: &[T], shift: usize, row: &mut [T]) {
+    let (row, p0) = match (shift, row.split_first_mut()) {
+        (1, Some((first, rest))) => {
+            *first += odd[0];
+            (rest, 1)
+        }
+        _ => (row, 0),
+    };
+    let last_parent = p0 + row.len() / 2;
+    let mut pairs = row.chunks_exact_mut(2);
+    for ((pair, &e), &o) in (&mut pairs).zip(&even[p0..]).zip(&odd[p0..]) {
+        pair[0] += e;
+        pair[1] += o;
+    }
+    if let [last] = pairs.into_remainder() {
+        *last += even[last_parent];
+    }
+}
+
+/// The transpose of [`interleave_add`]: even[p] and odd[p] are the fine
+/// row's cells 2p − shift and 2p + 1 − shift, 0 where outside the row.
+fn deinterleave<T: Real>(row: &[T], shift: usize, even: &mut [T], odd: &mut [T]) {
+    even.fill(T::default());
+    odd.fill(T::default());
+    let (row, p0) = match (shift, row.split_first()) {
+        (1, Some((&first, rest))) => {
+            odd[0] = first;
+            (rest, 1)
+        }
+        _ => (row, 0),
+    };
+    let mut pairs = row.chunks_exact(2);
+    for ((pair, e), o) in (&mut pairs).zip(&mut even[p0..]).zip(&mut odd[p0..]) {
+        *e = pair[0];
+        *o = pair[1];
+    }
+    if let [last] = pairs.remainder() {
+        even[p0 + row.len() / 2] = *last;
+    }
+}
+
 impl Transfer<'_> {
     /// The coarse neighbour coordinate of fine coordinate p (n coarse cells
     /// along the axis): toward the side of p within its parent.
@@ -289,6 +332,7 @@ impl Transfer<'_> {
             values: vec![(T::default(), false); width],
             parents: vec![(T::default(), false); width],
         };
+        let (mut even, mut odd) = (vec![T::default(); width], vec![T::default(); width]);
         for r in rows {
             let stencil = self.row_stencil(r);
             let combos = &stencil.combos[..stencil.count];
@@ -317,6 +361,18 @@ impl Transfer<'_> {
                     &mut scratch,
                 );
             }
+            let unknowns = self.fine.unknowns_of_rows(r..r + 1);
+            if unknowns.len() == nx {
+                // An all-fluid fine row: its unknowns are consecutive, and
+                // the even and odd cells of each parent take the two sides.
+                for (p, ((e, o), &a)) in even.iter_mut().zip(&mut odd).zip(&at).enumerate() {
+                    *e = three_quarters * a + quarter * below[p];
+                    *o = three_quarters * a + quarter * above[p];
+                }
+                let row = &mut x[unknowns.start - offset..unknowns.end - offset];
+                interleave_add(&even, &odd, self.shift[0], row);
+                continue;
+            }
             let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
             for (i, &u) in codes.iter().enumerate() {
                 if u < AIR {
@@ -342,19 +398,34 @@ impl Transfer<'_> {
         );
         let mut along_x = vec![T::default(); width];
         let mut to_parent = vec![T::default(); width];
+        // The fine values of each coarse x index's even and odd children.
+        let (mut even, mut odd) = (vec![T::default(); width], vec![T::default(); width]);
         for r in rows {
             let stencil = self.row_stencil(r);
             let combos = &stencil.combos[..stencil.count];
             // Coarse x index p collects the fine cells 2p (below) and 2p + 1
             // (above), 0 where not fluid or outside.
-            let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
-            let residual = |i: usize| match i.checked_sub(self.shift[0]).and_then(|i| codes.get(i))
+            let unknowns = self.fine.unknowns_of_rows(r..r + 1);
+            if unknowns.len() == nx {
+                deinterleave(&r_fine[unknowns], self.shift[0], &mut even, &mut odd);
+            } else {
+                let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
+                let residual =
+                    |i: usize| match i.checked_sub(self.shift[0]).and_then(|i| codes.get(i)) {
+                        Some(&u) if u < AIR => r_fine[u as usize],
+                        _ => T::default(),
+                    };
+                for (p, (e, o)) in even.iter_mut().zip(&mut odd).enumerate() {
+                    (*e, *o) = (residual(2 * p), residual(2 * p + 1));
+                }
+            }
+            for ((((a, lo), hi), &r0), &r1) in at
+                .iter_mut()
+                .zip(&mut below)
+                .zip(&mut above)
+                .zip(&even)
+                .zip(&odd)
             {
-                Some(&u) if u < AIR => r_fine[u as usize],
-                _ => T::default(),
-            };
-            for (p, ((a, lo), hi)) in at.iter_mut().zip(&mut below).zip(&mut above).enumerate() {
-                let (r0, r1) = (residual(2 * p), residual(2 * p + 1));
                 *a = three_quarters * (r0 + r1);
                 *lo = quarter * r0;
                 *hi = quarter * r1;
