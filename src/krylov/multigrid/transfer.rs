@@ -50,6 +50,13 @@ struct RowScratch<T> {
     parents: Vec<(T, bool)>,
 }
 
+/// The unknowns of grid row `row` (j + ny·k) when every cell of it is
+/// fluid: then they are consecutive, one per x.
+fn fluid_row(grid: &GridPoisson, row: usize) -> Option<Range<usize>> {
+    let unknowns = grid.unknowns_of_rows(row..row + 1);
+    (unknowns.len() == grid.dims()[0]).then_some(unknowns)
+}
+
 /// row[i] += (even or odd)[(i + shift)/2] as i + shift is even or odd:
 /// the fine row's cells from the values of their parents' two children.
 fn interleave_add<T: Real>(even: &[T], odd: &[T], shift: usize, row: &mut [T]) {
@@ -134,14 +141,9 @@ impl Transfer<'_> {
     /// The first coarse unknown of each combination's row when every one
     /// exists and is all fluid: P is then the plain tensor product there.
     fn fluid_rows(&self, stencil: &RowStencil) -> Option<[usize; 4]> {
-        let width = self.coarse.dims()[0];
         let mut starts = [0; 4];
         for (start, &(row, _)) in starts.iter_mut().zip(&stencil.combos[..stencil.count]) {
-            let unknowns = self.coarse.unknowns_of_rows(row?..row? + 1);
-            if unknowns.len() != width {
-                return None;
-            }
-            *start = unknowns.start;
+            *start = fluid_row(self.coarse, row?)?.start;
         }
         Some(starts)
     }
@@ -361,14 +363,12 @@ impl Transfer<'_> {
                     &mut scratch,
                 );
             }
-            let unknowns = self.fine.unknowns_of_rows(r..r + 1);
-            if unknowns.len() == nx {
-                // An all-fluid fine row: its unknowns are consecutive, and
-                // the even and odd cells of each parent take the two sides.
-                for (p, ((e, o), &a)) in even.iter_mut().zip(&mut odd).zip(&at).enumerate() {
-                    *e = three_quarters * a + quarter * below[p];
-                    *o = three_quarters * a + quarter * above[p];
-                }
+            // The values of each parent's even and odd fine children.
+            for (p, ((e, o), &a)) in even.iter_mut().zip(&mut odd).zip(&at).enumerate() {
+                *e = three_quarters * a + quarter * below[p];
+                *o = three_quarters * a + quarter * above[p];
+            }
+            if let Some(unknowns) = fluid_row(self.fine, r) {
                 let row = &mut x[unknowns.start - offset..unknowns.end - offset];
                 interleave_add(&even, &odd, self.shift[0], row);
                 continue;
@@ -377,9 +377,8 @@ impl Transfer<'_> {
             for (i, &u) in codes.iter().enumerate() {
                 if u < AIR {
                     let i = i + self.shift[0];
-                    let p = i / 2;
-                    let side = if i % 2 == 0 { below[p] } else { above[p] };
-                    x[u as usize - offset] += three_quarters * at[p] + quarter * side;
+                    let children = if i % 2 == 0 { &even } else { &odd };
+                    x[u as usize - offset] += children[i / 2];
                 }
             }
         }
@@ -405,8 +404,7 @@ impl Transfer<'_> {
             let combos = &stencil.combos[..stencil.count];
             // Coarse x index p collects the fine cells 2p (below) and 2p + 1
             // (above), 0 where not fluid or outside.
-            let unknowns = self.fine.unknowns_of_rows(r..r + 1);
-            if unknowns.len() == nx {
+            if let Some(unknowns) = fluid_row(self.fine, r) {
                 deinterleave(&r_fine[unknowns], self.shift[0], &mut even, &mut odd);
             } else {
                 let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
