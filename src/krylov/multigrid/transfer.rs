@@ -43,11 +43,23 @@ struct RowStencil {
     count: usize,
 }
 
-/// Scratch rows of [`Transfer::resolved_row`]: the values of one coarse
-/// row and of the parent row (see [`Transfer::row_values`]).
+/// Scratch rows of [`Transfer::resolved_row`]: one coarse row's values
+/// and solid mask, and the parent row's values (see
+/// [`Transfer::row_values`]).
 struct RowScratch<T> {
-    values: Vec<(T, bool)>,
-    parents: Vec<(T, bool)>,
+    values: Vec<T>,
+    solid: Vec<T>,
+    parents: Vec<T>,
+}
+
+impl<T: Real> RowScratch<T> {
+    fn new(width: usize) -> Self {
+        Self {
+            values: vec![T::default(); width],
+            solid: vec![T::default(); width],
+            parents: vec![T::default(); width],
+        }
+    }
 }
 
 /// The unknowns of grid row `row` (j + ny·k) when every cell of it is
@@ -97,6 +109,21 @@ fn deinterleave<T: Real>(row: &[T], shift: usize, even: &mut [T], odd: &mut [T])
     }
     if let [last] = pairs.remainder() {
         even[p0 + row.len() / 2] = *last;
+    }
+}
+
+/// out[x] = at[x] + below[x + 1] + above[x − 1] from `sources` = [at,
+/// below, above], a term outside the row left out: coarse cell x's share
+/// of a fine row's restricted residual along x.
+fn gather_along_x<T: Real>(sources: [&[T]; 3], out: &mut [T]) {
+    let [at, below, above] = sources;
+    let width = out.len();
+    out.copy_from_slice(at);
+    for (t, &lo) in out[..width - 1].iter_mut().zip(&below[1..]) {
+        *t += lo;
+    }
+    for (t, &hi) in out[1..].iter_mut().zip(above) {
+        *t += hi;
     }
 }
 
@@ -248,16 +275,23 @@ impl Transfer<'_> {
     }
 
     /// The values of coarse grid row `row` for P: per x, the coarse value
-    /// (0 on an air cell) and whether the cell is solid.
-    fn row_values<T: Real>(&self, row: usize, x_coarse: &[T], values: &mut [(T, bool)]) {
+    /// (0 on an air or solid cell) in `values` and 1 on a solid cell, else
+    /// 0, in `solid` (a row all fluid is one copy).
+    fn row_values<T: Real>(&self, row: usize, x_coarse: &[T], values: &mut [T], solid: &mut [T]) {
+        if let Some(unknowns) = fluid_row(self.coarse, row) {
+            values.copy_from_slice(&x_coarse[unknowns]);
+            solid.fill(T::default());
+            return;
+        }
         let width = self.coarse.dims()[0];
         let codes = &self.coarse.unknown_codes()[row * width..(row + 1) * width];
-        for (v, &code) in values.iter_mut().zip(codes) {
-            *v = match code {
-                SOLID => (T::default(), true),
-                AIR => (T::default(), false),
-                u => (x_coarse[u as usize], false),
+        for ((v, s), &code) in values.iter_mut().zip(solid.iter_mut()).zip(codes) {
+            *v = if code < AIR {
+                x_coarse[code as usize]
+            } else {
+                T::default()
             };
+            *s = T::from_f64(f64::from(u8::from(code == SOLID)));
         }
     }
 
@@ -276,8 +310,12 @@ impl Transfer<'_> {
         scratch: &mut RowScratch<T>,
     ) {
         let width = at.len();
-        let RowScratch { values, parents } = scratch;
-        self.row_values(stencil.parent_row, x_coarse, parents);
+        let RowScratch {
+            values,
+            solid,
+            parents,
+        } = scratch;
+        self.row_values(stencil.parent_row, x_coarse, parents, solid);
         for t in [&mut *at, &mut *below, &mut *above] {
             t.fill(T::default());
         }
@@ -285,29 +323,32 @@ impl Transfer<'_> {
             let w = T::from_f64(w);
             let Some(row) = row else {
                 // Outside the grid: every x gives way to the parent.
-                for (((a, lo), hi), q) in at
+                for (((a, lo), hi), &q) in at
                     .iter_mut()
                     .zip(&mut *below)
                     .zip(&mut *above)
                     .zip(&*parents)
                 {
-                    let q = q.0;
                     *a += w * q;
                     *lo += w * q;
                     *hi += w * q;
                 }
                 continue;
             };
-            self.row_values(row, x_coarse, values);
-            let resolved = |x: Option<usize>, p: usize| match x.map(|x| values[x]) {
-                Some((v, false)) => v,
-                _ => parents[p].0,
+            self.row_values(row, x_coarse, values, solid);
+            // Per x, the values at x, x − 1 and x + 1 as P sees them from
+            // parent x: a solid cell gives way to the parent (one of the
+            // two terms is exactly 0).
+            let add = |out: &mut [T], values: &[T], solid: &[T], parents: &[T]| {
+                for (((t, &v), &s), &q) in out.iter_mut().zip(values).zip(solid).zip(parents) {
+                    *t += w * (v + s * q);
+                }
             };
-            for p in 0..width {
-                at[p] += w * resolved(Some(p), p);
-                below[p] += w * resolved(p.checked_sub(1), p);
-                above[p] += w * resolved(Some(p + 1).filter(|&q| q < width), p);
-            }
+            add(at, values, solid, parents);
+            below[0] += w * parents[0];
+            add(&mut below[1..], values, solid, &parents[1..]);
+            above[width - 1] += w * parents[width - 1];
+            add(&mut above[..width - 1], &values[1..], &solid[1..], parents);
         }
     }
 
@@ -330,10 +371,7 @@ impl Transfer<'_> {
             vec![T::default(); width],
             vec![T::default(); width],
         );
-        let mut scratch = RowScratch {
-            values: vec![(T::default(), false); width],
-            parents: vec![(T::default(), false); width],
-        };
+        let mut scratch = RowScratch::new(width);
         let (mut even, mut odd) = (vec![T::default(); width], vec![T::default(); width]);
         for r in rows {
             let stencil = self.row_stencil(r);
@@ -396,7 +434,7 @@ impl Transfer<'_> {
             vec![T::default(); width],
         );
         let mut along_x = vec![T::default(); width];
-        let mut to_parent = vec![T::default(); width];
+        let mut scratch = RowScratch::new(width);
         // The fine values of each coarse x index's even and odd children.
         let (mut even, mut odd) = (vec![T::default(); width], vec![T::default(); width]);
         for r in rows {
@@ -407,14 +445,15 @@ impl Transfer<'_> {
             if let Some(unknowns) = fluid_row(self.fine, r) {
                 deinterleave(&r_fine[unknowns], self.shift[0], &mut even, &mut odd);
             } else {
+                even.fill(T::default());
+                odd.fill(T::default());
                 let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
-                let residual =
-                    |i: usize| match i.checked_sub(self.shift[0]).and_then(|i| codes.get(i)) {
-                        Some(&u) if u < AIR => r_fine[u as usize],
-                        _ => T::default(),
-                    };
-                for (p, (e, o)) in even.iter_mut().zip(&mut odd).enumerate() {
-                    (*e, *o) = (residual(2 * p), residual(2 * p + 1));
+                for (i, &u) in codes.iter().enumerate() {
+                    if u < AIR {
+                        let i = i + self.shift[0];
+                        let children = if i % 2 == 0 { &mut even } else { &mut odd };
+                        children[i / 2] = r_fine[u as usize];
+                    }
                 }
             }
             for ((((a, lo), hi), &r0), &r1) in at
@@ -431,15 +470,7 @@ impl Transfer<'_> {
             if let Some(starts) = self.fluid_rows(&stencil) {
                 // Coarse x gathers at[x] + below[x + 1] + above[x − 1]; the
                 // ends' outward quarters go to their parents.
-                for (x, t) in along_x.iter_mut().enumerate() {
-                    *t = at[x];
-                    if x + 1 < width {
-                        *t += below[x + 1];
-                    }
-                    if x > 0 {
-                        *t += above[x - 1];
-                    }
-                }
+                gather_along_x([&at, &below, &above], &mut along_x);
                 for (&start, &(_, w)) in starts.iter().zip(combos) {
                     let w = T::from_f64(w);
                     for (bv, &t) in b[start - offset..start - offset + width]
@@ -452,7 +483,14 @@ impl Transfer<'_> {
                 b[starts[0] - offset] += below[0];
                 b[starts[0] + width - 1 - offset] += above[width - 1];
             } else {
-                self.restrict_resolved(&stencil, [&at, &below, &above], b, offset, &mut to_parent);
+                self.restrict_resolved(
+                    &stencil,
+                    [&at, &below, &above],
+                    b,
+                    offset,
+                    &mut along_x,
+                    &mut scratch,
+                );
             }
         }
     }
@@ -468,46 +506,53 @@ impl Transfer<'_> {
         sources: [&[T]; 3],
         b: &mut [T],
         offset: usize,
-        to_parent: &mut [T],
+        along_x: &mut [T],
+        scratch: &mut RowScratch<T>,
     ) {
         let [at, below, above] = sources;
         let width = at.len();
         let codes = self.coarse.unknown_codes();
+        let one = T::from_f64(1.0);
+        gather_along_x(sources, along_x);
+        let RowScratch {
+            solid,
+            parents: to_parent,
+            ..
+        } = scratch;
         to_parent.fill(T::default());
         for &(row, w) in &stencil.combos[..stencil.count] {
             let w = T::from_f64(w);
             let Some(row) = row else {
-                for (p, t) in to_parent.iter_mut().enumerate() {
-                    *t += w * (at[p] + below[p] + above[p]);
+                for (((t, &a), &lo), &hi) in to_parent.iter_mut().zip(at).zip(below).zip(above) {
+                    *t += w * (a + lo + hi);
                 }
                 continue;
             };
+            if let Some(unknowns) = fluid_row(self.coarse, row) {
+                let out = &mut b[unknowns.start - offset..unknowns.end - offset];
+                for (bv, &t) in out.iter_mut().zip(&*along_x) {
+                    *bv += w * t;
+                }
+                // Only the ends' outward sources leave the row.
+                to_parent[0] += w * below[0];
+                to_parent[width - 1] += w * above[width - 1];
+                continue;
+            }
             let row_codes = &codes[row * width..(row + 1) * width];
-            let solid = |x: Option<usize>| x.is_none_or(|x| row_codes[x] == SOLID);
-            for (p, &code) in row_codes.iter().enumerate() {
-                // Coarse cell p collects the sources at p, p + 1 and p − 1.
+            for ((s, &code), &t) in solid.iter_mut().zip(row_codes).zip(&*along_x) {
                 if code < AIR {
-                    let mut t = at[p];
-                    if p + 1 < width {
-                        t += below[p + 1];
-                    }
-                    if p > 0 {
-                        t += above[p - 1];
-                    }
                     b[code as usize - offset] += w * t;
                 }
-                // Source p's entries whose cells give way to the parent.
-                let mut t = T::default();
-                if code == SOLID {
-                    t += at[p];
-                }
-                if solid(p.checked_sub(1)) {
-                    t += below[p];
-                }
-                if solid(Some(p + 1).filter(|&q| q < width)) {
-                    t += above[p];
-                }
-                to_parent[p] += w * t;
+                *s = T::from_f64(f64::from(u8::from(code == SOLID)));
+            }
+            // Source p's entries whose cells (p, p − 1, p + 1) are solid or
+            // outside the row give way to the parent.
+            let solid_at = |x: Option<usize>| x.filter(|&x| x < width).map_or(one, |x| solid[x]);
+            for (p, t) in to_parent.iter_mut().enumerate() {
+                *t += w
+                    * (solid[p] * at[p]
+                        + solid_at(p.checked_sub(1)) * below[p]
+                        + solid_at(Some(p + 1)) * above[p]);
             }
         }
         let parents = &codes[stencil.parent_row * width..(stencil.parent_row + 1) * width];
