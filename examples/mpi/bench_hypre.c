@@ -356,6 +356,11 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &p.size);
     int periods[3] = {0, 0, 0};
     MPI_Dims_create(p.size, 3, p.comm.dims);
+    /* MPI_Dims_create puts the largest count first; reversed, the cuts fall
+       on z first, so each box is whole x-y planes (contiguous in memory) as
+       long as the rank count allows, which is what a C-ordered simulator
+       picks. Every solver gets the same boxes. */
+    { int t = p.comm.dims[0]; p.comm.dims[0] = p.comm.dims[2]; p.comm.dims[2] = t; }
     MPI_Cart_create(MPI_COMM_WORLD, 3, p.comm.dims, periods, 0, &p.comm.cart);
     MPI_Comm_rank(p.comm.cart, &p.rank);
     MPI_Cart_coords(p.comm.cart, p.rank, 3, p.comm.coords);

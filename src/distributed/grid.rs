@@ -12,7 +12,7 @@ use super::halo::Halo;
 use super::regions::Regions;
 use super::runs::OwnedRuns;
 use crate::error::{Error, Result};
-use crate::operator::{Cell, FieldValue, GridPoisson, LinearOperator};
+use crate::operator::{Cell, FieldValue, GridPoisson, LinearOperator, RowPieces};
 use crate::vector;
 use std::rc::Rc;
 use std::sync::Mutex;
@@ -82,6 +82,10 @@ pub struct DistributedGridPoisson {
     pub(crate) faces: Halo,
     /// Copies between owned and local vectors.
     pub(crate) runs: OwnedRuns,
+    /// The local grid's rows of the owned cells, when they hold exactly
+    /// the owned unknowns (the box is not cut along x): a product then
+    /// writes its owned rows straight into the result.
+    owned_rows: Option<RowPieces>,
     regions: Regions,
     /// Local vectors of a product: x with its ghost values, and A x.
     work: Mutex<(Vec<f64>, Vec<f64>)>,
@@ -289,9 +293,14 @@ impl DistributedGridPoisson {
         let regions = Regions::find(&collective, &decomposition, &local, &owned_unknowns, &faces);
         collective.agree()?;
         let runs = OwnedRuns::new(&owned_unknowns, local.dim());
+        let owned_rows = owned_rows(&decomposition, &local);
+        debug_assert!(owned_rows
+            .as_ref()
+            .is_none_or(|rows| rows.len() == owned_unknowns.len()));
         let work = Mutex::new((vec![0.0; local.dim()], vec![0.0; local.dim()]));
         Ok(Self {
             runs,
+            owned_rows,
             setup: collective.stats() - before,
             collective,
             decomposition,
@@ -374,6 +383,9 @@ impl DistributedGridPoisson {
         self.runs
             .scatter(x, local_x, |from, to| to.copy_from_slice(from));
         self.faces.exchange(&self.collective, local_x);
+        if let Some(rows) = &self.owned_rows {
+            return self.local.apply_pieces::<DOT>(rows, local_x, y);
+        }
         self.local.apply(local_x, local_y)?;
         Ok(self.runs.gather(local_y, y, |from, to, o| {
             to.copy_from_slice(from);
@@ -457,6 +469,27 @@ impl DistributedGridPoisson {
     pub(crate) fn agree(&self) -> Result<()> {
         self.collective.agree()
     }
+}
+
+/// The rows of the local grid (rows j + ny·k of the extended box) that
+/// hold the owned cells, as pieces; None when the box is cut along x, so
+/// that those rows also hold ghost cells.
+fn owned_rows(decomposition: &Decomposition, local: &GridPoisson) -> Option<RowPieces> {
+    let (owned, extended) = (decomposition.owned(), decomposition.extended());
+    if (owned.lo[0], owned.hi[0]) != (extended.lo[0], extended.hi[0]) {
+        return None;
+    }
+    let ny = extended.dims()[1];
+    let (j0, j1) = (owned.lo[1] - extended.lo[1], owned.hi[1] - extended.lo[1]);
+    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+    for k in owned.lo[2] - extended.lo[2]..owned.hi[2] - extended.lo[2] {
+        let rows = j0 + ny * k..j1 + ny * k;
+        match ranges.last_mut() {
+            Some(last) if last.end == rows.start => last.end = rows.end,
+            _ => ranges.push(rows),
+        }
+    }
+    Some(local.row_pieces(&ranges))
 }
 
 /// The local unknown of each owned unknown (in owned cell order, which

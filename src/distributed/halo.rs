@@ -101,6 +101,12 @@ impl Halo {
         Self { routes, buffers }
     }
 
+    /// The entries this rank sends, over all routes (an entry next to
+    /// several neighbours appears once per route).
+    pub(crate) fn sent_entries(&self) -> impl Iterator<Item = u32> + '_ {
+        self.routes.iter().flat_map(|r| r.send.iter().copied())
+    }
+
     /// `true` when there is nothing to exchange (no neighbour shares
     /// values with this rank).
     pub(crate) fn is_empty(&self) -> bool {

@@ -63,18 +63,24 @@ impl Regions {
         let mut first_owned = vec![NONE; local.num_enclosed_regions()];
         let mut ghost_links: Vec<(u32, u32)> = Vec::new();
         let mut touches_air = vec![false; n];
-        for (o, &e) in owned_unknowns.iter().enumerate() {
-            let Some(k) = local.enclosed_region(e as usize) else {
-                touches_air[o] = true;
-                continue;
+        let mut o = 0;
+        owned.for_each(|c| {
+            let Some(e) = local.unknown_of_cell(extended.index(c)) else {
+                return;
+            };
+            debug_assert_eq!(owned_unknowns[o] as usize, e);
+            let here = o;
+            o += 1;
+            let Some(k) = local.enclosed_region(e) else {
+                touches_air[here] = true;
+                return;
             };
             if first_owned[k] == NONE {
-                first_owned[k] = o as u32;
+                first_owned[k] = here as u32;
             }
-            root_of[o] = first_owned[k];
-            let c = cell_of(e);
+            root_of[here] = first_owned[k];
             if (0..ndim).all(|a| c[a] > owned.lo[a] && c[a] + 1 < owned.hi[a]) {
-                continue;
+                return;
             }
             for a in 0..ndim {
                 for up in [false, true] {
@@ -84,34 +90,44 @@ impl Regions {
                     let cell = extended.index(nb);
                     if let (Cell::Fluid, false) = (local.cell(cell), owns(&owned, nb)) {
                         let ne = local.unknown_of_cell(cell).expect("fluid") as u32;
-                        ghost_links.push((o as u32, ne));
+                        ghost_links.push((here as u32, ne));
                     }
                 }
             }
-        }
-        // Per component (indexed by its root): label, air, crosses a box.
-        let mut label = vec![f64::INFINITY; n];
+        });
+        // Per component (indexed by its root, its first unknown in owned
+        // cell order, whose global index is the component's smallest):
+        // label, air, crosses a box.
         let mut air = vec![false; n];
-        let mut shared = vec![false; n];
-        for o in 0..n {
-            let root = root_of[o] as usize;
-            air[root] |= touches_air[o];
-            // A region with air needs no label (it is never numbered).
-            label[root] = if air[root] {
-                0.0
-            } else {
-                label[root].min(global_index(cell_of(owned_unknowns[o])))
-            };
+        for (&root, &touches) in root_of.iter().zip(&touches_air) {
+            air[root as usize] |= touches;
         }
+        // A region with air needs no label (it is never numbered).
+        let mut label: Vec<f64> = (0..n)
+            .map(|o| {
+                if root_of[o] as usize != o || air[o] {
+                    0.0
+                } else {
+                    global_index(cell_of(owned_unknowns[o]))
+                }
+            })
+            .collect();
+        let mut shared = vec![false; n];
         for &(o, _) in &ghost_links {
             let root = root_of[o as usize] as usize;
             shared[root] = true;
         }
-        // Propagate (label, air) across boxes until nothing changes.
+        // Propagate (label, air) across boxes until nothing changes; the
+        // neighbours read only the entries this rank sends.
+        let position = |e: u32| owned_unknowns.binary_search(&e).expect("owned entry");
+        let sent: Vec<(u32, u32)> = faces
+            .sent_entries()
+            .map(|e| (e, root_of[position(e)]))
+            .collect();
         let mut values = vec![0.0f64; local.dim()];
         loop {
-            for (o, &e) in owned_unknowns.iter().enumerate() {
-                let root = root_of[o] as usize;
+            for &(e, root) in &sent {
+                let root = root as usize;
                 values[e as usize] = 2.0 * label[root] + f64::from(u8::from(air[root]));
             }
             faces.exchange(collective, &mut values);

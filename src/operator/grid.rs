@@ -258,11 +258,36 @@ pub struct GridPoisson {
     face_coefficients: Option<Vec<f64>>,
     /// First unknown of each grid row (j, k), and the total at the end.
     row_start: Vec<usize>,
-    /// Row ranges of the parallel apply.
-    blocks: Vec<Range<usize>>,
+    /// The parallel apply's blocks of rows, over all unknowns.
+    blocks: RowPieces,
     /// The runs of the stencil kernel, with uniform face weights only.
     runs: Option<RunPlan>,
     floating: Option<FloatingRegions>,
+}
+
+/// Grid rows whose products fill one vector piece after piece: a piece
+/// is a range of rows within one parallel block, and its entries are its
+/// rows' unknowns, in order (see [`GridPoisson::apply_pieces`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RowPieces {
+    rows: Vec<Range<usize>>,
+    /// Each piece's first entry in the vector, and the vector's length.
+    starts: Vec<usize>,
+}
+
+impl RowPieces {
+    /// The number of entries of the vector the pieces fill.
+    pub(crate) fn len(&self) -> usize {
+        self.starts.last().copied().unwrap_or(0)
+    }
+
+    fn push(&mut self, rows: Range<usize>, unknowns: usize) {
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
+        self.starts.push(self.len() + unknowns);
+        self.rows.push(rows);
+    }
 }
 
 /// Face weights β_f / h_a² as seen by the stencil kernel.
@@ -353,17 +378,17 @@ impl GridPoisson {
         }
         row_start.push(count);
 
-        let mut blocks = Vec::new();
+        let mut blocks = RowPieces::default();
         let mut start = 0;
         for r in 0..num_rows {
             let work = (r + 1 - start) * dims[0] + row_start[r + 1] - row_start[start];
             if work >= BLOCK_WORK {
-                blocks.push(start..r + 1);
+                blocks.push(start..r + 1, row_start[r + 1] - row_start[start]);
                 start = r + 1;
             }
         }
         if start < num_rows {
-            blocks.push(start..num_rows);
+            blocks.push(start..num_rows, row_start[num_rows] - row_start[start]);
         }
 
         let runs = match face_coefficients {
@@ -471,13 +496,43 @@ impl GridPoisson {
     where
         F: Fn(usize, &mut [T]) + Sync,
     {
-        self.apply_checked::<false, T, F>(x, y, finish).map(|_| ())
+        self.apply_checked::<false, T, F>(&self.blocks, x, y, finish)
+            .map(|_| ())
     }
 
-    /// y ← A x with `finish` as for [`GridPoisson::apply_then`]; returns
-    /// xᵀ(A x) when `DOT` (else 0, and no reduction is computed).
+    /// The grid rows `ranges` (increasing and disjoint), cut into pieces
+    /// at the parallel blocks' boundaries.
+    pub(crate) fn row_pieces(&self, ranges: &[Range<usize>]) -> RowPieces {
+        let mut pieces = RowPieces::default();
+        for range in ranges {
+            let mut r = range.start;
+            while r < range.end {
+                let b = self.blocks.rows.partition_point(|block| block.end <= r);
+                let end = range.end.min(self.blocks.rows[b].end);
+                pieces.push(r..end, self.row_start[end] - self.row_start[r]);
+                r = end;
+            }
+        }
+        pieces
+    }
+
+    /// The rows `pieces` of y ← A x, y holding their unknowns piece after
+    /// piece; returns xᵀ(A x) over those rows when `DOT` (else 0).
+    pub(crate) fn apply_pieces<const DOT: bool>(
+        &self,
+        pieces: &RowPieces,
+        x: &[f64],
+        y: &mut [f64],
+    ) -> Result<f64> {
+        self.apply_checked::<DOT, _, _>(pieces, x, y, &|_, _| {})
+    }
+
+    /// The rows `pieces` of y ← A x, with `finish` as for
+    /// [`GridPoisson::apply_then`]; returns xᵀ(A x) over those rows when
+    /// `DOT` (else 0, and no reduction is computed).
     fn apply_checked<const DOT: bool, T: Real, F>(
         &self,
+        pieces: &RowPieces,
         x: &[T],
         y: &mut [T],
         finish: &F,
@@ -486,15 +541,18 @@ impl GridPoisson {
         F: Fn(usize, &mut [T]) + Sync,
     {
         Error::check_len("x", self.dim(), x.len())?;
-        Error::check_len("y", self.dim(), y.len())?;
+        Error::check_len("y", pieces.len(), y.len())?;
         Ok(match &self.face_coefficients {
-            None => self.apply_all::<DOT, _, _, _>(&UniformWeight(self.inv_h2), x, y, finish),
+            None => {
+                self.apply_all::<DOT, _, _, _>(&UniformWeight(self.inv_h2), pieces, x, y, finish)
+            }
             Some(beta) => self.apply_all::<DOT, _, _, _>(
                 &PerFaceWeight {
                     inv_h2: self.inv_h2,
                     beta,
                     num_cells: self.num_cells(),
                 },
+                pieces,
                 x,
                 y,
                 finish,
@@ -676,22 +734,23 @@ impl GridPoisson {
         y.iter().zip(pr).map(|(&a, &b)| (a * b).to_f64()).sum()
     }
 
-    /// y = A p row block by row block, `finish` run on each row of y
-    /// (see [`GridPoisson::apply_then`]); returns pᵀ(A p).
+    /// The rows `pieces` of y = A p piece by piece, `finish` run on each
+    /// row of y (see [`GridPoisson::apply_then`]); returns pᵀ(A p) over
+    /// those rows.
     fn apply_all<const DOT: bool, W: FaceWeight + Sync, T: Real, F: Fn(usize, &mut [T]) + Sync>(
         &self,
         w: &W,
+        pieces: &RowPieces,
         p: &[T],
         y: &mut [T],
         finish: &F,
     ) -> f64 {
         let y = DisjointSlice::new(y);
-        let work = self.num_cells() + 2 * self.dim();
-        sum_blocks(self.blocks.len(), work, |b| {
-            let rows = self.blocks[b].clone();
-            let range = self.row_start[rows.start]..self.row_start[rows.end];
-            // SAFETY: the unknowns of disjoint row blocks are disjoint ranges.
-            let y = unsafe { y.range(range) };
+        let work = pieces.len() * (2 + self.num_cells() / self.dim().max(1));
+        sum_blocks(pieces.rows.len(), work, |b| {
+            let rows = pieces.rows[b].clone();
+            // SAFETY: the pieces fill disjoint ranges of y.
+            let y = unsafe { y.range(pieces.starts[b]..pieces.starts[b + 1]) };
             self.apply_rows::<DOT, _, _, _>(w, rows, p, y, finish)
         })
     }
@@ -999,7 +1058,7 @@ impl LinearOperator for GridPoisson {
     }
 
     fn apply_dot(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
-        self.apply_checked::<true, _, _>(x, y, &|_, _| {})
+        self.apply_checked::<true, _, _>(&self.blocks, x, y, &|_, _| {})
     }
 
     fn diagonal(&self) -> Option<Vec<f64>> {
