@@ -61,57 +61,54 @@ impl Regions {
         // neighbours in the ghost layer, linked to their boxes' components.
         let mut root_of: Vec<u32> = (0..n as u32).collect();
         let mut first_owned = vec![NONE; local.num_enclosed_regions()];
-        let mut ghost_links: Vec<(u32, u32)> = Vec::new();
-        let mut touches_air = vec![false; n];
-        let mut o = 0;
-        owned.for_each(|c| {
-            let Some(e) = local.unknown_of_cell(extended.index(c)) else {
-                return;
-            };
-            debug_assert_eq!(owned_unknowns[o] as usize, e);
-            let here = o;
-            o += 1;
-            let Some(k) = local.enclosed_region(e) else {
-                touches_air[here] = true;
-                return;
-            };
-            if first_owned[k] == NONE {
-                first_owned[k] = here as u32;
-            }
-            root_of[here] = first_owned[k];
-            if (0..ndim).all(|a| c[a] > owned.lo[a] && c[a] + 1 < owned.hi[a]) {
-                return;
-            }
-            for a in 0..ndim {
-                for up in [false, true] {
-                    let Some(nb) = neighbour(c, a, up, &extended) else {
-                        continue;
-                    };
-                    let cell = extended.index(nb);
-                    if let (Cell::Fluid, false) = (local.cell(cell), owns(&owned, nb)) {
-                        let ne = local.unknown_of_cell(cell).expect("fluid") as u32;
-                        ghost_links.push((here as u32, ne));
+        // A component with air needs no label (it is never numbered); one
+        // of the local grid's enclosed regions has no air to begin with.
+        let mut air = vec![false; n];
+        for (o, &e) in owned_unknowns.iter().enumerate() {
+            match local.enclosed_region(e as usize) {
+                None => air[o] = true,
+                Some(k) => {
+                    if first_owned[k] == NONE {
+                        first_owned[k] = o as u32;
                     }
+                    root_of[o] = first_owned[k];
                 }
             }
-        });
+        }
+        // The links of the owned cells of enclosed regions on each side of
+        // the box that faces a neighbour's box.
+        let mut ghost_links: Vec<(u32, u32)> = Vec::new();
+        let position = |e: u32| owned_unknowns.binary_search(&e).expect("owned entry");
+        for a in 0..ndim {
+            for up in [false, true] {
+                let mut layer = owned;
+                if up {
+                    layer.lo[a] = owned.hi[a] - 1;
+                } else {
+                    layer.hi[a] = owned.lo[a] + 1;
+                }
+                layer.for_each(|c| {
+                    let Some(nb) = neighbour(c, a, up, &extended).filter(|&nb| !owns(&owned, nb)) else {
+                        return;
+                    };
+                    let (cell, ghost) = (extended.index(c), extended.index(nb));
+                    let Some(e) = local.unknown_of_cell(cell) else {
+                        return;
+                    };
+                    if local.enclosed_region(e).is_some() && local.cell(ghost) == Cell::Fluid {
+                        let ne = local.unknown_of_cell(ghost).expect("fluid") as u32;
+                        ghost_links.push((position(e as u32) as u32, ne));
+                    }
+                });
+            }
+        }
         // Per component (indexed by its root, its first unknown in owned
         // cell order, whose global index is the component's smallest):
         // label, air, crosses a box.
-        let mut air = vec![false; n];
-        for (&root, &touches) in root_of.iter().zip(&touches_air) {
-            air[root as usize] |= touches;
+        let mut label = vec![0.0; n];
+        for &root in first_owned.iter().filter(|&&root| root != NONE) {
+            label[root as usize] = global_index(cell_of(owned_unknowns[root as usize]));
         }
-        // A region with air needs no label (it is never numbered).
-        let mut label: Vec<f64> = (0..n)
-            .map(|o| {
-                if root_of[o] as usize != o || air[o] {
-                    0.0
-                } else {
-                    global_index(cell_of(owned_unknowns[o]))
-                }
-            })
-            .collect();
         let mut shared = vec![false; n];
         for &(o, _) in &ghost_links {
             let root = root_of[o as usize] as usize;
@@ -119,7 +116,6 @@ impl Regions {
         }
         // Propagate (label, air) across boxes until nothing changes; the
         // neighbours read only the entries this rank sends.
-        let position = |e: u32| owned_unknowns.binary_search(&e).expect("owned entry");
         let sent: Vec<(u32, u32)> = faces
             .sent_entries()
             .map(|e| (e, root_of[position(e)]))
