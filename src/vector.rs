@@ -266,11 +266,36 @@ pub(crate) fn widen_dot<T: Real>(x: &[T], r: &[f64], z: &mut [f64]) -> f64 {
         let range = block(blk, n);
         // SAFETY: blocks are disjoint.
         let z = unsafe { out.range(range.clone()) };
-        let mut dot = 0.0;
-        for ((zi, &xi), &ri) in z.iter_mut().zip(&x[range.clone()]).zip(&r[range]) {
-            *zi = xi.to_f64();
-            dot += ri * *zi;
-        }
-        dot
+        widen_dot_serial(&x[range.clone()], &r[range], z)
     })
+}
+
+/// [`widen_dot`] on one thread, the sum in four interleaved partial sums
+/// (entry i in sum i mod 4) so that it does not wait on one addition
+/// chain.
+pub(crate) fn widen_dot_serial<T: Real>(x: &[T], r: &[f64], z: &mut [f64]) -> f64 {
+    assert!(x.len() == z.len() && r.len() == z.len());
+    let mut sums = [0.0; 4];
+    let whole = z.len() - z.len() % 4;
+    let (z_head, z_tail) = z.split_at_mut(whole);
+    for ((zc, xc), rc) in z_head
+        .chunks_exact_mut(4)
+        .zip(x.chunks_exact(4))
+        .zip(r.chunks_exact(4))
+    {
+        for l in 0..4 {
+            zc[l] = xc[l].to_f64();
+            sums[l] += rc[l] * zc[l];
+        }
+    }
+    for (l, ((zi, &xi), &ri)) in z_tail
+        .iter_mut()
+        .zip(&x[whole..])
+        .zip(&r[whole..])
+        .enumerate()
+    {
+        *zi = xi.to_f64();
+        sums[l] += ri * *zi;
+    }
+    (sums[0] + sums[1]) + (sums[2] + sums[3])
 }

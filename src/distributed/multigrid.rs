@@ -376,12 +376,7 @@ impl DistributedMultigrid {
         });
         self.vcycle(0, levels, &mut gathered)?;
         Ok(runs.gather(&levels[0].x, z, |from, to, o| {
-            let mut dot = 0.0;
-            for ((t, &f), &ri) in to.iter_mut().zip(from).zip(&r[o..]) {
-                *t = f.to_f64();
-                dot += ri * *t;
-            }
-            dot
+            vector::widen_dot_serial(from, &r[o..o + to.len()], to)
         }))
     }
 }

@@ -88,7 +88,8 @@ impl Regions {
                     layer.hi[a] = owned.lo[a] + 1;
                 }
                 layer.for_each(|c| {
-                    let Some(nb) = neighbour(c, a, up, &extended).filter(|&nb| !owns(&owned, nb)) else {
+                    let Some(nb) = neighbour(c, a, up, &extended).filter(|&nb| !owns(&owned, nb))
+                    else {
                         return;
                     };
                     let (cell, ghost) = (extended.index(c), extended.index(nb));

@@ -23,9 +23,11 @@ impl OwnedRuns {
     /// vector of `local_dim` entries.
     pub(crate) fn new(owned_unknowns: &[u32], local_dim: usize) -> Self {
         let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        // A run ends at a gap or at BLOCK values, so that a copy of long
+        // runs still splits over the pool and each piece stays in cache.
         for (o, &e) in owned_unknowns.iter().enumerate() {
             match runs.last_mut() {
-                Some((start, _, len)) if *start + *len == e as usize => *len += 1,
+                Some((start, _, len)) if *start + *len == e as usize && *len < BLOCK => *len += 1,
                 _ => runs.push((e as usize, o, 1)),
             }
         }
@@ -42,7 +44,8 @@ impl OwnedRuns {
             blocks.push(first..runs.len());
         }
         Self {
-            identity: owned_unknowns.len() == local_dim && runs.len() <= 1,
+            // Increasing local unknowns, as many as there are: all of them.
+            identity: owned_unknowns.len() == local_dim,
             runs,
             blocks,
             owned: owned_unknowns.len(),
