@@ -87,7 +87,8 @@ pub struct DistributedGridPoisson {
     /// writes its owned rows straight into the result.
     owned_rows: Option<RowPieces>,
     regions: Regions,
-    /// Local vectors of a product: x with its ghost values, and A x.
+    /// Local vectors of a product: x with its ghost values, and A x
+    /// (empty when the product goes straight into the owned rows).
     work: Mutex<(Vec<f64>, Vec<f64>)>,
     setup: CommStats,
     setup_seconds: f64,
@@ -297,7 +298,9 @@ impl DistributedGridPoisson {
         debug_assert!(owned_rows
             .as_ref()
             .is_none_or(|rows| rows.len() == owned_unknowns.len()));
-        let work = Mutex::new((vec![0.0; local.dim()], vec![0.0; local.dim()]));
+        // A product into the owned rows needs no local A x.
+        let local_y_len = if owned_rows.is_some() { 0 } else { local.dim() };
+        let work = Mutex::new((vec![0.0; local.dim()], vec![0.0; local_y_len]));
         Ok(Self {
             runs,
             owned_rows,
