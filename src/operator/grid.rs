@@ -1141,3 +1141,55 @@ impl LinearOperator for GridPoisson {
         removed
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::SplitMix;
+
+    /// Rows of A x through `apply_pieces` (uniform and per-face weights)
+    /// against the same rows of the whole product, and their xᵀ(A x), on a
+    /// grid of several parallel blocks.
+    #[test]
+    fn row_pieces_give_the_rows_of_the_whole_product() {
+        let dims = [33, 40, 30];
+        let mut rng = SplitMix(7);
+        let cells: Vec<Cell> = (0..dims.iter().product())
+            .map(|_| match rng.uniform() {
+                u if u < 0.1 => Cell::Solid,
+                u if u < 0.15 => Cell::Air,
+                _ => Cell::Fluid,
+            })
+            .collect();
+        let beta: Vec<f64> = (0..3 * cells.len()).map(|_| 0.1 + rng.uniform()).collect();
+        for with_beta in [false, true] {
+            let builder = GridPoisson::builder(dims, &cells);
+            let a = if with_beta {
+                builder.face_coefficients(&beta).build().unwrap()
+            } else {
+                builder.build().unwrap()
+            };
+            let x: Vec<f64> = (0..a.dim()).map(|_| rng.normal()).collect();
+            let mut whole = vec![0.0; a.dim()];
+            a.apply(&x, &mut whole).unwrap();
+            // Two ranges of the 1200 (j, k) rows, each over several blocks.
+            let ranges = [30..400, 500..1150];
+            let pieces = a.row_pieces(&ranges);
+            assert!(pieces.rows.len() > ranges.len());
+            let mut y = vec![0.0; pieces.len()];
+            let dot = a.apply_pieces::<true>(&pieces, &x, &mut y).unwrap();
+            let unknowns: Vec<usize> = ranges
+                .iter()
+                .flat_map(|r| a.unknowns_of_rows(r.clone()))
+                .collect();
+            assert_eq!(y.len(), unknowns.len());
+            for (&yi, &u) in y.iter().zip(&unknowns) {
+                assert!((yi - whole[u]).abs() <= 1e-12 * whole[u].abs().max(1.0));
+            }
+            let expected: f64 = unknowns.iter().map(|&u| x[u] * whole[u]).sum();
+            assert!((dot - expected).abs() <= 1e-10 * expected.abs().max(1.0));
+            let mut short = vec![0.0; pieces.len() + 1];
+            assert!(a.apply_pieces::<false>(&pieces, &x, &mut short).is_err());
+        }
+    }
+}
