@@ -328,6 +328,96 @@ fn two_dimensional_grid_with_coefficient_contrast() {
     );
 }
 
+/// The distributed product A x and its xᵀ(A x) equal the serial ones on
+/// every rank's rows: a 3D grid with solids, air and face coefficients of
+/// 1e3 contrast, over slabs (some one layer thick), pencils and blocks.
+#[test]
+fn products_equal_the_serial_product_for_every_decomposition() {
+    let mut problem = obstacles([17, 13, 11], 2);
+    let n = problem.cells.len();
+    let mut rng = Rng::new(11);
+    let contrast: Vec<f64> = (0..3 * n)
+        .map(|_| {
+            if rng.uniform() < 0.2 {
+                1e3
+            } else {
+                0.5 + rng.uniform()
+            }
+        })
+        .collect();
+    let x_field: Vec<f64> = (0..n).map(|_| rng.uniform() - 0.5).collect();
+    for with_beta in [false, true] {
+        problem.beta = with_beta.then(|| contrast.clone());
+        let problem_here = &problem;
+        let serial = problem_here.operator();
+        let mut x = vec![0.0; serial.dim()];
+        serial.gather(&x_field, &mut x).unwrap();
+        let mut ax = vec![0.0; serial.dim()];
+        let expected_dot = serial.apply_dot(&x, &mut ax).unwrap();
+        let mut ax_field = vec![0.0f64; n];
+        serial.scatter(&ax, &mut ax_field).unwrap();
+        let [nx, ny, nz] = problem.dims;
+        for cuts in [
+            [whole(nx), whole(ny), vec![0, 1, 2, 6, 10, 11]],
+            [uneven(nx, 3), whole(ny), whole(nz)],
+            [vec![0, 8, 17], vec![0, 1, 13], whole(nz)],
+            [vec![0, 9, 17], vec![0, 6, 13], vec![0, 5, 11]],
+        ] {
+            let boxes = boxes(&cuts);
+            let dims = problem.dims;
+            let global = |c: [usize; 3]| c[0] + dims[0] * (c[1] + dims[1] * c[2]);
+            let results = run_ranks(&cuts, Failure::None, true, |rank, comm| {
+                let owned = boxes[rank];
+                let (mut cells, mut xs) = (Vec::new(), Vec::new());
+                let mut beta = vec![Vec::new(); 3];
+                for_each_cell(&owned, |c| {
+                    cells.push(problem_here.cells[global(c)]);
+                    xs.push(x_field[global(c)]);
+                    if let Some(all) = &problem_here.beta {
+                        for (a, part) in beta.iter_mut().enumerate() {
+                            part.push(all[a * n + global(c)]);
+                        }
+                    }
+                });
+                let beta = beta.concat();
+                let builder = DistributedGridPoisson::builder(comm, dims, owned, &cells)
+                    .spacing([problem_here.spacing; 3]);
+                let a = if with_beta {
+                    builder.face_coefficients(&beta).build()
+                } else {
+                    builder.build()
+                }
+                .unwrap();
+                let mut x = vec![0.0; a.dim()];
+                a.gather(&xs, &mut x).unwrap();
+                let mut y = vec![0.0; a.dim()];
+                let dot = a.apply_dot(&x, &mut y).unwrap();
+                let mut plain = vec![0.0; a.dim()];
+                a.apply(&x, &mut plain).unwrap();
+                assert_eq!(y, plain);
+                let mut field = vec![0.0f64; owned.num_cells()];
+                a.scatter(&y, &mut field).unwrap();
+                (dot, field)
+            });
+            let mut dot = 0.0;
+            for (rank, (d, field)) in results.into_iter().enumerate() {
+                dot += d;
+                for (i, &v) in field.iter().enumerate() {
+                    let want = ax_field[global(boxes[rank].coords_of(i))];
+                    assert!(
+                        (v - want).abs() <= 1e-12 * want.abs().max(1.0),
+                        "{cuts:?}, β {with_beta}: rank {rank} cell {i}: {v} against {want}"
+                    );
+                }
+            }
+            assert!(
+                (dot - expected_dot).abs() <= 1e-12 * expected_dot.abs(),
+                "{cuts:?}: xᵀAx {dot} against {expected_dot}"
+            );
+        }
+    }
+}
+
 /// A closed box (no air): one enclosed region across all boxes, plus a
 /// pocket sealed by walls inside one box and one sealed pocket that
 /// crosses two boxes. The right-hand side has zero mean on each.

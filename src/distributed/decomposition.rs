@@ -285,6 +285,34 @@ impl Decomposition {
         }
     }
 
+    /// Calls `f(c, g, a)` for each face between a cell c of this rank's box
+    /// and a cell g = c ± e_a of its ghost layer, one side of the box after
+    /// the other.
+    pub(crate) fn for_each_ghost_face(&self, mut f: impl FnMut([usize; 3], [usize; 3], usize)) {
+        let (owned, extended) = (self.owned(), self.extended());
+        for a in 0..self.ndim() {
+            for up in [false, true] {
+                let mut layer = owned;
+                if up {
+                    if owned.hi[a] == extended.hi[a] {
+                        continue;
+                    }
+                    layer.lo[a] = owned.hi[a] - 1;
+                } else {
+                    if owned.lo[a] == extended.lo[a] {
+                        continue;
+                    }
+                    layer.hi[a] = owned.lo[a] + 1;
+                }
+                layer.for_each(|c| {
+                    let mut g = c;
+                    g[a] = if up { c[a] + 1 } else { c[a] - 1 };
+                    f(c, g, a);
+                });
+            }
+        }
+    }
+
     /// The offsets of this rank's neighbours in the rank grid (faces only,
     /// or faces, edges and corners).
     pub(crate) fn neighbours(&self, faces_only: bool) -> Vec<[i32; 3]> {

@@ -12,8 +12,7 @@ use super::halo::Halo;
 use super::regions::Regions;
 use super::runs::OwnedRuns;
 use crate::error::{Error, Result};
-use crate::operator::{Cell, FieldValue, GridPoisson, LinearOperator, RowPieces};
-use crate::vector;
+use crate::operator::{Cell, FieldValue, GridPoisson, LinearOperator};
 use std::rc::Rc;
 use std::sync::Mutex;
 
@@ -78,18 +77,19 @@ pub struct DistributedGridPoisson {
     pub(crate) local: GridPoisson,
     /// The local unknown of each owned unknown.
     pub(crate) owned_unknowns: Vec<u32>,
-    /// Ghost-value exchange with the face neighbours, over local unknowns.
-    pub(crate) faces: Halo,
     /// Copies between owned and local vectors.
     pub(crate) runs: OwnedRuns,
-    /// The local grid's rows of the owned cells, when they hold exactly
-    /// the owned unknowns (the box is not cut along x): a product then
-    /// writes its owned rows straight into the result.
-    owned_rows: Option<RowPieces>,
+    /// The operator of the owned box alone, whose unknowns are this
+    /// rank's: a product is its product plus the couplings across the
+    /// box's faces to the ghost layer.
+    own: GridPoisson,
+    ghost_faces: Vec<GhostFace>,
+    /// The face exchange from an owned vector into `ghosts`.
+    ghost_halo: Halo,
+    /// The values of the ghost layer's fluid cells (in local unknown
+    /// order) during a product.
+    ghosts: Mutex<Vec<f64>>,
     regions: Regions,
-    /// Local vectors of a product: x with its ghost values, and A x
-    /// (empty when the product goes straight into the owned rows).
-    work: Mutex<(Vec<f64>, Vec<f64>)>,
     setup: CommStats,
     setup_seconds: f64,
 }
@@ -102,6 +102,16 @@ impl std::fmt::Debug for DistributedGridPoisson {
             .field("unknowns", &self.owned_unknowns.len())
             .finish()
     }
+}
+
+/// A face that couples an owned unknown to a ghost cell: the owned
+/// unknown, the face weight s·β/h², and the ghost cell's entry in the
+/// ghost values (None for an air cell, whose value is 0).
+#[derive(Debug, Clone, Copy)]
+struct GhostFace {
+    unknown: u32,
+    weight: f64,
+    ghost: Option<u32>,
 }
 
 /// The code of a cell in setup exchanges and reductions.
@@ -150,22 +160,22 @@ pub(crate) fn extend_cells(
     (cells, beta)
 }
 
-/// Checks this rank's cells and coefficients as a grid of its box with
-/// the whole grid's `axes`.
-fn check_box_data(
+/// The operator of this rank's box alone, from its cells and coefficients
+/// (checked as a box of a grid with `axes` axes).
+fn box_grid(
     owned: GridBox,
     axes: usize,
     cells: &[Cell],
     spacing: [f64; 3],
     scale: f64,
     beta: Option<&[f64]>,
-) -> Result<()> {
+) -> Result<GridPoisson> {
     let builder = GridPoisson::builder(owned.dims(), cells)
         .spacing(spacing)
         .scale(scale);
     match beta {
-        Some(beta) => builder.face_coefficients(beta).check_with_axes(axes),
-        None => builder.check_with_axes(axes),
+        Some(beta) => builder.face_coefficients(beta).build_box(axes),
+        None => builder.build_box(axes),
     }
 }
 
@@ -215,7 +225,7 @@ impl DistributedGridPoisson {
         let start = std::time::Instant::now();
         let collective = Rc::new(Collective::new(options.comm));
         let owned = options.owned;
-        let local_check = options.local_error.map_or(Ok(()), Err).and_then(|()| {
+        let own = options.local_error.map_or(Ok(()), Err).and_then(|()| {
             (0..3)
                 .find(|&a| owned.lo[a] >= owned.hi[a])
                 .map_or(Ok(()), |a| {
@@ -228,7 +238,7 @@ impl DistributedGridPoisson {
                     ))
                 })
                 .and_then(|()| {
-                    check_box_data(
+                    box_grid(
                         owned,
                         if options.dims[2] > 1 { 3 } else { 2 },
                         options.cells,
@@ -244,26 +254,24 @@ impl DistributedGridPoisson {
             owned,
             options.spacing,
             options.scale,
-            local_check,
+            own.as_ref().map(|_| ()).map_err(Error::clone),
         )?;
         Self::build(
             collective,
             decomposition,
-            options.cells,
-            options.face_coefficients,
+            own?,
             options.spacing,
             options.scale,
             start,
         )
     }
 
-    /// The operator on `decomposition` for this rank's checked `cells` and
-    /// coefficients (collective).
+    /// The operator on `decomposition` for the operator `own` of this
+    /// rank's box (collective).
     fn build(
         collective: Rc<Collective>,
         decomposition: Decomposition,
-        cells: &[Cell],
-        beta: Option<&[f64]>,
+        own: GridPoisson,
         spacing: [f64; 3],
         scale: f64,
         start: std::time::Instant,
@@ -271,12 +279,13 @@ impl DistributedGridPoisson {
         let before = collective.stats();
         let owned = decomposition.owned();
         let n_owned = owned.num_cells();
-        let owned_beta =
-            beta.map(|beta| move |a: usize, c: [usize; 3]| beta[a * n_owned + owned.index(c)]);
+        let owned_beta = own
+            .face_coefficients()
+            .map(|beta| move |a: usize, c: [usize; 3]| beta[a * n_owned + owned.index(c)]);
         let (ext_cells, ext_beta) = extend_cells(
             &collective,
             &decomposition,
-            |c| cells[owned.index(c)],
+            |c| own.cell(owned.index(c)),
             owned_beta
                 .as_ref()
                 .map(|f| f as &dyn Fn(usize, [usize; 3]) -> f64),
@@ -293,25 +302,22 @@ impl DistributedGridPoisson {
         let (owned_unknowns, faces) = owned_and_halo(&decomposition, &local);
         let regions = Regions::find(&collective, &decomposition, &local, &owned_unknowns, &faces);
         collective.agree()?;
-        let runs = OwnedRuns::new(&owned_unknowns, local.dim());
-        let owned_rows = owned_rows(&decomposition, &local);
-        debug_assert!(owned_rows
-            .as_ref()
-            .is_none_or(|rows| rows.len() == owned_unknowns.len()));
-        // A product into the owned rows needs no local A x.
-        let local_y_len = if owned_rows.is_some() { 0 } else { local.dim() };
-        let work = Mutex::new((vec![0.0; local.dim()], vec![0.0; local_y_len]));
+        let runs = OwnedRuns::new(&owned_unknowns);
+        debug_assert_eq!(own.dim(), owned_unknowns.len());
+        let (ghost_halo, ghost_faces) = ghost_coupling(&decomposition, &local, &owned_unknowns);
+        let ghosts = Mutex::new(vec![0.0; local.dim() - owned_unknowns.len()]);
         Ok(Self {
             runs,
-            owned_rows,
+            own,
+            ghost_faces,
+            ghost_halo,
+            ghosts,
             setup: collective.stats() - before,
             collective,
             decomposition,
             local,
             owned_unknowns,
-            faces,
             regions,
-            work,
             setup_seconds: start.elapsed().as_secs_f64(),
         })
     }
@@ -325,13 +331,12 @@ impl DistributedGridPoisson {
         let owned = self.owned_box();
         let (spacing, scale) = (self.spacing(), self.scale());
         let axes = self.decomposition.ndim();
-        let check = check_box_data(owned, axes, cells, spacing, scale, face_coefficients);
-        self.collective.agree_on(check)?;
+        let own = box_grid(owned, axes, cells, spacing, scale, face_coefficients);
+        let own = self.collective.agree_on(own)?;
         Self::build(
             Rc::clone(&self.collective),
             self.decomposition.clone(),
-            cells,
-            face_coefficients,
+            own,
             spacing,
             scale,
             start,
@@ -368,36 +373,34 @@ impl DistributedGridPoisson {
         self.owned_unknowns.binary_search(&(e as u32)).ok()
     }
 
-    /// y ← A x on this rank's rows (one face exchange); with `DOT`, returns
-    /// this rank's part of xᵀy, summed while y is copied out.
+    /// y ← A x on this rank's rows: the product of the box's own operator,
+    /// then the couplings to the ghost layer (one face exchange); with
+    /// `DOT`, returns this rank's part of xᵀy.
     fn apply_owned<const DOT: bool>(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
         Error::check_len("x", self.dim(), x.len())?;
         Error::check_len("y", self.dim(), y.len())?;
-        if self.runs.identity() && self.faces.is_empty() {
-            // No neighbour: the local grid is this rank's.
-            return if DOT {
-                self.local.apply_dot(x, y)
-            } else {
-                self.local.apply(x, y).map(|()| 0.0)
-            };
+        let mut dot = if DOT {
+            self.own.apply_dot(x, y)?
+        } else {
+            self.own.apply(x, y)?;
+            0.0
+        };
+        if self.ghost_halo.is_empty() {
+            return Ok(dot);
         }
-        let mut work = self.work.lock().unwrap_or_else(|p| p.into_inner());
-        let (local_x, local_y) = &mut *work;
-        self.runs
-            .scatter(x, local_x, |from, to| to.copy_from_slice(from));
-        self.faces.exchange(&self.collective, local_x);
-        if let Some(rows) = &self.owned_rows {
-            return self.local.apply_pieces::<DOT>(rows, local_x, y);
-        }
-        self.local.apply(local_x, local_y)?;
-        Ok(self.runs.gather(local_y, y, |from, to, o| {
-            to.copy_from_slice(from);
+        let mut ghosts = self.ghosts.lock().unwrap_or_else(|p| p.into_inner());
+        self.ghost_halo
+            .exchange_into(&self.collective, x, &mut ghosts);
+        for face in &self.ghost_faces {
+            let i = face.unknown as usize;
+            let across = face.ghost.map_or(0.0, |g| ghosts[g as usize]);
+            let change = face.weight * (x[i] - across);
+            y[i] += change;
             if DOT {
-                vector::dot(&x[o..o + to.len()], to)
-            } else {
-                0.0
+                dot += x[i] * change;
             }
-        }))
+        }
+        Ok(dot)
     }
 
     /// unknowns ← the values of `field` (this rank's box, x fastest) at
@@ -474,25 +477,52 @@ impl DistributedGridPoisson {
     }
 }
 
-/// The rows of the local grid (rows j + ny·k of the extended box) that
-/// hold the owned cells, as pieces; None when the box is cut along x, so
-/// that those rows also hold ghost cells.
-fn owned_rows(decomposition: &Decomposition, local: &GridPoisson) -> Option<RowPieces> {
-    let (owned, extended) = (decomposition.owned(), decomposition.extended());
-    if (owned.lo[0], owned.hi[0]) != (extended.lo[0], extended.hi[0]) {
-        return None;
+/// The face exchange from a vector of this rank's unknowns into the
+/// ghost values (the local grid's unknowns that are not owned, in order),
+/// and the faces that couple an owned unknown to a fluid or air ghost cell.
+fn ghost_coupling(
+    decomposition: &Decomposition,
+    local: &GridPoisson,
+    owned_unknowns: &[u32],
+) -> (Halo, Vec<GhostFace>) {
+    // The entry of each local unknown: its owned index, or its ghost index.
+    let mut entry = vec![0u32; local.dim()];
+    let (mut owned, mut ghost) = (0u32, 0u32);
+    for (e, slot) in entry.iter_mut().enumerate() {
+        let next = owned_unknowns.get(owned as usize);
+        let counter = if next == Some(&(e as u32)) {
+            &mut owned
+        } else {
+            &mut ghost
+        };
+        *slot = *counter;
+        *counter += 1;
     }
-    let ny = extended.dims()[1];
-    let (j0, j1) = (owned.lo[1] - extended.lo[1], owned.hi[1] - extended.lo[1]);
-    let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-    for k in owned.lo[2] - extended.lo[2]..owned.hi[2] - extended.lo[2] {
-        let rows = j0 + ny * k..j1 + ny * k;
-        match ranges.last_mut() {
-            Some(last) if last.end == rows.start => last.end = rows.end,
-            _ => ranges.push(rows),
+    let halo = Halo::new(decomposition, true, |c| {
+        local.unknown_of_cell(c).map(|e| entry[e])
+    });
+    let extended = decomposition.extended();
+    let mut faces = Vec::new();
+    decomposition.for_each_ghost_face(|c, g, a| {
+        let (cell, across) = (extended.index(c), extended.index(g));
+        let Some(e) = local.unknown_of_cell(cell) else {
+            return;
+        };
+        let weight = local.face_weight(a, cell.min(across));
+        let ghost = match local.cell(across) {
+            Cell::Solid => return,
+            Cell::Air => None,
+            Cell::Fluid => local.unknown_of_cell(across).map(|u| entry[u]),
+        };
+        if weight > 0.0 {
+            faces.push(GhostFace {
+                unknown: entry[e],
+                weight,
+                ghost,
+            });
         }
-    }
-    Some(local.row_pieces(&ranges))
+    });
+    (halo, faces)
 }
 
 /// The local unknown of each owned unknown (in owned cell order, which

@@ -8,7 +8,7 @@
 
 use super::comm::{Collective, HaloMessage};
 use super::decomposition::{Decomposition, GridBox};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 /// A value that travels in halo messages, as its native-endian bytes.
 pub(crate) trait HaloValue: Copy + Default {
@@ -115,15 +115,28 @@ impl Halo {
 
     /// Fills the ghost entries of `values` with the neighbours' owned ones.
     pub(crate) fn exchange<T: HaloValue>(&self, collective: &Collective, values: &mut [T]) {
-        let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        for (route, (send, recv)) in self.routes.iter().zip(buffers.iter_mut()) {
-            pack(values, &route.send, send);
-            recv.resize(route.recv.len() * T::BYTES, 0);
-        }
-        self.call(collective, &mut buffers);
-        for (route, (_, recv)) in self.routes.iter().zip(buffers.iter()) {
+        let buffers = self.send(collective, values, false);
+        self.receive(&buffers, values);
+    }
+
+    /// As [`Halo::exchange`], with the sent entries read from `owned` and
+    /// the received ones written to `ghosts` (a halo whose send and
+    /// receive entries index those two vectors).
+    pub(crate) fn exchange_into<T: HaloValue>(
+        &self,
+        collective: &Collective,
+        owned: &[T],
+        ghosts: &mut [T],
+    ) {
+        let buffers = self.send(collective, owned, false);
+        self.receive(&buffers, ghosts);
+    }
+
+    /// `into`[receive entries] ← the received values of `buffers`.
+    fn receive<T: HaloValue>(&self, buffers: &[(Vec<u8>, Vec<u8>)], into: &mut [T]) {
+        for (route, (_, recv)) in self.routes.iter().zip(buffers) {
             for (&i, bytes) in route.recv.iter().zip(recv.chunks_exact(T::BYTES)) {
-                values[i as usize] = T::read(bytes);
+                into[i as usize] = T::read(bytes);
             }
         }
     }
@@ -136,17 +149,35 @@ impl Halo {
         collective: &Collective,
         values: &mut [T],
     ) {
-        let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
-        for (route, (send, recv)) in self.routes.iter().zip(buffers.iter_mut()) {
-            pack(values, &route.recv, send);
-            recv.resize(route.send.len() * T::BYTES, 0);
-        }
-        self.call(collective, &mut buffers);
+        let buffers = self.send(collective, values, true);
         for (route, (_, recv)) in self.routes.iter().zip(buffers.iter()) {
             for (&i, bytes) in route.send.iter().zip(recv.chunks_exact(T::BYTES)) {
                 values[i as usize] += T::read(bytes);
             }
         }
+    }
+
+    /// Packs the send entries of `values` (the receive entries when
+    /// `transpose`), sizes the receive buffers and exchanges; returns the
+    /// buffers, the received bytes in the second of each pair.
+    fn send<T: HaloValue>(
+        &self,
+        collective: &Collective,
+        values: &[T],
+        transpose: bool,
+    ) -> MutexGuard<'_, Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut buffers = self.buffers.lock().unwrap_or_else(|p| p.into_inner());
+        for (route, (send, recv)) in self.routes.iter().zip(buffers.iter_mut()) {
+            let (out, back) = if transpose {
+                (&route.recv, &route.send)
+            } else {
+                (&route.send, &route.recv)
+            };
+            pack(values, out, send);
+            recv.resize(back.len() * T::BYTES, 0);
+        }
+        self.call(collective, &mut buffers);
+        buffers
     }
 
     fn call(&self, collective: &Collective, buffers: &mut [(Vec<u8>, Vec<u8>)]) {

@@ -49,7 +49,6 @@ impl Regions {
     ) -> Self {
         let (owned, extended) = (decomposition.owned(), decomposition.extended());
         let dims = decomposition.dims;
-        let ndim = decomposition.ndim();
         let n = owned_unknowns.len();
         let cell_of = |e: u32| extended.coords(local.cells_of_unknowns()[e as usize] as usize);
         let global_index = |c: [usize; 3]| (c[0] + dims[0] * (c[1] + dims[1] * c[2])) as f64;
@@ -79,30 +78,16 @@ impl Regions {
         // the box that faces a neighbour's box.
         let mut ghost_links: Vec<(u32, u32)> = Vec::new();
         let position = |e: u32| owned_unknowns.binary_search(&e).expect("owned entry");
-        for a in 0..ndim {
-            for up in [false, true] {
-                let mut layer = owned;
-                if up {
-                    layer.lo[a] = owned.hi[a] - 1;
-                } else {
-                    layer.hi[a] = owned.lo[a] + 1;
-                }
-                layer.for_each(|c| {
-                    let Some(nb) = neighbour(c, a, up, &extended).filter(|&nb| !owns(&owned, nb))
-                    else {
-                        return;
-                    };
-                    let (cell, ghost) = (extended.index(c), extended.index(nb));
-                    let Some(e) = local.unknown_of_cell(cell) else {
-                        return;
-                    };
-                    if local.enclosed_region(e).is_some() && local.cell(ghost) == Cell::Fluid {
-                        let ne = local.unknown_of_cell(ghost).expect("fluid") as u32;
-                        ghost_links.push((position(e as u32) as u32, ne));
-                    }
-                });
+        decomposition.for_each_ghost_face(|c, g, _| {
+            let (cell, ghost) = (extended.index(c), extended.index(g));
+            let Some(e) = local.unknown_of_cell(cell) else {
+                return;
+            };
+            if local.enclosed_region(e).is_some() && local.cell(ghost) == Cell::Fluid {
+                let ne = local.unknown_of_cell(ghost).expect("fluid") as u32;
+                ghost_links.push((position(e as u32) as u32, ne));
             }
-        }
+        });
         // Per component (indexed by its root, its first unknown in owned
         // cell order, whose global index is the component's smallest):
         // label, air, crosses a box.
@@ -305,21 +290,6 @@ impl Regions {
                 worst.map_or(String::new(), |c| format!(" (among them the one containing cell {c:?})"))
             ),
         ))
-    }
-}
-
-/// The face neighbour of global cell `c` along axis `a` (up or down),
-/// when it lies in `within`.
-pub(crate) fn neighbour(c: [usize; 3], a: usize, up: bool, within: &GridBox) -> Option<[usize; 3]> {
-    let mut nb = c;
-    if up {
-        nb[a] += 1;
-        (nb[a] < within.hi[a]).then_some(nb)
-    } else {
-        (c[a] > within.lo[a]).then(|| {
-            nb[a] -= 1;
-            nb
-        })
     }
 }
 

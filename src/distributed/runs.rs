@@ -14,14 +14,11 @@ pub(crate) struct OwnedRuns {
     runs: Vec<(usize, usize, usize)>,
     blocks: Vec<std::ops::Range<usize>>,
     owned: usize,
-    /// The owned unknowns are all of the local ones, in order.
-    identity: bool,
 }
 
 impl OwnedRuns {
-    /// The runs of `owned_unknowns` (increasing local unknowns) in a local
-    /// vector of `local_dim` entries.
-    pub(crate) fn new(owned_unknowns: &[u32], local_dim: usize) -> Self {
+    /// The runs of `owned_unknowns` (increasing local unknowns).
+    pub(crate) fn new(owned_unknowns: &[u32]) -> Self {
         let mut runs: Vec<(usize, usize, usize)> = Vec::new();
         // A run ends at a gap or at BLOCK values, so that a copy of long
         // runs still splits over the pool and each piece stays in cache.
@@ -44,18 +41,10 @@ impl OwnedRuns {
             blocks.push(first..runs.len());
         }
         Self {
-            // Increasing local unknowns, as many as there are: all of them.
-            identity: owned_unknowns.len() == local_dim,
             runs,
             blocks,
             owned: owned_unknowns.len(),
         }
-    }
-
-    /// `true` when the local vector is the owned one (a rank without
-    /// neighbours).
-    pub(crate) fn identity(&self) -> bool {
-        self.identity
     }
 
     /// local[owned positions] ← f(owned), run by run.

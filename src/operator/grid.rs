@@ -70,7 +70,7 @@ pub struct GridPoissonBuilder<'a> {
     scale: f64,
     air_level_set: Option<(&'a [f64], f64)>,
     /// The number of axes when the grid is a box of a larger one (a box one
-    /// layer thick of a 3D grid has 3), for [`GridPoissonBuilder::check_with_axes`].
+    /// layer thick of a 3D grid has 3), for [`GridPoissonBuilder::build_box`].
     axes: Option<usize>,
 }
 
@@ -116,13 +116,13 @@ impl<'a> GridPoissonBuilder<'a> {
         GridPoisson::new(self)
     }
 
-    /// Checks the arguments as [`GridPoissonBuilder::build`] does, without
-    /// building, for a box of a grid with `axes` axes (a rank of a
-    /// distributed grid checks its own part before any communication).
-    pub(crate) fn check_with_axes(mut self, axes: usize) -> Result<()> {
+    /// Builds the operator of a box of a grid with `axes` axes (a box one
+    /// layer thick of a 3D grid has 3, and its face coefficients 3 per
+    /// cell), for products only: the regions of its null space, which are
+    /// the whole grid's, are not looked for.
+    pub(crate) fn build_box(mut self, axes: usize) -> Result<GridPoisson> {
         self.axes = Some(axes);
-        let (_, inv_h2) = self.validated()?;
-        self.check_face_weights(self.face_coefficients, inv_h2)
+        GridPoisson::new(self)
     }
 
     /// Checks the grid size, cells, scale, spacing and face coefficients;
@@ -267,9 +267,9 @@ pub struct GridPoisson {
 
 /// Grid rows whose products fill one vector piece after piece: a piece
 /// is a range of rows within one parallel block, and its entries are its
-/// rows' unknowns, in order (see [`GridPoisson::apply_pieces`]).
+/// rows' unknowns, in order.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RowPieces {
+struct RowPieces {
     rows: Vec<Range<usize>>,
     /// Each piece's first entry in the vector, and the vector's length.
     starts: Vec<usize>,
@@ -277,7 +277,7 @@ pub(crate) struct RowPieces {
 
 impl RowPieces {
     /// The number of entries of the vector the pieces fill.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.starts.last().copied().unwrap_or(0)
     }
 
@@ -407,7 +407,9 @@ impl GridPoisson {
             runs,
             floating: None,
         };
-        grid.floating = grid.find_floating_regions();
+        if options.axes.is_none() {
+            grid.floating = grid.find_floating_regions();
+        }
         Ok(grid)
     }
 
@@ -461,6 +463,20 @@ impl GridPoisson {
             && self.face_coefficients == other.face_coefficients
     }
 
+    /// The weight s·β/h_a² of the face between cell `lower` and its +a
+    /// neighbour (β = 1 without face coefficients).
+    pub(crate) fn face_weight(&self, axis: usize, lower: usize) -> f64 {
+        match &self.face_coefficients {
+            None => UniformWeight(self.inv_h2).weight(axis, lower),
+            Some(beta) => PerFaceWeight {
+                inv_h2: self.inv_h2,
+                beta,
+                num_cells: self.num_cells(),
+            }
+            .weight(axis, lower),
+        }
+    }
+
     /// The per-face coefficients β given at construction, if any.
     pub fn face_coefficients(&self) -> Option<&[f64]> {
         self.face_coefficients.as_deref()
@@ -498,33 +514,6 @@ impl GridPoisson {
     {
         self.apply_checked::<false, T, F>(&self.blocks, x, y, finish)
             .map(|_| ())
-    }
-
-    /// The grid rows `ranges` (increasing and disjoint), cut into pieces
-    /// at the parallel blocks' boundaries.
-    pub(crate) fn row_pieces(&self, ranges: &[Range<usize>]) -> RowPieces {
-        let mut pieces = RowPieces::default();
-        for range in ranges {
-            let mut r = range.start;
-            while r < range.end {
-                let b = self.blocks.rows.partition_point(|block| block.end <= r);
-                let end = range.end.min(self.blocks.rows[b].end);
-                pieces.push(r..end, self.row_start[end] - self.row_start[r]);
-                r = end;
-            }
-        }
-        pieces
-    }
-
-    /// The rows `pieces` of y ← A x, y holding their unknowns piece after
-    /// piece; returns xᵀ(A x) over those rows when `DOT` (else 0).
-    pub(crate) fn apply_pieces<const DOT: bool>(
-        &self,
-        pieces: &RowPieces,
-        x: &[f64],
-        y: &mut [f64],
-    ) -> Result<f64> {
-        self.apply_checked::<DOT, _, _>(pieces, x, y, &|_, _| {})
     }
 
     /// The rows `pieces` of y ← A x, with `finish` as for
@@ -1139,57 +1128,5 @@ impl LinearOperator for GridPoisson {
             }
         }
         removed
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::random::SplitMix;
-
-    /// Rows of A x through `apply_pieces` (uniform and per-face weights)
-    /// against the same rows of the whole product, and their xᵀ(A x), on a
-    /// grid of several parallel blocks.
-    #[test]
-    fn row_pieces_give_the_rows_of_the_whole_product() {
-        let dims = [33, 40, 30];
-        let mut rng = SplitMix(7);
-        let cells: Vec<Cell> = (0..dims.iter().product())
-            .map(|_| match rng.uniform() {
-                u if u < 0.1 => Cell::Solid,
-                u if u < 0.15 => Cell::Air,
-                _ => Cell::Fluid,
-            })
-            .collect();
-        let beta: Vec<f64> = (0..3 * cells.len()).map(|_| 0.1 + rng.uniform()).collect();
-        for with_beta in [false, true] {
-            let builder = GridPoisson::builder(dims, &cells);
-            let a = if with_beta {
-                builder.face_coefficients(&beta).build().unwrap()
-            } else {
-                builder.build().unwrap()
-            };
-            let x: Vec<f64> = (0..a.dim()).map(|_| rng.normal()).collect();
-            let mut whole = vec![0.0; a.dim()];
-            a.apply(&x, &mut whole).unwrap();
-            // Two ranges of the 1200 (j, k) rows, each over several blocks.
-            let ranges = [30..400, 500..1150];
-            let pieces = a.row_pieces(&ranges);
-            assert!(pieces.rows.len() > ranges.len());
-            let mut y = vec![0.0; pieces.len()];
-            let dot = a.apply_pieces::<true>(&pieces, &x, &mut y).unwrap();
-            let unknowns: Vec<usize> = ranges
-                .iter()
-                .flat_map(|r| a.unknowns_of_rows(r.clone()))
-                .collect();
-            assert_eq!(y.len(), unknowns.len());
-            for (&yi, &u) in y.iter().zip(&unknowns) {
-                assert!((yi - whole[u]).abs() <= 1e-12 * whole[u].abs().max(1.0));
-            }
-            let expected: f64 = unknowns.iter().map(|&u| x[u] * whole[u]).sum();
-            assert!((dot - expected).abs() <= 1e-10 * expected.abs().max(1.0));
-            let mut short = vec![0.0; pieces.len() + 1];
-            assert!(a.apply_pieces::<false>(&pieces, &x, &mut short).is_err());
-        }
     }
 }

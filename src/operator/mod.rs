@@ -28,7 +28,7 @@ pub use crate::scalar::FieldValue;
 pub use csr::{CsrIndex, CsrMatrix};
 pub use function::FnOperator;
 pub use grid::{Cell, GridPoisson, GridPoissonBuilder};
-pub(crate) use grid::{RowPieces, AIR, SOLID};
+pub(crate) use grid::{AIR, SOLID};
 
 use crate::error::Result;
 use crate::vector;
