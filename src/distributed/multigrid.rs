@@ -29,7 +29,7 @@ use crate::krylov::multigrid::{Buffers, Cycle, Cycles, Level};
 use crate::krylov::{
     CoarseOperators, Multigrid, MultigridOptions, Precision, Preconditioner, Schedule,
 };
-use crate::operator::{Cell, GridPoisson, LinearOperator};
+use crate::operator::{Cell, GridPoisson};
 use crate::scalar::Real;
 use crate::vector;
 use std::rc::Rc;
@@ -45,8 +45,6 @@ struct Part {
     decomposition: Decomposition,
     /// The local unknown of each owned unknown.
     owned_unknowns: Vec<u32>,
-    /// The local unknowns of the ghost layer.
-    ghost_unknowns: Vec<u32>,
     /// Exchanges with the face neighbours, and with all neighbours.
     faces: Halo,
     all: Halo,
@@ -58,20 +56,19 @@ impl Part {
         let all = Halo::new(&decomposition, false, |c| {
             local.unknown_of_cell(c).map(|u| u as u32)
         });
-        let mut is_owned = vec![false; local.dim()];
-        for &e in &owned_unknowns {
-            is_owned[e as usize] = true;
-        }
-        let ghost_unknowns = (0..local.dim() as u32)
-            .filter(|&e| !is_owned[e as usize])
-            .collect();
         Self {
             decomposition,
             owned_unknowns,
-            ghost_unknowns,
             faces,
             all,
         }
+    }
+
+    /// The owned cells per axis, in the coordinates of the local grid
+    /// (the extended box).
+    fn own_cells(&self) -> [std::ops::Range<usize>; 3] {
+        let (owned, extended) = (self.decomposition.owned(), self.decomposition.extended());
+        [0, 1, 2].map(|a| owned.lo[a] - extended.lo[a]..owned.hi[a] - extended.lo[a])
     }
 
     /// The parity of the extended box's first cell per axis: the shift of
@@ -335,17 +332,21 @@ impl DistributedMultigrid {
         for &omega in &schedule.damping[1..] {
             smooth(here, omega, true)?;
         }
-        level.residual(&here.b, &here.x, &mut here.r)?;
-        for &g in &part.ghost_unknowns {
-            here.r[g as usize] = T::default();
-        }
         let (coarse_level, coarse_part) = (&self.levels[l + 1], &self.parts[l + 1]);
         let transfer = Transfer {
             fine: &level.op,
             coarse: &coarse_level.op,
             shift: part.shift(),
         };
-        transfer.restrict(&here.r, &mut coarser[0].b);
+        // The ghost cells' residuals are their owners' to restrict.
+        level.restrict_residual(
+            &transfer,
+            &here.b,
+            &here.x,
+            part.own_cells(),
+            &mut here.r,
+            &mut coarser[0].b,
+        )?;
         coarse_part.all.accumulate(collective, &mut coarser[0].b);
         self.vcycle(l + 1, coarser, gathered)?;
         coarse_part.all.exchange(collective, &mut coarser[0].x);

@@ -468,12 +468,7 @@ impl GridPoisson {
     pub(crate) fn face_weight(&self, axis: usize, lower: usize) -> f64 {
         match &self.face_coefficients {
             None => UniformWeight(self.inv_h2).weight(axis, lower),
-            Some(beta) => PerFaceWeight {
-                inv_h2: self.inv_h2,
-                beta,
-                num_cells: self.num_cells(),
-            }
-            .weight(axis, lower),
+            Some(beta) => self.per_face(beta).weight(axis, lower),
         }
     }
 
@@ -535,18 +530,41 @@ impl GridPoisson {
             None => {
                 self.apply_all::<DOT, _, _, _>(&UniformWeight(self.inv_h2), pieces, x, y, finish)
             }
-            Some(beta) => self.apply_all::<DOT, _, _, _>(
-                &PerFaceWeight {
-                    inv_h2: self.inv_h2,
-                    beta,
-                    num_cells: self.num_cells(),
-                },
-                pieces,
-                x,
-                y,
-                finish,
-            ),
+            Some(beta) => {
+                self.apply_all::<DOT, _, _, _>(&self.per_face(beta), pieces, x, y, finish)
+            }
         })
+    }
+
+    /// The face weights s·β/h² of coefficients `beta`.
+    fn per_face<'a>(&self, beta: &'a [f64]) -> PerFaceWeight<'a> {
+        PerFaceWeight {
+            inv_h2: self.inv_h2,
+            beta,
+            num_cells: self.num_cells(),
+        }
+    }
+
+    /// out ← (b − A x) on the unknowns of grid row `r` (j + ny·k), serially
+    /// (for a caller that consumes the residual row by row).
+    pub(crate) fn residual_row<T: Real>(&self, r: usize, b: &[T], x: &[T], out: &mut [T]) {
+        let finish = |first: usize, y: &mut [T]| {
+            for (yi, &bi) in y.iter_mut().zip(&b[first..]) {
+                *yi = bi - *yi;
+            }
+        };
+        match &self.face_coefficients {
+            None => self.apply_rows::<false, _, _, _>(
+                &UniformWeight(self.inv_h2),
+                r..r + 1,
+                x,
+                out,
+                &finish,
+            ),
+            Some(beta) => {
+                self.apply_rows::<false, _, _, _>(&self.per_face(beta), r..r + 1, x, out, &finish)
+            }
+        };
     }
 
     /// `true` when some fluid region is enclosed by walls, so A is singular.

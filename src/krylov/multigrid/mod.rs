@@ -43,6 +43,7 @@ use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator, AIR, SOLID};
 use crate::scalar::Real;
 use crate::vector;
 pub use schedule::{LevelSchedule, Schedule, ScheduleParameter};
+use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Instant;
 use transfer::Transfer;
@@ -246,6 +247,28 @@ impl Level {
         })
     }
 
+    /// b_coarse ← R (b − A x) by `transfer` (from this level), the residual
+    /// taken as 0 off the cells `own` of this level's grid: on a grid
+    /// level in one pass, on a Galerkin level through `r`.
+    pub(crate) fn restrict_residual<T: Real>(
+        &self,
+        transfer: &Transfer<'_>,
+        b: &[T],
+        x: &[T],
+        own: [Range<usize>; 3],
+        r: &mut [T],
+        b_coarse: &mut [T],
+    ) -> Result<()> {
+        if self.galerkin.is_none() {
+            transfer.restrict_residual(b, x, own, b_coarse);
+            return Ok(());
+        }
+        // Galerkin levels are serial: `own` is the whole grid.
+        self.residual(b, x, r)?;
+        transfer.restrict(r, b_coarse);
+        Ok(())
+    }
+
     /// r ← b − A x.
     pub(crate) fn residual<T: Real>(&self, b: &[T], x: &[T], r: &mut [T]) -> Result<()> {
         self.apply_then(x, r, &|first, ax: &mut [T]| {
@@ -258,8 +281,9 @@ impl Level {
 }
 
 /// Per-level data of one V-cycle: the smoother's D⁻¹ (0 on a zero row),
-/// the right-hand side, iterate, residual, and the next iterate of a
-/// smoothing sweep.
+/// the right-hand side, iterate, residual (on a Galerkin level only; a
+/// grid level restricts its residual as it computes it), and the next
+/// iterate of a smoothing sweep.
 #[derive(Default)]
 pub(crate) struct Buffers<T> {
     pub(crate) inv_diagonal: Vec<T>,
@@ -288,14 +312,11 @@ impl<T: Real> Cycle<T> {
             .map(|level| {
                 let mut buffers = old_levels.next().unwrap_or_default();
                 let n = level.op.dim();
-                for v in [
-                    &mut buffers.b,
-                    &mut buffers.x,
-                    &mut buffers.r,
-                    &mut buffers.next,
-                ] {
+                for v in [&mut buffers.b, &mut buffers.x, &mut buffers.next] {
                     v.resize(n, T::default());
                 }
+                let residual_len = if level.galerkin.is_some() { n } else { 0 };
+                buffers.r.resize(residual_len, T::default());
                 // A Galerkin level's off-diagonal row sums may exceed its
                 // diagonal, and damped Jacobi would then overshoot (an
                 // indefinite V-cycle at a 1e3 contrast in 3D): its smoother
@@ -631,13 +652,20 @@ impl Multigrid {
         for &omega in &schedule.damping[1..] {
             smooth(here, omega)?;
         }
-        level.residual(&here.b, &here.x, &mut here.r)?;
         let transfer = Transfer {
             fine: &level.op,
             coarse: &self.levels[l + 1].op,
             shift: [0; 3],
         };
-        transfer.restrict(&here.r, &mut coarser[0].b);
+        let whole = level.op.dims().map(|n| 0..n);
+        level.restrict_residual(
+            &transfer,
+            &here.b,
+            &here.x,
+            whole,
+            &mut here.r,
+            &mut coarser[0].b,
+        )?;
         self.vcycle(l + 1, coarser, wide)?;
         vector::scale(schedule.correction, &mut coarser[0].x);
         transfer.prolong_add(&coarser[0].x, &mut here.x);

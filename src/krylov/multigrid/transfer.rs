@@ -33,6 +33,21 @@ pub(crate) struct Transfer<'a> {
     pub(crate) shift: [usize; 3],
 }
 
+/// The fine values a restriction reads.
+enum FineValues<'a, T> {
+    /// A vector over the fine unknowns.
+    Vector(&'a [T]),
+    /// The residual b − A x of the fine grid's operator, computed row by
+    /// row as the restriction reads it (never stored), and taken as 0 off
+    /// the cells `own` (per axis a range of the fine grid's coordinates: a
+    /// rank's own box within its grid with the ghost layer).
+    Residual {
+        b: &'a [T],
+        x: &'a [T],
+        own: [Range<usize>; 3],
+    },
+}
+
 /// The coarse grid rows a fine grid row interpolates from.
 struct RowStencil {
     /// The coarse row of the parents.
@@ -243,6 +258,24 @@ impl Transfer<'_> {
     /// chunks g run in parallel, then the odd ones, each chunk in order, so
     /// the sums do not depend on the thread count.
     pub(crate) fn restrict<T: Real>(&self, r_fine: &[T], b_coarse: &mut [T]) {
+        self.restrict_values(&FineValues::Vector(r_fine), b_coarse);
+    }
+
+    /// b_coarse ← R (b − A x) on the fine grid, the residual taken as 0 off
+    /// the cells `own` (see [`FineValues::Residual`]): the residual and the
+    /// restriction in one pass.
+    pub(crate) fn restrict_residual<T: Real>(
+        &self,
+        b: &[T],
+        x: &[T],
+        own: [Range<usize>; 3],
+        b_coarse: &mut [T],
+    ) {
+        self.restrict_values(&FineValues::Residual { b, x, own }, b_coarse);
+    }
+
+    /// b_coarse ← R `fine` (see [`Transfer::restrict`]).
+    fn restrict_values<T: Real>(&self, fine: &FineValues<'_, T>, b_coarse: &mut [T]) {
         let (fd, cd) = (self.fine.dims(), self.coarse.dims());
         let three_d = self.fine.ndim() == 3;
         // Grid rows per plane, and planes, of each grid.
@@ -269,7 +302,7 @@ impl Transfer<'_> {
                 let offset = range.start;
                 // SAFETY: chunks of one phase write disjoint plane ranges.
                 let b = unsafe { out.range(range) };
-                self.restrict_rows(rows, r_fine, b, offset);
+                self.restrict_rows(rows, fine, b, offset);
             });
         }
     }
@@ -422,10 +455,17 @@ impl Transfer<'_> {
         }
     }
 
-    /// b[v − offset] += (R r_fine)_v for the entries of P in fine `rows`:
+    /// b[v − offset] += (R fine)_v for the entries of P in fine `rows`:
     /// the transpose of [`Transfer::prolong_rows`], row by row.
-    fn restrict_rows<T: Real>(&self, rows: Range<usize>, r_fine: &[T], b: &mut [T], offset: usize) {
-        let (nx, width) = (self.fine.dims()[0], self.coarse.dims()[0]);
+    fn restrict_rows<T: Real>(
+        &self,
+        rows: Range<usize>,
+        fine: &FineValues<'_, T>,
+        b: &mut [T],
+        offset: usize,
+    ) {
+        let [nx, ny, _] = self.fine.dims();
+        let width = self.coarse.dims()[0];
         let scale = T::from_f64(1.0 / (1usize << self.fine.ndim()) as f64);
         let (three_quarters, quarter) = (scale * T::from_f64(0.75), scale * T::from_f64(0.25));
         let (mut at, mut below, mut above) = (
@@ -437,22 +477,43 @@ impl Transfer<'_> {
         let mut scratch = RowScratch::new(width);
         // The fine values of each coarse x index's even and odd children.
         let (mut even, mut odd) = (vec![T::default(); width], vec![T::default(); width]);
+        let mut residual = Vec::new();
         for r in rows {
+            let unknowns = self.fine.unknowns_of_rows(r..r + 1);
+            let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
+            let values: &[T] = match fine {
+                FineValues::Vector(v) => &v[unknowns.clone()],
+                FineValues::Residual { b, x, own } => {
+                    if !(own[1].contains(&(r % ny)) && own[2].contains(&(r / ny))) {
+                        // A ghost row: its residual is 0 and adds nothing.
+                        continue;
+                    }
+                    residual.resize(unknowns.len(), T::default());
+                    self.fine.residual_row(r, b, x, &mut residual);
+                    if own[0] != (0..nx) {
+                        for (i, &u) in codes.iter().enumerate() {
+                            if u < AIR && !own[0].contains(&i) {
+                                residual[u as usize - unknowns.start] = T::default();
+                            }
+                        }
+                    }
+                    &residual
+                }
+            };
             let stencil = self.row_stencil(r);
             let combos = &stencil.combos[..stencil.count];
             // Coarse x index p collects the fine cells 2p (below) and 2p + 1
             // (above), 0 where not fluid or outside.
-            if let Some(unknowns) = fluid_row(self.fine, r) {
-                deinterleave(&r_fine[unknowns], self.shift[0], &mut even, &mut odd);
+            if values.len() == nx {
+                deinterleave(values, self.shift[0], &mut even, &mut odd);
             } else {
                 even.fill(T::default());
                 odd.fill(T::default());
-                let codes = &self.fine.unknown_codes()[r * nx..(r + 1) * nx];
                 for (i, &u) in codes.iter().enumerate() {
                     if u < AIR {
                         let i = i + self.shift[0];
                         let children = if i % 2 == 0 { &mut even } else { &mut odd };
-                        children[i / 2] = r_fine[u as usize];
+                        children[i / 2] = values[u as usize - unknowns.start];
                     }
                 }
             }
@@ -674,6 +735,62 @@ mod tests {
     /// On a box of a grid that starts at odd coordinates, the shifted
     /// transfers are the whole grid's: P x and R r agree on the cells
     /// whose rows stay inside the box (the rest are a rank's ghosts).
+    /// The fused R (b − A x) equals the residual computed, zeroed off the
+    /// owned cells and then restricted, to the bit (the same arithmetic in
+    /// the same order), with and without face coefficients, in 2D and 3D,
+    /// for the whole grid and for a box of it.
+    #[test]
+    fn fused_residual_restriction_matches_residual_then_restriction() {
+        for (dims, seed) in [([13, 10, 1], 3), ([12, 9, 11], 4)] {
+            let plain = grid(dims, seed);
+            let n = plain.num_cells();
+            let mut rng = SplitMix(seed + 10);
+            let beta: Vec<f64> = (0..plain.ndim() * n).map(|_| 0.1 + rng.uniform()).collect();
+            let cells: Vec<Cell> = (0..n).map(|c| plain.cell(c)).collect();
+            let weighted = GridPoisson::builder(dims, &cells)
+                .face_coefficients(&beta)
+                .build()
+                .unwrap();
+            for fine in [&plain, &weighted] {
+                let coarse = super::super::coarsen(fine).unwrap();
+                let transfer = Transfer {
+                    fine,
+                    coarse: &coarse,
+                    shift: [0; 3],
+                };
+                let b: Vec<f32> = (0..fine.dim()).map(|_| rng.normal() as f32).collect();
+                let x: Vec<f32> = (0..fine.dim()).map(|_| rng.normal() as f32).collect();
+                let inner = [1..dims[0] - 2, 2..dims[1] - 1, 0..dims[2].min(8)];
+                for own in [dims.map(|d| 0..d), inner] {
+                    let mut r = vec![0.0f32; fine.dim()];
+                    fine.apply_then(&x, &mut r, &|first, ax: &mut [f32]| {
+                        for (v, &bi) in ax.iter_mut().zip(&b[first..]) {
+                            *v = bi - *v;
+                        }
+                    })
+                    .unwrap();
+                    for (u, v) in r.iter_mut().enumerate() {
+                        let c = fine.cells_of_unknowns()[u] as usize;
+                        let ijk = [
+                            c % dims[0],
+                            (c / dims[0]) % dims[1],
+                            c / (dims[0] * dims[1]),
+                        ];
+                        if !(0..3).all(|a| own[a].contains(&ijk[a])) {
+                            *v = 0.0;
+                        }
+                    }
+                    let (mut expected, mut fused) =
+                        (vec![0.0f32; coarse.dim()], vec![1.0f32; coarse.dim()]);
+                    transfer.restrict(&r, &mut expected);
+                    transfer.restrict_residual(&b, &x, own.clone(), &mut fused);
+                    assert_eq!(fused, expected, "{dims:?}, own {own:?}");
+                    assert!(expected.iter().any(|&v| v != 0.0));
+                }
+            }
+        }
+    }
+
     #[test]
     fn shifted_transfers_on_a_box_match_the_whole_grid() {
         for (dims, start, seed) in [([13, 11, 1], [3, 4, 0], 5), ([12, 9, 11], [5, 2, 3], 6)] {
