@@ -81,8 +81,9 @@ pub struct DistributedGridPoisson {
     pub(crate) runs: OwnedRuns,
     /// The operator of the owned box alone, whose unknowns are this
     /// rank's: a product is its product plus the couplings across the
-    /// box's faces to the ghost layer.
-    own: GridPoisson,
+    /// box's faces to the ghost layer. None when the box is the whole
+    /// grid (then it is `local`).
+    own: Option<GridPoisson>,
     ghost_faces: Vec<GhostFace>,
     /// The face exchange from an owned vector into `ghosts`.
     ghost_halo: Halo,
@@ -278,6 +279,17 @@ impl DistributedGridPoisson {
     ) -> Result<Self> {
         let before = collective.stats();
         let owned = decomposition.owned();
+        if decomposition.extended() == owned {
+            // One rank: the box is the grid, and its operator the local one.
+            return Self::assemble(
+                collective,
+                decomposition,
+                own.into_whole_grid(),
+                None,
+                before,
+                start,
+            );
+        }
         let n_owned = owned.num_cells();
         let owned_beta = own
             .face_coefficients()
@@ -299,11 +311,24 @@ impl DistributedGridPoisson {
             scale,
             ext_beta.as_deref(),
         ))?;
+        Self::assemble(collective, decomposition, local, Some(own), before, start)
+    }
+
+    /// The operator from its local grid (box and ghost layer) and the
+    /// owned box's operator (collective).
+    fn assemble(
+        collective: Rc<Collective>,
+        decomposition: Decomposition,
+        local: GridPoisson,
+        own: Option<GridPoisson>,
+        before: CommStats,
+        start: std::time::Instant,
+    ) -> Result<Self> {
         let (owned_unknowns, faces) = owned_and_halo(&decomposition, &local);
         let regions = Regions::find(&collective, &decomposition, &local, &owned_unknowns, &faces);
         collective.agree()?;
         let runs = OwnedRuns::new(&owned_unknowns);
-        debug_assert_eq!(own.dim(), owned_unknowns.len());
+        debug_assert_eq!(own.as_ref().unwrap_or(&local).dim(), owned_unknowns.len());
         let (ghost_halo, ghost_faces) = ghost_coupling(&decomposition, &local, &owned_unknowns);
         let ghosts = Mutex::new(vec![0.0; local.dim() - owned_unknowns.len()]);
         Ok(Self {
@@ -379,10 +404,11 @@ impl DistributedGridPoisson {
     fn apply_owned<const DOT: bool>(&self, x: &[f64], y: &mut [f64]) -> Result<f64> {
         Error::check_len("x", self.dim(), x.len())?;
         Error::check_len("y", self.dim(), y.len())?;
+        let own = self.own.as_ref().unwrap_or(&self.local);
         let mut dot = if DOT {
-            self.own.apply_dot(x, y)?
+            own.apply_dot(x, y)?
         } else {
-            self.own.apply(x, y)?;
+            own.apply(x, y)?;
             0.0
         };
         if self.ghost_halo.is_empty() {

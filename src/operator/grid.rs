@@ -413,6 +413,13 @@ impl GridPoisson {
         Ok(grid)
     }
 
+    /// The operator of a box from [`GridPoissonBuilder::build_box`] that
+    /// is the whole grid, with the regions of its null space found.
+    pub(crate) fn into_whole_grid(mut self) -> Self {
+        self.floating = self.find_floating_regions();
+        self
+    }
+
     /// Grid size `[nx, ny, nz]`.
     pub fn dims(&self) -> [usize; 3] {
         self.dims
