@@ -3,8 +3,10 @@
 //! Each rank keeps a [`GridPoisson`] over its box and one ghost layer of
 //! its neighbours' cells (exchanged once at setup, with their face
 //! coefficients), so that the rows of its own cells are the whole grid's
-//! rows. A product exchanges the ghost layer's values with the face
-//! neighbours, then runs the threaded stencil kernel on the local grid.
+//! rows; the V-cycle runs on it. A product y = A x runs the threaded
+//! stencil kernel of the box alone on x as it is, exchanges the ghost
+//! layer's values with the face neighbours, and adds the couplings across
+//! the box's faces.
 
 use super::comm::{Collective, CommStats, Communicator};
 use super::decomposition::{Decomposition, GridBox};
