@@ -19,6 +19,7 @@
 //! region enclosed by walls. β_f defaults to 1 (e.g. 1/ρ on the face for
 //! variable density), h_a to 1.
 
+use super::codes::{AIR, SOLID};
 use super::runs::RunPlan;
 use super::{CsrMatrix, LinearOperator};
 use crate::alloc;
@@ -50,12 +51,6 @@ impl Cell {
         }
     }
 }
-
-/// The code of a solid cell in [`GridPoisson::unknown_codes`].
-pub(crate) const SOLID: u32 = u32::MAX;
-/// The code of an air cell in [`GridPoisson::unknown_codes`]; fluid cells
-/// have codes below it (their unknown index).
-pub(crate) const AIR: u32 = u32::MAX - 1;
 
 /// Cells (fluid plus all) per block of the parallel apply.
 const BLOCK_WORK: usize = 16 * 1024;

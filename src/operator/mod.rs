@@ -19,16 +19,17 @@
 //! # Ok::<(), adjunct::Error>(())
 //! ```
 
+mod codes;
 mod csr;
 mod function;
 mod grid;
 mod runs;
 
 pub use crate::scalar::FieldValue;
+pub(crate) use codes::{AIR, SOLID};
 pub use csr::{CsrIndex, CsrMatrix};
 pub use function::FnOperator;
 pub use grid::{Cell, GridPoisson, GridPoissonBuilder};
-pub(crate) use grid::{AIR, SOLID};
 
 use crate::error::Result;
 use crate::vector;

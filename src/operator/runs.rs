@@ -6,7 +6,7 @@
 //! left out). A run is then a 1D stencil plus one shifted vector update
 //! per facing, vectorisable however obstacles and air cut the rows.
 
-use super::grid::{AIR, SOLID};
+use super::codes::{AIR, SOLID};
 use crate::alloc;
 use crate::error::Result;
 use crate::scalar::Real;
