@@ -86,6 +86,7 @@ pub struct DistributedGridPoisson {
     /// box's faces to the ghost layer. None when the box is the whole
     /// grid (then it is `local`).
     own: Option<GridPoisson>,
+    /// The faces between owned and ghost cells that couple them.
     ghost_faces: Vec<GhostFace>,
     /// The face exchange from an owned vector into `ghosts`.
     ghost_halo: Halo,
