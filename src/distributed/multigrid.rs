@@ -40,6 +40,13 @@ use std::time::Instant;
 /// per rank for its reduction and a serial hierarchy of that size).
 const MAX_GATHERED: usize = 1 << 24;
 
+/// The owned cells per axis, in the coordinates of the local grid (the
+/// extended box).
+fn own_cells(decomposition: &Decomposition) -> [std::ops::Range<usize>; 3] {
+    let (owned, extended) = (decomposition.owned(), decomposition.extended());
+    [0, 1, 2].map(|a| owned.lo[a] - extended.lo[a]..owned.hi[a] - extended.lo[a])
+}
+
 /// How a distributed level is split over the ranks.
 struct Part {
     decomposition: Decomposition,
@@ -48,6 +55,9 @@ struct Part {
     /// Exchanges with the face neighbours, and with all neighbours.
     faces: Halo,
     all: Halo,
+    /// The grid rows of the owned cells, which the smoother updates (the
+    /// ghost rows' values come from the exchanges).
+    own_rows: Vec<std::ops::Range<usize>>,
 }
 
 impl Part {
@@ -56,19 +66,14 @@ impl Part {
         let all = Halo::new(&decomposition, false, |c| {
             local.unknown_of_cell(c).map(|u| u as u32)
         });
+        let own_rows = local.rows_within(&own_cells(&decomposition));
         Self {
             decomposition,
             owned_unknowns,
             faces,
             all,
+            own_rows,
         }
-    }
-
-    /// The owned cells per axis, in the coordinates of the local grid
-    /// (the extended box).
-    fn own_cells(&self) -> [std::ops::Range<usize>; 3] {
-        let (owned, extended) = (self.decomposition.owned(), self.decomposition.extended());
-        [0, 1, 2].map(|a| owned.lo[a] - extended.lo[a]..owned.hi[a] - extended.lo[a])
     }
 
     /// The parity of the extended box's first cell per axis: the shift of
@@ -315,7 +320,14 @@ impl DistributedMultigrid {
         }
         let schedule = self.schedule.level(l);
         let smooth = |here: &mut Buffers<T>, omega: f64, exchange: bool| -> Result<()> {
-            level.jacobi_sweep(omega, &here.inv_diagonal, &here.b, &here.x, &mut here.next)?;
+            level.jacobi_sweep(
+                omega,
+                &here.inv_diagonal,
+                &here.b,
+                &here.x,
+                &mut here.next,
+                Some(&part.own_rows),
+            )?;
             std::mem::swap(&mut here.x, &mut here.next);
             if exchange {
                 part.faces.exchange(collective, &mut here.x);
@@ -343,7 +355,7 @@ impl DistributedMultigrid {
             &transfer,
             &here.b,
             &here.x,
-            part.own_cells(),
+            own_cells(&part.decomposition),
             &mut here.r,
             &mut coarser[0].b,
         )?;

@@ -253,36 +253,11 @@ pub struct GridPoisson {
     face_coefficients: Option<Vec<f64>>,
     /// First unknown of each grid row (j, k), and the total at the end.
     row_start: Vec<usize>,
-    /// The parallel apply's blocks of rows, over all unknowns.
-    blocks: RowPieces,
+    /// The parallel apply's blocks of grid rows, over all rows.
+    blocks: Vec<Range<usize>>,
     /// The runs of the stencil kernel, with uniform face weights only.
     runs: Option<RunPlan>,
     floating: Option<FloatingRegions>,
-}
-
-/// Grid rows whose products fill one vector piece after piece: a piece
-/// is a range of rows within one parallel block, and its entries are its
-/// rows' unknowns, in order.
-#[derive(Debug, Clone, Default)]
-struct RowPieces {
-    rows: Vec<Range<usize>>,
-    /// Each piece's first entry in the vector, and the vector's length.
-    starts: Vec<usize>,
-}
-
-impl RowPieces {
-    /// The number of entries of the vector the pieces fill.
-    fn len(&self) -> usize {
-        self.starts.last().copied().unwrap_or(0)
-    }
-
-    fn push(&mut self, rows: Range<usize>, unknowns: usize) {
-        if self.starts.is_empty() {
-            self.starts.push(0);
-        }
-        self.starts.push(self.len() + unknowns);
-        self.rows.push(rows);
-    }
 }
 
 /// Face weights β_f / h_a² as seen by the stencil kernel.
@@ -373,17 +348,17 @@ impl GridPoisson {
         }
         row_start.push(count);
 
-        let mut blocks = RowPieces::default();
+        let mut blocks = Vec::new();
         let mut start = 0;
         for r in 0..num_rows {
             let work = (r + 1 - start) * dims[0] + row_start[r + 1] - row_start[start];
             if work >= BLOCK_WORK {
-                blocks.push(start..r + 1, row_start[r + 1] - row_start[start]);
+                blocks.push(start..r + 1);
                 start = r + 1;
             }
         }
         if start < num_rows {
-            blocks.push(start..num_rows, row_start[num_rows] - row_start[start]);
+            blocks.push(start..num_rows);
         }
 
         let runs = match face_coefficients {
@@ -513,12 +488,49 @@ impl GridPoisson {
             .map(|_| ())
     }
 
-    /// The rows `pieces` of y ← A x, with `finish` as for
-    /// [`GridPoisson::apply_then`]; returns xᵀ(A x) over those rows when
-    /// `DOT` (else 0, and no reduction is computed).
+    /// The grid rows (j + ny·k) of the cells `own` (per axis a range of
+    /// this grid's coordinates), in blocks for [`GridPoisson::apply_then_on`]:
+    /// a rank's own rows of its grid with the ghost layer.
+    pub(crate) fn rows_within(&self, own: &[Range<usize>; 3]) -> Vec<Range<usize>> {
+        let ny = self.dims[1];
+        let mut pieces: Vec<Range<usize>> = Vec::new();
+        for block in &self.blocks {
+            for r in block.clone() {
+                if !(own[1].contains(&(r % ny)) && own[2].contains(&(r / ny))) {
+                    continue;
+                }
+                match pieces.last_mut() {
+                    Some(last) if last.end == r && last.start >= block.start => last.end = r + 1,
+                    _ => pieces.push(r..r + 1),
+                }
+            }
+        }
+        pieces
+    }
+
+    /// [`GridPoisson::apply_then`] on the grid rows `rows` only (blocks of
+    /// [`GridPoisson::rows_within`]); the other entries of y are left as
+    /// they are.
+    pub(crate) fn apply_then_on<T: Real, F>(
+        &self,
+        rows: &[Range<usize>],
+        x: &[T],
+        y: &mut [T],
+        finish: &F,
+    ) -> Result<()>
+    where
+        F: Fn(usize, &mut [T]) + Sync,
+    {
+        self.apply_checked::<false, T, F>(rows, x, y, finish)
+            .map(|_| ())
+    }
+
+    /// The blocks of grid rows `blocks` of y ← A x (y over all unknowns),
+    /// with `finish` as for [`GridPoisson::apply_then`]; returns xᵀ(A x)
+    /// over those rows when `DOT` (else 0, and no reduction is computed).
     fn apply_checked<const DOT: bool, T: Real, F>(
         &self,
-        pieces: &RowPieces,
+        blocks: &[Range<usize>],
         x: &[T],
         y: &mut [T],
         finish: &F,
@@ -527,13 +539,13 @@ impl GridPoisson {
         F: Fn(usize, &mut [T]) + Sync,
     {
         Error::check_len("x", self.dim(), x.len())?;
-        Error::check_len("y", pieces.len(), y.len())?;
+        Error::check_len("y", self.dim(), y.len())?;
         Ok(match &self.face_coefficients {
             None => {
-                self.apply_all::<DOT, _, _, _>(&UniformWeight(self.inv_h2), pieces, x, y, finish)
+                self.apply_all::<DOT, _, _, _>(&UniformWeight(self.inv_h2), blocks, x, y, finish)
             }
             Some(beta) => {
-                self.apply_all::<DOT, _, _, _>(&self.per_face(beta), pieces, x, y, finish)
+                self.apply_all::<DOT, _, _, _>(&self.per_face(beta), blocks, x, y, finish)
             }
         })
     }
@@ -743,23 +755,23 @@ impl GridPoisson {
         y.iter().zip(pr).map(|(&a, &b)| (a * b).to_f64()).sum()
     }
 
-    /// The rows `pieces` of y = A p piece by piece, `finish` run on each
-    /// row of y (see [`GridPoisson::apply_then`]); returns pᵀ(A p) over
-    /// those rows.
+    /// The blocks of grid rows `blocks` of y = A p block by block,
+    /// `finish` run on each row of y (see [`GridPoisson::apply_then`]);
+    /// returns pᵀ(A p) over those rows.
     fn apply_all<const DOT: bool, W: FaceWeight + Sync, T: Real, F: Fn(usize, &mut [T]) + Sync>(
         &self,
         w: &W,
-        pieces: &RowPieces,
+        blocks: &[Range<usize>],
         p: &[T],
         y: &mut [T],
         finish: &F,
     ) -> f64 {
         let y = DisjointSlice::new(y);
-        let work = pieces.len() * (2 + self.num_cells() / self.dim().max(1));
-        sum_blocks(pieces.rows.len(), work, |b| {
-            let rows = pieces.rows[b].clone();
-            // SAFETY: the pieces fill disjoint ranges of y.
-            let y = unsafe { y.range(pieces.starts[b]..pieces.starts[b + 1]) };
+        let work = self.dim() * (2 + self.num_cells() / self.dim().max(1));
+        sum_blocks(blocks.len(), work, |b| {
+            let rows = blocks[b].clone();
+            // SAFETY: disjoint blocks of rows own disjoint ranges of y.
+            let y = unsafe { y.range(self.unknowns_of_rows(rows.clone())) };
             self.apply_rows::<DOT, _, _, _>(w, rows, p, y, finish)
         })
     }
@@ -1148,5 +1160,54 @@ impl LinearOperator for GridPoisson {
             }
         }
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::SplitMix;
+
+    /// A x on the rows of a box (`rows_within`, then `apply_then_on`)
+    /// equals the whole product there and leaves every other entry as it
+    /// was, with uniform and per-face weights, on a grid of several
+    /// parallel blocks.
+    #[test]
+    fn products_on_the_rows_of_a_box_match_the_whole_product() {
+        let dims = [33, 40, 30];
+        let mut rng = SplitMix(7);
+        let cells: Vec<Cell> = (0..dims.iter().product())
+            .map(|_| match rng.uniform() {
+                u if u < 0.1 => Cell::Solid,
+                u if u < 0.15 => Cell::Air,
+                _ => Cell::Fluid,
+            })
+            .collect();
+        let beta: Vec<f64> = (0..3 * cells.len()).map(|_| 0.1 + rng.uniform()).collect();
+        let own = [0..33, 1..39, 2..29];
+        for with_beta in [false, true] {
+            let builder = GridPoisson::builder(dims, &cells);
+            let a = if with_beta {
+                builder.face_coefficients(&beta).build().unwrap()
+            } else {
+                builder.build().unwrap()
+            };
+            let x: Vec<f64> = (0..a.dim()).map(|_| rng.normal()).collect();
+            let mut whole = vec![0.0; a.dim()];
+            a.apply(&x, &mut whole).unwrap();
+            let rows = a.rows_within(&own);
+            assert!(rows.len() > a.blocks.len());
+            let mut y = vec![f64::NAN; a.dim()];
+            a.apply_then_on(&rows, &x, &mut y, &|_, _| {}).unwrap();
+            for (u, (&yu, &wu)) in y.iter().zip(&whole).enumerate() {
+                let c = a.cell_of_unknown[u] as usize;
+                let (j, k) = ((c / dims[0]) % dims[1], c / (dims[0] * dims[1]));
+                if own[1].contains(&j) && own[2].contains(&k) {
+                    assert_eq!(yu, wu, "unknown {u}");
+                } else {
+                    assert!(yu.is_nan(), "unknown {u} outside the rows was written");
+                }
+            }
+        }
     }
 }

@@ -208,23 +208,34 @@ pub(crate) struct Level {
 
 impl Level {
     /// y ← A_l x, then `finish(first, y_rows)` on each block of rows of y
-    /// (fused into the stencil apply on a grid level).
-    fn apply_then<T: Real, F>(&self, x: &[T], y: &mut [T], finish: &F) -> Result<()>
+    /// (fused into the stencil apply on a grid level); on a grid level
+    /// with `rows`, on those grid rows only ([`GridPoisson::rows_within`]).
+    fn apply_then<T: Real, F>(
+        &self,
+        rows: Option<&[Range<usize>]>,
+        x: &[T],
+        y: &mut [T],
+        finish: &F,
+    ) -> Result<()>
     where
         F: Fn(usize, &mut [T]) + Sync,
     {
-        match &self.galerkin {
-            Some(a) => {
+        match (&self.galerkin, rows) {
+            (Some(a), _) => {
+                // Galerkin levels are serial: every row is the level's own.
+                debug_assert!(rows.is_none());
                 a.apply_real(x, y)?;
                 finish(0, y);
                 Ok(())
             }
-            None => self.op.apply_then(x, y, finish),
+            (None, Some(rows)) => self.op.apply_then_on(rows, x, y, finish),
+            (None, None) => self.op.apply_then(x, y, finish),
         }
     }
 
     /// x_new ← x + ω D⁻¹ (b − A x), one damped-Jacobi sweep, with
-    /// `inv_diagonal` = D⁻¹.
+    /// `inv_diagonal` = D⁻¹; with `rows`, on those grid rows only (a rank's
+    /// own rows: the ghost rows' values come from the next exchange).
     pub(crate) fn jacobi_sweep<T: Real>(
         &self,
         omega: f64,
@@ -232,9 +243,10 @@ impl Level {
         b: &[T],
         x: &[T],
         x_new: &mut [T],
+        rows: Option<&[Range<usize>]>,
     ) -> Result<()> {
         let omega = T::from_f64(omega);
-        self.apply_then(x, x_new, &|first, ax: &mut [T]| {
+        self.apply_then(rows, x, x_new, &|first, ax: &mut [T]| {
             let range = first..first + ax.len();
             for (((y, &xi), &wi), &bi) in ax
                 .iter_mut()
@@ -271,7 +283,7 @@ impl Level {
 
     /// r ← b − A x.
     pub(crate) fn residual<T: Real>(&self, b: &[T], x: &[T], r: &mut [T]) -> Result<()> {
-        self.apply_then(x, r, &|first, ax: &mut [T]| {
+        self.apply_then(None, x, r, &|first, ax: &mut [T]| {
             let range = first..first + ax.len();
             for (y, &bi) in ax.iter_mut().zip(&b[range]) {
                 *y = bi - *y;
@@ -637,7 +649,14 @@ impl Multigrid {
             return Ok(());
         }
         let smooth = |here: &mut Buffers<T>, omega: f64| -> Result<()> {
-            level.jacobi_sweep(omega, &here.inv_diagonal, &here.b, &here.x, &mut here.next)?;
+            level.jacobi_sweep(
+                omega,
+                &here.inv_diagonal,
+                &here.b,
+                &here.x,
+                &mut here.next,
+                None,
+            )?;
             std::mem::swap(&mut here.x, &mut here.next);
             Ok(())
         };
