@@ -320,15 +320,7 @@ impl DistributedMultigrid {
         }
         let schedule = self.schedule.level(l);
         let smooth = |here: &mut Buffers<T>, omega: f64, exchange: bool| -> Result<()> {
-            level.jacobi_sweep(
-                omega,
-                &here.inv_diagonal,
-                &here.b,
-                &here.x,
-                &mut here.next,
-                Some(&part.own_rows),
-            )?;
-            std::mem::swap(&mut here.x, &mut here.next);
+            level.smooth(omega, here, Some(&part.own_rows))?;
             if exchange {
                 part.faces.exchange(collective, &mut here.x);
             }

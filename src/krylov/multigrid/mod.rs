@@ -233,10 +233,30 @@ impl Level {
         }
     }
 
-    /// x_new ← x + ω D⁻¹ (b − A x), one damped-Jacobi sweep, with
-    /// `inv_diagonal` = D⁻¹; with `rows`, on those grid rows only (a rank's
-    /// own rows: the ghost rows' values come from the next exchange).
-    pub(crate) fn jacobi_sweep<T: Real>(
+    /// x ← x + ω D⁻¹ (b − A x) on `bufs`, one damped-Jacobi sweep through
+    /// `bufs.next`; with `rows`, on those grid rows only (a rank's own
+    /// rows: the ghost rows' values come from the next exchange).
+    pub(crate) fn smooth<T: Real>(
+        &self,
+        omega: f64,
+        bufs: &mut Buffers<T>,
+        rows: Option<&[Range<usize>]>,
+    ) -> Result<()> {
+        let Buffers {
+            inv_diagonal,
+            b,
+            x,
+            next,
+            ..
+        } = bufs;
+        self.jacobi_sweep(omega, inv_diagonal, b, x, next, rows)?;
+        std::mem::swap(x, next);
+        Ok(())
+    }
+
+    /// x_new ← x + ω D⁻¹ (b − A x), with `inv_diagonal` = D⁻¹, on `rows`
+    /// as for [`Level::smooth`].
+    fn jacobi_sweep<T: Real>(
         &self,
         omega: f64,
         inv_diagonal: &[T],
@@ -648,18 +668,6 @@ impl Multigrid {
             self.coarsest_solve(&here.b, &mut here.x, wide);
             return Ok(());
         }
-        let smooth = |here: &mut Buffers<T>, omega: f64| -> Result<()> {
-            level.jacobi_sweep(
-                omega,
-                &here.inv_diagonal,
-                &here.b,
-                &here.x,
-                &mut here.next,
-                None,
-            )?;
-            std::mem::swap(&mut here.x, &mut here.next);
-            Ok(())
-        };
         let schedule = self.schedule.level(l);
         // First sweep from x = 0: x = ω D⁻¹ b.
         vector::scaled_multiply(
@@ -669,7 +677,7 @@ impl Multigrid {
             &mut here.x,
         );
         for &omega in &schedule.damping[1..] {
-            smooth(here, omega)?;
+            level.smooth(omega, here, None)?;
         }
         let transfer = Transfer {
             fine: &level.op,
@@ -689,7 +697,7 @@ impl Multigrid {
         vector::scale(schedule.correction, &mut coarser[0].x);
         transfer.prolong_add(&coarser[0].x, &mut here.x);
         for &omega in schedule.damping.iter().rev() {
-            smooth(here, omega)?;
+            level.smooth(omega, here, None)?;
         }
         Ok(())
     }
