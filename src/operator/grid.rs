@@ -260,6 +260,16 @@ pub struct GridPoisson {
     floating: Option<FloatingRegions>,
 }
 
+/// The `finish` of [`GridPoisson::apply_then`] that turns the values of A x
+/// into those of b − A x.
+pub(crate) fn into_residual<T: Real>(b: &[T]) -> impl Fn(usize, &mut [T]) + Sync + '_ {
+    move |first, y| {
+        for (yi, &bi) in y.iter_mut().zip(&b[first..]) {
+            *yi = bi - *yi;
+        }
+    }
+}
+
 /// Face weights β_f / h_a² as seen by the stencil kernel.
 trait FaceWeight {
     fn weight(&self, axis: usize, lower_cell: usize) -> f64;
@@ -484,8 +494,7 @@ impl GridPoisson {
     where
         F: Fn(usize, &mut [T]) + Sync,
     {
-        self.apply_checked::<false, T, F>(&self.blocks, x, y, finish)
-            .map(|_| ())
+        self.apply_then_on(&self.blocks, x, y, finish)
     }
 
     /// The grid rows (j + ny·k) of the cells `own` (per axis a range of
@@ -562,11 +571,7 @@ impl GridPoisson {
     /// out ← (b − A x) on the unknowns of grid row `r` (j + ny·k), serially
     /// (for a caller that consumes the residual row by row).
     pub(crate) fn residual_row<T: Real>(&self, r: usize, b: &[T], x: &[T], out: &mut [T]) {
-        let finish = |first: usize, y: &mut [T]| {
-            for (yi, &bi) in y.iter_mut().zip(&b[first..]) {
-                *yi = bi - *yi;
-            }
-        };
+        let finish = into_residual(b);
         match &self.face_coefficients {
             None => self.apply_rows::<false, _, _, _>(
                 &UniformWeight(self.inv_h2),

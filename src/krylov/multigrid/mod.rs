@@ -39,7 +39,7 @@ pub(crate) mod transfer;
 
 use super::precond::Preconditioner;
 use crate::error::{Error, Result};
-use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator, AIR, SOLID};
+use crate::operator::{into_residual, Cell, CsrMatrix, GridPoisson, LinearOperator, AIR, SOLID};
 use crate::scalar::Real;
 use crate::vector;
 pub use schedule::{LevelSchedule, Schedule, ScheduleParameter};
@@ -303,12 +303,7 @@ impl Level {
 
     /// r ← b − A x.
     pub(crate) fn residual<T: Real>(&self, b: &[T], x: &[T], r: &mut [T]) -> Result<()> {
-        self.apply_then(None, x, r, &|first, ax: &mut [T]| {
-            let range = first..first + ax.len();
-            for (y, &bi) in ax.iter_mut().zip(&b[range]) {
-                *y = bi - *y;
-            }
-        })
+        self.apply_then(None, x, r, &into_residual(b))
     }
 }
 
