@@ -14,7 +14,7 @@ use super::halo::Halo;
 use super::regions::Regions;
 use super::runs::OwnedRuns;
 use crate::error::{Error, Result};
-use crate::operator::{Cell, FieldValue, GridPoisson, LinearOperator};
+use crate::operator::{Cell, FieldValue, GridPoisson, GridPoissonBuilder, LinearOperator};
 use std::rc::Rc;
 use std::sync::Mutex;
 
@@ -164,6 +164,23 @@ pub(crate) fn extend_cells(
     (cells, beta)
 }
 
+/// The builder of a grid of `dims` cells with the given data.
+fn builder<'a>(
+    dims: [usize; 3],
+    cells: &'a [Cell],
+    spacing: [f64; 3],
+    scale: f64,
+    beta: Option<&'a [f64]>,
+) -> GridPoissonBuilder<'a> {
+    let builder = GridPoisson::builder(dims, cells)
+        .spacing(spacing)
+        .scale(scale);
+    match beta {
+        Some(beta) => builder.face_coefficients(beta),
+        None => builder,
+    }
+}
+
 /// The operator of this rank's box alone, from its cells and coefficients
 /// (checked as a box of a grid with `axes` axes).
 fn box_grid(
@@ -174,13 +191,7 @@ fn box_grid(
     scale: f64,
     beta: Option<&[f64]>,
 ) -> Result<GridPoisson> {
-    let builder = GridPoisson::builder(owned.dims(), cells)
-        .spacing(spacing)
-        .scale(scale);
-    match beta {
-        Some(beta) => builder.face_coefficients(beta).build_box(axes),
-        None => builder.build_box(axes),
-    }
+    builder(owned.dims(), cells, spacing, scale, beta).build_box(axes)
 }
 
 /// The grid operator of `dims` cells with the given data.
@@ -191,13 +202,7 @@ pub(crate) fn local_grid(
     scale: f64,
     beta: Option<&[f64]>,
 ) -> Result<GridPoisson> {
-    let builder = GridPoisson::builder(dims, cells)
-        .spacing(spacing)
-        .scale(scale);
-    match beta {
-        Some(beta) => builder.face_coefficients(beta).build(),
-        None => builder.build(),
-    }
+    builder(dims, cells, spacing, scale, beta).build()
 }
 
 impl DistributedGridPoisson {
