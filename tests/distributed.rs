@@ -44,6 +44,43 @@ impl Problem {
             2
         }
     }
+
+    /// The cells of the box `owned`, the values of `field` there, and
+    /// their face coefficients (axis by axis; empty without), x fastest.
+    fn on_box(&self, owned: &GridBox, field: &[f64]) -> (Vec<Cell>, Vec<f64>, Vec<f64>) {
+        let dims = self.dims;
+        let global = |c: [usize; 3]| c[0] + dims[0] * (c[1] + dims[1] * c[2]);
+        let (mut cells, mut values) = (Vec::new(), Vec::new());
+        let mut beta = vec![Vec::new(); self.ndim()];
+        for_each_cell(owned, |c| {
+            cells.push(self.cells[global(c)]);
+            values.push(field[global(c)]);
+            if let Some(all) = &self.beta {
+                for (a, part) in beta.iter_mut().enumerate() {
+                    part.push(all[a * self.cells.len() + global(c)]);
+                }
+            }
+        });
+        (cells, values, beta.concat())
+    }
+
+    /// This rank's operator of the box `owned`, with its `cells` and face
+    /// coefficients `beta` (as [`Problem::on_box`] gives them).
+    fn rank_operator(
+        &self,
+        comm: Box<dyn Communicator>,
+        owned: GridBox,
+        cells: &[Cell],
+        beta: &[f64],
+    ) -> Result<DistributedGridPoisson, Error> {
+        let builder = DistributedGridPoisson::builder(comm, self.dims, owned, cells)
+            .spacing([self.spacing; 3]);
+        if self.beta.is_some() {
+            builder.face_coefficients(beta).build()
+        } else {
+            builder.build()
+        }
+    }
 }
 
 fn obstacles(dims: [usize; 3], air_layers: usize) -> Problem {
@@ -95,28 +132,9 @@ fn distributed(
     let global = |c: [usize; 3]| c[0] + dims[0] * (c[1] + dims[1] * c[2]);
     let results = run_ranks(cuts, failure, true, |rank, comm: Box<dyn Communicator>| {
         let mut owned = boxes[rank];
-        let mut cells = Vec::new();
-        let mut rhs = Vec::new();
-        let mut beta = vec![Vec::new(); problem.ndim()];
-        for_each_cell(&owned, |c| {
-            cells.push(problem.cells[global(c)]);
-            rhs.push(problem.rhs_field[global(c)]);
-            if let Some(all) = &problem.beta {
-                for (a, part) in beta.iter_mut().enumerate() {
-                    part.push(all[a * problem.cells.len() + global(c)]);
-                }
-            }
-        });
+        let (mut cells, rhs, beta) = problem.on_box(&owned, &problem.rhs_field);
         edit(rank, &mut owned, &mut cells);
-        let beta: Vec<f64> = beta.concat();
-        let builder = DistributedGridPoisson::builder(comm, dims, owned, &cells)
-            .spacing([problem.spacing; 3]);
-        let built = if problem.beta.is_some() {
-            builder.face_coefficients(&beta).build()
-        } else {
-            builder.build()
-        };
-        let a = built?;
+        let a = problem.rank_operator(comm, owned, &cells, &beta)?;
         let m = DistributedMultigrid::new(&a, &mg_options(precision))?;
         let mut b = vec![0.0; a.dim()];
         let mut cell_of = Vec::new();
@@ -368,26 +386,10 @@ fn products_equal_the_serial_product_for_every_decomposition() {
             let global = |c: [usize; 3]| c[0] + dims[0] * (c[1] + dims[1] * c[2]);
             let results = run_ranks(&cuts, Failure::None, true, |rank, comm| {
                 let owned = boxes[rank];
-                let (mut cells, mut xs) = (Vec::new(), Vec::new());
-                let mut beta = vec![Vec::new(); 3];
-                for_each_cell(&owned, |c| {
-                    cells.push(problem_here.cells[global(c)]);
-                    xs.push(x_field[global(c)]);
-                    if let Some(all) = &problem_here.beta {
-                        for (a, part) in beta.iter_mut().enumerate() {
-                            part.push(all[a * n + global(c)]);
-                        }
-                    }
-                });
-                let beta = beta.concat();
-                let builder = DistributedGridPoisson::builder(comm, dims, owned, &cells)
-                    .spacing([problem_here.spacing; 3]);
-                let a = if with_beta {
-                    builder.face_coefficients(&beta).build()
-                } else {
-                    builder.build()
-                }
-                .unwrap();
+                let (cells, xs, beta) = problem_here.on_box(&owned, &x_field);
+                let a = problem_here
+                    .rank_operator(comm, owned, &cells, &beta)
+                    .unwrap();
                 let mut x = vec![0.0; a.dim()];
                 a.gather(&xs, &mut x).unwrap();
                 let mut y = vec![0.0; a.dim()];
