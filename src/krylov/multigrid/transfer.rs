@@ -732,9 +732,6 @@ mod tests {
         }
     }
 
-    /// On a box of a grid that starts at odd coordinates, the shifted
-    /// transfers are the whole grid's: P x and R r agree on the cells
-    /// whose rows stay inside the box (the rest are a rank's ghosts).
     /// The fused R (b − A x) equals the residual computed, zeroed off the
     /// owned cells and then restricted, to the bit (the same arithmetic in
     /// the same order), with and without face coefficients, in 2D and 3D,
@@ -791,6 +788,9 @@ mod tests {
         }
     }
 
+    /// On a box of a grid that starts at odd coordinates, the shifted
+    /// transfers are the whole grid's: P x and R r agree on the cells
+    /// whose rows stay inside the box (the rest are a rank's ghosts).
     #[test]
     fn shifted_transfers_on_a_box_match_the_whole_grid() {
         for (dims, start, seed) in [([13, 11, 1], [3, 4, 0], 5), ([12, 9, 11], [5, 2, 3], 6)] {
