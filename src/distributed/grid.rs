@@ -10,6 +10,7 @@
 
 use super::comm::{Collective, CommStats, Communicator};
 use super::decomposition::{Decomposition, GridBox};
+use super::ghosts::{GhostFace, GhostLayer};
 use super::halo::Halo;
 use super::regions::Regions;
 use super::runs::OwnedRuns;
@@ -106,16 +107,6 @@ impl std::fmt::Debug for DistributedGridPoisson {
             .field("unknowns", &self.owned_unknowns.len())
             .finish()
     }
-}
-
-/// A face that couples an owned unknown to a ghost cell: the owned
-/// unknown, the face weight s·β/h², and the ghost cell's entry in the
-/// ghost values (None for an air cell, whose value is 0).
-#[derive(Debug, Clone, Copy)]
-struct GhostFace {
-    unknown: u32,
-    weight: f64,
-    ghost: Option<u32>,
 }
 
 /// The code of a cell in setup exchanges and reductions.
@@ -332,13 +323,21 @@ impl DistributedGridPoisson {
         before: CommStats,
         start: std::time::Instant,
     ) -> Result<Self> {
-        let (owned_unknowns, faces) = owned_and_halo(&decomposition, &local);
-        let regions = Regions::find(&collective, &decomposition, &local, &owned_unknowns, &faces);
+        let owned_unknowns = owned_unknowns(&decomposition, &local);
+        let ghost_layer = GhostLayer::new(&decomposition, &local, &owned_unknowns);
+        let regions = Regions::find(
+            &collective,
+            &decomposition,
+            &local,
+            &owned_unknowns,
+            &ghost_layer,
+        );
         collective.agree()?;
         let runs = OwnedRuns::new(&owned_unknowns);
         debug_assert_eq!(own.as_ref().unwrap_or(&local).dim(), owned_unknowns.len());
-        let (ghost_halo, ghost_faces) = ghost_coupling(&decomposition, &local, &owned_unknowns);
-        let ghosts = Mutex::new(vec![0.0; local.dim() - owned_unknowns.len()]);
+        let ghost_faces = ghost_layer.faces(&decomposition, &local);
+        let ghosts = Mutex::new(vec![0.0; ghost_layer.len]);
+        let ghost_halo = ghost_layer.halo;
         Ok(Self {
             runs,
             own,
@@ -511,60 +510,9 @@ impl DistributedGridPoisson {
     }
 }
 
-/// The face exchange from a vector of this rank's unknowns into the
-/// ghost values (the local grid's unknowns that are not owned, in order),
-/// and the faces that couple an owned unknown to a fluid or air ghost cell.
-fn ghost_coupling(
-    decomposition: &Decomposition,
-    local: &GridPoisson,
-    owned_unknowns: &[u32],
-) -> (Halo, Vec<GhostFace>) {
-    // The entry of each local unknown: its owned index, or its ghost index.
-    let mut entry = vec![0u32; local.dim()];
-    let (mut owned, mut ghost) = (0u32, 0u32);
-    for (e, slot) in entry.iter_mut().enumerate() {
-        let next = owned_unknowns.get(owned as usize);
-        let counter = if next == Some(&(e as u32)) {
-            &mut owned
-        } else {
-            &mut ghost
-        };
-        *slot = *counter;
-        *counter += 1;
-    }
-    let halo = Halo::new(decomposition, true, |c| {
-        local.unknown_of_cell(c).map(|e| entry[e])
-    });
-    let extended = decomposition.extended();
-    let mut faces = Vec::new();
-    decomposition.for_each_ghost_face(|c, g, a| {
-        let (cell, across) = (extended.index(c), extended.index(g));
-        let Some(e) = local.unknown_of_cell(cell) else {
-            return;
-        };
-        let weight = local.face_weight(a, cell.min(across));
-        let ghost = match local.cell(across) {
-            Cell::Solid => return,
-            Cell::Air => None,
-            Cell::Fluid => local.unknown_of_cell(across).map(|u| entry[u]),
-        };
-        if weight > 0.0 {
-            faces.push(GhostFace {
-                unknown: entry[e],
-                weight,
-                ghost,
-            });
-        }
-    });
-    (halo, faces)
-}
-
-/// The local unknown of each owned unknown (in owned cell order, which
-/// is local unknown order), and the face exchange over local unknowns.
-pub(crate) fn owned_and_halo(
-    decomposition: &Decomposition,
-    local: &GridPoisson,
-) -> (Vec<u32>, Halo) {
+/// The local unknown of each owned unknown, in owned cell order (which is
+/// local unknown order).
+fn owned_unknowns(decomposition: &Decomposition, local: &GridPoisson) -> Vec<u32> {
     let extended = decomposition.extended();
     let mut owned_unknowns = Vec::new();
     decomposition.owned().for_each(|c| {
@@ -572,6 +520,16 @@ pub(crate) fn owned_and_halo(
             owned_unknowns.push(u as u32);
         }
     });
+    owned_unknowns
+}
+
+/// The local unknown of each owned unknown (see [`owned_unknowns`]), and
+/// the face exchange over local unknowns.
+pub(crate) fn owned_and_halo(
+    decomposition: &Decomposition,
+    local: &GridPoisson,
+) -> (Vec<u32>, Halo) {
+    let owned_unknowns = owned_unknowns(decomposition, local);
     let faces = Halo::new(decomposition, true, |c| {
         local.unknown_of_cell(c).map(|u| u as u32)
     });

@@ -35,6 +35,7 @@
 
 mod comm;
 mod decomposition;
+mod ghosts;
 mod grid;
 mod halo;
 mod multigrid;

@@ -12,9 +12,9 @@
 
 use super::comm::Collective;
 use super::decomposition::{Decomposition, GridBox};
-use super::halo::Halo;
+use super::ghosts::GhostLayer;
 use crate::error::{Error, Result};
-use crate::operator::{Cell, GridPoisson, LinearOperator, INCONSISTENCY_RTOL};
+use crate::operator::{Cell, GridPoisson, INCONSISTENCY_RTOL};
 use std::collections::HashMap;
 
 /// No enclosed region.
@@ -38,14 +38,14 @@ pub(crate) struct Regions {
 
 impl Regions {
     /// Finds the regions (collective). `local` is the grid of the extended
-    /// box, `owned_unknowns` its unknown of each owned unknown, `faces` the
-    /// face exchange over its unknowns.
+    /// box, `owned_unknowns` its unknown of each owned unknown, `ghosts` its
+    /// ghost layer.
     pub(crate) fn find(
         collective: &Collective,
         decomposition: &Decomposition,
         local: &GridPoisson,
         owned_unknowns: &[u32],
-        faces: &Halo,
+        ghosts: &GhostLayer,
     ) -> Self {
         let (owned, extended) = (decomposition.owned(), decomposition.extended());
         let dims = decomposition.dims;
@@ -77,15 +77,14 @@ impl Regions {
         // The links of the owned cells of enclosed regions on each side of
         // the box that faces a neighbour's box.
         let mut ghost_links: Vec<(u32, u32)> = Vec::new();
-        let position = |e: u32| owned_unknowns.binary_search(&e).expect("owned entry");
         decomposition.for_each_ghost_face(|c, g, _| {
             let (cell, ghost) = (extended.index(c), extended.index(g));
             let Some(e) = local.unknown_of_cell(cell) else {
                 return;
             };
             if local.enclosed_region(e).is_some() && local.cell(ghost) == Cell::Fluid {
-                let ne = local.unknown_of_cell(ghost).expect("fluid") as u32;
-                ghost_links.push((position(e as u32) as u32, ne));
+                let ne = local.unknown_of_cell(ghost).expect("fluid");
+                ghost_links.push((ghosts.entry[e], ghosts.entry[ne]));
             }
         });
         // Per component (indexed by its root, its first unknown in owned
@@ -102,21 +101,20 @@ impl Regions {
         }
         // Propagate (label, air) across boxes until nothing changes; the
         // neighbours read only the entries this rank sends.
-        let sent: Vec<(u32, u32)> = faces
-            .sent_entries()
-            .map(|e| (e, root_of[position(e)]))
-            .collect();
-        let mut values = vec![0.0f64; local.dim()];
+        let sent: Vec<u32> = ghosts.halo.sent_entries().collect();
+        let (mut values, mut ghost_values) = (vec![0.0f64; n], vec![0.0f64; ghosts.len]);
         loop {
-            for &(e, root) in &sent {
-                let root = root as usize;
-                values[e as usize] = 2.0 * label[root] + f64::from(u8::from(air[root]));
+            for &o in &sent {
+                let root = root_of[o as usize] as usize;
+                values[o as usize] = 2.0 * label[root] + f64::from(u8::from(air[root]));
             }
-            faces.exchange(collective, &mut values);
+            ghosts
+                .halo
+                .exchange_into(collective, &values, &mut ghost_values);
             let mut changed = 0.0;
             for &(o, g) in &ghost_links {
                 let root = root_of[o as usize] as usize;
-                let v = values[g as usize];
+                let v = ghost_values[g as usize];
                 let (their_label, their_air) = ((v / 2.0).floor(), v % 2.0 == 1.0);
                 if their_label < label[root] || (their_air && !air[root]) {
                     label[root] = label[root].min(their_label);
