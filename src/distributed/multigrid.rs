@@ -178,13 +178,17 @@ fn for_each_child(
 
 impl DistributedMultigrid {
     /// Builds the hierarchy of `a` (collective). The coarse operators are
-    /// rediscretised ([`CoarseOperators::Galerkin`] is refused: its
-    /// products are not distributed).
+    /// rediscretised ([`CoarseOperators::Galerkin`] and
+    /// [`CoarseOperators::LumpedGalerkin`] are refused: their products are
+    /// not distributed).
     pub fn new(a: &DistributedGridPoisson, options: &MultigridOptions) -> Result<Self> {
         let start = Instant::now();
         let collective = Rc::clone(&a.collective);
         let before = collective.stats();
-        if options.coarse_operators == CoarseOperators::Galerkin {
+        if matches!(
+            options.coarse_operators,
+            CoarseOperators::Galerkin | CoarseOperators::LumpedGalerkin
+        ) {
             return Err(Error::invalid(
                 "coarse_operators",
                 "the distributed V-cycle has rediscretised coarse levels only",
