@@ -24,6 +24,30 @@ pub(crate) fn push<T>(v: &mut Vec<T>, value: T, what: &'static str) -> Result<()
     Ok(())
 }
 
+/// A vector of `len` copies of `value`, or [`Error::OutOfMemory`].
+pub(crate) fn filled<T: Clone>(len: usize, value: T, what: &'static str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    refill(&mut v, len, value, what)?;
+    Ok(v)
+}
+
+/// Makes `v` `len` copies of `value`, in its memory where it has room, or
+/// fails with [`Error::OutOfMemory`] naming `what`.
+pub(crate) fn refill<T: Clone>(
+    v: &mut Vec<T>,
+    len: usize,
+    value: T,
+    what: &'static str,
+) -> Result<()> {
+    v.clear();
+    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+        what,
+        elements: len,
+    })?;
+    v.resize(len, value);
+    Ok(())
+}
+
 /// A copy of `values`, or [`Error::OutOfMemory`] naming `what`.
 pub(crate) fn copied<T: Clone>(values: &[T], what: &'static str) -> Result<Vec<T>> {
     let mut v = with_capacity(values.len(), what)?;

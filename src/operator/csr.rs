@@ -6,9 +6,7 @@ use crate::alloc;
 use crate::error::{Error, Result};
 use crate::parallel::{sum_blocks, DisjointSlice};
 use crate::scalar::Real;
-use faer::sparse::linalg::matmul::sparse_sparse_matmul;
-use faer::sparse::{SparseColMatRef, SparseRowMat, SparseRowMatRef, SymbolicSparseRowMat};
-use faer::Par;
+use faer::sparse::{SparseRowMat, SparseRowMatRef, SymbolicSparseRowMat};
 use once_cell::sync::OnceCell;
 use std::ops::Range;
 
@@ -243,37 +241,6 @@ impl CsrMatrix {
             }
         }
         CsrMatrix::from_valid_parts(n, row_ptr, t_cols, t_vals)
-    }
-
-    /// The Galerkin product s·Pᵀ A P of this n×n matrix A with a
-    /// prolongation P (n × m): the m×m coarse operator of multigrid with
-    /// restriction R = s·Pᵀ.
-    ///
-    /// faer multiplies column-major matrices, and the row-major arrays of a
-    /// matrix are the column-major arrays of its transpose; so the product
-    /// is formed as (Pᵀ A P)ᵀ = Pᵀ Aᵀ P from this matrix's own arrays (Aᵀ),
-    /// P and P's row-major copy (Pᵀ), and its column-major arrays are the
-    /// row-major arrays of s·Pᵀ A P: one conversion (of P), not three.
-    pub(crate) fn galerkin_product(
-        &self,
-        p: SparseColMatRef<'_, u32, f64>,
-        scale: f64,
-    ) -> Result<CsrMatrix> {
-        let out_of_memory = |what| {
-            move |_| Error::OutOfMemory {
-                what,
-                elements: p.compute_nnz(),
-            }
-        };
-        let p_rows = p.to_row_major().map_err(out_of_memory("Pᵀ"))?;
-        let a_t_p = sparse_sparse_matmul(self.mat.as_ref().transpose(), p, 1.0, Par::Seq)
-            .map_err(out_of_memory("A P"))?;
-        let product =
-            sparse_sparse_matmul(p_rows.as_ref().transpose(), a_t_p.as_ref(), scale, Par::Seq)
-                .map_err(out_of_memory("Pᵀ A P"))?;
-        // Sorted row indices per column (faer's product) are sorted column
-        // indices per row of the transpose.
-        Ok(Self::from_faer(product.into_transpose()))
     }
 
     /// The diagonal D̃ of the ℓ1-scaled Jacobi smoother,

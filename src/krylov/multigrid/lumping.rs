@@ -22,59 +22,26 @@
 //!
 //! [`CoarseOperators::LumpedGalerkin`]: super::CoarseOperators::LumpedGalerkin
 
+use super::lattice::{add, sub, Lattice};
 use crate::alloc;
-use crate::error::Result;
-use crate::operator::{CsrMatrix, GridPoisson, LinearOperator, AIR};
+use crate::error::{Error, Result};
+use crate::operator::{CsrMatrix, GridPoisson, LinearOperator};
 
-/// The grid positions of a level's unknowns and the unknown at a position.
-struct Lattice<'a> {
-    dims: [usize; 3],
-    codes: &'a [u32],
-    coords: Vec<[usize; 3]>,
+/// The most unit steps of a path across the window: 2 along each axis.
+const MAX_STEPS: usize = 6;
+
+/// The unit steps (axis, +) of one lattice path.
+#[derive(Clone, Copy, Default)]
+struct Path {
+    steps: [(usize, bool); MAX_STEPS],
+    len: usize,
 }
 
-impl<'a> Lattice<'a> {
-    fn new(grid: &'a GridPoisson) -> Result<Self> {
-        let dims = grid.dims();
-        let codes = grid.unknown_codes();
-        let mut coords = alloc::with_capacity(grid.dim(), "unknown coordinates")?;
-        coords.resize(grid.dim(), [0; 3]);
-        for (c, &u) in codes.iter().enumerate() {
-            if u < AIR {
-                coords[u as usize] = [
-                    c % dims[0],
-                    (c / dims[0]) % dims[1],
-                    c / (dims[0] * dims[1]),
-                ];
-            }
-        }
-        Ok(Self {
-            dims,
-            codes,
-            coords,
-        })
-    }
-
-    /// The unknown at `p` + one unit step along axis `a` (`up`: +, else −),
-    /// if that cell is in the grid and fluid.
-    fn step(&self, p: [usize; 3], a: usize, up: bool) -> Option<([usize; 3], usize)> {
-        let mut q = p;
-        if up {
-            q[a] += 1;
-            if q[a] >= self.dims[a] {
-                return None;
-            }
-        } else {
-            q[a] = q[a].checked_sub(1)?;
-        }
-        let code = self.codes[q[0] + self.dims[0] * (q[1] + self.dims[1] * q[2])];
-        (code < AIR).then_some((q, code as usize))
-    }
-}
-
-/// The orders in which a path may take the axes `axes` (1 to 3 of them).
-fn axis_orders(axes: &[usize]) -> Vec<Vec<usize>> {
-    match *axes {
+/// The paths of an offset: one per order of the axes along which it is
+/// nonzero (1, 2 or 6 of them), a step of 2 taken as two unit steps.
+fn paths_of(offset: [i64; 3]) -> Vec<Path> {
+    let axes: Vec<usize> = (0..3).filter(|&a| offset[a] != 0).collect();
+    let orders: Vec<Vec<usize>> = match axes[..] {
         [a] => vec![vec![a]],
         [a, b] => vec![vec![a, b], vec![b, a]],
         [a, b, c] => vec![
@@ -86,72 +53,78 @@ fn axis_orders(axes: &[usize]) -> Vec<Vec<usize>> {
             vec![c, b, a],
         ],
         _ => Vec::new(),
-    }
+    };
+    orders
+        .into_iter()
+        .map(|order| {
+            let mut path = Path::default();
+            for axis in order {
+                for _ in 0..offset[axis].unsigned_abs() {
+                    path.steps[path.len] = (axis, offset[axis] > 0);
+                    path.len += 1;
+                }
+            }
+            path
+        })
+        .collect()
 }
 
-/// One unit step of a path: the face between unknown `low` and its +axis
-/// neighbour, and the step's weight factor |o_axis|.
-struct Step {
-    low: usize,
-    axis: usize,
-    factor: f64,
+/// `p` moved one cell along `axis`.
+fn stepped(mut p: [i64; 3], (axis, up): (usize, bool)) -> [i64; 3] {
+    p[axis] += if up { 1 } else { -1 };
+    p
 }
 
 /// The Galerkin operator `a` of the level `grid` (its unknowns), lumped
 /// onto face neighbours as the module describes.
 pub(crate) fn lumped(a: &CsrMatrix, grid: &GridPoisson) -> Result<CsrMatrix> {
     let lattice = Lattice::new(grid)?;
+    let paths: Vec<Vec<Path>> = (0..lattice.window_len())
+        .map(|s| paths_of(lattice.offset(s)))
+        .collect();
     let n = a.dim();
     // face[u][axis]: the weight of the face between u and its +axis neighbour.
-    let mut face = alloc::with_capacity(n, "lumped face weights")?;
-    face.resize(n, [0.0f64; 3]);
-    let mut leak = alloc::with_capacity(n, "lumped row sums")?;
-    leak.resize(n, 0.0f64);
+    let mut face = alloc::filled(n, [0.0f64; 3], "lumped face weights")?;
+    let mut leak = alloc::filled(n, 0.0f64, "lumped row sums")?;
     let (ptr, cols, vals) = (a.row_ptr(), a.col_idx(), a.values());
-    let mut steps: Vec<Step> = Vec::new();
-    let mut path: Vec<Step> = Vec::new();
+    // The faces (lower unknown, axis, weight factor |o_axis|) of the paths
+    // of one pair that stay on unknowns.
+    let mut faces = Vec::with_capacity(6 * MAX_STEPS);
     for i in 0..n {
+        let from = lattice.coords(i);
         for k in ptr[i] as usize..ptr[i + 1] as usize {
             let j = cols[k] as usize;
             leak[i] += vals[k];
             if j <= i {
                 continue;
             }
-            let (from, to) = (lattice.coords[i], lattice.coords[j]);
-            let offset = [0, 1, 2].map(|a| to[a] as i64 - from[a] as i64);
-            let axes: Vec<usize> = (0..3).filter(|&a| offset[a] != 0).collect();
-            let orders = axis_orders(&axes);
-            steps.clear();
+            let offset = sub(lattice.coords(j), from);
+            let slot = lattice.slot(offset).ok_or_else(|| {
+                Error::invalid("op", "a Galerkin level couples cells more than 2 apart")
+            })?;
+            faces.clear();
             let mut valid = 0;
-            for order in &orders {
-                path.clear();
-                let (mut p, mut blocked) = (from, false);
-                let mut u = i;
-                'walk: for &axis in order {
-                    let up = offset[axis] > 0;
-                    for _ in 0..offset[axis].unsigned_abs() {
-                        let Some((q, v)) = lattice.step(p, axis, up) else {
-                            blocked = true;
-                            break 'walk;
-                        };
-                        path.push(Step {
-                            low: if up { u } else { v },
-                            axis,
-                            factor: offset[axis].unsigned_abs() as f64,
-                        });
-                        (p, u) = (q, v);
-                    }
+            'paths: for path in &paths[slot] {
+                let before = faces.len();
+                let (mut p, mut u) = (from, i);
+                for &step in &path.steps[..path.len] {
+                    let q = stepped(p, step);
+                    let Some(v) = lattice.unknown_at(q) else {
+                        faces.truncate(before);
+                        continue 'paths;
+                    };
+                    let (axis, up) = step;
+                    let factor = offset[axis].unsigned_abs() as f64;
+                    faces.push((if up { u } else { v }, axis, factor));
+                    (p, u) = (q, v);
                 }
-                if !blocked {
-                    valid += 1;
-                    steps.append(&mut path);
-                }
+                valid += 1;
             }
             // A pair with no path through unknowns is dropped: its weight
             // stays only in the row sums.
             let share = -vals[k] / valid.max(1) as f64;
-            for step in &steps {
-                face[step.low][step.axis] += share * step.factor;
+            for &(low, axis, factor) in &faces {
+                face[low][axis] += share * factor;
             }
         }
     }
@@ -167,16 +140,19 @@ fn assemble(lattice: &Lattice<'_>, face: &[[f64; 3]], leak: &[f64]) -> Result<Cs
     let mut values = alloc::with_capacity(7 * n, "lumped values")?;
     row_ptr.push(0u32);
     let mut row: Vec<(usize, f64)> = Vec::with_capacity(7);
-    for (i, &p) in lattice.coords.iter().enumerate() {
+    for (i, up_faces) in face.iter().enumerate() {
+        let p = lattice.coords(i);
         row.clear();
         let mut diagonal = leak[i].max(0.0);
-        for (axis, &up) in face[i].iter().enumerate() {
-            if let Some((_, below)) = lattice.step(p, axis, false) {
+        for (axis, &up) in up_faces.iter().enumerate() {
+            let mut e = [0; 3];
+            e[axis] = 1;
+            if let Some(below) = lattice.unknown_at(sub(p, e)) {
                 let w = face[below][axis].max(0.0);
                 diagonal += w;
                 row.push((below, -w));
             }
-            if let Some((_, above)) = lattice.step(p, axis, true) {
+            if let Some(above) = lattice.unknown_at(add(p, e)) {
                 let w = up.max(0.0);
                 diagonal += w;
                 row.push((above, -w));
@@ -197,7 +173,7 @@ fn assemble(lattice: &Lattice<'_>, face: &[[f64; 3]], leak: &[f64]) -> Result<Cs
 
 #[cfg(test)]
 mod tests {
-    use super::super::{coarsen, transfer::Transfer};
+    use super::super::{coarsen, galerkin, transfer::Transfer};
     use super::*;
     use crate::operator::Cell;
 
@@ -205,15 +181,12 @@ mod tests {
     /// and that coarse grid.
     fn galerkin(a: &CsrMatrix, fine: &GridPoisson) -> (CsrMatrix, GridPoisson) {
         let coarse = coarsen(fine).unwrap();
-        let p = Transfer {
+        let transfer = Transfer {
             fine,
             coarse: &coarse,
             shift: [0; 3],
-        }
-        .assemble()
-        .unwrap();
-        let scale = 1.0 / (1 << fine.ndim()) as f64;
-        (a.galerkin_product(p.as_ref(), scale).unwrap(), coarse)
+        };
+        (galerkin::product(a, &transfer).unwrap(), coarse)
     }
 
     fn entries(a: &CsrMatrix, i: usize) -> Vec<(u32, f64)> {
@@ -237,13 +210,13 @@ mod tests {
             let lumped = lumped(&a, &coarse).unwrap();
             let reference = coarse.to_csr().unwrap();
             let lattice = Lattice::new(&coarse).unwrap();
-            let cd = coarse.dims();
+            let cd = coarse.dims().map(|v| v as i64);
             // Rows whose paths all stay inside the grid (2 cells from its
             // walls) are the rediscretised stencil's.
-            let interior = |p: [usize; 3]| (0..fine.ndim()).all(|a| p[a] >= 2 && p[a] + 2 < cd[a]);
+            let interior = |p: [i64; 3]| (0..fine.ndim()).all(|a| p[a] >= 2 && p[a] + 2 < cd[a]);
             let mut checked = 0;
-            for (i, &p) in lattice.coords.iter().enumerate() {
-                if !interior(p) {
+            for i in 0..coarse.dim() {
+                if !interior(lattice.coords(i)) {
                     continue;
                 }
                 let (got, want) = (entries(&lumped, i), entries(&reference, i));
@@ -270,11 +243,12 @@ mod tests {
                 let lumped = lumped(&product, &coarse).unwrap();
                 lumped.check_symmetric().unwrap();
                 let lattice = Lattice::new(&coarse).unwrap();
-                for (i, &p) in lattice.coords.iter().enumerate() {
+                for i in 0..coarse.dim() {
+                    let p = lattice.coords(i);
                     let (mut diagonal, mut off) = (0.0, 0.0);
                     for (j, v) in entries(&lumped, i) {
-                        let q = lattice.coords[j as usize];
-                        let distance: usize = (0..3).map(|a| p[a].abs_diff(q[a])).sum();
+                        let q = lattice.coords(j as usize);
+                        let distance: u64 = (0..3).map(|a| p[a].abs_diff(q[a])).sum();
                         match distance {
                             0 => diagonal = v,
                             1 => {

@@ -33,6 +33,8 @@
 //! Every buffer is allocated at setup; applying the preconditioner takes a
 //! lock on them, so concurrent applies of one preconditioner serialise.
 
+mod galerkin;
+mod lattice;
 mod lumping;
 mod schedule;
 pub(crate) mod tangent;
@@ -567,14 +569,12 @@ impl Multigrid {
         if use_galerkin {
             let mut a_l = ops[0].to_csr()?;
             for l in 0..ops.len() - 1 {
-                let p = Transfer {
+                let transfer = Transfer {
                     fine: &ops[l],
                     coarse: &ops[l + 1],
                     shift: [0; 3],
-                }
-                .assemble()?;
-                let mut a_c =
-                    a_l.galerkin_product(p.as_ref(), 1.0 / (1 << ops[l].ndim()) as f64)?;
+                };
+                let mut a_c = galerkin::product(&a_l, &transfer)?;
                 if options.coarse_operators == CoarseOperators::LumpedGalerkin {
                     a_c = lumping::lumped(&a_c, &ops[l + 1])?;
                 }

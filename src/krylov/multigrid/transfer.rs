@@ -11,10 +11,14 @@
 //! R = Pᵀ/2ᵈ, applied by scattering each fine residual along its row of P,
 //! so that R is exactly the scaled transpose and the V-cycle symmetric.
 
+#[cfg(test)]
 use crate::error::{Error, Result};
-use crate::operator::{GridPoisson, LinearOperator, AIR, SOLID};
+#[cfg(test)]
+use crate::operator::LinearOperator;
+use crate::operator::{GridPoisson, AIR, SOLID};
 use crate::parallel::{for_blocks, DisjointSlice};
 use crate::scalar::Real;
+#[cfg(test)]
 use faer::sparse::{SparseColMat, Triplet};
 use std::ops::Range;
 
@@ -218,7 +222,7 @@ impl Transfer<'_> {
 
     /// Calls `f(fine unknown, coarse unknown, weight)` for every entry of P
     /// in the fine grid rows `rows` (row r = j + ny·k), in unknown order.
-    fn for_each_entry(&self, rows: Range<usize>, mut f: impl FnMut(usize, usize, f64)) {
+    pub(super) fn for_each_entry(&self, rows: Range<usize>, mut f: impl FnMut(usize, usize, f64)) {
         let nx = self.fine.dims()[0];
         for r in rows {
             let stencil = self.row_stencil(r);
@@ -625,8 +629,9 @@ impl Transfer<'_> {
     }
 
     /// P assembled (fine unknowns × coarse unknowns), the entries of a
-    /// fine unknown's row that name one coarse unknown summed: for the
-    /// Galerkin product.
+    /// fine unknown's row that name one coarse unknown summed: the
+    /// reference of the tests of the transfers and the Galerkin product.
+    #[cfg(test)]
     pub(super) fn assemble(&self) -> Result<SparseColMat<u32, f64>> {
         let mut entries = Vec::new();
         self.for_each_entry(0..self.fine.dims()[1] * self.fine.dims()[2], |u, v, w| {

@@ -1,0 +1,115 @@
+//! A level's unknowns on its grid, for the Galerkin product and its
+//! lumping: each unknown's cell coordinates, the unknown at a cell, and the
+//! window of offsets −2 … 2 per axis within which a Galerkin row's
+//! couplings lie.
+
+use crate::alloc;
+use crate::error::Result;
+use crate::operator::{GridPoisson, LinearOperator, AIR};
+
+/// The largest offset along an axis between two coupled unknowns of a
+/// Galerkin level.
+pub(super) const REACH: i64 = 2;
+
+/// Offsets per axis in the window: −REACH … REACH.
+const SPAN: usize = 2 * REACH as usize + 1;
+
+/// The unknowns of one level and their cells.
+pub(super) struct Lattice<'a> {
+    dims: [usize; 3],
+    ndim: usize,
+    codes: &'a [u32],
+    coords: Vec<[i64; 3]>,
+}
+
+impl<'a> Lattice<'a> {
+    pub(super) fn new(grid: &'a GridPoisson) -> Result<Self> {
+        let dims = grid.dims();
+        let codes = grid.unknown_codes();
+        let mut coords = alloc::filled(grid.dim(), [0; 3], "unknown coordinates")?;
+        for (c, &u) in codes.iter().enumerate() {
+            if u < AIR {
+                let p = [
+                    c % dims[0],
+                    (c / dims[0]) % dims[1],
+                    c / (dims[0] * dims[1]),
+                ];
+                coords[u as usize] = p.map(|v| v as i64);
+            }
+        }
+        Ok(Self {
+            dims,
+            ndim: grid.ndim(),
+            codes,
+            coords,
+        })
+    }
+
+    /// The cell coordinates of unknown `u`.
+    pub(super) fn coords(&self, u: usize) -> [i64; 3] {
+        self.coords[u]
+    }
+
+    /// The unknown at cell `p`, if `p` is in the grid and fluid.
+    pub(super) fn unknown_at(&self, p: [i64; 3]) -> Option<usize> {
+        if (0..3).any(|a| p[a] < 0 || p[a] >= self.dims[a] as i64) {
+            return None;
+        }
+        let [i, j, k] = p.map(|v| v as usize);
+        let code = self.codes[i + self.dims[0] * (j + self.dims[1] * k)];
+        (code < AIR).then_some(code as usize)
+    }
+
+    /// The window slot of offset 0: slot(o) = centre + linear(o) for every
+    /// offset o within the reach.
+    pub(super) fn centre(&self) -> usize {
+        self.window_len() / 2
+    }
+
+    /// linear(p) = p_x + 5 p_y + 25 p_z: for p and q within the reach of
+    /// each other along every axis, slot(q − p) = centre + linear(q) −
+    /// linear(p).
+    pub(super) fn linear(&self, p: [i64; 3]) -> i64 {
+        let span = SPAN as i64;
+        p[0] + span * (p[1] + span * p[2])
+    }
+
+    /// The number of slots of the window: 5ᵈ.
+    pub(super) fn window_len(&self) -> usize {
+        SPAN.pow(self.ndim as u32)
+    }
+
+    /// The window slot of `offset`, z outermost and x innermost (so slots
+    /// in increasing order name cells in increasing order), or `None` past
+    /// the reach.
+    pub(super) fn slot(&self, offset: [i64; 3]) -> Option<usize> {
+        let mut slot = 0;
+        for &o in offset[..self.ndim].iter().rev() {
+            if o.abs() > REACH {
+                return None;
+            }
+            slot = slot * SPAN + (o + REACH) as usize;
+        }
+        Some(slot)
+    }
+
+    /// The offset of window slot `slot`.
+    pub(super) fn offset(&self, mut slot: usize) -> [i64; 3] {
+        let mut offset = [0; 3];
+        for o in &mut offset[..self.ndim] {
+            *o = (slot % SPAN) as i64 - REACH;
+            slot /= SPAN;
+        }
+        offset
+    }
+}
+
+/// `a` + `b`, componentwise.
+pub(super) fn add(a: [i64; 3], b: [i64; 3]) -> [i64; 3] {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+/// `a` − `b`, componentwise.
+pub(super) fn sub(a: [i64; 3], b: [i64; 3]) -> [i64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
