@@ -35,14 +35,16 @@
 //! classical MGPCG tuned in the same run: every damped-Jacobi cycle with
 //! ν ∈ {1, 2, 3, 4} sweeps on the finest level, doubling on k ∈ {0, 1, 2}
 //! coarser levels, and ω ∈ {0.6, 0.7, 0.8, 0.9, 1.0}, and Chebyshev
-//! smoothing with ν ∈ {2, 3, 4} on [λ, 2] for λ ∈ {0.3, 0.5}; the fastest is
+//! smoothing with ν ∈ {2, 3, 4} on [λ, 2] for λ ∈ {0.3, 0.5}, and lumped
+//! Galerkin coarse levels under the default cycle and Chebyshev ν = 4
+//! (`CoarseOperators::LumpedGalerkin`); the fastest is
 //! the yardstick, timed again alternating with the learned cycle (medians
 //! of 3 rounds). Ratios last: learned/tuned iterations (target ≤ 0.7) and
 //! wall-clock (≤ 0.9).
 
 use adjunct::krylov::{
-    conjugate_direction, CoarseSpace, ConjugateDirectionOptions, Multigrid, MultigridOptions,
-    Schedule, TwoLevel,
+    conjugate_direction, CoarseOperators, CoarseSpace, ConjugateDirectionOptions, Multigrid,
+    MultigridOptions, Schedule, TwoLevel,
 };
 use adjunct::learned::{Evaluation, Model, MultigridModel, NetworkDirection};
 use adjunct::{
@@ -225,6 +227,23 @@ fn multigrid_rows(
             ));
         }
     }
+    // The lumped Galerkin levels: fewer iterations, a longer setup.
+    for (label, schedule) in [
+        ("lumped Galerkin, Jacobi ν=2 k=2 ω=0.9", None),
+        (
+            "lumped Galerkin, Chebyshev ν=4 [0.3, 2]",
+            Some(Schedule::chebyshev(4, 0.3)),
+        ),
+    ] {
+        candidates.push((
+            label.into(),
+            MultigridOptions {
+                coarse_operators: CoarseOperators::LumpedGalerkin,
+                schedule,
+                ..MultigridOptions::default()
+            },
+        ));
+    }
     let mut best: Option<(String, MultigridOptions, f64)> = None;
     let mut default = None;
     for (label, mg_options) in &candidates {
@@ -237,6 +256,7 @@ fn multigrid_rows(
             && mg_options.smoothing_sweeps == defaults.smoothing_sweeps
             && mg_options.sweep_doublings == defaults.sweep_doublings
             && mg_options.damping == defaults.damping
+            && mg_options.coarse_operators == defaults.coarse_operators
         {
             default = Some((its, seconds));
         }

@@ -55,8 +55,30 @@ impl<'a> Lattice<'a> {
         if (0..3).any(|a| p[a] < 0 || p[a] >= self.dims[a] as i64) {
             return None;
         }
+        self.unknown_of_cell(self.cell(p))
+    }
+
+    /// Whether every cell within the reach of `p` along each axis is in
+    /// the grid (so [`Lattice::code_at`] needs no bounds).
+    pub(super) fn interior(&self, p: [i64; 3]) -> bool {
+        (0..self.ndim).all(|a| p[a] >= REACH && p[a] + REACH < self.dims[a] as i64)
+    }
+
+    /// The difference of cell indices of two cells `offset` apart.
+    pub(super) fn cell_delta(&self, offset: [i64; 3]) -> isize {
+        let [nx, ny, _] = self.dims.map(|v| v as i64);
+        (offset[0] + nx * (offset[1] + ny * offset[2])) as isize
+    }
+
+    /// The cell index of `p` (in the grid).
+    pub(super) fn cell(&self, p: [i64; 3]) -> usize {
         let [i, j, k] = p.map(|v| v as usize);
-        let code = self.codes[i + self.dims[0] * (j + self.dims[1] * k)];
+        i + self.dims[0] * (j + self.dims[1] * k)
+    }
+
+    /// The unknown of cell `cell`, if it is fluid.
+    pub(super) fn unknown_of_cell(&self, cell: usize) -> Option<usize> {
+        let code = self.codes[cell];
         (code < AIR).then_some(code as usize)
     }
 

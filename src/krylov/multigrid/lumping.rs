@@ -30,16 +30,19 @@ use crate::operator::{CsrMatrix, GridPoisson, LinearOperator};
 /// The most unit steps of a path across the window: 2 along each axis.
 const MAX_STEPS: usize = 6;
 
-/// The unit steps (axis, +) of one lattice path.
+/// The unit steps (axis, +) of one lattice path, and the cell index of
+/// each step's end relative to the path's start.
 #[derive(Clone, Copy, Default)]
 struct Path {
     steps: [(usize, bool); MAX_STEPS],
+    cells: [isize; MAX_STEPS],
     len: usize,
 }
 
-/// The paths of an offset: one per order of the axes along which it is
-/// nonzero (1, 2 or 6 of them), a step of 2 taken as two unit steps.
-fn paths_of(offset: [i64; 3]) -> Vec<Path> {
+/// The paths of an offset on `lattice`: one per order of the axes along
+/// which it is nonzero (1, 2 or 6 of them), a step of 2 taken as two unit
+/// steps.
+fn paths_of(lattice: &Lattice<'_>, offset: [i64; 3]) -> Vec<Path> {
     let axes: Vec<usize> = (0..3).filter(|&a| offset[a] != 0).collect();
     let orders: Vec<Vec<usize>> = match axes[..] {
         [a] => vec![vec![a]],
@@ -58,9 +61,12 @@ fn paths_of(offset: [i64; 3]) -> Vec<Path> {
         .into_iter()
         .map(|order| {
             let mut path = Path::default();
+            let mut at = [0i64; 3];
             for axis in order {
                 for _ in 0..offset[axis].unsigned_abs() {
+                    at[axis] += offset[axis].signum();
                     path.steps[path.len] = (axis, offset[axis] > 0);
+                    path.cells[path.len] = lattice.cell_delta(at);
                     path.len += 1;
                 }
             }
@@ -69,10 +75,28 @@ fn paths_of(offset: [i64; 3]) -> Vec<Path> {
         .collect()
 }
 
-/// `p` moved one cell along `axis`.
-fn stepped(mut p: [i64; 3], (axis, up): (usize, bool)) -> [i64; 3] {
-    p[axis] += if up { 1 } else { -1 };
-    p
+/// The unknowns after each step of `path` from unknown `i` at cell `p`,
+/// or `None` if the path leaves the unknowns.
+fn walk(lattice: &Lattice<'_>, p: [i64; 3], path: &Path, ends: &mut [usize; MAX_STEPS]) -> bool {
+    if lattice.interior(p) {
+        let start = lattice.cell(p) as isize;
+        for (end, &delta) in ends.iter_mut().zip(&path.cells[..path.len]) {
+            match lattice.unknown_of_cell((start + delta) as usize) {
+                Some(v) => *end = v,
+                None => return false,
+            }
+        }
+        return true;
+    }
+    let mut q = p;
+    for (end, &(axis, up)) in ends.iter_mut().zip(&path.steps[..path.len]) {
+        q[axis] += if up { 1 } else { -1 };
+        match lattice.unknown_at(q) {
+            Some(v) => *end = v,
+            None => return false,
+        }
+    }
+    true
 }
 
 /// The Galerkin operator `a` of the level `grid` (its unknowns), lumped
@@ -80,7 +104,7 @@ fn stepped(mut p: [i64; 3], (axis, up): (usize, bool)) -> [i64; 3] {
 pub(crate) fn lumped(a: &CsrMatrix, grid: &GridPoisson) -> Result<CsrMatrix> {
     let lattice = Lattice::new(grid)?;
     let paths: Vec<Vec<Path>> = (0..lattice.window_len())
-        .map(|s| paths_of(lattice.offset(s)))
+        .map(|s| paths_of(&lattice, lattice.offset(s)))
         .collect();
     let n = a.dim();
     // face[u][axis]: the weight of the face between u and its +axis neighbour.
@@ -90,6 +114,7 @@ pub(crate) fn lumped(a: &CsrMatrix, grid: &GridPoisson) -> Result<CsrMatrix> {
     // The faces (lower unknown, axis, weight factor |o_axis|) of the paths
     // of one pair that stay on unknowns.
     let mut faces = Vec::with_capacity(6 * MAX_STEPS);
+    let mut ends = [0; MAX_STEPS];
     for i in 0..n {
         let from = lattice.coords(i);
         for k in ptr[i] as usize..ptr[i + 1] as usize {
@@ -104,19 +129,15 @@ pub(crate) fn lumped(a: &CsrMatrix, grid: &GridPoisson) -> Result<CsrMatrix> {
             })?;
             faces.clear();
             let mut valid = 0;
-            'paths: for path in &paths[slot] {
-                let before = faces.len();
-                let (mut p, mut u) = (from, i);
-                for &step in &path.steps[..path.len] {
-                    let q = stepped(p, step);
-                    let Some(v) = lattice.unknown_at(q) else {
-                        faces.truncate(before);
-                        continue 'paths;
-                    };
-                    let (axis, up) = step;
+            for path in &paths[slot] {
+                if !walk(&lattice, from, path, &mut ends) {
+                    continue;
+                }
+                let mut u = i;
+                for (&(axis, up), &v) in path.steps[..path.len].iter().zip(&ends) {
                     let factor = offset[axis].unsigned_abs() as f64;
                     faces.push((if up { u } else { v }, axis, factor));
-                    (p, u) = (q, v);
+                    u = v;
                 }
                 valid += 1;
             }
