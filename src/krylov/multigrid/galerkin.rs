@@ -116,13 +116,19 @@ struct Product<'a> {
     lattice: Lattice<'a>,
     /// [`Lattice::linear`] of each coarse unknown's cell.
     linear: Vec<i64>,
+    /// Per coarse unknown: whether its row is the reference row
+    /// ([`uniform_rows`]).
+    uniform: Vec<bool>,
+    /// The window of the first uniform row, if any.
+    reference: Option<Vec<f64>>,
     offsets: Vec<[i64; 3]>,
     scale: f64,
 }
 
 impl Product<'_> {
     /// Adds the rows of coarse plane `k` to `out`, accumulating them in
-    /// `slots` (one window per row) with `ap` as scratch.
+    /// `slots` (one window per row) with `ap` as scratch; uniform rows are
+    /// the reference row.
     fn plane(
         &self,
         k: usize,
@@ -130,9 +136,25 @@ impl Product<'_> {
         ap: &mut WindowRow,
         out: &mut Rows,
     ) -> Result<()> {
-        let window = self.offsets.len();
         let rows = self.coarse.unknowns_of_rows(plane_rows(self.coarse, k));
-        alloc::refill(slots, rows.len() * window, 0.0, "Galerkin rows")?;
+        alloc::refill(slots, rows.len() * self.offsets.len(), 0.0, "Galerkin rows")?;
+        self.accumulate(k, rows.clone(), |c| !self.uniform[c], slots, ap);
+        self.emit(rows, slots, out)
+    }
+
+    /// Adds (1/2ᵈ) P_pc (A P)_p to the window of each coarse unknown c in
+    /// `rows` (all of coarse plane `k`, or some of them) for which
+    /// `wanted(c)`, from the fine unknowns p of the fine planes that reach
+    /// plane k; `slots` holds the windows of `rows`.
+    fn accumulate(
+        &self,
+        k: usize,
+        rows: Range<usize>,
+        wanted: impl Fn(usize) -> bool,
+        slots: &mut [f64],
+        ap: &mut WindowRow,
+    ) {
+        let window = self.offsets.len();
         let (ptr, cols, vals) = (self.a.row_ptr(), self.a.col_idx(), self.a.values());
         let (fd, codes) = (self.fine.dims(), self.fine.unknown_codes());
         let d = self.fine.ndim();
@@ -146,12 +168,10 @@ impl Product<'_> {
                     }
                     let u = u as usize;
                     targets.clear();
-                    targets.extend(
-                        self.prolongation
-                            .row(u)
-                            .iter()
-                            .filter(|e| rows.contains(&(e.0 as usize))),
-                    );
+                    targets.extend(self.prolongation.row(u).iter().filter(|e| {
+                        let c = e.0 as usize;
+                        rows.contains(&c) && wanted(c)
+                    }));
                     if targets.is_empty() {
                         continue;
                     }
@@ -182,7 +202,6 @@ impl Product<'_> {
                 }
             }
         }
-        self.emit(rows, slots, out)
     }
 
     /// Appends the nonzero entries of the windows `slots` of the coarse
@@ -190,6 +209,10 @@ impl Product<'_> {
     /// run z, y, x outermost first, as the cell order does).
     fn emit(&self, rows: Range<usize>, slots: &[f64], out: &mut Rows) -> Result<()> {
         for (r, row) in rows.zip(slots.chunks_exact(self.offsets.len())) {
+            let row = match &self.reference {
+                Some(reference) if self.uniform[r] => reference,
+                _ => row,
+            };
             let at = self.lattice.coords(r);
             let before = out.cols.len();
             for (offset, &v) in self.offsets.iter().zip(row) {
@@ -214,6 +237,88 @@ impl Product<'_> {
     }
 }
 
+/// How far a uniform row's neighbourhood extends, in coarse cells: the
+/// prolongation of the fine unknowns that A (reaching 2 fine cells)
+/// couples to the row's own, and the coarse cells that prolongation reads.
+const UNIFORM_RADIUS: usize = 3;
+
+/// Per coarse unknown: whether its row of R A P is a translate of every
+/// other such row, so that one computed row serves them all. That holds
+/// where every coarse cell within [`UNIFORM_RADIUS`] along each axis is in
+/// the grid and fluid and its fine children are unknowns whose rows of
+/// `a` are the same, by cell offset and value, as a reference row (one of
+/// the longest): then the fine rows, the prolongation and the cells the product
+/// reads are the same up to a shift by whole coarse cells.
+fn uniform_rows(
+    a: &CsrMatrix,
+    transfer: &Transfer<'_>,
+    lattice: &Lattice<'_>,
+) -> Result<Vec<bool>> {
+    let (fine, coarse) = (transfer.fine, transfer.coarse);
+    let (fd, cd, d) = (fine.dims(), coarse.dims(), fine.ndim());
+    let mut fine_cells = alloc::filled(fine.dim(), 0usize, "fine unknown cells")?;
+    for (c, &u) in fine.unknown_codes().iter().enumerate() {
+        if u < AIR {
+            fine_cells[u as usize] = c;
+        }
+    }
+    let (ptr, cols, vals) = (a.row_ptr(), a.col_idx(), a.values());
+    let row = |p: usize| ptr[p] as usize..ptr[p + 1] as usize;
+    // The reference: a longest row, the first from the middle unknown on
+    // (the bulk of a domain is more likely there than at its first cells).
+    let most = (0..a.dim()).map(|p| row(p).len()).max().unwrap_or(0);
+    let longest = (a.dim() / 2..a.dim())
+        .chain(0..a.dim() / 2)
+        .find(|&p| row(p).len() == most);
+    let standard = |p: usize| {
+        let Some(reference) = longest else {
+            return false;
+        };
+        let (mine, theirs) = (row(p), row(reference));
+        mine.len() == theirs.len()
+            && mine.zip(theirs).all(|(k, l)| {
+                let delta = |q: usize, at: usize| fine_cells[q] as isize - fine_cells[at] as isize;
+                vals[k] == vals[l]
+                    && delta(cols[k] as usize, p) == delta(cols[l] as usize, reference)
+            })
+    };
+    // clean[C]: coarse cell C is fluid and its children are standard rows.
+    let num_coarse = cd[0] * cd[1] * cd[2];
+    let mut clean = alloc::filled(num_coarse, false, "uniform coarse cells")?;
+    let fine_codes = fine.unknown_codes();
+    for (c, flag) in clean.iter_mut().enumerate() {
+        if coarse.unknown_codes()[c] >= AIR {
+            continue;
+        }
+        let at = [c % cd[0], (c / cd[0]) % cd[1], c / (cd[0] * cd[1])];
+        *flag = (0..1usize << d).all(|b| {
+            let child: [usize; 3] = std::array::from_fn(|a| 2 * at[a] + (b >> a & 1));
+            if (0..d).any(|a| child[a] >= fd[a]) {
+                return false;
+            }
+            let code = fine_codes[child[0] + fd[0] * (child[1] + fd[1] * child[2])];
+            code < AIR && standard(code as usize)
+        });
+    }
+    // Erode by the radius along each axis (cells past the grid are not clean).
+    let strides = [1, cd[0], cd[0] * cd[1]];
+    for a in 0..d {
+        let before = clean.clone();
+        for (c, flag) in clean.iter_mut().enumerate() {
+            let x = (c / strides[a]) % cd[a];
+            *flag = x >= UNIFORM_RADIUS
+                && x + UNIFORM_RADIUS < cd[a]
+                && (0..=2 * UNIFORM_RADIUS)
+                    .all(|t| before[c + t * strides[a] - UNIFORM_RADIUS * strides[a]]);
+        }
+    }
+    let mut uniform = alloc::filled(coarse.dim(), false, "uniform coarse rows")?;
+    for (u, flag) in uniform.iter_mut().enumerate() {
+        *flag = clean[lattice.cell(lattice.coords(u))];
+    }
+    Ok(uniform)
+}
+
 /// R A P for the operator `a` of `transfer.fine` (rows and columns its
 /// unknowns, reaching at most 2 cells), as the module describes.
 pub(crate) fn product(a: &CsrMatrix, transfer: &Transfer<'_>) -> Result<CsrMatrix> {
@@ -225,8 +330,11 @@ pub(crate) fn product(a: &CsrMatrix, transfer: &Transfer<'_>) -> Result<CsrMatri
         .collect();
     let mut linear = alloc::with_capacity(coarse.dim(), "coarse cell positions")?;
     linear.extend((0..coarse.dim()).map(|u| lattice.linear(lattice.coords(u))));
-    let product = Product {
+    let uniform = uniform_rows(a, transfer, &lattice)?;
+    let mut product = Product {
         linear,
+        uniform,
+        reference: None,
         a,
         fine,
         coarse,
@@ -235,6 +343,13 @@ pub(crate) fn product(a: &CsrMatrix, transfer: &Transfer<'_>) -> Result<CsrMatri
         offsets,
         scale: 1.0 / (1 << d) as f64,
     };
+    if let Some(first) = product.uniform.iter().position(|&u| u) {
+        let mut window = alloc::filled(product.offsets.len(), 0.0, "Galerkin window")?;
+        let plane = product.lattice.coords(first)[d - 1] as usize;
+        let mut ap = WindowRow::new(product.offsets.len())?;
+        product.accumulate(plane, first..first + 1, |_| true, &mut window, &mut ap);
+        product.reference = Some(window);
+    }
     // Consecutive planes per task, so that each task reuses its buffers.
     let planes = coarse.dims()[d - 1];
     let per_block = planes.div_ceil(4 * num_threads()).max(1);
@@ -335,15 +450,57 @@ mod tests {
         }
     }
 
+    /// Fluid under 2 air layers with a solid block in one corner and a
+    /// light blob (β = 1e-2) in another: mostly uniform fluid, so that
+    /// coarse rows away from them are uniform.
+    fn mostly_fluid(dims: [usize; 3]) -> GridPoisson {
+        let n: usize = dims.iter().product();
+        let up = if dims[2] > 1 { 2 } else { 1 };
+        let cells: Vec<Cell> = (0..n)
+            .map(|c| {
+                let p = [
+                    c % dims[0],
+                    (c / dims[0]) % dims[1],
+                    c / (dims[0] * dims[1]),
+                ];
+                if p[up] + 2 >= dims[up] {
+                    Cell::Air
+                } else if (0..=up).all(|a| p[a] + 6 >= dims[a] && p[a] + 2 < dims[a]) {
+                    Cell::Solid
+                } else {
+                    Cell::Fluid
+                }
+            })
+            .collect();
+        let ndim = if dims[2] > 1 { 3 } else { 2 };
+        let beta: Vec<f64> = (0..ndim * n)
+            .map(|k| {
+                if k % n % dims[0] < 3 && k % n < n / 4 {
+                    1e-2
+                } else {
+                    1.0
+                }
+            })
+            .collect();
+        GridPoisson::builder(dims, &cells)
+            .face_coefficients(&beta)
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn the_product_matches_faers_sparse_product_on_two_levels() {
-        for (dims, coefficients) in [
-            ([23, 18, 1], false),
-            ([21, 24, 1], true),
-            ([11, 9, 13], false),
-            ([12, 11, 9], true),
-        ] {
-            let fine = grid(dims, 7, coefficients);
+        let grids = [
+            (grid([23, 18, 1], 7, false), false),
+            (grid([21, 24, 1], 7, true), false),
+            (grid([11, 9, 13], 7, false), false),
+            (grid([12, 11, 9], 7, true), false),
+            (mostly_fluid([48, 45, 1]), true),
+            (mostly_fluid([27, 26, 25]), true),
+        ];
+        for (fine, mostly_uniform) in grids {
+            let dims = fine.dims();
+            let coefficients = fine.face_coefficients().is_some();
             let mid = coarsen(&fine).unwrap();
             let coarse = coarsen(&mid).unwrap();
             // The second level's fine operator is the first product, which
@@ -355,6 +512,13 @@ mod tests {
                     coarse: c,
                     shift: [0; 3],
                 };
+                let lattice = Lattice::new(c).unwrap();
+                let uniform = uniform_rows(&a, &transfer, &lattice).unwrap();
+                let count = uniform.iter().filter(|&&u| u).count();
+                // The shortcut is exercised where the grid has room for it.
+                if mostly_uniform && f.dims() == dims {
+                    assert!(count > 0, "{dims:?}: no uniform row of {}", c.dim());
+                }
                 let got = product(&a, &transfer).unwrap();
                 let (got_dense, want) = (dense(&got), reference(&a, &transfer));
                 let largest = want.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
