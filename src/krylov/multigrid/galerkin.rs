@@ -28,26 +28,43 @@ struct Prolongation {
 }
 
 impl Prolongation {
+    /// P's rows from its rule, blocks of fine grid rows in parallel.
     fn new(transfer: &Transfer<'_>) -> Result<Self> {
         let fine = transfer.fine;
-        let n = fine.dim();
-        let mut start = alloc::with_capacity(n + 1, "prolongation rows")?;
-        let mut entries: Vec<(u32, f64)> =
-            alloc::with_capacity(n << fine.ndim(), "prolongation entries")?;
-        let rows = fine.dims()[1] * fine.dims()[2];
-        transfer.for_each_entry(0..rows, |u, v, w| {
-            // Unknowns come in order; one without entries gets an empty row.
-            while start.len() <= u {
-                start.push(entries.len());
-            }
-            let row_start = start[u];
-            match entries[row_start..].iter_mut().find(|e| e.0 as usize == v) {
-                Some(entry) => entry.1 += w,
-                None => entries.push((v as u32, w)),
-            }
+        let (n, nx) = (fine.dim(), fine.dims()[0]);
+        let num_rows = fine.dims()[1] * fine.dims()[2];
+        let rows_per_block = (BLOCK_CELLS / nx).max(1);
+        let blocks = map_blocks(num_rows.div_ceil(rows_per_block), n << fine.ndim(), |b| {
+            let rows = b * rows_per_block..((b + 1) * rows_per_block).min(num_rows);
+            let unknowns = fine.unknowns_of_rows(rows.clone());
+            let mut lengths = alloc::filled(unknowns.len(), 0usize, "prolongation rows")?;
+            let mut entries: Vec<(u32, f64)> =
+                alloc::with_capacity(unknowns.len() << fine.ndim(), "prolongation entries")?;
+            let mut row_start = 0;
+            transfer.for_each_entry(rows, |u, v, w| {
+                let local = u - unknowns.start;
+                if lengths[local] == 0 {
+                    row_start = entries.len();
+                }
+                match entries[row_start..].iter_mut().find(|e| e.0 as usize == v) {
+                    Some(entry) => entry.1 += w,
+                    None => {
+                        entries.push((v as u32, w));
+                        lengths[local] += 1;
+                    }
+                }
+            });
+            Ok::<_, Error>((lengths, entries))
         });
-        while start.len() <= n {
-            start.push(entries.len());
+        let mut start = alloc::with_capacity(n + 1, "prolongation rows")?;
+        let mut entries = alloc::with_capacity(n << fine.ndim(), "prolongation entries")?;
+        start.push(0);
+        for block in blocks {
+            let (lengths, block_entries) = block?;
+            for len in lengths {
+                start.push(start[start.len() - 1] + len);
+            }
+            entries.extend_from_slice(&block_entries);
         }
         Ok(Self { start, entries })
     }
@@ -56,6 +73,9 @@ impl Prolongation {
         &self.entries[self.start[u]..self.start[u + 1]]
     }
 }
+
+/// Fine cells per block of grid rows in the parallel build of P.
+const BLOCK_CELLS: usize = 1 << 14;
 
 /// The grid rows (row r = j + ny·k) of plane `plane` of `grid`: the z-plane
 /// in 3D, the grid row itself in 2D.
