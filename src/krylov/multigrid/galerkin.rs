@@ -323,7 +323,7 @@ fn uniform_rows(
     // Erode by the radius along each axis (cells past the grid are not clean).
     let strides = [1, cd[0], cd[0] * cd[1]];
     for a in 0..d {
-        let before = clean.clone();
+        let before = alloc::copied(&clean, "uniform coarse cells")?;
         for (c, flag) in clean.iter_mut().enumerate() {
             let x = (c / strides[a]) % cd[a];
             *flag = x >= UNIFORM_RADIUS
