@@ -257,10 +257,13 @@ impl Product<'_> {
     }
 }
 
-/// How far a uniform row's neighbourhood extends, in coarse cells: the
-/// prolongation of the fine unknowns that A (reaching 2 fine cells)
-/// couples to the row's own, and the coarse cells that prolongation reads.
-const UNIFORM_RADIUS: usize = 3;
+/// How far a uniform row's neighbourhood extends, in coarse cells. Row I
+/// reads the rows of A of the fine children p of cells I − 1 … I + 1, and
+/// the prolongation of their columns q (within 2 fine cells of p), which
+/// reads each q's parent and its neighbour on q's side: coarse cells up to
+/// 2 from I, whether A is a stencil or a Galerkin level. A radius of 1 is
+/// not enough (tested).
+const UNIFORM_RADIUS: usize = 2;
 
 /// Per coarse unknown: whether its row of R A P is a translate of every
 /// other such row, so that one computed row serves them all. That holds
