@@ -1,8 +1,8 @@
 //! Multigrid beyond smoke boxes: coefficient contrast from 1e2 to 1e6 (a
 //! light fluid over water and a heavy blob, as liquids with density ratios
 //! are), thin walls with gaps, anisotropic spacing and isolated cells.
-//! With per-face coefficients the hierarchy uses Galerkin coarse
-//! operators; MGPCG must stay below IC(0)'s iterations on every scene, its
+//! At these contrasts the hierarchy uses Galerkin coarse operators (a
+//! ghost-fluid surface alone keeps the rediscretised ones); MGPCG must stay below IC(0)'s iterations on every scene, its
 //! true residual is checked on the assembled matrix, and its V-cycle is
 //! symmetric positive definite.
 
@@ -237,4 +237,74 @@ fn galerkin_vcycle_is_spd_and_solves_in(
         "{name}, {precision:?}: {:e}",
         rel_diff(&kept, &reference)
     );
+}
+
+/// The automatic coarse levels follow the contrast of the face
+/// coefficients between fluid cells: rediscretised below a factor of 10
+/// (a ghost-fluid surface, whose 1/θ factors sit on the faces to air, or
+/// a mild density ratio), Galerkin above. Each automatic solve is
+/// compared bitwise with the solve under the level it should pick, and
+/// differs from the other's.
+#[test]
+fn automatic_levels_follow_the_contrast_between_fluid_cells() {
+    let dims = [40, 36, 1];
+    let n: usize = dims.iter().product();
+    let cells: Vec<Cell> = (0..n)
+        .map(|c| {
+            if c / dims[0] + 1 == dims[1] {
+                Cell::Air
+            } else {
+                Cell::Fluid
+            }
+        })
+        .collect();
+    // The surface between the last fluid and the air layer, at a height
+    // varying with x: θ from 0.2 to 0.8.
+    let phi: Vec<f64> = (0..n)
+        .map(|c| {
+            let (i, j) = (c % dims[0], c / dims[0]);
+            j as f64 + 0.5 - (dims[1] as f64 - 1.0 - 0.2 - 0.6 * i as f64 / dims[0] as f64)
+        })
+        .collect();
+    let ghost = GridPoisson::builder(dims, &cells)
+        .air_level_set(&phi, 0.01)
+        .build()
+        .unwrap();
+    let cases = [
+        ("ghost-fluid surface", ghost, CoarseOperators::Rediscretized),
+        (
+            "contrast 5",
+            scene(dims, 5.0, true, false, [1.0; 3]).grid,
+            CoarseOperators::Rediscretized,
+        ),
+        (
+            "contrast 1e3",
+            scene(dims, 1e3, true, false, [1.0; 3]).grid,
+            CoarseOperators::Galerkin,
+        ),
+    ];
+    for (name, grid, expected) in cases {
+        assert!(grid.face_coefficients().is_some(), "{name}");
+        let b = consistent_rhs(&grid, 2);
+        let solve = |coarse_operators| {
+            let options = MultigridOptions {
+                coarse_operators,
+                ..MultigridOptions::default()
+            };
+            let m = Multigrid::new(&grid, &options).unwrap();
+            let mut x = vec![0.0; grid.dim()];
+            cg(&grid, &m, &b, &mut x, &KrylovOptions::default()).unwrap();
+            x
+        };
+        let other = match expected {
+            CoarseOperators::Galerkin => CoarseOperators::Rediscretized,
+            _ => CoarseOperators::Galerkin,
+        };
+        let automatic = solve(CoarseOperators::Automatic);
+        assert!(automatic == solve(expected), "{name}: not {expected:?}");
+        assert!(
+            automatic != solve(other),
+            "{name}: indistinguishable from {other:?}"
+        );
+    }
 }

@@ -33,11 +33,12 @@ pub enum adj_precond_kind {
     /// Cholesky there; run in single precision inside CG's double (same
     /// final residual, 0.77× the time at 128³); symmetric positive
     /// definite to float rounding. The coarse operators are the
-    /// rediscretised stencil, or, for a grid with face coefficients or a
-    /// ghost-fluid level set, the Galerkin products R A P (smoothed with the
-    /// ℓ1-scaled Jacobi diagonal max(aᵢᵢ, ½Σⱼ|aᵢⱼ|), so that the cycle stays
-    /// positive definite), which stay robust at coefficient contrasts up
-    /// to 1e6. Setup is a few grid
+    /// rediscretised stencil, or, for a grid whose face coefficients
+    /// between fluid cells vary by more than a factor of 10, the Galerkin
+    /// products R A P (smoothed with the ℓ1-scaled Jacobi diagonal
+    /// max(aᵢᵢ, ½Σⱼ|aᵢⱼ|), so that the cycle stays positive definite),
+    /// which stay robust at coefficient contrasts up to 1e6; a ghost-fluid
+    /// level set alone keeps the rediscretised levels. Setup is a few grid
     /// applications; each application costs about 5 of them in 3D and 8
     /// in 2D.
     ADJ_PRECOND_MULTIGRID = 3,
