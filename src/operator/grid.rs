@@ -255,8 +255,13 @@ pub struct GridPoisson {
     row_start: Vec<usize>,
     /// The parallel apply's blocks of grid rows, over all rows.
     blocks: Vec<Range<usize>>,
-    /// The runs of the stencil kernel, with uniform face weights only.
+    /// The runs of the stencil kernel, when every face between two fluid
+    /// cells has β = 1 (no face coefficients, or a ghost-fluid surface
+    /// alone).
     runs: Option<RunPlan>,
+    /// With `runs` and face coefficients: what the runs' uniform faces to
+    /// air leave out.
+    air_corrections: AirCorrections,
     floating: Option<FloatingRegions>,
 }
 
@@ -371,9 +376,16 @@ impl GridPoisson {
             blocks.push(start..num_rows);
         }
 
-        let runs = match face_coefficients {
-            None => Some(RunPlan::new(dims, &unknown)?),
-            Some(_) => None,
+        let uniform_fluid_faces = face_coefficients
+            .as_deref()
+            .is_none_or(|beta| fluid_faces_are_unit(dims, &unknown, beta));
+        let runs = match uniform_fluid_faces {
+            true => Some(RunPlan::new(dims, &unknown)?),
+            false => None,
+        };
+        let air_corrections = match (&runs, &face_coefficients) {
+            (Some(_), Some(beta)) => AirCorrections::new(dims, inv_h2, &unknown, beta)?,
+            _ => AirCorrections::default(),
         };
         let mut grid = Self {
             dims,
@@ -385,6 +397,7 @@ impl GridPoisson {
             row_start,
             blocks,
             runs,
+            air_corrections,
             floating: None,
         };
         if options.axes.is_none() {
@@ -738,8 +751,8 @@ impl GridPoisson {
         dot
     }
 
-    /// Row r of y = A p run by run (uniform face weights); returns pᵀy
-    /// over the row when `DOT`.
+    /// Row r of y = A p run by run (β = 1 between fluid cells, with the
+    /// air-face corrections); returns pᵀy over the row when `DOT`.
     fn apply_run_row<const DOT: bool, T: Real>(
         &self,
         plan: &RunPlan,
@@ -752,6 +765,10 @@ impl GridPoisson {
         for run in plan.row(r) {
             let at = run.first as usize - start;
             plan.apply_run(run, w, p, &mut y[at..at + run.len as usize]);
+        }
+        for &(u, extra) in self.air_corrections.of_row(r) {
+            let u = u as usize;
+            y[u - start] += T::from_f64(extra) * p[u];
         }
         if !DOT {
             return 0.0;
@@ -958,6 +975,77 @@ impl GridPoisson {
     }
 }
 
+/// Whether every face between two fluid cells of the grid (cells coded
+/// by `unknown`) has β = 1 in `beta`, so that the run plan can apply the
+/// operator: true of a ghost-fluid surface without other coefficients,
+/// whose 1/θ factors sit on faces to air.
+fn fluid_faces_are_unit(dims: [usize; 3], unknown: &[u32], beta: &[f64]) -> bool {
+    let n = unknown.len();
+    let strides = [1, dims[0], dims[0] * dims[1]];
+    (0..ndim_of(dims)).all(|a| {
+        (0..n).all(|c| {
+            (c / strides[a]) % dims[a] + 1 >= dims[a]
+                || unknown[c] >= AIR
+                || unknown[c + strides[a]] >= AIR
+                || beta[a * n + c] == 1.0
+        })
+    })
+}
+
+/// The part of a grid operator with β = 1 between fluid cells that the
+/// run plan's uniform faces to air leave out: per fluid cell whose faces to
+/// air have β ≠ 1, Σ over those faces of w_a(β − 1) with w_a = s/h_a².
+#[derive(Debug, Clone, Default)]
+struct AirCorrections {
+    /// (unknown, correction), in unknown order.
+    entries: Vec<(u32, f64)>,
+    /// Those of grid row r are `entries[row_start[r]..row_start[r + 1]]`
+    /// (empty without corrections).
+    row_start: Vec<usize>,
+}
+
+impl AirCorrections {
+    fn new(dims: [usize; 3], inv_h2: [f64; 3], unknown: &[u32], beta: &[f64]) -> Result<Self> {
+        let n = unknown.len();
+        let strides = [1, dims[0], dims[0] * dims[1]];
+        let num_rows = dims[1] * dims[2];
+        let mut entries = Vec::new();
+        let mut row_start = alloc::with_capacity(num_rows + 1, "air-face corrections")?;
+        for r in 0..num_rows {
+            row_start.push(entries.len());
+            for c in r * dims[0]..(r + 1) * dims[0] {
+                let u = unknown[c];
+                if u >= AIR {
+                    continue;
+                }
+                let mut extra = 0.0;
+                for a in 0..ndim_of(dims) {
+                    let at = (c / strides[a]) % dims[a];
+                    if at + 1 < dims[a] && unknown[c + strides[a]] == AIR {
+                        extra += inv_h2[a] * (beta[a * n + c] - 1.0);
+                    }
+                    if at > 0 && unknown[c - strides[a]] == AIR {
+                        extra += inv_h2[a] * (beta[a * n + c - strides[a]] - 1.0);
+                    }
+                }
+                if extra != 0.0 {
+                    alloc::push(&mut entries, (u, extra), "air-face corrections")?;
+                }
+            }
+        }
+        row_start.push(entries.len());
+        Ok(Self { entries, row_start })
+    }
+
+    /// The corrections of grid row `r`.
+    fn of_row(&self, r: usize) -> &[(u32, f64)] {
+        match self.row_start.get(r..r + 2) {
+            Some(&[from, to]) => &self.entries[from..to],
+            _ => &[],
+        }
+    }
+}
+
 /// The face coefficients of a ghost-fluid free surface (see
 /// [`GridPoissonBuilder::air_level_set`]): `beta` (or all 1) with every
 /// face between a fluid and an air cell divided by its fraction θ.
@@ -1093,6 +1181,9 @@ impl LinearOperator for GridPoisson {
         if let Some(plan) = &self.runs {
             for run in plan.all() {
                 plan.push_diagonal(run, self.inv_h2, &mut diagonal);
+            }
+            for &(u, extra) in &self.air_corrections.entries {
+                diagonal[u as usize] += extra;
             }
             return Some(diagonal);
         }
