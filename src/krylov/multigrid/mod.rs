@@ -109,7 +109,7 @@ pub enum CoarseOperators {
     /// [`CoarseOperators::Rediscretized`]. A ghost-fluid free surface
     /// alone (its 1/θ factors sit on the faces to air cells) keeps the
     /// rediscretised levels: 11 iterations instead of Galerkin's 10 on
-    /// 128³ `scene::obstacles`, in 0.28× the time
+    /// 128³ `scene::obstacles`, in 0.13× the time
     /// (`examples/bench_coarse_operators.rs`).
     #[default]
     Automatic,
