@@ -376,9 +376,11 @@ impl GridPoisson {
             blocks.push(start..num_rows);
         }
 
-        let uniform_fluid_faces = face_coefficients
-            .as_deref()
-            .is_none_or(|beta| fluid_faces_are_unit(dims, &unknown, beta));
+        // The run plan needs β = 1 between fluid cells: true of a
+        // ghost-fluid surface alone, whose 1/θ factors sit on faces to air.
+        let uniform_fluid_faces = face_coefficients.as_deref().is_none_or(|beta| {
+            fluid_face_range(dims, &unknown, beta).is_none_or(|range| range == (1.0, 1.0))
+        });
         let runs = match uniform_fluid_faces {
             true => Some(RunPlan::new(dims, &unknown)?),
             false => None,
@@ -481,6 +483,13 @@ impl GridPoisson {
     pub fn unknown_of_cell(&self, c: usize) -> Option<usize> {
         let u = self.unknown[c];
         (u < AIR).then_some(u as usize)
+    }
+
+    /// The smallest and largest face coefficient over the faces between two
+    /// fluid cells; `None` without face coefficients or such faces.
+    pub(crate) fn fluid_face_coefficient_range(&self) -> Option<(f64, f64)> {
+        let beta = self.face_coefficients.as_deref()?;
+        fluid_face_range(self.dims, &self.unknown, beta)
     }
 
     /// The cell of each unknown, in unknown order.
@@ -975,21 +984,22 @@ impl GridPoisson {
     }
 }
 
-/// Whether every face between two fluid cells of the grid (cells coded
-/// by `unknown`) has β = 1 in `beta`, so that the run plan can apply the
-/// operator: true of a ghost-fluid surface without other coefficients,
-/// whose 1/θ factors sit on faces to air.
-fn fluid_faces_are_unit(dims: [usize; 3], unknown: &[u32], beta: &[f64]) -> bool {
+/// The smallest and largest β in `beta` over the faces between two fluid
+/// cells of the grid (cells coded by `unknown`), if it has such faces.
+fn fluid_face_range(dims: [usize; 3], unknown: &[u32], beta: &[f64]) -> Option<(f64, f64)> {
     let n = unknown.len();
     let strides = [1, dims[0], dims[0] * dims[1]];
-    (0..ndim_of(dims)).all(|a| {
-        (0..n).all(|c| {
-            (c / strides[a]) % dims[a] + 1 >= dims[a]
-                || unknown[c] >= AIR
-                || unknown[c + strides[a]] >= AIR
-                || beta[a * n + c] == 1.0
-        })
-    })
+    let mut range: Option<(f64, f64)> = None;
+    for a in 0..ndim_of(dims) {
+        for c in 0..n {
+            let inside = (c / strides[a]) % dims[a] + 1 < dims[a];
+            if inside && unknown[c] < AIR && unknown[c + strides[a]] < AIR {
+                let b = beta[a * n + c];
+                range = Some(range.map_or((b, b), |(low, high)| (low.min(b), high.max(b))));
+            }
+        }
+    }
+    range
 }
 
 /// The part of a grid operator with β = 1 between fluid cells that the

@@ -222,26 +222,10 @@ const AUTOMATIC_CONTRAST: f64 = 10.0;
 /// max β / min β over the faces between two fluid cells of `a` (1 without
 /// face coefficients; infinite when one of them is 0).
 fn fluid_face_contrast(a: &GridPoisson) -> f64 {
-    let Some(beta) = a.face_coefficients() else {
-        return 1.0;
-    };
-    let (dims, codes) = (a.dims(), a.unknown_codes());
-    let strides = [1, dims[0], dims[0] * dims[1]];
-    let (mut low, mut high) = (f64::INFINITY, 0.0f64);
-    for axis in 0..a.ndim() {
-        let along = &beta[axis * codes.len()..(axis + 1) * codes.len()];
-        for (c, &b) in along.iter().enumerate() {
-            let at = (c / strides[axis]) % dims[axis];
-            if at + 1 < dims[axis] && codes[c] < AIR && codes[c + strides[axis]] < AIR {
-                low = low.min(b);
-                high = high.max(b);
-            }
-        }
+    match a.fluid_face_coefficient_range() {
+        Some((low, high)) if high > 0.0 => high / low,
+        _ => 1.0,
     }
-    if high == 0.0 {
-        return 1.0;
-    }
-    high / low
 }
 
 /// Largest coarsest level for the dense factorisation.
