@@ -279,12 +279,7 @@ fn uniform_rows(
 ) -> Result<Vec<bool>> {
     let (fine, coarse) = (transfer.fine, transfer.coarse);
     let (fd, cd, d) = (fine.dims(), coarse.dims(), fine.ndim());
-    let mut fine_cells = alloc::filled(fine.dim(), 0usize, "fine unknown cells")?;
-    for (c, &u) in fine.unknown_codes().iter().enumerate() {
-        if u < AIR {
-            fine_cells[u as usize] = c;
-        }
-    }
+    let fine_cells = fine.cells_of_unknowns();
     let (ptr, cols, vals) = (a.row_ptr(), a.col_idx(), a.values());
     let row = |p: usize| ptr[p] as usize..ptr[p + 1] as usize;
     // The reference: a longest row, the first from the middle unknown on

@@ -26,17 +26,16 @@ impl<'a> Lattice<'a> {
     pub(super) fn new(grid: &'a GridPoisson) -> Result<Self> {
         let dims = grid.dims();
         let codes = grid.unknown_codes();
-        let mut coords = alloc::filled(grid.dim(), [0; 3], "unknown coordinates")?;
-        for (c, &u) in codes.iter().enumerate() {
-            if u < AIR {
-                let p = [
-                    c % dims[0],
-                    (c / dims[0]) % dims[1],
-                    c / (dims[0] * dims[1]),
-                ];
-                coords[u as usize] = p.map(|v| v as i64);
-            }
-        }
+        let mut coords = alloc::with_capacity(grid.dim(), "unknown coordinates")?;
+        coords.extend(grid.cells_of_unknowns().iter().map(|&c| {
+            let c = c as usize;
+            [
+                c % dims[0],
+                (c / dims[0]) % dims[1],
+                c / (dims[0] * dims[1]),
+            ]
+            .map(|v| v as i64)
+        }));
         Ok(Self {
             dims,
             ndim: grid.ndim(),
