@@ -588,19 +588,19 @@ impl Multigrid {
             CoarseOperators::Automatic => fluid_face_contrast(a) > AUTOMATIC_CONTRAST,
         };
         if use_galerkin {
-            let mut a_l = ops[0].to_csr()?;
+            let fine = ops[0].to_csr()?;
             for l in 0..ops.len() - 1 {
                 let transfer = Transfer {
                     fine: &ops[l],
                     coarse: &ops[l + 1],
                     shift: [0; 3],
                 };
-                let mut a_c = galerkin::product(&a_l, &transfer)?;
+                let a_l = galerkin[l].as_ref().unwrap_or(&fine);
+                let mut a_c = galerkin::product(a_l, &transfer)?;
                 if options.coarse_operators == CoarseOperators::LumpedGalerkin {
                     a_c = lumping::lumped(&a_c, &ops[l + 1])?;
                 }
-                galerkin[l + 1] = Some(a_c.clone());
-                a_l = a_c;
+                galerkin[l + 1] = Some(a_c);
             }
         }
         let coarse = match galerkin.last().and_then(Option::as_ref) {
