@@ -105,8 +105,11 @@ fn preconditioner_is_symmetric_and_positive() {
 }
 
 /// The coarse operators every domain is tried with.
-const COARSE_OPERATORS: [CoarseOperators; 2] =
-    [CoarseOperators::Automatic, CoarseOperators::LumpedGalerkin];
+const COARSE_OPERATORS: [CoarseOperators; 3] = [
+    CoarseOperators::Automatic,
+    CoarseOperators::LumpedGalerkin,
+    CoarseOperators::AxisGalerkin,
+];
 
 fn preconditioner_is_symmetric_and_positive_in(precision: Precision, tolerance: f64) {
     for (name, g) in domains() {
@@ -180,6 +183,31 @@ fn lumped_galerkin_levels_save_iterations_at_obstacles_and_air() {
         assert!(
             lumped < rediscretised,
             "{dims:?}: lumped {lumped}, rediscretised {rediscretised}"
+        );
+    }
+}
+
+#[test]
+fn axis_galerkin_levels_save_two_iterations_at_obstacles_and_air() {
+    for dims in [[256, 256, 1], [64, 64, 64]] {
+        let problem = scene::obstacles(dims, 2).unwrap();
+        let a = problem.operator().unwrap();
+        let iterations = |coarse_operators| {
+            let options = MultigridOptions {
+                coarse_operators,
+                schedule: Some(Schedule::chebyshev(4, 0.3)),
+                ..MultigridOptions::default()
+            };
+            let mg = Multigrid::new(&a, &options).unwrap();
+            let mut x = vec![0.0; a.dim()];
+            let report = cg(&a, &mg, &problem.rhs, &mut x, &KrylovOptions::default()).unwrap();
+            report.iterations
+        };
+        let axis = iterations(CoarseOperators::AxisGalerkin);
+        let rediscretised = iterations(CoarseOperators::Rediscretized);
+        assert!(
+            axis + 2 <= rediscretised,
+            "{dims:?}: axis-Galerkin {axis}, rediscretised {rediscretised}"
         );
     }
 }

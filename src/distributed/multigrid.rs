@@ -178,8 +178,9 @@ fn for_each_child(
 
 impl DistributedMultigrid {
     /// Builds the hierarchy of `a` (collective). The coarse operators are
-    /// rediscretised ([`CoarseOperators::Galerkin`] and
-    /// [`CoarseOperators::LumpedGalerkin`] are refused: their products are
+    /// rediscretised ([`CoarseOperators::Galerkin`],
+    /// [`CoarseOperators::LumpedGalerkin`] and
+    /// [`CoarseOperators::AxisGalerkin`] are refused: their products are
     /// not distributed).
     pub fn new(a: &DistributedGridPoisson, options: &MultigridOptions) -> Result<Self> {
         let start = Instant::now();
@@ -187,7 +188,9 @@ impl DistributedMultigrid {
         let before = collective.stats();
         if matches!(
             options.coarse_operators,
-            CoarseOperators::Galerkin | CoarseOperators::LumpedGalerkin
+            CoarseOperators::Galerkin
+                | CoarseOperators::LumpedGalerkin
+                | CoarseOperators::AxisGalerkin
         ) {
             return Err(Error::invalid(
                 "coarse_operators",
