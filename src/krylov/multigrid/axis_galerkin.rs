@@ -38,6 +38,7 @@ use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator, AIR};
 use crate::parallel::{for_blocks, DisjointSlice};
 use crate::scalar::Real;
 use std::collections::HashMap;
+use std::ops::Range;
 
 /// Coarse lines per parallel block of the coarsening.
 const LINES_PER_BLOCK: usize = 64;
@@ -162,19 +163,28 @@ impl AxisParts {
     /// The operator Σ_a A_a on the unknowns of `grid` (whose parts these
     /// are), as a stencil.
     pub(super) fn stencil(&self, grid: &GridPoisson) -> Result<AxisStencil> {
-        let (up, diagonal) = self.weights_and_diagonal(grid)?;
+        // The stencil keeps its weights in f32, and its diagonal is summed
+        // from the rounded weights, so that it is again a sum of the
+        // energies w (x_i − x_j)² and ℓ x_i² (constants in its null space
+        // where it does not leak).
+        let (up, diagonal) = self.weights_and_diagonal(grid, |w| f64::from(w as f32))?;
         AxisStencil::new(grid, &up, &diagonal)
     }
 
-    /// Per unknown its pair weights along each axis, and the diagonal.
+    /// Per unknown its pair weights along each axis, each `round`ed, and
+    /// the diagonal they and the leaks sum to.
     #[allow(clippy::type_complexity)]
-    fn weights_and_diagonal(&self, grid: &GridPoisson) -> Result<(Vec<[[f64; 2]; 3]>, Vec<f64>)> {
+    fn weights_and_diagonal(
+        &self,
+        grid: &GridPoisson,
+        round: impl Fn(f64) -> f64,
+    ) -> Result<(Vec<[[f64; 2]; 3]>, Vec<f64>)> {
         let n = grid.dim();
         let mut up = alloc::filled(n, [[0.0; 2]; 3], "axis-Galerkin weights")?;
         let mut diagonal = alloc::filled(n, 0.0, "axis-Galerkin diagonal")?;
         for (u, (up, d)) in up.iter_mut().zip(&mut diagonal).enumerate() {
             for (a, part) in self.parts.iter().enumerate().take(self.ndim) {
-                up[a] = part[u].pairs;
+                up[a] = part[u].pairs.map(&round);
                 *d += part[u].leak;
             }
         }
@@ -189,7 +199,7 @@ impl AxisParts {
     /// The operator Σ_a A_a on the unknowns of `grid` (whose parts these
     /// are) as a sparse matrix: rows in unknown order, columns sorted.
     pub(super) fn to_csr(&self, grid: &GridPoisson) -> Result<CsrMatrix> {
-        let (up, diagonal) = self.weights_and_diagonal(grid)?;
+        let (up, diagonal) = self.weights_and_diagonal(grid, |w| w)?;
         let n = grid.dim();
         let mut rows: Vec<Vec<(u32, f64)>> =
             (0..n).map(|i| vec![(i as u32, diagonal[i])]).collect();
@@ -233,18 +243,43 @@ const PAD: usize = 2;
 /// diagonal in a table of the level's distinct rows, of which uniform
 /// fluid has one.
 pub(crate) struct AxisStencil {
-    /// Per padded cell: its unknown, or 0.
-    map: Vec<u32>,
-    /// Per unknown: its padded cell.
-    cells: Vec<u32>,
     /// Per unknown: its row class.
     classes: Vec<u32>,
-    /// The padded cell offset of each neighbour slot m.
-    offsets: Vec<isize>,
+    /// The number of neighbour slots, 4d.
+    slots: usize,
     /// Per class, per slot m: w_m.
     weights: Vec<f32>,
     /// Per class: the diagonal.
     diagonals: Vec<f64>,
+    /// The neighbours of the unknowns of the gathered pieces, `slots` per
+    /// unknown in order (the unknown itself, with weight 0, where a slot
+    /// has none).
+    columns: Vec<u32>,
+    /// The unknowns in order, in pieces applied alike.
+    pieces: Vec<Piece>,
+    /// Consecutive pieces of about [`BLOCK_UNKNOWNS`] unknowns each.
+    blocks: Vec<Range<usize>>,
+}
+
+/// Consecutive unknowns first..first + len of an [`AxisStencil`].
+#[derive(Clone, Copy, PartialEq)]
+struct Piece {
+    first: usize,
+    len: usize,
+    kind: PieceKind,
+}
+
+/// How the rows of a [`Piece`] find their neighbours.
+#[derive(Clone, Copy, PartialEq)]
+enum PieceKind {
+    /// Every unknown u has a neighbour in every slot m, at u + deltas[m];
+    /// all of row class `class` when it is given.
+    Shifted {
+        deltas: [isize; 12],
+        class: Option<usize>,
+    },
+    /// The neighbours are listed in `columns`, from `columns[start]`.
+    Gathered { start: usize },
 }
 
 impl AxisStencil {
@@ -308,13 +343,28 @@ impl AxisStencil {
             });
             classes.push(class);
         }
+        let (pieces, columns) = pieces(&map, &cells, &classes, &offsets, slots, &weights)?;
+        let mut blocks = Vec::new();
+        let mut start = 0;
+        let mut count = 0;
+        for (k, piece) in pieces.iter().enumerate() {
+            count += piece.len;
+            if count >= BLOCK_UNKNOWNS {
+                blocks.push(start..k + 1);
+                (start, count) = (k + 1, 0);
+            }
+        }
+        if start < pieces.len() {
+            blocks.push(start..pieces.len());
+        }
         Ok(Self {
-            map,
-            cells,
             classes,
-            offsets,
+            slots,
             weights,
             diagonals,
+            columns,
+            pieces,
+            blocks,
         })
     }
 
@@ -323,7 +373,7 @@ impl AxisStencil {
     /// (pair weights may be negative near air, where the off-diagonal row
     /// sum can exceed the diagonal).
     pub(crate) fn l1_smoothing_diagonal(&self) -> Vec<f64> {
-        let slots = self.offsets.len();
+        let slots = self.slots;
         let per_class: Vec<f64> = self
             .diagonals
             .iter()
@@ -350,27 +400,157 @@ impl AxisStencil {
         F: Fn(usize, &mut [T]) + Sync,
     {
         let n = self.classes.len();
-        let slots = self.offsets.len();
         let out = DisjointSlice::new(y);
-        for_blocks(n.div_ceil(BLOCK_UNKNOWNS), (slots + 2) * n, |b| {
-            let range = b * BLOCK_UNKNOWNS..((b + 1) * BLOCK_UNKNOWNS).min(n);
-            let first = range.start;
+        for_blocks(self.blocks.len(), (self.slots + 2) * n, |b| {
+            let pieces = &self.pieces[self.blocks[b].clone()];
+            let (Some(head), Some(tail)) = (pieces.first(), pieces.last()) else {
+                return;
+            };
+            let first = head.first;
             // SAFETY: the blocks are disjoint ranges of unknowns.
-            let y = unsafe { out.range(range.clone()) };
-            for (u, out) in range.zip(y.iter_mut()) {
-                let cell = self.cells[u] as isize;
-                let class = self.classes[u] as usize;
-                let weights = &self.weights[slots * class..slots * (class + 1)];
-                let mut sum = self.diagonals[class] * x[u].to_f64();
-                for (&w, &offset) in weights.iter().zip(&self.offsets) {
-                    let v = self.map[(cell + offset) as usize] as usize;
-                    sum -= f64::from(w) * x[v].to_f64();
+            let y = unsafe { out.range(first..tail.first + tail.len) };
+            for piece in pieces {
+                let y = &mut y[piece.first - first..][..piece.len];
+                match piece.kind {
+                    PieceKind::Shifted {
+                        deltas,
+                        class: Some(class),
+                    } => self.apply_uniform(class, &deltas, piece, x, y),
+                    PieceKind::Shifted {
+                        deltas,
+                        class: None,
+                    } => self.apply_shifted(&deltas, piece, x, y),
+                    PieceKind::Gathered { start } => self.apply_gathered(start, piece, x, y),
                 }
-                *out = T::from_f64(sum);
             }
             finish(first, y);
         });
     }
+
+    /// The weights and diagonal of row class `class`.
+    fn row(&self, class: usize) -> (&[f32], f64) {
+        let weights = &self.weights[self.slots * class..self.slots * (class + 1)];
+        (weights, self.diagonals[class])
+    }
+
+    /// The rows of `piece`, all of row class `class`, whose slot m is the
+    /// unknown `deltas[m]` after the row's: shifted slices of x.
+    fn apply_uniform<T: Real>(
+        &self,
+        class: usize,
+        deltas: &[isize; 12],
+        piece: &Piece,
+        x: &[T],
+        y: &mut [T],
+    ) {
+        let (weights, diagonal) = self.row(class);
+        let diagonal = T::from_f64(diagonal);
+        for (out, &v) in y.iter_mut().zip(&x[piece.first..]) {
+            *out = diagonal * v;
+        }
+        for (&w, &delta) in weights.iter().zip(deltas) {
+            let w = T::from_f64(f64::from(w));
+            let shifted = &x[(piece.first as isize + delta) as usize..][..piece.len];
+            for (out, &v) in y.iter_mut().zip(shifted) {
+                *out -= w * v;
+            }
+        }
+    }
+
+    /// The rows of `piece`, each of its own class, whose slot m is the
+    /// unknown `deltas[m]` after the row's.
+    fn apply_shifted<T: Real>(&self, deltas: &[isize; 12], piece: &Piece, x: &[T], y: &mut [T]) {
+        for (u, out) in (piece.first..piece.first + piece.len).zip(y.iter_mut()) {
+            let (weights, diagonal) = self.row(self.classes[u] as usize);
+            let mut sum = diagonal * x[u].to_f64();
+            for (&w, &delta) in weights.iter().zip(deltas) {
+                sum -= f64::from(w) * x[(u as isize + delta) as usize].to_f64();
+            }
+            *out = T::from_f64(sum);
+        }
+    }
+
+    /// The rows of `piece`, whose neighbours are listed from
+    /// `columns[start]`.
+    fn apply_gathered<T: Real>(&self, start: usize, piece: &Piece, x: &[T], y: &mut [T]) {
+        let columns = self.columns[start..start + self.slots * piece.len].chunks_exact(self.slots);
+        for ((u, out), columns) in (piece.first..).zip(y.iter_mut()).zip(columns) {
+            let (weights, diagonal) = self.row(self.classes[u] as usize);
+            let mut sum = diagonal * x[u].to_f64();
+            for (&w, &v) in weights.iter().zip(columns) {
+                sum -= f64::from(w) * x[v as usize].to_f64();
+            }
+            *out = T::from_f64(sum);
+        }
+    }
+}
+
+/// The unknowns 0..n of a stencil in pieces, and the neighbours of the
+/// gathered ones: maximal runs of consecutive unknowns with a neighbour in
+/// every slot at the same offsets (of one row class, or of several), and
+/// the runs between them.
+fn pieces(
+    map: &[u32],
+    cells: &[u32],
+    classes: &[u32],
+    offsets: &[isize],
+    slots: usize,
+    weights: &[f32],
+) -> Result<(Vec<Piece>, Vec<u32>)> {
+    let neighbour = |u: usize, m: usize| map[(cells[u] as isize + offsets[m]) as usize] as usize;
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut columns = Vec::new();
+    for (u, &class) in classes.iter().enumerate() {
+        let class = class as usize;
+        let row = &weights[slots * class..slots * (class + 1)];
+        if row.contains(&0.0) {
+            // Gathered: a slot without a neighbour.
+            let start = columns.len();
+            for (m, &w) in row.iter().enumerate() {
+                let v = if w == 0.0 { u } else { neighbour(u, m) };
+                alloc::push(&mut columns, v as u32, "axis-Galerkin columns")?;
+            }
+            match pieces.last_mut() {
+                Some(last) if matches!(last.kind, PieceKind::Gathered { .. }) => last.len += 1,
+                _ => pieces.push(Piece {
+                    first: u,
+                    len: 1,
+                    kind: PieceKind::Gathered { start },
+                }),
+            }
+            continue;
+        }
+        let mut deltas = [0; 12];
+        for (m, d) in deltas.iter_mut().enumerate().take(slots) {
+            *d = neighbour(u, m) as isize - u as isize;
+        }
+        let class = Some(class);
+        match pieces.last_mut() {
+            // A run of one class stays one (its rows are applied as
+            // slices); a single row or a run of mixed classes takes in
+            // rows of any class.
+            Some(Piece {
+                len,
+                kind:
+                    PieceKind::Shifted {
+                        deltas: d,
+                        class: c,
+                    },
+                ..
+            }) if *d == deltas && (*c == class || *len == 1 || c.is_none()) => {
+                *len += 1;
+                if *c != class {
+                    *c = None;
+                }
+            }
+            _ => pieces.push(Piece {
+                first: u,
+                len: 1,
+                kind: PieceKind::Shifted { deltas, class },
+            }),
+        }
+    }
+    Ok((pieces, columns))
 }
 
 /// Calls `f(lower, upper, axis, k)` for every pair of unknowns k ∈ {1, 2}
@@ -732,6 +912,68 @@ mod tests {
                             c.dims()
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// The stencil's apply (shifted slices, mixed rows, gathered rows)
+    /// equals the assembled matrix's, in f64 and f32, on two levels of a
+    /// grid with large fluid regions, solid blocks and air.
+    #[test]
+    fn stencil_apply_matches_the_assembled_operator() {
+        for dims in [[70, 66, 1], [36, 34, 30]] {
+            let up = if dims[2] > 1 { 2 } else { 1 };
+            let cells: Vec<Cell> = (0..dims.iter().product::<usize>())
+                .map(|c| {
+                    let p = coords_of(c, dims);
+                    if p[up] + 2 >= dims[up] {
+                        Cell::Air
+                    } else if (5..13).contains(&p[0]) && (7..19).contains(&p[1]) || p[0] == 30 {
+                        Cell::Solid
+                    } else {
+                        Cell::Fluid
+                    }
+                })
+                .collect();
+            let fine = GridPoisson::builder(dims, &cells).build().unwrap();
+            let mid = coarsen(&fine).unwrap();
+            let low = coarsen(&mid).unwrap();
+            let first = AxisParts::of_grid(&fine, &mid).unwrap();
+            let second = first.coarsened(&mid, &low).unwrap();
+            for (parts, grid) in [(&first, &mid), (&second, &low)] {
+                let stencil = parts.stencil(grid).unwrap();
+                let kinds = |uniform: bool| {
+                    stencil.pieces.iter().any(|p| match p.kind {
+                        PieceKind::Shifted { class, .. } => class.is_some() == uniform,
+                        PieceKind::Gathered { .. } => false,
+                    })
+                };
+                assert!(
+                    kinds(true) && kinds(false),
+                    "{dims:?}: both kinds of shifted pieces"
+                );
+                let csr = parts.to_csr(grid).unwrap();
+                let mut rng = SplitMix(7);
+                let x: Vec<f64> = (0..grid.dim()).map(|_| rng.uniform() - 0.5).collect();
+                let mut expected = vec![0.0; grid.dim()];
+                csr.apply(&x, &mut expected).unwrap();
+                let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                let mut y = vec![0.0; grid.dim()];
+                stencil.apply_then(&x, &mut y, &|_, _: &mut [f64]| {});
+                let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let mut y32 = vec![0.0f32; grid.dim()];
+                stencil.apply_then(&x32, &mut y32, &|_, _: &mut [f32]| {});
+                for (i, ((&e, &g), &g32)) in expected.iter().zip(&y).zip(&y32).enumerate() {
+                    // The stencil keeps its weights in f32.
+                    assert!(
+                        (g - e).abs() <= 1e-6 * scale,
+                        "{dims:?} row {i}: {g} vs {e}"
+                    );
+                    assert!(
+                        (f64::from(g32) - e).abs() <= 1e-5 * scale,
+                        "{dims:?} row {i}"
+                    );
                 }
             }
         }
