@@ -1,7 +1,7 @@
 //! The multigrid hierarchy's coarse operators against each other, in the
-//! same run: the default (automatic), rediscretised, Galerkin and lumped
-//! Galerkin levels under the default cycle and Chebyshev smoothing (ν = 4
-//! on [0.3, 2]).
+//! same run: the default (automatic), rediscretised, Galerkin, lumped
+//! Galerkin and axis-Galerkin levels under the default cycle and Chebyshev
+//! smoothing (ν = 4 on [0.3, 2]).
 //!
 //! Run: `cargo run --release --example bench_coarse_operators [-- --grids
 //! 64x64x64,128x128x128,512x512 --repeats 3]`
@@ -99,6 +99,7 @@ fn main() {
         ("rediscretised", CoarseOperators::Rediscretized),
         ("Galerkin", CoarseOperators::Galerkin),
         ("lumped Galerkin", CoarseOperators::LumpedGalerkin),
+        ("axis Galerkin", CoarseOperators::AxisGalerkin),
     ];
     let rows: Vec<(String, MultigridOptions)> = levels
         .iter()

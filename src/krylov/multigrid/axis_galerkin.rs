@@ -328,19 +328,31 @@ impl AxisStencil {
             rows[slots * lower + slot] = w;
             rows[slots * upper + slot + 1] = w;
         });
-        // The distinct rows, by their bits.
-        let mut class_of: HashMap<Vec<u32>, u32> = HashMap::new();
+        // The distinct rows, by their bits (a row is often its
+        // predecessor's class).
+        let mut class_of: HashMap<[u32; 14], u32> = HashMap::new();
         let mut classes = alloc::with_capacity(n, "axis-Galerkin row classes")?;
         let (mut weights, mut diagonals) = (Vec::new(), Vec::new());
+        let mut last: Option<([u32; 14], u32)> = None;
         for (row, &d) in rows.chunks_exact(slots).zip(diagonal) {
-            let mut key: Vec<u32> = row.iter().map(|w| w.to_bits()).collect();
-            key.extend([d.to_bits() as u32, (d.to_bits() >> 32) as u32]);
-            let next = diagonals.len() as u32;
-            let class = *class_of.entry(key).or_insert_with(|| {
-                weights.extend_from_slice(row);
-                diagonals.push(d);
-                next
-            });
+            let mut key = [0u32; 14];
+            for (k, w) in key.iter_mut().zip(row) {
+                *k = w.to_bits();
+            }
+            key[12] = d.to_bits() as u32;
+            key[13] = (d.to_bits() >> 32) as u32;
+            let class = match last {
+                Some((previous, class)) if previous == key => class,
+                _ => {
+                    let next = diagonals.len() as u32;
+                    *class_of.entry(key).or_insert_with(|| {
+                        weights.extend_from_slice(row);
+                        diagonals.push(d);
+                        next
+                    })
+                }
+            };
+            last = Some((key, class));
             classes.push(class);
         }
         let (pieces, columns) = pieces(&map, &cells, &classes, &offsets, slots, &weights)?;
