@@ -629,7 +629,7 @@ fn coarsen_line(
                 if codes[c] >= AIR {
                     continue;
                 }
-                let part = fine_part(fine, operator, axis, c, codes[c] as usize);
+                let part = fine_part(fine, operator, axis, (c, f), codes[c] as usize);
                 let parent = f / 2;
                 if part.leak == 0.0
                     && part.pairs[1] == 0.0
@@ -686,14 +686,15 @@ fn accumulate(line: &mut [AxisWeights], scale: f64, g: &Entries, w: f64) {
     }
 }
 
-/// The part along `axis` of unknown `u` (cell `c`) of the fine operator.
+/// The part along `axis` of unknown `u` (cell `c`, at coordinate `along`
+/// along the axis) of the fine operator.
 /// On the grid: the face weight to the fluid cell above as its first
 /// pair, the weights of its faces to air along the axis as its leak.
 fn fine_part(
     fine: &GridPoisson,
     operator: FineOperator<'_>,
     axis: usize,
-    c: usize,
+    (c, along): (usize, usize),
     u: usize,
 ) -> AxisWeights {
     match operator {
@@ -701,7 +702,6 @@ fn fine_part(
         FineOperator::Grid => {
             let dims = fine.dims();
             let stride = [1, dims[0], dims[0] * dims[1]][axis];
-            let along = coords_of(c, dims)[axis];
             let mut w = AxisWeights::default();
             if along + 1 < dims[axis] {
                 let face = fine.face_weight(axis, c);
