@@ -236,12 +236,12 @@ const PAD: usize = 2;
 /// y_i = d_i x_i − Σ_m w_{i,m} x_{j(i,m)} over the unknowns j(i, m) 1 and
 /// 2 cells away along each axis.
 ///
-/// Each unknown has its cell in a copy of the grid padded by [`PAD`]
-/// cells whose entries are unknown indices (0, with weight 0, off the
-/// unknowns), so the apply is a branch-free gather, and a row class: the
-/// index of its weights (w_{i,m}, 0 where there is no unknown) and
-/// diagonal in a table of the level's distinct rows, of which uniform
-/// fluid has one.
+/// Each unknown has a row class: the index of its weights (w_{i,m}, 0
+/// where there is no unknown) and diagonal in a table of the level's
+/// distinct rows, of which uniform fluid has one. The unknowns are cut
+/// into pieces whose rows find their neighbours at the same unknown
+/// offsets, found once through a copy of the grid padded by [`PAD`]
+/// cells, so the apply reads shifted slices of x.
 pub(crate) struct AxisStencil {
     /// Per unknown: its row class.
     classes: Vec<u32>,
@@ -251,35 +251,22 @@ pub(crate) struct AxisStencil {
     weights: Vec<f32>,
     /// Per class: the diagonal.
     diagonals: Vec<f64>,
-    /// The neighbours of the unknowns of the gathered pieces, `slots` per
-    /// unknown in order (the unknown itself, with weight 0, where a slot
-    /// has none).
-    columns: Vec<u32>,
     /// The unknowns in order, in pieces applied alike.
     pieces: Vec<Piece>,
     /// Consecutive pieces of about [`BLOCK_UNKNOWNS`] unknowns each.
     blocks: Vec<Range<usize>>,
 }
 
-/// Consecutive unknowns first..first + len of an [`AxisStencil`].
+/// Consecutive unknowns first..first + len of an [`AxisStencil`] whose
+/// slot m is, for every unknown u of the piece, the unknown u + deltas[m]
+/// (u itself, with weight 0, where the slot has no unknown); all of row
+/// class `class` when it is given.
 #[derive(Clone, Copy, PartialEq)]
 struct Piece {
     first: usize,
     len: usize,
-    kind: PieceKind,
-}
-
-/// How the rows of a [`Piece`] find their neighbours.
-#[derive(Clone, Copy, PartialEq)]
-enum PieceKind {
-    /// Every unknown u has a neighbour in every slot m, at u + deltas[m];
-    /// all of row class `class` when it is given.
-    Shifted {
-        deltas: [isize; 12],
-        class: Option<usize>,
-    },
-    /// The neighbours are listed in `columns`, from `columns[start]`.
-    Gathered { start: usize },
+    deltas: [isize; 12],
+    class: Option<usize>,
 }
 
 impl AxisStencil {
@@ -355,7 +342,7 @@ impl AxisStencil {
             last = Some((key, class));
             classes.push(class);
         }
-        let (pieces, columns) = pieces(&map, &cells, &classes, &offsets, slots, &weights)?;
+        let pieces = pieces(&map, &cells, &classes, &offsets, slots, &weights);
         let mut blocks = Vec::new();
         let mut start = 0;
         let mut count = 0;
@@ -374,7 +361,6 @@ impl AxisStencil {
             slots,
             weights,
             diagonals,
-            columns,
             pieces,
             blocks,
         })
@@ -423,16 +409,9 @@ impl AxisStencil {
             let y = unsafe { out.range(first..tail.first + tail.len) };
             for piece in pieces {
                 let y = &mut y[piece.first - first..][..piece.len];
-                match piece.kind {
-                    PieceKind::Shifted {
-                        deltas,
-                        class: Some(class),
-                    } => self.apply_uniform(class, &deltas, piece, x, y),
-                    PieceKind::Shifted {
-                        deltas,
-                        class: None,
-                    } => self.apply_shifted(&deltas, piece, x, y),
-                    PieceKind::Gathered { start } => self.apply_gathered(start, piece, x, y),
+                match piece.class {
+                    Some(class) => self.apply_uniform(class, &piece.deltas, piece, x, y),
+                    None => self.apply_shifted(&piece.deltas, piece, x, y),
                 }
             }
             finish(first, y);
@@ -481,26 +460,11 @@ impl AxisStencil {
             *out = T::from_f64(sum);
         }
     }
-
-    /// The rows of `piece`, whose neighbours are listed from
-    /// `columns[start]`.
-    fn apply_gathered<T: Real>(&self, start: usize, piece: &Piece, x: &[T], y: &mut [T]) {
-        let columns = self.columns[start..start + self.slots * piece.len].chunks_exact(self.slots);
-        for ((u, out), columns) in (piece.first..).zip(y.iter_mut()).zip(columns) {
-            let (weights, diagonal) = self.row(self.classes[u] as usize);
-            let mut sum = diagonal * x[u].to_f64();
-            for (&w, &v) in weights.iter().zip(columns) {
-                sum -= f64::from(w) * x[v as usize].to_f64();
-            }
-            *out = T::from_f64(sum);
-        }
-    }
 }
 
-/// The unknowns 0..n of a stencil in pieces, and the neighbours of the
-/// gathered ones: maximal runs of consecutive unknowns with a neighbour in
-/// every slot at the same offsets (of one row class, or of several), and
-/// the runs between them.
+/// The unknowns 0..n of a stencil in pieces: maximal runs of consecutive
+/// unknowns whose neighbours lie at the same offsets, of one row class
+/// (applied as slices) or of several.
 fn pieces(
     map: &[u32],
     cells: &[u32],
@@ -508,61 +472,40 @@ fn pieces(
     offsets: &[isize],
     slots: usize,
     weights: &[f32],
-) -> Result<(Vec<Piece>, Vec<u32>)> {
-    let neighbour = |u: usize, m: usize| map[(cells[u] as isize + offsets[m]) as usize] as usize;
+) -> Vec<Piece> {
     let mut pieces: Vec<Piece> = Vec::new();
-    let mut columns = Vec::new();
     for (u, &class) in classes.iter().enumerate() {
         let class = class as usize;
         let row = &weights[slots * class..slots * (class + 1)];
-        if row.contains(&0.0) {
-            // Gathered: a slot without a neighbour.
-            let start = columns.len();
-            for (m, &w) in row.iter().enumerate() {
-                let v = if w == 0.0 { u } else { neighbour(u, m) };
-                alloc::push(&mut columns, v as u32, "axis-Galerkin columns")?;
-            }
-            match pieces.last_mut() {
-                Some(last) if matches!(last.kind, PieceKind::Gathered { .. }) => last.len += 1,
-                _ => pieces.push(Piece {
-                    first: u,
-                    len: 1,
-                    kind: PieceKind::Gathered { start },
-                }),
-            }
-            continue;
-        }
         let mut deltas = [0; 12];
-        for (m, d) in deltas.iter_mut().enumerate().take(slots) {
-            *d = neighbour(u, m) as isize - u as isize;
+        for ((d, &offset), &w) in deltas.iter_mut().zip(offsets).zip(row) {
+            if w != 0.0 {
+                *d = map[(cells[u] as isize + offset) as usize] as isize - u as isize;
+            }
         }
         let class = Some(class);
         match pieces.last_mut() {
             // A run of one class stays one (its rows are applied as
             // slices); a single row or a run of mixed classes takes in
             // rows of any class.
-            Some(Piece {
-                len,
-                kind:
-                    PieceKind::Shifted {
-                        deltas: d,
-                        class: c,
-                    },
-                ..
-            }) if *d == deltas && (*c == class || *len == 1 || c.is_none()) => {
-                *len += 1;
-                if *c != class {
-                    *c = None;
+            Some(last)
+                if last.deltas == deltas
+                    && (last.class == class || last.len == 1 || last.class.is_none()) =>
+            {
+                last.len += 1;
+                if last.class != class {
+                    last.class = None;
                 }
             }
             _ => pieces.push(Piece {
                 first: u,
                 len: 1,
-                kind: PieceKind::Shifted { deltas, class },
+                deltas,
+                class,
             }),
         }
     }
-    Ok((pieces, columns))
+    pieces
 }
 
 /// Calls `f(lower, upper, axis, k)` for every pair of unknowns k ∈ {1, 2}
@@ -929,7 +872,7 @@ mod tests {
         }
     }
 
-    /// The stencil's apply (shifted slices, mixed rows, gathered rows)
+    /// The stencil's apply (pieces of one row class and of mixed ones)
     /// equals the assembled matrix's, in f64 and f32, on two levels of a
     /// grid with large fluid regions, solid blocks and air.
     #[test]
@@ -956,10 +899,10 @@ mod tests {
             for (parts, grid) in [(&first, &mid), (&second, &low)] {
                 let stencil = parts.stencil(grid).unwrap();
                 let kinds = |uniform: bool| {
-                    stencil.pieces.iter().any(|p| match p.kind {
-                        PieceKind::Shifted { class, .. } => class.is_some() == uniform,
-                        PieceKind::Gathered { .. } => false,
-                    })
+                    stencil
+                        .pieces
+                        .iter()
+                        .any(|p| p.class.is_some() == uniform && p.len > 1)
                 };
                 assert!(
                     kinds(true) && kinds(false),
