@@ -14,7 +14,7 @@ use super::comm::Collective;
 use super::decomposition::{Decomposition, GridBox};
 use super::ghosts::GhostLayer;
 use crate::error::{Error, Result};
-use crate::operator::{Cell, GridPoisson, INCONSISTENCY_RTOL};
+use crate::operator::{cell_coords, Cell, GridPoisson, INCONSISTENCY_RTOL};
 use std::collections::HashMap;
 
 /// No enclosed region.
@@ -142,7 +142,7 @@ impl Regions {
             }
             if shared[root] {
                 let l = label[root];
-                let c = coords_of(l as usize, dims);
+                let c = cell_coords(l as usize, dims);
                 if owns(&owned, c) && !my_shared.contains(&l) {
                     my_shared.push(l);
                 }
@@ -185,7 +185,7 @@ impl Regions {
             }
         }
         collective.allreduce(&mut shared_sizes);
-        first_cell.extend(labels.iter().map(|&l| coords_of(l as usize, dims)));
+        first_cell.extend(labels.iter().map(|&l| cell_coords(l as usize, dims)));
         Regions {
             region,
             local_sizes,
@@ -289,14 +289,6 @@ impl Regions {
             ),
         ))
     }
-}
-
-fn coords_of(index: usize, dims: [usize; 3]) -> [usize; 3] {
-    [
-        index % dims[0],
-        (index / dims[0]) % dims[1],
-        index / (dims[0] * dims[1]),
-    ]
 }
 
 fn owns(b: &GridBox, c: [usize; 3]) -> bool {

@@ -265,6 +265,13 @@ pub struct GridPoisson {
     floating: Option<FloatingRegions>,
 }
 
+/// The coordinates (i, j, k) of cell c = i + nx·(j + ny·k) of a grid of
+/// `dims`.
+pub(crate) fn cell_coords(c: usize, dims: [usize; 3]) -> [usize; 3] {
+    let [nx, ny, _] = dims;
+    [c % nx, (c / nx) % ny, c / (nx * ny)]
+}
+
 /// The `finish` of [`GridPoisson::apply_then`] that turns the values of A x
 /// into those of b − A x.
 pub(crate) fn into_residual<T: Real>(b: &[T]) -> impl Fn(usize, &mut [T]) + Sync + '_ {
@@ -666,8 +673,7 @@ impl GridPoisson {
     }
 
     fn coords(&self, c: usize) -> [usize; 3] {
-        let [nx, ny, _] = self.dims;
-        [c % nx, (c / nx) % ny, c / (nx * ny)]
+        cell_coords(c, self.dims)
     }
 
     /// Calls `f(neighbour_cell, weight)` for each in-grid neighbour of cell

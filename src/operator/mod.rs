@@ -29,7 +29,7 @@ pub use crate::scalar::FieldValue;
 pub(crate) use codes::{AIR, SOLID};
 pub use csr::{CsrIndex, CsrMatrix};
 pub use function::FnOperator;
-pub(crate) use grid::into_residual;
+pub(crate) use grid::{cell_coords, into_residual};
 pub use grid::{Cell, GridPoisson, GridPoissonBuilder};
 
 use crate::error::Result;

@@ -34,7 +34,7 @@
 
 use crate::alloc;
 use crate::error::Result;
-use crate::operator::{Cell, CsrMatrix, GridPoisson, LinearOperator, AIR};
+use crate::operator::{cell_coords, Cell, CsrMatrix, GridPoisson, LinearOperator, AIR};
 use crate::parallel::{for_blocks, DisjointSlice};
 use crate::scalar::Real;
 use std::collections::HashMap;
@@ -64,15 +64,6 @@ pub(super) struct AxisParts {
 enum FineOperator<'a> {
     Grid,
     Parts(&'a AxisParts),
-}
-
-/// The cell coordinates of cell `c` on a grid of `dims`.
-fn coords_of(c: usize, dims: [usize; 3]) -> [usize; 3] {
-    [
-        c % dims[0],
-        (c / dims[0]) % dims[1],
-        c / (dims[0] * dims[1]),
-    ]
 }
 
 /// The cell index of coordinates `p` on a grid of `dims`.
@@ -294,7 +285,7 @@ impl AxisStencil {
         let n = grid.dim();
         let mut cells = alloc::with_capacity(n, "axis-Galerkin cells")?;
         for &c in grid.cells_of_unknowns() {
-            let cell = padded_cell(coords_of(c as usize, dims));
+            let cell = padded_cell(cell_coords(c as usize, dims));
             cells.push(cell as u32);
         }
         for (u, &cell) in cells.iter().enumerate() {
@@ -515,7 +506,7 @@ fn for_each_pair(grid: &GridPoisson, mut f: impl FnMut(usize, usize, usize, usiz
     let stride = [1, dims[0], dims[0] * dims[1]];
     for (u, &c) in grid.cells_of_unknowns().iter().enumerate() {
         let c = c as usize;
-        let p = coords_of(c, dims);
+        let p = cell_coords(c, dims);
         for a in 0..grid.ndim() {
             for k in 1..=2 {
                 if p[a] + k < dims[a] {
@@ -704,7 +695,7 @@ mod tests {
         let solid_blocks: Vec<bool> = (0..n).map(|_| rng.uniform() < 0.2).collect();
         let cells: Vec<Cell> = (0..n)
             .map(|c| {
-                let p = coords_of(c, dims);
+                let p = cell_coords(c, dims);
                 let block = p.map(|v| v / 4);
                 let v = rng.uniform();
                 if p[up] + 1 == dims[up] || v < 0.05 {
@@ -740,7 +731,7 @@ mod tests {
         let stride = [1, dims[0], dims[0] * dims[1]];
         let mut t = Vec::new();
         for c in 0..op.num_cells() {
-            let p = coords_of(c, dims);
+            let p = cell_coords(c, dims);
             if p[axis] + 1 >= dims[axis] {
                 continue;
             }
@@ -773,7 +764,7 @@ mod tests {
         let (fd, cd) = (fine.dims(), coarse.dims());
         let mut t = Vec::new();
         for (u, &c) in fine.cells_of_unknowns().iter().enumerate() {
-            let p = coords_of(c as usize, fd);
+            let p = cell_coords(c as usize, fd);
             let parent = p.map(|v| v / 2);
             let toward: i64 = if p[axis] % 2 == 0 { -1 } else { 1 };
             for (offset, w) in [(0i64, 0.75), (toward, 0.25)] {
@@ -881,7 +872,7 @@ mod tests {
             let up = if dims[2] > 1 { 2 } else { 1 };
             let cells: Vec<Cell> = (0..dims.iter().product::<usize>())
                 .map(|c| {
-                    let p = coords_of(c, dims);
+                    let p = cell_coords(c, dims);
                     if p[up] + 2 >= dims[up] {
                         Cell::Air
                     } else if (5..13).contains(&p[0]) && (7..19).contains(&p[1]) || p[0] == 30 {
