@@ -614,11 +614,9 @@ impl Multigrid {
                 ),
             ));
         }
-        let (galerkin, axis_coarsest) = galerkin_levels(a, &ops, options.coarse_operators)?;
-        let coarse = match (galerkin.last(), &axis_coarsest) {
-            (_, Some(a)) | (Some(Some(GalerkinOperator::Sparse(a))), None) => {
-                dense_cholesky_of(a, coarsest.dims())?
-            }
+        let galerkin = galerkin_levels(a, &ops, options.coarse_operators)?;
+        let coarse = match galerkin.last() {
+            Some(Some(GalerkinOperator::Sparse(a))) => dense_cholesky_of(a, coarsest.dims())?,
             _ => dense_cholesky(coarsest)?,
         };
         let levels: Vec<Level> = ops
@@ -770,31 +768,34 @@ impl Multigrid {
 }
 
 /// The operators of the levels `ops` of `a` that `choice` computes from
-/// the finer level (`None` on the finest and on rediscretised levels), and
-/// the coarsest level's axis-Galerkin operator as a matrix when it is one.
+/// the finer level (`None` on the finest and on rediscretised levels); the
+/// coarsest one, only factored, as a sparse matrix.
 fn galerkin_levels(
     a: &GridPoisson,
     ops: &[GridPoisson],
     choice: CoarseOperators,
-) -> Result<(Vec<Option<GalerkinOperator>>, Option<CsrMatrix>)> {
+) -> Result<Vec<Option<GalerkinOperator>>> {
     let mut levels: Vec<Option<GalerkinOperator>> = (0..ops.len()).map(|_| None).collect();
     let products = match choice {
         CoarseOperators::Galerkin | CoarseOperators::LumpedGalerkin => true,
         CoarseOperators::Rediscretized => false,
         CoarseOperators::Automatic => fluid_face_contrast(a) > AUTOMATIC_CONTRAST,
         CoarseOperators::AxisGalerkin => {
-            if ops.len() < 2 {
-                return Ok((levels, None));
-            }
-            let mut parts = AxisParts::of_grid(&ops[0], &ops[1])?;
+            let coarsest = ops.len() - 1;
+            let mut parts: Option<AxisParts> = None;
             for l in 1..ops.len() {
-                if l > 1 {
-                    parts = parts.coarsened(&ops[l - 1], &ops[l])?;
-                }
-                levels[l] = Some(GalerkinOperator::Axis(parts.stencil(&ops[l])?));
+                let next = match &parts {
+                    None => AxisParts::of_grid(&ops[0], &ops[1])?,
+                    Some(parts) => parts.coarsened(&ops[l - 1], &ops[l])?,
+                };
+                levels[l] = Some(if l == coarsest {
+                    GalerkinOperator::Sparse(next.to_csr(&ops[l])?)
+                } else {
+                    GalerkinOperator::Axis(next.stencil(&ops[l])?)
+                });
+                parts = Some(next);
             }
-            let coarsest = parts.to_csr(&ops[ops.len() - 1])?;
-            return Ok((levels, Some(coarsest)));
+            return Ok(levels);
         }
     };
     if products {
@@ -817,7 +818,7 @@ fn galerkin_levels(
         }
         levels[ops.len() - 1] = previous.map(GalerkinOperator::Sparse);
     }
-    Ok((levels, None))
+    Ok(levels)
 }
 
 /// Dense Cholesky of the coarsest operator; retried with a diagonal shift
