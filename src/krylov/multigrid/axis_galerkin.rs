@@ -191,24 +191,41 @@ impl AxisParts {
     /// are) as a sparse matrix: rows in unknown order, columns sorted.
     pub(super) fn to_csr(&self, grid: &GridPoisson) -> Result<CsrMatrix> {
         let (up, diagonal) = self.weights_and_diagonal(grid, |w| w)?;
+        let dims = grid.dims();
+        let stride = [1, dims[0], dims[0] * dims[1]];
         let n = grid.dim();
-        let mut rows: Vec<Vec<(u32, f64)>> =
-            (0..n).map(|i| vec![(i as u32, diagonal[i])]).collect();
-        for_each_pair(grid, |lower, upper, axis, k| {
-            let w = up[lower][axis][k - 1];
-            rows[lower].push((upper as u32, -w));
-            rows[upper].push((lower as u32, -w));
-        });
-        let nnz: usize = rows.iter().map(Vec::len).sum();
+        let per_row = 4 * self.ndim + 1;
         let mut row_ptr = alloc::with_capacity(n + 1, "axis-Galerkin row pointers")?;
-        let mut col_idx = alloc::with_capacity(nnz, "axis-Galerkin column indices")?;
-        let mut values = alloc::with_capacity(nnz, "axis-Galerkin values")?;
+        let mut col_idx = alloc::with_capacity(per_row * n, "axis-Galerkin column indices")?;
+        let mut values = alloc::with_capacity(per_row * n, "axis-Galerkin values")?;
         row_ptr.push(0u32);
-        for mut row in rows {
-            row.sort_unstable_by_key(|&(j, _)| j);
-            for (j, v) in row {
-                col_idx.push(j);
-                values.push(v);
+        for (i, &c) in grid.cells_of_unknowns().iter().enumerate() {
+            let (c, p) = (c as usize, cell_coords(c as usize, dims));
+            // Unknowns are in cell order: the cells 2 and 1 below along
+            // z, y, x, the row's own, then those 1 and 2 above along x, y, z.
+            for a in (0..self.ndim).rev() {
+                for k in [2, 1] {
+                    if let Some(j) = (p[a] >= k)
+                        .then(|| grid.unknown_of_cell(c - k * stride[a]))
+                        .flatten()
+                    {
+                        col_idx.push(j as u32);
+                        values.push(-up[j][a][k - 1]);
+                    }
+                }
+            }
+            col_idx.push(i as u32);
+            values.push(diagonal[i]);
+            for a in 0..self.ndim {
+                for k in [1, 2] {
+                    if let Some(j) = (p[a] + k < dims[a])
+                        .then(|| grid.unknown_of_cell(c + k * stride[a]))
+                        .flatten()
+                    {
+                        col_idx.push(j as u32);
+                        values.push(-up[i][a][k - 1]);
+                    }
+                }
             }
             row_ptr.push(col_idx.len() as u32);
         }
@@ -519,10 +536,20 @@ fn for_each_pair(grid: &GridPoisson, mut f: impl FnMut(usize, usize, usize, usiz
     }
 }
 
+/// The two axes across `axis`, in order (in 2D the second is the unused
+/// z axis, of extent 1).
+fn across(axis: usize) -> [usize; 2] {
+    match axis {
+        0 => [1, 2],
+        1 => [0, 2],
+        _ => [0, 1],
+    }
+}
+
 /// The first cell (coordinate 0 along `axis`) of coarse line `l`, the
 /// lines along `axis` numbered in cell order of their first cells.
 fn line_start(l: usize, axis: usize, cd: [usize; 3]) -> [usize; 3] {
-    let across: Vec<usize> = (0..3).filter(|&b| b != axis).collect();
+    let across = across(axis);
     let mut p = [0; 3];
     p[across[0]] = l % cd[across[0]];
     p[across[1]] = l / cd[across[0]];
@@ -546,17 +573,14 @@ fn coarsen_line(
     let ndim = fine.ndim();
     let scale = 1.0 / (1usize << ndim) as f64;
     let stride = [1, fd[0], fd[0] * fd[1]][axis];
-    let across: Vec<usize> = (0..ndim).filter(|&b| b != axis).collect();
+    let across = across(axis);
     let children = |b: usize| 2 * start[b]..(2 * start[b] + 2).min(fd[b]);
-    let second = across.get(1).map_or(0..1, |&b| children(b));
     let codes = fine.unknown_codes();
     for t1 in children(across[0]) {
-        for t2 in second.clone() {
+        for t2 in children(across[1]) {
             let mut p = [0; 3];
             p[across[0]] = t1;
-            if let Some(&b) = across.get(1) {
-                p[b] = t2;
-            }
+            p[across[1]] = t2;
             let first = cell_of(p, fd);
             for f in 0..fd[axis] {
                 let c = first + f * stride;
