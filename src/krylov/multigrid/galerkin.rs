@@ -16,7 +16,7 @@ use super::lattice::{sub, Lattice};
 use super::transfer::Transfer;
 use crate::alloc;
 use crate::error::{Error, Result};
-use crate::operator::{CsrMatrix, GridPoisson, LinearOperator, AIR};
+use crate::operator::{cell_coords, CsrMatrix, GridPoisson, LinearOperator, AIR};
 use crate::parallel::{map_blocks, num_threads};
 use std::ops::Range;
 
@@ -308,7 +308,7 @@ fn uniform_rows(
         if coarse.unknown_codes()[c] >= AIR {
             continue;
         }
-        let at = [c % cd[0], (c / cd[0]) % cd[1], c / (cd[0] * cd[1])];
+        let at = cell_coords(c, cd);
         *flag = (0..1usize << d).all(|b| {
             let child: [usize; 3] = std::array::from_fn(|a| 2 * at[a] + (b >> a & 1));
             if (0..d).any(|a| child[a] >= fd[a]) {
@@ -476,11 +476,7 @@ mod tests {
         let up = if dims[2] > 1 { 2 } else { 1 };
         let cells: Vec<Cell> = (0..n)
             .map(|c| {
-                let p = [
-                    c % dims[0],
-                    (c / dims[0]) % dims[1],
-                    c / (dims[0] * dims[1]),
-                ];
+                let p = cell_coords(c, dims);
                 if p[up] + 2 >= dims[up] {
                     Cell::Air
                 } else if (0..=up).all(|a| p[a] + 6 >= dims[a] && p[a] + 2 < dims[a]) {

@@ -5,7 +5,7 @@
 
 use crate::alloc;
 use crate::error::Result;
-use crate::operator::{GridPoisson, LinearOperator, AIR};
+use crate::operator::{cell_coords, GridPoisson, LinearOperator, AIR};
 
 /// The largest offset along an axis between two coupled unknowns of a
 /// Galerkin level.
@@ -27,15 +27,11 @@ impl<'a> Lattice<'a> {
         let dims = grid.dims();
         let codes = grid.unknown_codes();
         let mut coords = alloc::with_capacity(grid.dim(), "unknown coordinates")?;
-        coords.extend(grid.cells_of_unknowns().iter().map(|&c| {
-            let c = c as usize;
-            [
-                c % dims[0],
-                (c / dims[0]) % dims[1],
-                c / (dims[0] * dims[1]),
-            ]
-            .map(|v| v as i64)
-        }));
+        coords.extend(
+            grid.cells_of_unknowns()
+                .iter()
+                .map(|&c| cell_coords(c as usize, dims).map(|v| v as i64)),
+        );
         Ok(Self {
             dims,
             ndim: grid.ndim(),
