@@ -265,7 +265,8 @@ pub(crate) struct Level {
 
 /// A coarse level's operator computed from the finer one.
 pub(crate) enum GalerkinOperator {
-    /// R A P, or its lumping, as a sparse matrix.
+    /// R A P or its lumping, or the coarsest axis-Galerkin level (only
+    /// factored), as a sparse matrix.
     Sparse(CsrMatrix),
     /// The axis-by-axis products, applied as a stencil on the level's grid.
     Axis(AxisStencil),
