@@ -7,14 +7,16 @@
 //!  --seed 1 --out models/multigrid_3d.safetensors`
 //!
 //! Every flag is optional (defaults above; 2D uses --grid 128;
-//! `--coarse-sweeps k` gives the levels below the finest k sweeps). The
+//! `--coarse-sweeps k` gives the levels below the finest k sweeps;
+//! `--coarse-operators NAME` trains on, and records in the file, the
+//! hierarchy of `CoarseOperators::from_name(NAME)`, default `automatic`). The
 //! schedule starts from Chebyshev smoothing on [--lower, 2] and γ = 1,
 //! with one entry per level of the training hierarchy (the last serves
 //! every coarser level of a larger grid). A progress line shows the step
 //! and the batch loss; the end prints the schedule and MGPCG iterations of
 //! the classical and learned cycles on the training operator.
 
-use adjunct::krylov::{cg, KrylovOptions, Multigrid, MultigridOptions, Schedule};
+use adjunct::krylov::{cg, CoarseOperators, KrylovOptions, Multigrid, MultigridOptions, Schedule};
 use adjunct::learned::{ritz_dataset, train_schedule, MultigridModel, ScheduleTrainOptions};
 use adjunct::{scene, LinearOperator};
 use std::path::PathBuf;
@@ -47,7 +49,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = scene::smoke(dims, 2)?.operator()?;
     let start = Instant::now();
     let data = ritz_dataset(&a, lanczos, samples, options.seed)?;
-    let base = MultigridOptions::default();
+    let coarse_operators = flag("--coarse-operators").map_or(CoarseOperators::Automatic, |name| {
+        CoarseOperators::from_name(&name).expect("a coarse-operator name, e.g. axis-galerkin")
+    });
+    let base = MultigridOptions {
+        coarse_operators,
+        ..MultigridOptions::default()
+    };
     let smoothing_levels = Multigrid::new(&a, &base)?.level_dims().len() - 1;
     let classical = Schedule::classical(sweeps, base.damping);
     // The start: Chebyshev smoothing on [--lower, 2] (distinct dampings,
@@ -109,6 +117,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = MultigridModel {
         dim,
         schedule,
+        coarse_operators,
         training_grid: dims[..dim]
             .iter()
             .map(usize::to_string)

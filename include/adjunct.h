@@ -177,6 +177,9 @@ typedef enum adj_norm {
   ADJ_NORM_MAX = 1,
 } adj_norm;
 
+// The operators of the coarse levels.
+typedef struct CoarseOperators CoarseOperators;
+
 // This rank's part of a distributed pressure solve (opaque): the grid
 // operator on its box with ghost layers, the distributed V-cycle, and the
 // last pressure (for warm starts). Every function on it except `_free`
@@ -564,6 +567,8 @@ typedef struct adj_ot_result {
   size_t hessian_entries_per_row;
 } adj_ot_result;
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -798,8 +803,9 @@ enum adj_status adj_cdm_report_init(struct adj_cdm_report *cdm_report, size_t st
 // from `adj_model_load`) for the grid operator `op` (only read during
 // this call): the V-cycle of `ADJ_PRECOND_MULTIGRID` with the model's
 // damping per sweep and coarse-correction scale on each level (the last
-// entry serving every coarser level), symmetric positive definite by
-// construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
+// entry serving every coarser level), on the coarse operators the model
+// was trained on (its `coarse_operators` metadata), symmetric positive
+// definite by construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
 // `component` is not `smoother-schedule`) or was trained for the other
 // grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op` when it
 // is not a grid operator. `model` may be freed afterwards.

@@ -6,7 +6,8 @@
 mod common;
 
 use adjunct::krylov::{
-    cg, KrylovOptions, LevelSchedule, Multigrid, MultigridOptions, Precision, Schedule,
+    cg, CoarseOperators, KrylovOptions, LevelSchedule, Multigrid, MultigridOptions, Precision,
+    Schedule,
 };
 use adjunct::learned::{ritz_dataset, schedule_loss_and_gradient, AnyModel, MultigridModel};
 use adjunct::{scene, Cell, Error, GridPoisson, LinearOperator};
@@ -107,13 +108,25 @@ fn options(schedule: &Schedule, precision: Precision) -> MultigridOptions {
     }
 }
 
+/// The hierarchies a schedule is trained and run on: the default one, and
+/// the axis-Galerkin levels (`train_multigrid --coarse-operators`).
+const HIERARCHIES: [CoarseOperators; 2] =
+    [CoarseOperators::Automatic, CoarseOperators::AxisGalerkin];
+
 #[test]
 fn learned_cycle_is_symmetric_positive_definite() {
     for (name, g) in grids() {
-        for (precision, tolerance) in [(Precision::Double, 1e-12), (Precision::Single, 1e-5)] {
-            let mg = Multigrid::new(&g, &options(&learned_like(), precision)).unwrap();
-            assert!(mg.level_dims().len() >= 4, "{name}: {:?}", mg.level_dims());
-            assert_symmetric_positive(&mg, tolerance, &format!("{name}, {precision:?}"));
+        for coarse_operators in HIERARCHIES {
+            for (precision, tolerance) in [(Precision::Double, 1e-12), (Precision::Single, 1e-5)] {
+                let options = MultigridOptions {
+                    coarse_operators,
+                    ..options(&learned_like(), precision)
+                };
+                let mg = Multigrid::new(&g, &options).unwrap();
+                assert!(mg.level_dims().len() >= 4, "{name}: {:?}", mg.level_dims());
+                let label = format!("{name}, {coarse_operators:?}, {precision:?}");
+                assert_symmetric_positive(&mg, tolerance, &label);
+            }
         }
     }
 }
@@ -138,11 +151,13 @@ fn schedules_that_would_make_the_cycle_indefinite_are_refused() {
 
 #[test]
 fn loss_gradient_matches_central_differences() {
-    for (name, g) in grids() {
+    for ((name, g), coarse_operators) in grids().into_iter().zip(HIERARCHIES.iter().cycle()) {
         let base = MultigridOptions {
             coarsest_unknowns: 16,
+            coarse_operators: *coarse_operators,
             ..MultigridOptions::default()
         };
+        let name = format!("{name}, {coarse_operators:?}");
         let rhs = ritz_dataset(&g, 20, 3, 7).unwrap();
         let schedule = learned_like();
         let (loss, gradient) = schedule_loss_and_gradient(&g, &schedule, &base, &rhs).unwrap();
@@ -267,6 +282,27 @@ fn model_files_round_trip_and_bad_ones_are_refused() {
     );
     refused(&file(&[("dim", "4")], good.clone()), "dim");
     refused(&file(&[("format", "adjunct-cdm")], good.clone()), "format");
+    refused(
+        &file(&[("coarse_operators", "algebraic")], good.clone()),
+        "coarse_operators",
+    );
+    // The coarse operators are part of the model: kept through the file,
+    // and the hierarchy they name is the one the schedule runs on.
+    for coarse_operators in CoarseOperators::ALL {
+        let name = coarse_operators.name();
+        let named = MultigridModel::from_bytes(&file(&[("coarse_operators", name)], good.clone()));
+        assert_eq!(named.unwrap().coarse_operators, coarse_operators, "{name}");
+        let with = MultigridModel {
+            coarse_operators,
+            ..model.clone()
+        };
+        let back = MultigridModel::from_bytes(&with.to_bytes().unwrap()).unwrap();
+        assert_eq!(back, with);
+        let options = back
+            .options_for(&grids()[0].1, &MultigridOptions::default())
+            .unwrap();
+        assert_eq!(options.coarse_operators, coarse_operators, "{name}");
+    }
     // Overrelaxation that would make the cycle indefinite.
     let wild = vec![1.9; damping.len()];
     refused(&file(&[], (&wild, vec![levels, sweeps])), "damping");

@@ -229,8 +229,9 @@ versioned!(
 /// from `adj_model_load`) for the grid operator `op` (only read during
 /// this call): the V-cycle of `ADJ_PRECOND_MULTIGRID` with the model's
 /// damping per sweep and coarse-correction scale on each level (the last
-/// entry serving every coarser level), symmetric positive definite by
-/// construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
+/// entry serving every coarser level), on the coarse operators the model
+/// was trained on (its `coarse_operators` metadata), symmetric positive
+/// definite by construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
 /// `component` is not `smoother-schedule`) or was trained for the other
 /// grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op` when it
 /// is not a grid operator. `model` may be freed afterwards.

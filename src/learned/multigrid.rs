@@ -19,13 +19,19 @@
 //! File: tensors `damping` (f64, [levels, sweeps], a level with fewer
 //! sweeps padded with zeros after its last) and `correction` (f64,
 //! [levels]); metadata `format = adjunct-multigrid`, `version = 1`,
-//! `component = smoother-schedule`, `dim`, `levels`, `sweeps`, and
-//! free-form `training_grid`, `training_command` and `training_loss`.
+//! `component = smoother-schedule`, `dim`, `levels`, `sweeps`,
+//! `coarse_operators` (the hierarchy the schedule was trained on and runs
+//! on: `automatic`, `rediscretized`, `galerkin`, `lumped-galerkin` or
+//! `axis-galerkin`; a file without it, as written before the field
+//! existed, means `automatic`), and free-form `training_grid`,
+//! `training_command` and `training_loss`.
 
 use super::file::{checked_metadata, field, format_error, read_file, serialize, write_file};
 use super::train::{sample_loss, Adam};
 use crate::error::{Error, Result};
-use crate::krylov::{LevelSchedule, Multigrid, MultigridOptions, Precision, Schedule};
+use crate::krylov::{
+    CoarseOperators, LevelSchedule, Multigrid, MultigridOptions, Precision, Schedule,
+};
 use crate::operator::GridPoisson;
 use crate::random::SplitMix;
 use crate::vector;
@@ -47,6 +53,9 @@ pub struct MultigridModel {
     pub dim: usize,
     /// The schedule.
     pub schedule: Schedule,
+    /// The coarse operators of the hierarchy the schedule was trained on,
+    /// which [`MultigridModel::options_for`] runs it on.
+    pub coarse_operators: CoarseOperators,
     /// Grid size the model was trained on, e.g. "64x64x64".
     pub training_grid: String,
     /// The command that trained it.
@@ -56,8 +65,9 @@ pub struct MultigridModel {
 }
 
 impl MultigridModel {
-    /// The multigrid options that run this model's schedule on `a`, whose
-    /// dimension must be the model's ([`Error::Format`] naming `dim`).
+    /// The multigrid options that run this model's schedule on its coarse
+    /// operators on `a` (the other options from `base`), whose dimension
+    /// must be the model's ([`Error::Format`] naming `dim`).
     pub fn options_for(
         &self,
         a: &GridPoisson,
@@ -72,6 +82,7 @@ impl MultigridModel {
         }
         Ok(MultigridOptions {
             schedule: Some(self.schedule.clone()),
+            coarse_operators: self.coarse_operators,
             ..base.clone()
         })
     }
@@ -124,6 +135,7 @@ impl MultigridModel {
                 ("dim", self.dim.to_string()),
                 ("levels", levels.to_string()),
                 ("sweeps", sweeps.to_string()),
+                ("coarse_operators", self.coarse_operators.name().to_string()),
                 ("training_grid", self.training_grid.clone()),
                 ("training_command", self.training_command.clone()),
                 ("training_loss", self.training_loss.clone()),
@@ -165,6 +177,16 @@ impl MultigridModel {
         let dim = number("dim", 2..=3)?;
         let levels = number("levels", 1..=MAX_LEVELS)?;
         let sweeps = number("sweeps", 1..=MAX_SWEEPS)?;
+        let coarse_operators = match meta.get("coarse_operators") {
+            None => CoarseOperators::Automatic,
+            Some(name) => CoarseOperators::from_name(name).ok_or_else(|| {
+                let known: Vec<&str> = CoarseOperators::ALL.iter().map(|c| c.name()).collect();
+                format_error(format!(
+                    "metadata `coarse_operators` is `{name}`, expected one of {}",
+                    known.join(", ")
+                ))
+            })?,
+        };
         let file = SafeTensors::deserialize(bytes)
             .map_err(|e| format_error(format!("corrupted or truncated: {e}")))?;
         if file.len() != 2 {
@@ -219,6 +241,7 @@ impl MultigridModel {
         Ok(Self {
             dim,
             schedule,
+            coarse_operators,
             training_grid: meta.get("training_grid").cloned().unwrap_or_default(),
             training_command: meta.get("training_command").cloned().unwrap_or_default(),
             training_loss: meta.get("training_loss").cloned().unwrap_or_default(),

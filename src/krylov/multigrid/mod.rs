@@ -156,6 +156,34 @@ pub enum CoarseOperators {
     AxisGalerkin,
 }
 
+impl CoarseOperators {
+    /// Every variant.
+    pub const ALL: [CoarseOperators; 5] = [
+        CoarseOperators::Automatic,
+        CoarseOperators::Rediscretized,
+        CoarseOperators::Galerkin,
+        CoarseOperators::LumpedGalerkin,
+        CoarseOperators::AxisGalerkin,
+    ];
+
+    /// Its name in files and on command lines: `automatic`,
+    /// `rediscretized`, `galerkin`, `lumped-galerkin` or `axis-galerkin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CoarseOperators::Automatic => "automatic",
+            CoarseOperators::Rediscretized => "rediscretized",
+            CoarseOperators::Galerkin => "galerkin",
+            CoarseOperators::LumpedGalerkin => "lumped-galerkin",
+            CoarseOperators::AxisGalerkin => "axis-galerkin",
+        }
+    }
+
+    /// The variant of [`CoarseOperators::name`] `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
 impl Default for MultigridOptions {
     fn default() -> Self {
         Self {
