@@ -9,7 +9,9 @@
 //! Every flag is optional (defaults above; 2D uses --grid 128;
 //! `--coarse-sweeps k` gives the levels below the finest k sweeps;
 //! `--coarse-operators NAME` trains on, and records in the file, the
-//! hierarchy of `CoarseOperators::from_name(NAME)`, default `automatic`). The
+//! hierarchy of `CoarseOperators::from_name(NAME)`, default `automatic`;
+//! `--lower-weight w` weights the lower half of the Ritz vectors of the
+//! data by w instead of 9). The
 //! schedule starts from Chebyshev smoothing on [--lower, 2] and γ = 1,
 //! with one entry per level of the training hierarchy (the last serves
 //! every coarser level of a larger grid). A progress line shows the step
@@ -17,7 +19,9 @@
 //! the classical and learned cycles on the training operator.
 
 use adjunct::krylov::{cg, CoarseOperators, KrylovOptions, Multigrid, MultigridOptions, Schedule};
-use adjunct::learned::{ritz_dataset, train_schedule, MultigridModel, ScheduleTrainOptions};
+use adjunct::learned::{
+    ritz_dataset_weighted, train_schedule, MultigridModel, ScheduleTrainOptions,
+};
 use adjunct::{scene, LinearOperator};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,6 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let coarse_sweeps = number("--coarse-sweeps", sweeps as f64) as usize;
     let samples = number("--samples", 32.0) as usize;
     let lanczos = number("--lanczos", 40.0) as usize;
+    let lower_weight = number("--lower-weight", 9.0);
     let options = ScheduleTrainOptions {
         steps: number("--steps", 60.0) as usize,
         batch: number("--batch", 8.0) as usize,
@@ -48,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dims = if dim == 2 { [n, n, 1] } else { [n, n, n] };
     let a = scene::smoke(dims, 2)?.operator()?;
     let start = Instant::now();
-    let data = ritz_dataset(&a, lanczos, samples, options.seed)?;
+    let data = ritz_dataset_weighted(&a, lanczos, samples, options.seed, lower_weight)?;
     let coarse_operators = flag("--coarse-operators").map_or(CoarseOperators::Automatic, |name| {
         CoarseOperators::from_name(&name).expect("a coarse-operator name, e.g. axis-galerkin")
     });

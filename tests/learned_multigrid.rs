@@ -9,7 +9,9 @@ use adjunct::krylov::{
     cg, CoarseOperators, KrylovOptions, LevelSchedule, Multigrid, MultigridOptions, Precision,
     Schedule,
 };
-use adjunct::learned::{ritz_dataset, schedule_loss_and_gradient, AnyModel, MultigridModel};
+use adjunct::learned::{
+    ritz_dataset, ritz_dataset_weighted, schedule_loss_and_gradient, AnyModel, MultigridModel,
+};
 use adjunct::{scene, Cell, Error, GridPoisson, LinearOperator};
 use common::{assert_symmetric_positive, direct_solve, rel_diff, root};
 use safetensors::tensor::TensorView;
@@ -182,6 +184,31 @@ fn loss_gradient_matches_central_differences() {
     }
 }
 
+#[test]
+fn ritz_data_can_weight_the_spectrum_evenly() {
+    let g = &grids()[0].1;
+    let reference = ritz_dataset(g, 20, 3, 7).unwrap();
+    assert_eq!(reference, ritz_dataset_weighted(g, 20, 3, 7, 9.0).unwrap());
+    // The same coefficients with the lower half of the spectrum weighted 1
+    // instead of 9: more of each right-hand side's energy is high.
+    let even = ritz_dataset_weighted(g, 20, 3, 7, 1.0).unwrap();
+    let rayleigh = |r: &[f64]| {
+        let mut ar = vec![0.0; r.len()];
+        g.apply(r, &mut ar).unwrap();
+        r.iter().zip(&ar).map(|(a, b)| a * b).sum::<f64>()
+    };
+    for (low, flat) in reference.iter().zip(&even) {
+        assert!(rayleigh(flat) > 1.5 * rayleigh(low));
+    }
+    for bad in [0.0, -1.0, f64::NAN] {
+        let err = ritz_dataset_weighted(g, 20, 3, 7, bad).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidArgument { argument, .. } if *argument == "lower_weight"),
+            "{err}"
+        );
+    }
+}
+
 fn shipped(dim: usize) -> MultigridModel {
     let path = root().join(format!("models/multigrid_{dim}d.safetensors"));
     MultigridModel::load(&path).unwrap()
@@ -302,6 +329,28 @@ fn model_files_round_trip_and_bad_ones_are_refused() {
             .options_for(&grids()[0].1, &MultigridOptions::default())
             .unwrap();
         assert_eq!(options.coarse_operators, coarse_operators, "{name}");
+    }
+    // Beyond a 1e3 face-coefficient contrast, where the axis levels lose
+    // their grip, a schedule trained on them runs on Galerkin levels.
+    let axis = MultigridModel {
+        coarse_operators: CoarseOperators::AxisGalerkin,
+        ..model.clone()
+    };
+    let dims = [16, 16, 1];
+    let cells = vec![Cell::Fluid; 256];
+    for (contrast, expected) in [
+        (1e3, CoarseOperators::AxisGalerkin),
+        (1e4, CoarseOperators::Galerkin),
+    ] {
+        let beta: Vec<f64> = (0..512)
+            .map(|f| if (f % 256) / 16 < 8 { 1.0 } else { contrast })
+            .collect();
+        let g = GridPoisson::builder(dims, &cells)
+            .face_coefficients(&beta)
+            .build()
+            .unwrap();
+        let options = axis.options_for(&g, &MultigridOptions::default()).unwrap();
+        assert_eq!(options.coarse_operators, expected, "contrast {contrast:e}");
     }
     // Overrelaxation that would make the cycle indefinite.
     let wild = vec![1.9; damping.len()];

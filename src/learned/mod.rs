@@ -42,4 +42,7 @@ pub use multigrid::{
 };
 pub use network::{Architecture, Network, Tape, Workspace};
 pub use solver::{CoarseCorrection, ConjugateDirectionSolver, Directions};
-pub use train::{loss_and_gradient, ritz_dataset, solver_residuals, train, Adam, TrainOptions};
+pub use train::{
+    loss_and_gradient, ritz_dataset, ritz_dataset_weighted, solver_residuals, train, Adam,
+    TrainOptions,
+};

@@ -67,7 +67,11 @@ pub struct MultigridModel {
 impl MultigridModel {
     /// The multigrid options that run this model's schedule on its coarse
     /// operators on `a` (the other options from `base`), whose dimension
-    /// must be the model's ([`Error::Format`] naming `dim`).
+    /// must be the model's ([`Error::Format`] naming `dim`). A schedule
+    /// trained on axis-Galerkin levels runs on Galerkin levels when the
+    /// face coefficients between fluid cells of `a` vary by more than 1e3,
+    /// where the axis levels lose their grip (it stays symmetric positive
+    /// definite on any level whose smoother is ℓ1-scaled Jacobi).
     pub fn options_for(
         &self,
         a: &GridPoisson,
@@ -82,7 +86,7 @@ impl MultigridModel {
         }
         Ok(MultigridOptions {
             schedule: Some(self.schedule.clone()),
-            coarse_operators: self.coarse_operators,
+            coarse_operators: self.coarse_operators.within_contrast_of(a),
             ..base.clone()
         })
     }

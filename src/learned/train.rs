@@ -3,7 +3,8 @@
 //! - Dataset: m Lanczos steps with full reorthogonalisation on the training
 //!   operator A give Ritz pairs (θ_i, y_i); each right-hand side is
 //!   Σ_i c_i y_i with c_i ~ N(0, 1), multiplied by 9 for the lower half of
-//!   the spectrum (as in the reference), normalised to ‖r‖ = 1. Seeded.
+//!   the spectrum (as in the reference; [`ritz_dataset_weighted`] takes
+//!   another factor), normalised to ‖r‖ = 1. Seeded.
 //! - Loss (the unsupervised loss of the paper with the step length
 //!   eliminated by the exact line search): for q = D(r),
 //!   L = ‖r − (qᵀr / qᵀAq) A q‖², averaged over the batch; its gradient
@@ -18,13 +19,34 @@ use crate::operator::{FieldValue, GridPoisson, LinearOperator};
 use crate::random::SplitMix;
 use crate::vector;
 
-/// Right-hand sides built from Ritz vectors of A.
+/// Right-hand sides built from Ritz vectors of A, the lower half of the
+/// spectrum weighted 9 (as in the DCDM reference).
 pub fn ritz_dataset(
     a: &GridPoisson,
     lanczos_steps: usize,
     count: usize,
     seed: u64,
 ) -> Result<Vec<Vec<f64>>> {
+    ritz_dataset_weighted(a, lanczos_steps, count, seed, 9.0)
+}
+
+/// Right-hand sides built from Ritz vectors of A, the coefficients of the
+/// lower half of the Ritz values multiplied by `lower_weight` (1: every
+/// Ritz vector alike, as a preconditioner that CG runs must serve the
+/// whole spectrum).
+pub fn ritz_dataset_weighted(
+    a: &GridPoisson,
+    lanczos_steps: usize,
+    count: usize,
+    seed: u64,
+    lower_weight: f64,
+) -> Result<Vec<Vec<f64>>> {
+    if !(lower_weight.is_finite() && lower_weight > 0.0) {
+        return Err(Error::invalid(
+            "lower_weight",
+            format!("lower_weight = {lower_weight} must be positive and finite"),
+        ));
+    }
     let n = a.dim();
     let m = lanczos_steps.min(n);
     if m < 2 {
@@ -92,7 +114,7 @@ pub fn ritz_dataset(
         .map(|_| {
             let mut r = vec![0.0; n];
             for (i, y) in ritz.iter().enumerate() {
-                let weight = if i < k / 2 { 9.0 } else { 1.0 };
+                let weight = if i < k / 2 { lower_weight } else { 1.0 };
                 vector::axpy(weight * rng.normal(), y, &mut r);
             }
             let norm = vector::norm2(&r);

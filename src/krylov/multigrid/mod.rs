@@ -182,6 +182,19 @@ impl CoarseOperators {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.name() == name)
     }
+
+    /// These coarse operators for `a`, with [`CoarseOperators::AxisGalerkin`]
+    /// replaced by [`CoarseOperators::Galerkin`] when the face coefficients
+    /// between fluid cells of `a` vary by more than [`AXIS_CONTRAST`],
+    /// beyond which the axis levels lose their grip: the hierarchy a
+    /// schedule trained on axis levels runs on.
+    pub(crate) fn within_contrast_of(self, a: &GridPoisson) -> Self {
+        if self == CoarseOperators::AxisGalerkin && fluid_face_contrast(a) > AXIS_CONTRAST {
+            CoarseOperators::Galerkin
+        } else {
+            self
+        }
+    }
 }
 
 impl Default for MultigridOptions {
@@ -264,6 +277,12 @@ impl MultigridOptions {
 /// rediscretised levels take 16 iterations against Galerkin's 13, at 1e4
 /// 111 against 16).
 const AUTOMATIC_CONTRAST: f64 = 10.0;
+
+/// The contrast of the face coefficients between fluid cells up to which
+/// the axis-Galerkin levels keep within 1.5× of Galerkin's iterations
+/// (`tests/multigrid_contrast.rs`; at 1e4 and beyond they take 29–221
+/// where Galerkin takes 14–31).
+const AXIS_CONTRAST: f64 = 1e3;
 
 /// max β / min β over the faces between two fluid cells of `a` (1 without
 /// face coefficients; infinite when one of them is 0).
