@@ -31,7 +31,10 @@
 //!
 //! Learned multigrid (`--multigrid-only` runs just this part): on the same
 //! scenes at rtol 1e-8, setup included (hierarchy build + MGPCG, median of
-//! 3), the shipped `models/multigrid_{2,3}d.safetensors` schedule against
+//! 3), the shipped schedules `models/multigrid_{2,3}d.safetensors`
+//! (trained on the default hierarchy; `--multigrid2/3 F` names others) and
+//! `models/multigrid_axis_{2,3}d.safetensors` (trained on axis-Galerkin
+//! levels; `--multigrid-axis2/3 F`) against
 //! classical MGPCG tuned in the same run: every damped-Jacobi cycle with
 //! ν ∈ {1, 2, 3, 4} sweeps on the finest level, doubling on k ∈ {0, 1, 2}
 //! coarser levels, and ω ∈ {0.6, 0.7, 0.8, 0.9, 1.0}, and Chebyshev
@@ -195,13 +198,14 @@ fn mgpcg(a: &GridPoisson, b: &[f64], mg_options: &MultigridOptions) -> (usize, f
     (row.iterations, row.seconds, row.converged)
 }
 
-/// The learned multigrid rows of one scene; returns (learned iterations,
-/// seconds) and the tuned classical cycle's (label, iterations, seconds).
+/// The learned multigrid rows of one scene; returns per model (learned
+/// iterations, seconds) and the tuned classical cycle's (label,
+/// iterations, seconds).
 fn multigrid_rows(
     a: &GridPoisson,
     b: &[f64],
-    model: &MultigridModel,
-) -> ((usize, f64), (String, usize, f64)) {
+    models: &[(String, MultigridModel)],
+) -> (Vec<(usize, f64)>, (String, usize, f64)) {
     let mut candidates: Vec<(String, MultigridOptions)> = Vec::new();
     for sweep_doublings in 0..=2 {
         for sweeps in 1..=4 {
@@ -280,24 +284,33 @@ fn multigrid_rows(
         }
     }
     let (best_label, best_options, _) = best.expect("a classical cycle converges");
-    let learned_options = model
-        .options_for(a, &MultigridOptions::default())
-        .expect("the model fits the grid");
-    // The final comparison alternates the two, so that both see the same
-    // stretch of this noisy machine: medians of 3 rounds of (3 runs each).
-    let (mut tuned_runs, mut learned_runs) = (Vec::new(), Vec::new());
-    let (mut tuned_its, mut learned_its) = (0, 0);
+    let learned_options: Vec<MultigridOptions> = models
+        .iter()
+        .map(|(_, model)| {
+            model
+                .options_for(a, &MultigridOptions::default())
+                .expect("the model fits the grid")
+        })
+        .collect();
+    // The final comparison alternates the tuned cycle and the learned ones,
+    // so that all see the same stretch of this noisy machine: medians of 3
+    // rounds (of 3 runs each).
+    let mut tuned_runs = Vec::new();
+    let mut learned_runs = vec![Vec::new(); models.len()];
+    let mut tuned_its = 0;
+    let mut learned_its = vec![0; models.len()];
     for _ in 0..3 {
         let (its, seconds, _) = mgpcg(a, b, &best_options);
         tuned_its = its;
         tuned_runs.push(seconds);
-        let (its, seconds, converged) = mgpcg(a, b, &learned_options);
-        assert!(converged, "the learned cycle did not converge");
-        learned_its = its;
-        learned_runs.push(seconds);
+        for (k, options) in learned_options.iter().enumerate() {
+            let (its, seconds, converged) = mgpcg(a, b, options);
+            assert!(converged, "the learned cycle did not converge");
+            learned_its[k] = its;
+            learned_runs[k].push(seconds);
+        }
     }
     let best = (best_label, tuned_its, median(tuned_runs));
-    let learned_seconds = median(learned_runs);
     if let Some((its, seconds)) = default {
         println!(
             "  {:<34} {its:>4} its {seconds:>8.3} s",
@@ -310,11 +323,17 @@ fn multigrid_rows(
         best.1,
         best.2
     );
-    println!(
-        "  {:<34} {learned_its:>4} its {learned_seconds:>8.3} s",
-        "learned schedule"
-    );
-    ((learned_its, learned_seconds), best)
+    let learned: Vec<(usize, f64)> = learned_its
+        .into_iter()
+        .zip(learned_runs.into_iter().map(median))
+        .collect();
+    for ((name, _), (its, seconds)) in models.iter().zip(&learned) {
+        println!(
+            "  {:<34} {its:>4} its {seconds:>8.3} s",
+            format!("learned {name}")
+        );
+    }
+    (learned, best)
 }
 
 fn print_row(row: &Row) {
@@ -496,23 +515,35 @@ fn multigrid_section(root: &std::path::Path, scenes: &[[usize; 3]]) {
     let mut ratios = Vec::new();
     for &dims in scenes {
         let dim = if dims[2] > 1 { 3 } else { 2 };
-        let path = flag(&format!("--multigrid{dim}")).map_or_else(
-            || root.join(format!("models/multigrid_{dim}d.safetensors")),
-            PathBuf::from,
-        );
-        let model = MultigridModel::load(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let models: Vec<(String, MultigridModel)> = [
+            ("multigrid", "--multigrid"),
+            ("multigrid_axis", "--multigrid-axis"),
+        ]
+        .into_iter()
+        .map(|(file, option)| {
+            let path = flag(&format!("{option}{dim}")).map_or_else(
+                || root.join(format!("models/{file}_{dim}d.safetensors")),
+                PathBuf::from,
+            );
+            let model = MultigridModel::load(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            let levels = model.coarse_operators.name();
+            (format!("schedule on {levels} levels"), model)
+        })
+        .collect();
         let problem = scene::obstacles(dims, 2).expect("scene");
         let a = problem.operator().expect("operator");
         println!("\n{dims:?}: {} unknowns", a.dim());
-        let (learned, tuned) = multigrid_rows(&a, &problem.rhs, &model);
-        ratios.push((dims, learned, tuned));
+        let (learned, tuned) = multigrid_rows(&a, &problem.rhs, &models);
+        ratios.push((dims, models, learned, tuned));
     }
     println!("\nratios, learned schedule / tuned classical MGPCG (targets: its ≤ 0.7, time ≤ 0.9)");
-    for (dims, (its, seconds), (label, tuned_its, tuned_seconds)) in ratios {
-        println!(
-            "  {dims:?} its {:.2}  time {:.2}  (against {label})",
-            its as f64 / tuned_its as f64,
-            seconds / tuned_seconds
-        );
+    for (dims, models, learned, (label, tuned_its, tuned_seconds)) in ratios {
+        for ((name, _), (its, seconds)) in models.iter().zip(learned) {
+            println!(
+                "  {dims:?} {name}: its {:.2}  time {:.2}  (against {label})",
+                its as f64 / tuned_its as f64,
+                seconds / tuned_seconds
+            );
+        }
     }
 }

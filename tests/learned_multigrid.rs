@@ -210,7 +210,11 @@ fn ritz_data_can_weight_the_spectrum_evenly() {
 }
 
 fn shipped(dim: usize) -> MultigridModel {
-    let path = root().join(format!("models/multigrid_{dim}d.safetensors"));
+    shipped_file(&format!("multigrid_{dim}d"))
+}
+
+fn shipped_file(name: &str) -> MultigridModel {
+    let path = root().join(format!("models/{name}.safetensors"));
     MultigridModel::load(&path).unwrap()
 }
 
@@ -219,10 +223,20 @@ fn shipped_models_solve_held_out_scenes_to_the_direct_solution() {
     // scene::obstacles is not the training scene (smoke), and the grids
     // are not the training grids. (Iterations against the classical cycle
     // are benchmark figures: `bench_cdm`.)
-    for dims in [[96, 80, 1], [32, 30, 28]] {
+    let cases = [[96, 80, 1], [32, 30, 28]].into_iter().flat_map(|dims| {
         let dim = if dims[2] == 1 { 2 } else { 3 };
-        let model = shipped(dim);
+        [
+            (dims, shipped(dim), CoarseOperators::Automatic),
+            (
+                dims,
+                shipped_file(&format!("multigrid_axis_{dim}d")),
+                CoarseOperators::AxisGalerkin,
+            ),
+        ]
+    });
+    for (dims, model, coarse_operators) in cases {
         assert!(model.training_command.contains("train_multigrid"));
+        assert_eq!(model.coarse_operators, coarse_operators, "{dims:?}");
         let problem = scene::obstacles(dims, 2).unwrap();
         let a = problem.operator().unwrap();
         let b = problem.rhs.clone();
