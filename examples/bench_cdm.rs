@@ -42,10 +42,10 @@
 //! Galerkin coarse levels under the default cycle and Chebyshev ν = 4
 //! (`CoarseOperators::LumpedGalerkin`), and axis-Galerkin levels under the
 //! default cycle and Chebyshev ν = 3 and 4 (`CoarseOperators::AxisGalerkin`);
-//! the fastest is
-//! the yardstick, timed again alternating with the learned cycle (medians
-//! of 3 rounds). Ratios last: learned/tuned iterations (target ≤ 0.7) and
-//! wall-clock (≤ 0.9).
+//! the sweep's 3 fastest and the default cycle are timed again,
+//! alternating with the learned cycles (medians of 3 rounds), and the
+//! fastest of them is the yardstick. Ratios last: learned/tuned
+//! iterations (target ≤ 0.7) and wall-clock (≤ 0.9).
 
 use adjunct::krylov::{
     conjugate_direction, CoarseOperators, CoarseSpace, ConjugateDirectionOptions, Multigrid,
@@ -198,6 +198,9 @@ fn mgpcg(a: &GridPoisson, b: &[f64], mg_options: &MultigridOptions) -> (usize, f
     (row.iterations, row.seconds, row.converged)
 }
 
+/// How many of the sweep's fastest classical settings are timed again.
+const FINALISTS: usize = 3;
+
 /// The learned multigrid rows of one scene; returns per model (learned
 /// iterations, seconds) and the tuned classical cycle's (label,
 /// iterations, seconds).
@@ -263,7 +266,7 @@ fn multigrid_rows(
             ));
         }
     }
-    let mut best: Option<(String, MultigridOptions, f64)> = None;
+    let mut swept: Vec<(String, MultigridOptions, f64)> = Vec::new();
     let mut default = None;
     for (label, mg_options) in &candidates {
         let (its, seconds, converged) = mgpcg(a, b, mg_options);
@@ -277,13 +280,22 @@ fn multigrid_rows(
             && mg_options.damping == defaults.damping
             && mg_options.coarse_operators == defaults.coarse_operators
         {
-            default = Some((its, seconds));
+            default = Some((label.clone(), its, seconds));
         }
-        if best.as_ref().is_none_or(|(_, _, t)| seconds < *t) {
-            best = Some((label.clone(), mg_options.clone(), seconds));
-        }
+        swept.push((label.clone(), mg_options.clone(), seconds));
     }
-    let (best_label, best_options, _) = best.expect("a classical cycle converges");
+    // The sweep's fastest few and the default cycle are finalists: one
+    // timing of each setting picks by luck on this machine, so the
+    // finalists are timed again.
+    swept.sort_by(|x, y| x.2.total_cmp(&y.2));
+    let default_entry = default
+        .as_ref()
+        .and_then(|(label, _, _)| swept.iter().find(|s| s.0 == *label).cloned());
+    swept.truncate(FINALISTS);
+    if let Some(entry) = default_entry.filter(|d| swept.iter().all(|s| s.0 != d.0)) {
+        swept.push(entry);
+    }
+    assert!(!swept.is_empty(), "a classical cycle converges");
     let learned_options: Vec<MultigridOptions> = models
         .iter()
         .map(|(_, model)| {
@@ -292,17 +304,19 @@ fn multigrid_rows(
                 .expect("the model fits the grid")
         })
         .collect();
-    // The final comparison alternates the tuned cycle and the learned ones,
+    // The final comparison alternates the finalists and the learned cycles,
     // so that all see the same stretch of this noisy machine: medians of 3
-    // rounds (of 3 runs each).
-    let mut tuned_runs = Vec::new();
+    // rounds (of 3 runs each); the fastest finalist is the yardstick.
+    let mut finalist_runs = vec![Vec::new(); swept.len()];
+    let mut finalist_its = vec![0; swept.len()];
     let mut learned_runs = vec![Vec::new(); models.len()];
-    let mut tuned_its = 0;
     let mut learned_its = vec![0; models.len()];
     for _ in 0..3 {
-        let (its, seconds, _) = mgpcg(a, b, &best_options);
-        tuned_its = its;
-        tuned_runs.push(seconds);
+        for (k, (_, options, _)) in swept.iter().enumerate() {
+            let (its, seconds, _) = mgpcg(a, b, options);
+            finalist_its[k] = its;
+            finalist_runs[k].push(seconds);
+        }
         for (k, options) in learned_options.iter().enumerate() {
             let (its, seconds, converged) = mgpcg(a, b, options);
             assert!(converged, "the learned cycle did not converge");
@@ -310,8 +324,14 @@ fn multigrid_rows(
             learned_runs[k].push(seconds);
         }
     }
-    let best = (best_label, tuned_its, median(tuned_runs));
-    if let Some((its, seconds)) = default {
+    let best = swept
+        .iter()
+        .zip(finalist_its)
+        .zip(finalist_runs.into_iter().map(median))
+        .map(|(((label, _, _), its), seconds)| (label.clone(), its, seconds))
+        .min_by(|x, y| x.2.total_cmp(&y.2))
+        .expect("finalists");
+    if let Some((_, its, seconds)) = default {
         println!(
             "  {:<34} {its:>4} its {seconds:>8.3} s",
             "classical default"
