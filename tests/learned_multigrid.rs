@@ -491,6 +491,33 @@ fn learned_multigrid_through_the_c_abi() {
         );
         assert!(rel_diff(&y, &exact) < 1e-6);
         assert!(cdm_solve_report.iterations.abs_diff(report.iterations) <= 1);
+        // A schedule trained on axis-Galerkin levels runs on them.
+        let (mut axis, mut axis_pc) = (null_mut(), null_mut());
+        assert_eq!(
+            adj_model_load(path("multigrid_axis_2d.safetensors").as_ptr(), &mut axis),
+            ADJ_OK,
+            "{}",
+            common::last_error()
+        );
+        assert_eq!(adj_precond_new_model(grid, axis, &mut axis_pc), ADJ_OK);
+        let mut z = vec![0.0; n];
+        assert_eq!(
+            adj_cg_solve(
+                grid,
+                axis_pc,
+                problem.rhs.as_ptr(),
+                z.as_mut_ptr(),
+                n,
+                null(),
+                null_mut()
+            ),
+            ADJ_OK,
+            "{}",
+            common::last_error()
+        );
+        assert!(rel_diff(&z, &exact) < 1e-6, "{}", rel_diff(&z, &exact));
+        adj_precond_free(axis_pc);
+        adj_model_free(axis);
         // Wrong dimension, wrong component, not a grid operator, NULLs.
         let mut bad = null_mut();
         expect(
