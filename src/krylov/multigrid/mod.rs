@@ -147,8 +147,8 @@ pub enum CoarseOperators {
     /// along each axis, and costs one pass over the fine unknowns to
     /// build. Held-out `scene::obstacles` at rtol 1e-8 with Chebyshev
     /// smoothing (ν = 4): 6 iterations at 64³, 128³ and 512² instead of
-    /// 8–9 rediscretised, at 2.5–3× the rediscretised setup (0.15 s
-    /// against 0.05 s at 128³), so it pays for a hierarchy that serves
+    /// 8–9 rediscretised, at 2–4× the rediscretised setup (0.11 s
+    /// against 0.03–0.05 s at 128³), so it pays for a hierarchy that serves
     /// several right-hand sides (`examples/bench_coarse_operators.rs`).
     /// Its prolongation is constant across each axis, so it loses its
     /// grip beyond a 1e3 coefficient contrast (29–221 iterations where
