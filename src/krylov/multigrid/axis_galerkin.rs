@@ -579,8 +579,10 @@ fn coarsen_line(
 ) {
     line.fill(AxisWeights::default());
     let fd = fine.dims();
+    let scale = 1.0 / (1usize << fine.ndim()) as f64;
     let stride = [1, fd[0], fd[0] * fd[1]][axis];
     let across = across(axis);
+    let codes = fine.unknown_codes();
     let children = |b: usize| 2 * start[b]..(2 * start[b] + 2).min(fd[b]);
     for t1 in children(across[0]) {
         for t2 in children(across[1]) {
@@ -589,72 +591,56 @@ fn coarsen_line(
             p[across[1]] = t2;
             let first = cell_of(p, fd);
             for f in 0..fd[axis] {
-                add_fine_cell(fine, operator, axis, (first + f * stride, f), kinds, line);
+                let c = first + f * stride;
+                if codes[c] >= AIR {
+                    continue;
+                }
+                let part = fine_part(fine, operator, axis, (c, f), codes[c] as usize);
+                let parent = f / 2;
+                if part.leak == 0.0
+                    && parent >= 1
+                    && parent + 2 < kinds.len()
+                    && kinds[parent - 1..parent + 3]
+                        .iter()
+                        .all(|&k| k == Cell::Fluid)
+                {
+                    // Every row of P_a involved interpolates between fluid
+                    // cells: the general path's result, without its leak
+                    // terms, which are 0. With J = f/2, the differences of
+                    // the rows for the pairs 1 and 2 apart are, for f = 2J,
+                    //   g₁ = ¼(e_{J−1} − e_{J+1}),  g₂ = ¼e_{J−1} + ½e_J − ¾e_{J+1},
+                    // and for f = 2J + 1
+                    //   g₁ = ½(e_J − e_{J+1}),      g₂ = ¾e_J − ½e_{J+1} − ¼e_{J+2},
+                    // each adding the pairs −w g_i g_j.
+                    let [w1, w2] = part.pairs.map(|w| scale * w);
+                    if f % 2 == 0 {
+                        line[parent - 1].pairs[0] -= w2 / 8.0;
+                        line[parent - 1].pairs[1] += w1 / 16.0 + 3.0 * w2 / 16.0;
+                        line[parent].pairs[0] += 3.0 * w2 / 8.0;
+                    } else {
+                        line[parent].pairs[0] += w1 / 4.0 + 3.0 * w2 / 8.0;
+                        line[parent].pairs[1] += 3.0 * w2 / 16.0;
+                        line[parent + 1].pairs[0] -= w2 / 8.0;
+                    }
+                    continue;
+                }
+                let row = prolongation_row(kinds, f, 1.0);
+                if part.leak != 0.0 {
+                    accumulate(line, scale, &row, part.leak);
+                }
+                for (k, &w) in part.pairs.iter().enumerate() {
+                    if w == 0.0 {
+                        continue;
+                    }
+                    debug_assert!(codes[c + (k + 1) * stride] < AIR);
+                    let mut difference = prolongation_row(kinds, f + k + 1, -1.0);
+                    for &(along, weight) in row.as_slice() {
+                        difference.add(along, weight);
+                    }
+                    accumulate(line, scale, &difference, w);
+                }
             }
         }
-    }
-}
-
-/// Adds to `line` (a coarse line whose cells' kinds are `kinds`) what the
-/// fine cell `c`, at coordinate `f` along it, contributes to
-/// P_aᵀ A_a P_a / 2ᵈ: its leak and its pairs up the axis.
-fn add_fine_cell(
-    fine: &GridPoisson,
-    operator: FineOperator<'_>,
-    axis: usize,
-    (c, f): (usize, usize),
-    kinds: &[Cell],
-    line: &mut [AxisWeights],
-) {
-    let codes = fine.unknown_codes();
-    if codes[c] >= AIR {
-        return;
-    }
-    let scale = 1.0 / (1usize << fine.ndim()) as f64;
-    let stride = [1, fine.dims()[0], fine.dims()[0] * fine.dims()[1]][axis];
-    let part = fine_part(fine, operator, axis, (c, f), codes[c] as usize);
-    let parent = f / 2;
-    if part.leak == 0.0
-        && parent >= 1
-        && parent + 2 < kinds.len()
-        && kinds[parent - 1..parent + 3]
-            .iter()
-            .all(|&k| k == Cell::Fluid)
-    {
-        // Every row of P_a involved interpolates between fluid cells: the
-        // general path's result, without its leak terms, which are 0. With
-        // J = f/2, the differences of the rows for the pairs 1 and 2 apart
-        // are, for f = 2J,
-        //   g₁ = ¼(e_{J−1} − e_{J+1}),  g₂ = ¼e_{J−1} + ½e_J − ¾e_{J+1},
-        // and for f = 2J + 1
-        //   g₁ = ½(e_J − e_{J+1}),      g₂ = ¾e_J − ½e_{J+1} − ¼e_{J+2},
-        // each adding the pairs −w g_i g_j.
-        let [w1, w2] = part.pairs.map(|w| scale * w);
-        if f % 2 == 0 {
-            line[parent - 1].pairs[0] -= w2 / 8.0;
-            line[parent - 1].pairs[1] += w1 / 16.0 + 3.0 * w2 / 16.0;
-            line[parent].pairs[0] += 3.0 * w2 / 8.0;
-        } else {
-            line[parent].pairs[0] += w1 / 4.0 + 3.0 * w2 / 8.0;
-            line[parent].pairs[1] += 3.0 * w2 / 16.0;
-            line[parent + 1].pairs[0] -= w2 / 8.0;
-        }
-        return;
-    }
-    let row = prolongation_row(kinds, f, 1.0);
-    if part.leak != 0.0 {
-        accumulate(line, scale, &row, part.leak);
-    }
-    for (k, &w) in part.pairs.iter().enumerate() {
-        if w == 0.0 {
-            continue;
-        }
-        debug_assert!(codes[c + (k + 1) * stride] < AIR);
-        let mut difference = prolongation_row(kinds, f + k + 1, -1.0);
-        for &(along, weight) in row.as_slice() {
-            difference.add(along, weight);
-        }
-        accumulate(line, scale, &difference, w);
     }
 }
 
