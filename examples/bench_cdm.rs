@@ -288,47 +288,46 @@ fn multigrid_rows(
     // timing of each setting picks by luck on this machine, so the
     // finalists are timed again.
     swept.sort_by(|x, y| x.2.total_cmp(&y.2));
-    let default_entry = default
-        .as_ref()
-        .and_then(|(label, _, _)| swept.iter().find(|s| s.0 == *label).cloned());
-    swept.truncate(FINALISTS);
-    if let Some(entry) = default_entry.filter(|d| swept.iter().all(|s| s.0 != d.0)) {
-        swept.push(entry);
-    }
-    assert!(!swept.is_empty(), "a classical cycle converges");
-    let learned_options: Vec<MultigridOptions> = models
-        .iter()
-        .map(|(_, model)| {
-            model
-                .options_for(a, &MultigridOptions::default())
-                .expect("the model fits the grid")
-        })
+    let is_default = |label: &str| default.as_ref().is_some_and(|d| d.0 == label);
+    let finalists: Vec<(String, MultigridOptions)> = swept
+        .into_iter()
+        .enumerate()
+        .filter(|(rank, (label, _, _))| *rank < FINALISTS || is_default(label))
+        .map(|(_, (label, options, _))| (label, options))
         .collect();
+    assert!(!finalists.is_empty(), "a classical cycle converges");
+    let learned_options = models.iter().map(|(_, model)| {
+        model
+            .options_for(a, &MultigridOptions::default())
+            .expect("the model fits the grid")
+    });
     // The final comparison alternates the finalists and the learned cycles,
     // so that all see the same stretch of this noisy machine: medians of 3
     // rounds (of 3 runs each); the fastest finalist is the yardstick.
-    let mut finalist_runs = vec![Vec::new(); swept.len()];
-    let mut finalist_its = vec![0; swept.len()];
-    let mut learned_runs = vec![Vec::new(); models.len()];
-    let mut learned_its = vec![0; models.len()];
+    let contenders: Vec<MultigridOptions> = finalists
+        .iter()
+        .map(|(_, options)| options.clone())
+        .chain(learned_options)
+        .collect();
+    let mut runs = vec![Vec::new(); contenders.len()];
+    let mut iterations = vec![0; contenders.len()];
     for _ in 0..3 {
-        for (k, (_, options, _)) in swept.iter().enumerate() {
-            let (its, seconds, _) = mgpcg(a, b, options);
-            finalist_its[k] = its;
-            finalist_runs[k].push(seconds);
-        }
-        for (k, options) in learned_options.iter().enumerate() {
+        for (k, options) in contenders.iter().enumerate() {
             let (its, seconds, converged) = mgpcg(a, b, options);
-            assert!(converged, "the learned cycle did not converge");
-            learned_its[k] = its;
-            learned_runs[k].push(seconds);
+            assert!(converged, "a finalist or learned cycle did not converge");
+            iterations[k] = its;
+            runs[k].push(seconds);
         }
     }
-    let best = swept
+    let mut timed: Vec<(usize, f64)> = iterations
+        .into_iter()
+        .zip(runs.into_iter().map(median))
+        .collect();
+    let learned = timed.split_off(finalists.len());
+    let best = finalists
         .iter()
-        .zip(finalist_its)
-        .zip(finalist_runs.into_iter().map(median))
-        .map(|(((label, _, _), its), seconds)| (label.clone(), its, seconds))
+        .zip(timed)
+        .map(|((label, _), (its, seconds))| (label.clone(), its, seconds))
         .min_by(|x, y| x.2.total_cmp(&y.2))
         .expect("finalists");
     if let Some((_, its, seconds)) = default {
@@ -343,10 +342,6 @@ fn multigrid_rows(
         best.1,
         best.2
     );
-    let learned: Vec<(usize, f64)> = learned_its
-        .into_iter()
-        .zip(learned_runs.into_iter().map(median))
-        .collect();
     for ((name, _), (its, seconds)) in models.iter().zip(&learned) {
         println!(
             "  {:<34} {its:>4} its {seconds:>8.3} s",
