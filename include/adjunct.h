@@ -805,10 +805,10 @@ enum adj_status adj_cdm_report_init(struct adj_cdm_report *cdm_report, size_t st
 // damping per sweep and coarse-correction scale on each level (the last
 // entry serving every coarser level), on the coarse operators the model
 // was trained on (its `coarse_operators` metadata), symmetric positive
-// definite by construction. `ADJ_ERR_FORMAT` when `model` is a direction network (its
-// `component` is not `smoother-schedule`) or was trained for the other
-// grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op` when it
-// is not a grid operator. `model` may be freed afterwards.
+// definite by construction. `ADJ_ERR_FORMAT` when `model` is a direction
+// network (its `component` is not `smoother-schedule`) or was trained for
+// the other grid dimension (`dim`); `ADJ_ERR_INVALID_ARGUMENT` naming `op`
+// when it is not a grid operator. `model` may be freed afterwards.
 enum adj_status adj_precond_new_model(const struct adj_operator *op,
                                       const struct adj_model *model,
                                       struct adj_precond **out);
